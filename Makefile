@@ -1,0 +1,54 @@
+# The project's entry points. `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CARGO      ?= cargo
+VENV       := $(CURDIR)/.venv
+PYTHON     ?= python3
+REQS       := tools/requirements.txt
+VENV_STAMP := $(VENV)/.installed-$(shell sha1sum $(REQS) | cut -c1-12)
+
+# Tests find the project's tools through these.
+export AWS_CLI := $(VENV)/bin/aws
+export CARGO_TERM_COLOR ?= never
+
+NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(VENV_STAMP): $(REQS)
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r $(REQS)
+	@rm -f $(VENV)/.installed-* && touch $@
+
+.PHONY: tools
+tools: $(VENV_STAMP) ## install the pinned Python tools into .venv
+
+.PHONY: fmt
+fmt: ## format the code
+	$(CARGO) fmt --all
+
+.PHONY: lint
+lint: ## rustfmt check and clippy with -D warnings
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+.PHONY: test
+test: lint tools ## lint, then every test (unit, property, integration against fleet-sim, AWS CLI checks)
+ifeq ($(NEXTEST),yes)
+	$(CARGO) nextest run --workspace --locked --no-fail-fast
+else
+	$(CARGO) test --workspace --locked --no-fail-fast
+endif
+	$(CARGO) test --workspace --locked --doc
+
+.PHONY: bench
+bench: tools ## run the benchmarks (figures go to docs/performance.md)
+	$(CARGO) bench --workspace --locked
+
+.PHONY: clean
+clean: ## remove build output and the tool environment
+	$(CARGO) clean
+	rm -rf $(VENV)

@@ -1,0 +1,31 @@
+//! The domain, ports and contracts of the ECS nightly restart orchestrator.
+//!
+//! This crate is pure logic: it makes no AWS calls and never reads the environment or the
+//! wall clock. Functions take `now` and configuration as arguments. See `docs/ARCHITECTURE.md`
+//! for where everything lives and `../shared/DESIGN.md` for the contracts implemented here.
+//!
+//! - [`ids`]: accounts, service and cluster ARNs (long and old format), [`ids::ServiceId`].
+//! - [`tag`]: the enrollment tag contract (DESIGN 3.1).
+//! - [`owner`]: owner resolution (3.2).
+//! - [`service`]: a service as ECS describes it, in domain words.
+//! - [`eligibility`]: skip reasons and the eligibility check (3.3).
+//! - [`outcome`]: night states, allowed transitions, restart verification (3.4).
+//! - [`window`]: the restart window in an IANA timezone, the night's date (3.6).
+//! - [`planner`]: eligible services into batches (3.6).
+//! - [`config`]: typed configuration from environment variables (3.9).
+//! - [`error`]: the Lambda error contract (3.8).
+
+pub mod config;
+pub mod eligibility;
+pub mod error;
+pub mod ids;
+pub mod outcome;
+pub mod owner;
+pub mod planner;
+pub mod service;
+pub mod tag;
+pub mod window;
+
+pub use config::Config;
+pub use error::{ErrorType, HandlerError};
+pub use ids::{AccountId, ClusterArn, ServiceArn, ServiceId};

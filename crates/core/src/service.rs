@@ -1,0 +1,94 @@
+//! What ECS says about a service, in domain words: the adapters convert DescribeServices
+//! output into [`ServiceSnapshot`], and eligibility and verification read only this.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ServiceArn, ServiceId};
+use crate::tag::Tags;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ServiceStatus {
+    Active,
+    Draining,
+    Inactive,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SchedulingStrategy {
+    Replica,
+    Daemon,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeploymentController {
+    Ecs,
+    CodeDeploy,
+    External,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeploymentStatus {
+    Primary,
+    Active,
+    Inactive,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RolloutState {
+    InProgress,
+    Completed,
+    Failed,
+}
+
+/// One entry of a service's `deployments`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployment {
+    pub id: String,
+    pub status: DeploymentStatus,
+    /// ECS reports no rollout state for some deployments (older services, external ones).
+    pub rollout_state: Option<RolloutState>,
+    pub desired: u32,
+    pub running: u32,
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// A service as ECS describes it at one moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceSnapshot {
+    pub id: ServiceId,
+    pub arn: ServiceArn,
+    pub status: ServiceStatus,
+    pub desired: u32,
+    pub running: u32,
+    pub scheduling: SchedulingStrategy,
+    pub controller: DeploymentController,
+    pub min_healthy_percent: u32,
+    pub max_percent: u32,
+    pub deployments: Vec<Deployment>,
+    pub tags: Tags,
+}
+
+impl ServiceSnapshot {
+    /// The PRIMARY deployment, if ECS reports one.
+    pub fn primary(&self) -> Option<&Deployment> {
+        self.deployments
+            .iter()
+            .find(|d| d.status == DeploymentStatus::Primary)
+    }
+
+    /// Whether a deployment is still rolling: more than one deployment, or a PRIMARY one
+    /// IN_PROGRESS.
+    pub fn deployment_in_progress(&self) -> bool {
+        self.deployments.len() > 1
+            || self
+                .primary()
+                .is_some_and(|d| d.rollout_state == Some(RolloutState::InProgress))
+    }
+}
