@@ -10,6 +10,7 @@ VENV_STAMP := $(VENV)/.installed-$(shell sha1sum $(REQS) | cut -c1-12)
 
 # Tests find the project's tools through these.
 export AWS_CLI := $(VENV)/bin/aws
+export VENV
 export CARGO_TERM_COLOR ?= never
 
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
@@ -38,15 +39,15 @@ lint: ## rustfmt check and clippy with -D warnings
 .PHONY: test
 test: lint tools ## lint, then every test (unit, property, integration against fleet-sim, AWS CLI checks)
 ifeq ($(NEXTEST),yes)
-	$(CARGO) nextest run --workspace --locked --no-fail-fast
+	tools/with-moto $(CARGO) nextest run --workspace --locked --no-fail-fast
 else
-	$(CARGO) test --workspace --locked --no-fail-fast
+	tools/with-moto $(CARGO) test --workspace --locked --no-fail-fast
 endif
 	$(CARGO) test --workspace --locked --doc
 
 .PHONY: bench
 bench: tools ## run the benchmarks (figures go to docs/performance.md)
-	$(CARGO) bench --workspace --locked
+	tools/with-moto $(CARGO) bench --workspace --locked
 
 .PHONY: clean
 clean: ## remove build output and the tool environment

@@ -21,9 +21,9 @@ use crate::window::{RestartWindow, parse_time_of_day, parse_timezone};
 pub enum AccountsSource {
     /// `ACCOUNTS=111111111111,222222222222`
     List(Vec<AccountId>),
-    /// `ACCOUNTS_SOURCE=config-aggregator` with `AGGREGATOR_NAME`: every account the AWS
-    /// Config aggregator knows.
-    ConfigAggregator { aggregator: String },
+    /// `ACCOUNTS_SOURCE=config-aggregator`: every account the AWS Config aggregator
+    /// (`AGGREGATOR_NAME`) knows.
+    ConfigAggregator,
 }
 
 /// How services are discovered (`INVENTORY_SOURCE`).
@@ -50,6 +50,8 @@ pub struct Config {
     pub table_name: String,
     pub accounts: AccountsSource,
     pub inventory_source: InventorySource,
+    /// `AGGREGATOR_NAME`: required by either Config-based source.
+    pub aggregator_name: Option<String>,
     pub regions: Vec<String>,
     pub member_role_name: String,
     pub external_id: Option<String>,
@@ -245,9 +247,7 @@ impl Config {
                     "required when ACCOUNTS_SOURCE=config-aggregator",
                 );
             }
-            AccountsSource::ConfigAggregator {
-                aggregator: aggregator.clone().unwrap_or_default(),
-            }
+            AccountsSource::ConfigAggregator
         } else {
             if account_items.is_empty() {
                 v.problem(
@@ -266,7 +266,10 @@ impl Config {
                 ("config", InventorySource::Config),
             ],
         );
-        if inventory_source == InventorySource::Config && aggregator.is_none() {
+        if inventory_source == InventorySource::Config
+            && aggregator.is_none()
+            && accounts_source != "config-aggregator"
+        {
             v.problem("AGGREGATOR_NAME", "required when INVENTORY_SOURCE=config");
         }
 
@@ -391,6 +394,7 @@ impl Config {
             table_name,
             accounts,
             inventory_source,
+            aggregator_name: aggregator,
             regions,
             member_role_name,
             external_id,
@@ -420,10 +424,7 @@ impl Config {
 
     /// The configured aggregator, when one is named.
     pub fn aggregator(&self) -> Option<&str> {
-        match &self.accounts {
-            AccountsSource::ConfigAggregator { aggregator } => Some(aggregator),
-            AccountsSource::List(_) => None,
-        }
+        self.aggregator_name.as_deref()
     }
 }
 

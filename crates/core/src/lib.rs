@@ -12,18 +12,28 @@
 //! - [`outcome`]: night states, allowed transitions, restart verification (3.4).
 //! - [`window`]: the restart window in an IANA timezone, the night's date (3.6).
 //! - [`planner`]: eligible services into batches (3.6).
+//! - [`catalog`]: catalog records and inventory counts (3.7).
+//! - [`ports`]: the traits handlers use, in domain words; adapters implement them.
 //! - [`config`]: typed configuration from environment variables (3.9).
 //! - [`error`]: the Lambda error contract (3.8).
 
+pub mod adapters;
+pub mod catalog;
+pub mod clock;
 pub mod config;
 pub mod eligibility;
 pub mod error;
+pub mod fakes;
 pub mod ids;
+pub mod night;
 pub mod outcome;
 pub mod owner;
+pub mod pacing;
 pub mod planner;
+pub mod ports;
 pub mod service;
 pub mod tag;
+pub mod telemetry;
 pub mod window;
 
 pub use config::Config;

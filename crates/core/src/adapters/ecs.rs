@@ -1,0 +1,419 @@
+//! ECS in the member accounts: discovery (the `ServiceInventory` port) and the conversion of
+//! ECS service descriptions into [`ServiceSnapshot`]s.
+//!
+//! Discovery makes the fewest calls the fleet's shape allows: ListClusters (100 a page),
+//! DescribeClusters (100 a call, with tags: cluster owner tags), ListServices (100 a page),
+//! DescribeServices (10 a call, with tags). Never a ListTagsForResource per service. Every call
+//! waits for the account's and region's Describe bucket first, and the SDK retries throttling
+//! with backoff on top.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_ecs::types::{
+    ClusterField, DeploymentControllerType, DeploymentRolloutState, Service, ServiceField,
+};
+use aws_smithy_types::retry::RetryConfig;
+use aws_types::SdkConfig;
+use aws_types::region::Region;
+
+use crate::catalog::{DiscoveredService, Target};
+use crate::ids::{AccountId, ServiceArn, ServiceId};
+use crate::pacing::{ApiClass, Pacer};
+use crate::ports::{DiscoveryError, ServiceInventory};
+use crate::service::{
+    Deployment, DeploymentController, DeploymentStatus, RolloutState, SchedulingStrategy,
+    ServiceSnapshot, ServiceStatus,
+};
+use crate::tag::Tags;
+use crate::telemetry::ApiCalls;
+
+use super::sdk::{discovery_error, error_code, to_chrono};
+use super::sts::AccountSessions;
+
+/// The most services DescribeServices takes in one call.
+pub const DESCRIBE_SERVICES_MAX: usize = 10;
+/// The most clusters DescribeClusters takes in one call.
+pub const DESCRIBE_CLUSTERS_MAX: usize = 100;
+/// The largest page ListClusters and ListServices return.
+pub const LIST_PAGE_MAX: i32 = 100;
+
+/// ECS clients for every member account and region, sharing credentials, pacing and counters.
+#[derive(Debug)]
+pub struct EcsFleet {
+    sessions: AccountSessions,
+    base: SdkConfig,
+    pacer: Arc<Pacer>,
+    calls: Arc<ApiCalls>,
+    clients: Mutex<HashMap<(AccountId, String), aws_sdk_ecs::Client>>,
+}
+
+impl EcsFleet {
+    /// `base` carries the hub's SDK settings (endpoint overrides, HTTP client); each client
+    /// gets the member account's credentials and a patient retry policy.
+    pub fn new(
+        base: SdkConfig,
+        sessions: AccountSessions,
+        pacer: Arc<Pacer>,
+        calls: Arc<ApiCalls>,
+    ) -> Self {
+        Self {
+            sessions,
+            base,
+            pacer,
+            calls,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The ECS client of one account and region (built once, then shared).
+    pub fn client(&self, account: &AccountId, region: &str) -> aws_sdk_ecs::Client {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry((account.clone(), region.to_owned()))
+            .or_insert_with(|| {
+                let config = aws_sdk_ecs::config::Builder::from(&self.base)
+                    .region(Region::new(region.to_owned()))
+                    .credentials_provider(self.sessions.provider(account))
+                    .retry_config(
+                        RetryConfig::standard()
+                            .with_max_attempts(8)
+                            .with_max_backoff(Duration::from_secs(20)),
+                    )
+                    .build();
+                aws_sdk_ecs::Client::from_conf(config)
+            })
+            .clone()
+    }
+
+    /// Waits for the pacing bucket and counts the call.
+    async fn pace(&self, target: &Target, class: ApiClass, action: &str) {
+        self.pacer
+            .wait(&target.account, &target.region, class)
+            .await;
+        self.calls.record(action);
+    }
+
+    async fn list_cluster_arns(
+        &self,
+        ecs: &aws_sdk_ecs::Client,
+        target: &Target,
+    ) -> Result<Vec<String>, DiscoveryError> {
+        let mut arns = Vec::new();
+        let mut token = None;
+        loop {
+            self.pace(target, ApiClass::Describe, "ListClusters").await;
+            let page = ecs
+                .list_clusters()
+                .max_results(LIST_PAGE_MAX)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| discovery_error("ListClusters", &e))?;
+            arns.extend(page.cluster_arns().iter().cloned());
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() {
+                return Ok(arns);
+            }
+        }
+    }
+
+    /// Active clusters: (ARN, name, tags).
+    async fn describe_clusters(
+        &self,
+        ecs: &aws_sdk_ecs::Client,
+        target: &Target,
+        arns: &[String],
+    ) -> Result<Vec<(String, String, Tags)>, DiscoveryError> {
+        let mut out = Vec::with_capacity(arns.len());
+        for chunk in arns.chunks(DESCRIBE_CLUSTERS_MAX) {
+            self.pace(target, ApiClass::Describe, "DescribeClusters")
+                .await;
+            let page = ecs
+                .describe_clusters()
+                .set_clusters(Some(chunk.to_vec()))
+                .include(ClusterField::Tags)
+                .send()
+                .await
+                .map_err(|e| discovery_error("DescribeClusters", &e))?;
+            for c in page.clusters() {
+                if c.status() == Some("INACTIVE") {
+                    continue;
+                }
+                let (Some(arn), Some(name)) = (c.cluster_arn(), c.cluster_name()) else {
+                    continue;
+                };
+                out.push((arn.to_owned(), name.to_owned(), tags_of(c.tags())));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every service ARN of a cluster; `None` when the cluster vanished meanwhile.
+    async fn list_service_arns(
+        &self,
+        ecs: &aws_sdk_ecs::Client,
+        target: &Target,
+        cluster_arn: &str,
+    ) -> Result<Option<Vec<String>>, DiscoveryError> {
+        let mut arns = Vec::new();
+        let mut token = None;
+        loop {
+            self.pace(target, ApiClass::Describe, "ListServices").await;
+            let page = match ecs
+                .list_services()
+                .cluster(cluster_arn)
+                .max_results(LIST_PAGE_MAX)
+                .set_next_token(token)
+                .send()
+                .await
+            {
+                Ok(page) => page,
+                Err(e) if error_code(&e) == Some("ClusterNotFoundException") => return Ok(None),
+                Err(e) => return Err(discovery_error("ListServices", &e)),
+            };
+            arns.extend(page.service_arns().iter().cloned());
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() {
+                return Ok(Some(arns));
+            }
+        }
+    }
+
+    /// Describes services of one cluster, 10 a call, with tags. Services ECS reports as
+    /// missing are left out.
+    pub async fn describe_services(
+        &self,
+        target: &Target,
+        cluster_arn: &str,
+        cluster_name: &str,
+        service_arns: &[String],
+    ) -> Result<Vec<ServiceSnapshot>, DiscoveryError> {
+        let ecs = self.client(&target.account, &target.region);
+        let mut out = Vec::with_capacity(service_arns.len());
+        for chunk in service_arns.chunks(DESCRIBE_SERVICES_MAX) {
+            self.pace(target, ApiClass::Describe, "DescribeServices")
+                .await;
+            let page = match ecs
+                .describe_services()
+                .cluster(cluster_arn)
+                .set_services(Some(chunk.to_vec()))
+                .include(ServiceField::Tags)
+                .send()
+                .await
+            {
+                Ok(page) => page,
+                Err(e) if error_code(&e) == Some("ClusterNotFoundException") => {
+                    return Ok(Vec::new());
+                }
+                Err(e) => return Err(discovery_error("DescribeServices", &e)),
+            };
+            for s in page.services() {
+                match snapshot(s, cluster_name) {
+                    Ok(snap) => out.push(snap),
+                    Err(e) => {
+                        return Err(DiscoveryError::Unexpected(format!(
+                            "DescribeServices in {cluster_arn}: {e}"
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl ServiceInventory for EcsFleet {
+    #[tracing::instrument(skip(self), fields(account = %target.account, region = %target.region))]
+    async fn discover(&self, target: &Target) -> Result<Vec<DiscoveredService>, DiscoveryError> {
+        // Enter the account first, so a denied role is reported as such.
+        self.sessions.credentials(&target.account).await?;
+        let ecs = self.client(&target.account, &target.region);
+        let cluster_arns = self.list_cluster_arns(&ecs, target).await?;
+        let clusters = self.describe_clusters(&ecs, target, &cluster_arns).await?;
+        let mut found = Vec::new();
+        for (cluster_arn, cluster_name, cluster_tags) in clusters {
+            let Some(service_arns) = self.list_service_arns(&ecs, target, &cluster_arn).await?
+            else {
+                continue;
+            };
+            let snapshots = self
+                .describe_services(target, &cluster_arn, &cluster_name, &service_arns)
+                .await?;
+            found.extend(snapshots.into_iter().map(|snapshot| DiscoveredService {
+                snapshot,
+                cluster_tags: cluster_tags.clone(),
+            }));
+        }
+        tracing::debug!(services = found.len(), "discovered");
+        Ok(found)
+    }
+}
+
+fn tags_of(tags: &[aws_sdk_ecs::types::Tag]) -> Tags {
+    tags.iter()
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_owned(),
+                t.value().unwrap_or_default().to_owned(),
+            ))
+        })
+        .collect()
+}
+
+fn count(n: i32) -> u32 {
+    u32::try_from(n).unwrap_or(0)
+}
+
+/// An ECS service description as a [`ServiceSnapshot`]. `cluster` names the cluster it was
+/// described in (old-format ARNs do not carry it).
+pub fn snapshot(s: &Service, cluster: &str) -> Result<ServiceSnapshot, String> {
+    let arn: ServiceArn = s
+        .service_arn()
+        .ok_or("a service has no serviceArn")?
+        .parse()
+        .map_err(|e: crate::ids::IdError| e.to_string())?;
+    let id = ServiceId {
+        account: arn.account.clone(),
+        region: arn.region.clone(),
+        cluster: cluster.to_owned(),
+        service: arn.service.clone(),
+    };
+    let status = match s.status() {
+        Some("ACTIVE") => ServiceStatus::Active,
+        Some("DRAINING") => ServiceStatus::Draining,
+        Some("INACTIVE") => ServiceStatus::Inactive,
+        other => return Err(format!("{arn}: unknown service status {other:?}")),
+    };
+    let scheduling = match s.scheduling_strategy().map(|x| x.as_str()) {
+        Some("DAEMON") => SchedulingStrategy::Daemon,
+        _ => SchedulingStrategy::Replica,
+    };
+    let controller = match s.deployment_controller().map(|c| c.r#type()) {
+        Some(DeploymentControllerType::CodeDeploy) => DeploymentController::CodeDeploy,
+        Some(DeploymentControllerType::External) => DeploymentController::External,
+        _ => DeploymentController::Ecs,
+    };
+    // ECS's defaults when a service was created without a deployment configuration.
+    let (default_min, default_max) = match scheduling {
+        SchedulingStrategy::Daemon => (0, 100),
+        SchedulingStrategy::Replica => (100, 200),
+    };
+    let dc = s.deployment_configuration();
+    let min_healthy_percent = dc
+        .and_then(|d| d.minimum_healthy_percent())
+        .map_or(default_min, count);
+    let max_percent = dc
+        .and_then(|d| d.maximum_percent())
+        .map_or(default_max, count);
+    let deployments = s
+        .deployments()
+        .iter()
+        .map(|d| {
+            let status = match d.status() {
+                Some("PRIMARY") => DeploymentStatus::Primary,
+                Some("ACTIVE") => DeploymentStatus::Active,
+                _ => DeploymentStatus::Inactive,
+            };
+            let rollout_state = d.rollout_state().and_then(|r| match r {
+                DeploymentRolloutState::Completed => Some(RolloutState::Completed),
+                DeploymentRolloutState::Failed => Some(RolloutState::Failed),
+                DeploymentRolloutState::InProgress => Some(RolloutState::InProgress),
+                _ => None,
+            });
+            Deployment {
+                id: d.id().unwrap_or_default().to_owned(),
+                status,
+                rollout_state,
+                desired: count(d.desired_count()),
+                running: count(d.running_count()),
+                created_at: d.created_at().and_then(to_chrono),
+                updated_at: d.updated_at().and_then(to_chrono),
+            }
+        })
+        .collect();
+    Ok(ServiceSnapshot {
+        id,
+        arn,
+        status,
+        desired: count(s.desired_count()),
+        running: count(s.running_count()),
+        scheduling,
+        controller,
+        min_healthy_percent,
+        max_percent,
+        deployments,
+        tags: tags_of(s.tags()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ecs::types::{
+        DeploymentConfiguration, DeploymentController as SdkController, SchedulingStrategy as Ss,
+        Tag,
+    };
+
+    fn base() -> aws_sdk_ecs::types::builders::ServiceBuilder {
+        Service::builder()
+            .service_arn("arn:aws:ecs:eu-west-1:111111111111:service/payments/api")
+            .service_name("api")
+            .status("ACTIVE")
+            .desired_count(3)
+            .running_count(3)
+            .tags(Tag::builder().key("owner").value("payments").build())
+    }
+
+    #[test]
+    fn defaults_follow_ecs_when_the_configuration_is_absent() {
+        let s = snapshot(&base().build(), "payments").unwrap();
+        assert_eq!(s.id.cluster, "payments");
+        assert_eq!(s.scheduling, SchedulingStrategy::Replica);
+        assert_eq!(s.controller, DeploymentController::Ecs);
+        assert_eq!((s.min_healthy_percent, s.max_percent), (100, 200));
+        assert_eq!(s.tags["owner"], "payments");
+        let daemon = snapshot(&base().scheduling_strategy(Ss::Daemon).build(), "p").unwrap();
+        assert_eq!((daemon.min_healthy_percent, daemon.max_percent), (0, 100));
+    }
+
+    #[test]
+    fn controller_and_percentages_are_read() {
+        let s = base()
+            .deployment_controller(
+                SdkController::builder()
+                    .r#type(DeploymentControllerType::CodeDeploy)
+                    .build()
+                    .unwrap(),
+            )
+            .deployment_configuration(
+                DeploymentConfiguration::builder()
+                    .minimum_healthy_percent(50)
+                    .maximum_percent(150)
+                    .build(),
+            )
+            .build();
+        let s = snapshot(&s, "payments").unwrap();
+        assert_eq!(s.controller, DeploymentController::CodeDeploy);
+        assert_eq!((s.min_healthy_percent, s.max_percent), (50, 150));
+    }
+
+    #[test]
+    fn old_format_arns_take_the_cluster_they_were_listed_in() {
+        let s = base()
+            .service_arn("arn:aws:ecs:eu-west-1:111111111111:service/legacy")
+            .build();
+        let s = snapshot(&s, "old-cluster").unwrap();
+        assert!(s.arn.is_old_format());
+        assert_eq!(s.id.cluster, "old-cluster");
+    }
+
+    #[test]
+    fn a_bad_arn_or_status_is_an_error_naming_it() {
+        let err = snapshot(&base().service_arn("nope").build(), "c").unwrap_err();
+        assert!(err.contains("\"nope\""), "{err}");
+        let err = snapshot(&base().status("PAUSED").build(), "c").unwrap_err();
+        assert!(err.contains("PAUSED"), "{err}");
+    }
+}

@@ -1,0 +1,62 @@
+//! What the adapters share: classifying SDK errors, converting SDK times.
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use chrono::{DateTime, Utc};
+
+use crate::ports::DiscoveryError;
+
+/// Error codes AWS uses for throttling.
+const THROTTLING: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "SlowDown",
+];
+
+/// Error codes that mean the caller may not do this.
+const DENIED: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "ExpiredToken",
+    "ExpiredTokenException",
+];
+
+/// The error code of an SDK error, when the service answered with one.
+pub fn error_code<E, R>(err: &SdkError<E, R>) -> Option<&str>
+where
+    E: ProvideErrorMetadata,
+{
+    match err {
+        SdkError::ServiceError(e) => e.err().code(),
+        _ => None,
+    }
+}
+
+/// Classifies an SDK error of a discovery call; `what` says which call, for the message.
+pub fn discovery_error<E, R>(what: &str, err: &SdkError<E, R>) -> DiscoveryError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let message = format!("{what}: {}", DisplayErrorContext(err));
+    match error_code(err) {
+        Some(code) if THROTTLING.contains(&code) => DiscoveryError::Throttled(message),
+        Some(code) if DENIED.contains(&code) => DiscoveryError::AccessDenied(message),
+        Some(_) => DiscoveryError::Unexpected(message),
+        None => DiscoveryError::Transient(message),
+    }
+}
+
+/// An SDK timestamp as a chrono one.
+pub fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}

@@ -1,0 +1,267 @@
+//! In-memory implementations of the ports, for handler tests.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use chrono::NaiveDate;
+
+use crate::catalog::{CatalogRecord, DiscoveredService, Target};
+use crate::ids::{AccountId, ServiceId};
+use crate::night::{Created, NightRecord, PlanSummary};
+use crate::outcome::NightState;
+use crate::planner::PlannedBatch;
+use crate::ports::{
+    CatalogStore, DiscoveryError, InventoryRun, NightStore, ServiceInventory, StoreError,
+};
+
+/// A fleet held in memory: services per target, and targets that fail.
+#[derive(Debug, Default)]
+pub struct MemoryFleet {
+    pub services: Mutex<HashMap<Target, Vec<DiscoveredService>>>,
+    pub failing: Mutex<HashMap<Target, DiscoveryError>>,
+}
+
+impl MemoryFleet {
+    pub fn add(&self, d: DiscoveredService) {
+        let target = Target {
+            account: d.snapshot.id.account.clone(),
+            region: d.snapshot.id.region.clone(),
+        };
+        let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
+        services.entry(target).or_default().push(d);
+    }
+
+    pub fn remove(&self, id: &ServiceId) {
+        let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
+        for list in services.values_mut() {
+            list.retain(|d| &d.snapshot.id != id);
+        }
+    }
+
+    pub fn fail(&self, target: Target, error: DiscoveryError) {
+        let mut failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        failing.insert(target, error);
+    }
+}
+
+impl ServiceInventory for MemoryFleet {
+    async fn discover(&self, target: &Target) -> Result<Vec<DiscoveredService>, DiscoveryError> {
+        if let Some(e) = self
+            .failing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(target)
+        {
+            return Err(e.clone());
+        }
+        let services = self.services.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(services.get(target).cloned().unwrap_or_default())
+    }
+}
+
+/// The table held in memory.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    pub catalog: Mutex<BTreeMap<ServiceId, CatalogRecord>>,
+    pub runs: Mutex<BTreeMap<NaiveDate, InventoryRun>>,
+    /// Records written by `put_catalog`, counted.
+    pub catalog_writes: Mutex<u64>,
+    /// The night side: plans, batches, records.
+    pub nights: Mutex<MemoryNights>,
+}
+
+impl CatalogStore for MemoryStore {
+    async fn read_catalog(&self, accounts: &[AccountId]) -> Result<Vec<CatalogRecord>, StoreError> {
+        let catalog = self.catalog.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(catalog
+            .values()
+            .filter(|r| accounts.contains(&r.id.account))
+            .cloned()
+            .collect())
+    }
+
+    async fn put_catalog(&self, records: &[CatalogRecord]) -> Result<(), StoreError> {
+        let mut catalog = self.catalog.lock().unwrap_or_else(|e| e.into_inner());
+        for r in records {
+            catalog.insert(r.id.clone(), r.clone());
+        }
+        *self
+            .catalog_writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) += records.len() as u64;
+        Ok(())
+    }
+
+    async fn put_inventory_run(&self, run: &InventoryRun) -> Result<(), StoreError> {
+        let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        runs.insert(run.night, run.clone());
+        Ok(())
+    }
+
+    async fn get_inventory_run(
+        &self,
+        night: NaiveDate,
+    ) -> Result<Option<InventoryRun>, StoreError> {
+        let runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(runs.get(&night).cloned())
+    }
+}
+
+/// The night side of the table held in memory (the fields [`MemoryStore`] uses for
+/// [`NightStore`]).
+#[derive(Debug, Default)]
+pub struct MemoryNights {
+    /// One record per night and service.
+    pub records: BTreeMap<(NaiveDate, ServiceId), NightRecord>,
+    pub batches: BTreeMap<NaiveDate, BTreeMap<u32, PlannedBatch>>,
+    pub summaries: BTreeMap<NaiveDate, PlanSummary>,
+    /// Items written or deleted (records, batches, summaries), counted.
+    pub writes: u64,
+}
+
+impl MemoryStore {
+    fn nights(&self) -> std::sync::MutexGuard<'_, MemoryNights> {
+        self.nights.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many night items have been written or deleted so far.
+    pub fn night_writes(&self) -> u64 {
+        self.nights().writes
+    }
+
+    /// Sets a record as it stands (a test moving a service on, as the restarter would).
+    pub fn set_record(&self, record: NightRecord) {
+        let mut n = self.nights();
+        n.records.insert((record.night, record.id.clone()), record);
+    }
+
+    /// One service's record of one night.
+    pub fn record(&self, night: NaiveDate, id: &ServiceId) -> Option<NightRecord> {
+        self.nights().records.get(&(night, id.clone())).cloned()
+    }
+}
+
+impl NightStore for MemoryStore {
+    async fn plan_summary(&self, night: NaiveDate) -> Result<Option<PlanSummary>, StoreError> {
+        Ok(self.nights().summaries.get(&night).cloned())
+    }
+
+    async fn put_plan_summary(&self, summary: &PlanSummary) -> Result<(), StoreError> {
+        let mut n = self.nights();
+        n.summaries.insert(summary.night, summary.clone());
+        n.writes += 1;
+        Ok(())
+    }
+
+    async fn read_batches(&self, night: NaiveDate) -> Result<Vec<PlannedBatch>, StoreError> {
+        Ok(self
+            .nights()
+            .batches
+            .get(&night)
+            .map(|b| b.values().copied().collect())
+            .unwrap_or_default())
+    }
+
+    async fn put_batches(
+        &self,
+        night: NaiveDate,
+        batches: &[PlannedBatch],
+    ) -> Result<(), StoreError> {
+        let mut n = self.nights();
+        n.writes += batches.len() as u64;
+        let entry = n.batches.entry(night).or_default();
+        for b in batches {
+            entry.insert(b.batch, *b);
+        }
+        Ok(())
+    }
+
+    async fn delete_batches(&self, night: NaiveDate, batches: &[u32]) -> Result<(), StoreError> {
+        let mut n = self.nights();
+        n.writes += batches.len() as u64;
+        if let Some(entry) = n.batches.get_mut(&night) {
+            for b in batches {
+                entry.remove(b);
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_batch(
+        &self,
+        night: NaiveDate,
+        batch: u32,
+    ) -> Result<Vec<NightRecord>, StoreError> {
+        Ok(self
+            .nights()
+            .records
+            .values()
+            .filter(|r| r.night == night && r.batch == Some(batch))
+            .cloned()
+            .collect())
+    }
+
+    async fn read_skipped(&self, night: NaiveDate) -> Result<Vec<NightRecord>, StoreError> {
+        Ok(self
+            .nights()
+            .records
+            .values()
+            .filter(|r| r.night == night && r.batch.is_none())
+            .cloned()
+            .collect())
+    }
+
+    async fn read_night(&self, night: NaiveDate) -> Result<Vec<NightRecord>, StoreError> {
+        Ok(self
+            .nights()
+            .records
+            .values()
+            .filter(|r| r.night == night)
+            .cloned()
+            .collect())
+    }
+
+    async fn read_assignment(
+        &self,
+        night: NaiveDate,
+    ) -> Result<BTreeMap<ServiceId, u32>, StoreError> {
+        Ok(self
+            .nights()
+            .records
+            .values()
+            .filter(|r| r.night == night)
+            .filter_map(|r| r.batch.map(|b| (r.id.clone(), b)))
+            .collect())
+    }
+
+    async fn create_records(&self, records: &[NightRecord]) -> Result<Created, StoreError> {
+        let mut n = self.nights();
+        let mut out = Created::default();
+        for r in records {
+            let key = (r.night, r.id.clone());
+            if let std::collections::btree_map::Entry::Vacant(slot) = n.records.entry(key) {
+                slot.insert(r.clone());
+                n.writes += 1;
+                out.created += 1;
+            } else {
+                out.existing.push(r.id.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn move_record(&self, from: &NightRecord, to: &NightRecord) -> Result<bool, StoreError> {
+        let mut n = self.nights();
+        let key = (from.night, from.id.clone());
+        let still_planned = n
+            .records
+            .get(&key)
+            .is_some_and(|r| r.state == NightState::Planned && r.batch == from.batch);
+        if !still_planned {
+            return Ok(false);
+        }
+        n.records.insert(key, to.clone());
+        n.writes += 1;
+        Ok(true)
+    }
+}

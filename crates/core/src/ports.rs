@@ -1,0 +1,200 @@
+//! Ports: what the handlers need from the outside world, in domain words. Adapters in
+//! `crate::adapters` implement them with the AWS SDK; tests implement them in memory.
+//!
+//! Methods return `impl Future + Send` so that handlers can run them on any tokio task.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{CatalogRecord, DiscoveredService, InventoryCounts, Target, Unreachable};
+use crate::error::{ErrorType, HandlerError};
+use crate::ids::{AccountId, ServiceId};
+use crate::night::{Created, NightRecord, PlanSummary};
+use crate::planner::PlannedBatch;
+
+/// Why discovery of one account and region failed. The handler records it as unreachable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DiscoveryError {
+    /// The account cannot be entered: AssumeRole denied, unknown account, missing permission.
+    #[error("access denied: {0}")]
+    AccessDenied(String),
+    /// Still throttled after the SDK's retries.
+    #[error("throttled: {0}")]
+    Throttled(String),
+    /// Network trouble or a service error, after retries.
+    #[error("{0}")]
+    Transient(String),
+    /// An answer we do not understand.
+    #[error("unexpected answer: {0}")]
+    Unexpected(String),
+}
+
+/// Lists the member accounts (from configuration or an AWS Config aggregator).
+pub trait AccountDirectory: Send + Sync {
+    fn accounts(&self) -> impl Future<Output = Result<Vec<AccountId>, DiscoveryError>> + Send;
+}
+
+/// The accounts listed in configuration (`ACCOUNTS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedAccounts(pub Vec<AccountId>);
+
+impl AccountDirectory for ListedAccounts {
+    async fn accounts(&self) -> Result<Vec<AccountId>, DiscoveryError> {
+        Ok(self.0.clone())
+    }
+}
+
+/// Discovers the ECS services of one account and region.
+pub trait ServiceInventory: Send + Sync {
+    fn discover(
+        &self,
+        target: &Target,
+    ) -> impl Future<Output = Result<Vec<DiscoveredService>, DiscoveryError>> + Send;
+}
+
+/// Why the table refused or failed a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("DynamoDB is throttling the table after retries: {0}")]
+    Throttled(String),
+    #[error("DynamoDB could not be reached: {0}")]
+    Transient(String),
+    /// The table is missing, or the function may not use it.
+    #[error("the table is missing or not accessible: {0}")]
+    Misconfigured(String),
+    /// A stored item does not have the shape this version expects.
+    #[error("a stored item is not readable: {0}")]
+    Corrupt(String),
+}
+
+impl From<StoreError> for HandlerError {
+    fn from(e: StoreError) -> Self {
+        let error_type = match &e {
+            StoreError::Throttled(_) => ErrorType::Throttled,
+            StoreError::Transient(_) => ErrorType::Transient,
+            StoreError::Misconfigured(_) => ErrorType::Misconfigured,
+            StoreError::Corrupt(_) => ErrorType::Unexpected,
+        };
+        HandlerError::new(error_type, e.to_string())
+    }
+}
+
+/// The record of one night's inventory run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryRun {
+    pub night: NaiveDate,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub reached: Vec<Target>,
+    pub unreachable: Vec<Unreachable>,
+    pub counts: InventoryCounts,
+}
+
+/// The catalog side of the table (DESIGN 3.7).
+pub trait CatalogStore: Send + Sync {
+    /// Every catalog record of these accounts, gone ones included.
+    fn read_catalog(
+        &self,
+        accounts: &[AccountId],
+    ) -> impl Future<Output = Result<Vec<CatalogRecord>, StoreError>> + Send;
+
+    /// Upserts records (BatchWriteItem in 25s, unprocessed items retried until written).
+    fn put_catalog(
+        &self,
+        records: &[CatalogRecord],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Stores the night's inventory run (one item per night, replaced by a rerun).
+    fn put_inventory_run(
+        &self,
+        run: &InventoryRun,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn get_inventory_run(
+        &self,
+        night: NaiveDate,
+    ) -> impl Future<Output = Result<Option<InventoryRun>, StoreError>> + Send;
+}
+
+/// The night side of the table (DESIGN 3.6, 3.7): the plan, its batches, each service's record.
+///
+/// A plan is written in this order, so that a run that stops half-way is found and finished
+/// by the next: batch items ([`NightStore::put_batches`]), then records
+/// ([`NightStore::create_records`], [`NightStore::move_record`]), then the final batch items,
+/// then the [`PlanSummary`] ([`NightStore::put_plan_summary`]), whose presence means "written".
+pub trait NightStore: Send + Sync {
+    /// The night's summary, once its plan is completely written.
+    fn plan_summary(
+        &self,
+        night: NaiveDate,
+    ) -> impl Future<Output = Result<Option<PlanSummary>, StoreError>> + Send;
+
+    fn put_plan_summary(
+        &self,
+        summary: &PlanSummary,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The night's batches, in batch order (empty: nothing planned yet).
+    fn read_batches(
+        &self,
+        night: NaiveDate,
+    ) -> impl Future<Output = Result<Vec<PlannedBatch>, StoreError>> + Send;
+
+    /// Upserts batch items.
+    fn put_batches(
+        &self,
+        night: NaiveDate,
+        batches: &[PlannedBatch],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes batch items (their records must have moved out).
+    fn delete_batches(
+        &self,
+        night: NaiveDate,
+        batches: &[u32],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The records of one batch of one night (one Query).
+    fn read_batch(
+        &self,
+        night: NaiveDate,
+        batch: u32,
+    ) -> impl Future<Output = Result<Vec<NightRecord>, StoreError>> + Send;
+
+    /// The night's skipped records.
+    fn read_skipped(
+        &self,
+        night: NaiveDate,
+    ) -> impl Future<Output = Result<Vec<NightRecord>, StoreError>> + Send;
+
+    /// Every record of the night: those of every batch that has a batch item, and the skipped.
+    fn read_night(
+        &self,
+        night: NaiveDate,
+    ) -> impl Future<Output = Result<Vec<NightRecord>, StoreError>> + Send;
+
+    /// The night's service → batch assignment (for the next night's stability).
+    fn read_assignment(
+        &self,
+        night: NaiveDate,
+    ) -> impl Future<Output = Result<BTreeMap<ServiceId, u32>, StoreError>> + Send;
+
+    /// Creates records, each only where none exists (a rerun never overwrites a record that
+    /// has moved on, e.g. to `started`).
+    fn create_records(
+        &self,
+        records: &[NightRecord],
+    ) -> impl Future<Output = Result<Created, StoreError>> + Send;
+
+    /// Replaces `from` by `to` (another batch, or skipped) atomically, only while `from` is
+    /// still `planned` and `to` does not exist. `Ok(false)`: it was not planned any more (or
+    /// the target existed), and nothing changed.
+    fn move_record(
+        &self,
+        from: &NightRecord,
+        to: &NightRecord,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}

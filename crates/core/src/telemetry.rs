@@ -1,0 +1,167 @@
+//! Telemetry: `tracing` set-up for the functions, CloudWatch Embedded Metric Format (EMF)
+//! lines, and a counter of AWS API calls per action.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+
+/// The CloudWatch namespace of every metric.
+pub const NAMESPACE: &str = "EcsNightlyRestart";
+
+/// Sets up `tracing`: JSON lines (as Lambda wants them) or human-readable text. `filter` is an
+/// `EnvFilter` directive such as `info` (each `main` passes `RUST_LOG`).
+pub fn init_tracing(json: bool, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_target(false);
+    let result = if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .without_time()
+            .with_current_span(false)
+            .try_init()
+    } else {
+        builder.with_writer(std::io::stderr).try_init()
+    };
+    // A second initialisation (tests) keeps the first subscriber.
+    drop(result);
+}
+
+/// Counts AWS API calls by action, shared by the adapters of one invocation.
+#[derive(Debug, Default)]
+pub struct ApiCalls(Mutex<BTreeMap<String, u64>>);
+
+impl ApiCalls {
+    pub fn record(&self, action: &str) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry(action.to_owned()).or_default() += 1;
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// CloudWatch metric units used here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Count,
+    Milliseconds,
+    Seconds,
+}
+
+impl Unit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Count => "Count",
+            Self::Milliseconds => "Milliseconds",
+            Self::Seconds => "Seconds",
+        }
+    }
+}
+
+/// One EMF record: dimensions, metrics and extra properties, printed as one JSON line.
+#[derive(Debug, Clone, Default)]
+pub struct Emf {
+    dimensions: BTreeMap<String, String>,
+    metrics: Vec<(String, f64, Unit)>,
+    properties: Map<String, Value>,
+}
+
+impl Emf {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn dimension(mut self, name: &str, value: &str) -> Self {
+        self.dimensions.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    pub fn metric(mut self, name: &str, value: f64, unit: Unit) -> Self {
+        self.metrics.push((name.to_owned(), value, unit));
+        self
+    }
+
+    /// A property searchable in CloudWatch Logs Insights but not a metric.
+    pub fn property(mut self, name: &str, value: Value) -> Self {
+        self.properties.insert(name.to_owned(), value);
+        self
+    }
+
+    /// The EMF JSON line at `timestamp`.
+    pub fn line(&self, timestamp: DateTime<Utc>) -> String {
+        let mut root = self.properties.clone();
+        for (k, v) in &self.dimensions {
+            root.insert(k.clone(), json!(v));
+        }
+        for (k, v, _) in &self.metrics {
+            root.insert(k.clone(), json!(v));
+        }
+        let metrics: Vec<Value> = self
+            .metrics
+            .iter()
+            .map(|(name, _, unit)| json!({"Name": name, "Unit": unit.as_str()}))
+            .collect();
+        let dimensions: Vec<&String> = self.dimensions.keys().collect();
+        root.insert(
+            "_aws".into(),
+            json!({
+                "Timestamp": timestamp.timestamp_millis(),
+                "CloudWatchMetrics": [{
+                    "Namespace": NAMESPACE,
+                    "Dimensions": [dimensions],
+                    "Metrics": metrics,
+                }],
+            }),
+        );
+        Value::Object(root).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_line_declares_every_metric_and_carries_its_value() {
+        let t: DateTime<Utc> = "2026-11-22T00:05:00Z".parse().unwrap();
+        let line = Emf::new()
+            .dimension("Function", "inventory")
+            .metric("ServicesFound", 42.0, Unit::Count)
+            .metric("DurationMs", 1500.0, Unit::Milliseconds)
+            .property("night", json!("2026-11-22"))
+            .line(t);
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert!(!line.contains('\n'));
+        assert_eq!(v["_aws"]["Timestamp"], json!(t.timestamp_millis()));
+        let directive = &v["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], json!(NAMESPACE));
+        assert_eq!(directive["Dimensions"], json!([["Function"]]));
+        assert_eq!(
+            directive["Metrics"],
+            json!([{"Name": "ServicesFound", "Unit": "Count"},
+                   {"Name": "DurationMs", "Unit": "Milliseconds"}])
+        );
+        assert_eq!(v["Function"], json!("inventory"));
+        assert_eq!(v["ServicesFound"], json!(42.0));
+        assert_eq!(v["night"], json!("2026-11-22"));
+    }
+
+    #[test]
+    fn api_calls_are_counted_per_action() {
+        let calls = ApiCalls::default();
+        calls.record("ListClusters");
+        calls.record("DescribeServices");
+        calls.record("DescribeServices");
+        let snap = calls.snapshot();
+        assert_eq!(snap["DescribeServices"], 2);
+        assert_eq!(snap["ListClusters"], 1);
+    }
+}

@@ -1,0 +1,45 @@
+//! `fleet-sim`: a simulator of a fleet of AWS accounts running Amazon ECS, plus the parts of
+//! STS and AWS Config an orchestrator needs, speaking the real AWS wire protocols so that
+//! unmodified aws-sdk-rust, boto3 and AWS CLI clients work against it through an endpoint URL.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let spec = fleet_sim::FleetSpec::from_yaml_str(r#"
+//! accounts:
+//!   - id: "111111111111"
+//!     regions: [eu-west-1]
+//!     clusters: [{name: payments, services: [{name: api, desired: 3}]}]
+//! "#)?;
+//! let sim = fleet_sim::spawn(spec).await?;
+//! let endpoint = sim.endpoint_url(); // give this to the SDK's endpoint_url
+//! sim.handle().advance_seconds(600.0); // move the simulated clock
+//! let stats = sim.handle().stats();
+//! # let _ = (endpoint, stats);
+//! sim.shutdown().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Code map:
+//! - [`spec`]: the fleet spec (YAML/JSON), its defaults and validation.
+//! - [`world`]: the simulated accounts, clusters, services and deployments (lazy state machine).
+//! - [`ecs`], [`sts`], [`config_svc`]: the three AWS APIs, each with its wire shapes.
+//! - [`server`]: HTTP routing, throttling, latency, statistics, admin API, [`spawn`].
+//! - [`auth`], [`throttle`], [`clock`], [`error`], [`rng`]: supporting pieces.
+//!
+//! See `docs/fleet-sim.md` for the spec format and what is simulated.
+
+pub mod auth;
+pub mod clock;
+pub mod config_svc;
+pub mod ecs;
+pub mod error;
+pub mod rng;
+pub mod server;
+pub mod spec;
+pub mod sts;
+pub mod throttle;
+pub mod world;
+
+pub use error::AwsError;
+pub use server::{ClockInfo, RunningSim, SimError, SimHandle, Stats, router, spawn, spawn_on};
+pub use spec::{FleetSpec, SpecError};

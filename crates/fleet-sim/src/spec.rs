@@ -1,0 +1,1049 @@
+//! The fleet spec: what the simulator serves, as written in YAML or JSON.
+//!
+//! Parsing is strict: unknown keys, duplicate ids and names, percentages out of range and
+//! unknown behaviours are refused with a [`SpecError`] that names the offending field by its
+//! path (`accounts[1].clusters[0].services[2].on_restart: ...`).
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+/// The hub account used when no `hub_account` is given.
+pub const DEFAULT_HUB_ACCOUNT: &str = "000000000000";
+/// The region used when an account lists none.
+pub const DEFAULT_REGION: &str = "us-east-1";
+/// The enrollment tag key written by the generator unless `generate.tag_key` says otherwise.
+pub const DEFAULT_TAG_KEY: &str = "ecs_task_daily_restart";
+
+/// A spec that could not be read or is invalid. The message names the field.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// The file could not be read.
+    #[error("cannot read fleet spec {path}: {source}")]
+    Io {
+        /// The path given.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The document does not parse into a spec (syntax, unknown key, wrong type, unknown variant).
+    #[error("{0}")]
+    Parse(String),
+    /// The document parses but breaks a rule (duplicates, ranges, ...).
+    #[error("{field}: {message}")]
+    Invalid {
+        /// Path of the offending field, e.g. `accounts[0].id`.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl SpecError {
+    fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The whole fleet: explicit accounts plus an optional generated part.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetSpec {
+    /// Seed of every random choice (generated fleet, deploy durations). Default 0.
+    #[serde(default)]
+    pub seed: u64,
+    /// Simulated seconds per real second. Default 1.
+    #[serde(default = "default_time_scale")]
+    pub time_scale: f64,
+    /// Milliseconds added to every AWS call. Default 0.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// Per account and region token buckets at the documented ECS rates. Default true.
+    #[serde(default = "default_true")]
+    pub throttling: bool,
+    /// The simulated time at start (and after a reset). Default: the wall clock at load.
+    #[serde(default)]
+    pub start_time: Option<DateTime<Utc>>,
+    /// The account that calls signed with keys not issued by the simulator act in.
+    #[serde(default = "default_hub")]
+    pub hub_account: String,
+    /// Names of the Config aggregators that exist. Omitted: any name is accepted.
+    #[serde(default)]
+    pub aggregators: Option<Vec<String>>,
+    /// Explicit accounts.
+    #[serde(default)]
+    pub accounts: Vec<AccountSpec>,
+    /// A synthetic fleet added to the explicit one.
+    #[serde(default)]
+    pub generate: Option<GenerateSpec>,
+}
+
+impl Default for FleetSpec {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            time_scale: default_time_scale(),
+            latency_ms: 0,
+            throttling: true,
+            start_time: None,
+            hub_account: default_hub(),
+            aggregators: None,
+            accounts: Vec::new(),
+            generate: None,
+        }
+    }
+}
+
+/// One member account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSpec {
+    /// Twelve digits.
+    pub id: String,
+    /// Regions the account uses. Default `[us-east-1]`.
+    #[serde(default = "default_regions")]
+    pub regions: Vec<String>,
+    /// AssumeRole into this account answers AccessDenied.
+    #[serde(default)]
+    pub deny_assume_role: bool,
+    /// When set, AssumeRole must pass this ExternalId.
+    #[serde(default)]
+    pub external_id: Option<String>,
+    /// The account's clusters.
+    #[serde(default)]
+    pub clusters: Vec<ClusterSpec>,
+}
+
+/// One ECS cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    /// Cluster name, unique per account and region.
+    pub name: String,
+    /// Region of the cluster; must be one of the account's. Default: the account's first region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Cluster tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// The cluster's services.
+    #[serde(default)]
+    pub services: Vec<ServiceSpec>,
+}
+
+/// One ECS service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    /// Service name, unique per cluster.
+    pub name: String,
+    /// Desired task count. Default 1.
+    #[serde(default = "default_desired")]
+    pub desired: u32,
+    /// REPLICA (default) or DAEMON.
+    #[serde(default)]
+    pub scheduling: Scheduling,
+    /// ECS (default), CODE_DEPLOY or EXTERNAL.
+    #[serde(default)]
+    pub controller: Controller,
+    /// FARGATE (default), EC2 or EXTERNAL.
+    #[serde(default)]
+    pub launch_type: LaunchType,
+    /// deploymentConfiguration.minimumHealthyPercent, 0..=100. Default 100.
+    #[serde(default = "default_min_healthy")]
+    pub min_healthy_percent: u32,
+    /// deploymentConfiguration.maximumPercent, min_healthy_percent..=400. Default 200.
+    #[serde(default = "default_max_percent")]
+    pub max_percent: u32,
+    /// Service tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Simulated seconds a forced deployment takes: a number or `[min, max]`. Default `[240, 600]`.
+    #[serde(default)]
+    pub deploy_seconds: DeploySeconds,
+    /// What a forced deployment does. Default `complete`.
+    #[serde(default)]
+    pub on_restart: OnRestart,
+    /// The service has an old-format ARN (no cluster name) and cannot be tagged.
+    #[serde(default)]
+    pub old_arn_format: bool,
+    /// `enableExecuteCommand` of the service and its tasks. Default false.
+    #[serde(default)]
+    pub enable_execute_command: bool,
+}
+
+impl ServiceSpec {
+    /// A service with every field at its default.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            desired: default_desired(),
+            scheduling: Scheduling::default(),
+            controller: Controller::default(),
+            launch_type: LaunchType::default(),
+            min_healthy_percent: default_min_healthy(),
+            max_percent: default_max_percent(),
+            tags: BTreeMap::new(),
+            deploy_seconds: DeploySeconds::default(),
+            on_restart: OnRestart::default(),
+            old_arn_format: false,
+            enable_execute_command: false,
+        }
+    }
+}
+
+/// `schedulingStrategy`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Scheduling {
+    /// Keeps `desired` tasks.
+    #[default]
+    Replica,
+    /// One task per container instance.
+    Daemon,
+}
+
+/// `deploymentController.type`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Controller {
+    /// Rolling update: forceNewDeployment works.
+    #[default]
+    Ecs,
+    /// Blue/green by CodeDeploy: forceNewDeployment is refused.
+    CodeDeploy,
+    /// A third-party controller: forceNewDeployment is refused.
+    External,
+}
+
+/// `launchType`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LaunchType {
+    /// Fargate.
+    #[default]
+    Fargate,
+    /// EC2 container instances.
+    Ec2,
+    /// ECS Anywhere.
+    External,
+}
+
+/// What a forced deployment of the service does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnRestart {
+    /// IN_PROGRESS for the deploy time, then COMPLETED.
+    #[default]
+    Complete,
+    /// FAILED after the deploy time, then the circuit breaker rolls back.
+    Fail,
+    /// IN_PROGRESS forever.
+    Stuck,
+    /// The service is deleted (INACTIVE) after the deploy time.
+    Vanish,
+}
+
+/// Simulated seconds a deployment takes: fixed or uniformly drawn from `[min, max]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum DeploySeconds {
+    /// Always this many seconds.
+    Fixed(u64),
+    /// Drawn per restart, deterministically by seed, service and restart number.
+    Range(u64, u64),
+}
+
+impl Default for DeploySeconds {
+    fn default() -> Self {
+        Self::Range(240, 600)
+    }
+}
+
+impl DeploySeconds {
+    /// The bounds `(min, max)`.
+    pub fn bounds(self) -> (u64, u64) {
+        match self {
+            Self::Fixed(n) => (n, n),
+            Self::Range(a, b) => (a, b),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DeploySeconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = DeploySeconds;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number of seconds or [min, max]")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(DeploySeconds::Fixed(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                u64::try_from(v)
+                    .map(DeploySeconds::Fixed)
+                    .map_err(|_| E::custom(format!("deploy seconds must not be negative, got {v}")))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let min: u64 = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+                let max: u64 = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::invalid_length(1, &self))?;
+                if seq.next_element::<de::IgnoredAny>()?.is_some() {
+                    return Err(de::Error::invalid_length(3, &self));
+                }
+                Ok(DeploySeconds::Range(min, max))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A synthetic fleet, deterministic by the spec's seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateSpec {
+    /// Number of generated accounts. Default 1.
+    #[serde(default = "default_one")]
+    pub accounts: u32,
+    /// Regions of every generated account; clusters are spread over them. Default `[us-east-1]`.
+    #[serde(default = "default_regions")]
+    pub regions: Vec<String>,
+    /// Clusters per account. Default 1.
+    #[serde(default = "default_one")]
+    pub clusters_per_account: u32,
+    /// Services per cluster. Default 1.
+    #[serde(default = "default_one")]
+    pub services_per_cluster: u32,
+    /// Percentage of services carrying the enrollment tag. Default 90.
+    #[serde(default = "default_tagged")]
+    pub tagged_percent: f64,
+    /// The enrollment tag key. Default `ecs_task_daily_restart`.
+    #[serde(default = "default_tag_key")]
+    pub tag_key: String,
+    /// Deploy time of generated services. Default `[240, 600]`.
+    #[serde(default)]
+    pub deploy_seconds: DeploySeconds,
+    /// Desired count drawn uniformly from `[min, max]`. Default `[1, 4]`.
+    #[serde(default = "default_desired_range")]
+    pub desired: DeploySeconds,
+    /// Percentage of services whose restart fails (and rolls back). Default 0.
+    #[serde(default)]
+    pub fail_percent: f64,
+    /// Percentage of services whose restart never finishes. Default 0.
+    #[serde(default)]
+    pub stuck_percent: f64,
+    /// Percentage of services deleted during their restart. Default 0.
+    #[serde(default)]
+    pub vanish_percent: f64,
+    /// Percentage of services under CODE_DEPLOY. Default 0.
+    #[serde(default)]
+    pub code_deploy_percent: f64,
+    /// Percentage of services under an EXTERNAL controller. Default 0.
+    #[serde(default)]
+    pub external_percent: f64,
+    /// Percentage of DAEMON services. Default 0.
+    #[serde(default)]
+    pub daemon_percent: f64,
+    /// Percentage of services with an old-format ARN. Default 0.
+    #[serde(default)]
+    pub old_arn_percent: f64,
+    /// Percentage of services with an `owner` tag. Default 50.
+    #[serde(default = "default_owner_percent")]
+    pub owner_percent: f64,
+    /// Percentage of clusters with a `team` tag. Default 50.
+    #[serde(default = "default_owner_percent")]
+    pub cluster_team_percent: f64,
+    /// Percentage of services with execute command enabled. Default 50.
+    #[serde(default = "default_owner_percent")]
+    pub exec_percent: f64,
+}
+
+impl Default for GenerateSpec {
+    fn default() -> Self {
+        Self {
+            accounts: 1,
+            regions: default_regions(),
+            clusters_per_account: 1,
+            services_per_cluster: 1,
+            tagged_percent: default_tagged(),
+            tag_key: default_tag_key(),
+            deploy_seconds: DeploySeconds::default(),
+            desired: default_desired_range(),
+            fail_percent: 0.0,
+            stuck_percent: 0.0,
+            vanish_percent: 0.0,
+            code_deploy_percent: 0.0,
+            external_percent: 0.0,
+            daemon_percent: 0.0,
+            old_arn_percent: 0.0,
+            owner_percent: default_owner_percent(),
+            cluster_team_percent: default_owner_percent(),
+            exec_percent: default_owner_percent(),
+        }
+    }
+}
+
+fn default_time_scale() -> f64 {
+    1.0
+}
+fn default_true() -> bool {
+    true
+}
+fn default_hub() -> String {
+    DEFAULT_HUB_ACCOUNT.to_owned()
+}
+fn default_regions() -> Vec<String> {
+    vec![DEFAULT_REGION.to_owned()]
+}
+fn default_desired() -> u32 {
+    1
+}
+fn default_min_healthy() -> u32 {
+    100
+}
+fn default_max_percent() -> u32 {
+    200
+}
+fn default_one() -> u32 {
+    1
+}
+fn default_tagged() -> f64 {
+    90.0
+}
+fn default_owner_percent() -> f64 {
+    50.0
+}
+fn default_tag_key() -> String {
+    DEFAULT_TAG_KEY.to_owned()
+}
+fn default_desired_range() -> DeploySeconds {
+    DeploySeconds::Range(1, 4)
+}
+
+impl FleetSpec {
+    /// Parses and validates a YAML (or JSON, which YAML includes) document.
+    pub fn from_yaml_str(text: &str) -> Result<Self, SpecError> {
+        // serde_yaml_ng's messages already start with the path of the offending field.
+        let spec: Self =
+            serde_yaml_ng::from_str(text).map_err(|e| SpecError::Parse(e.to_string()))?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Parses and validates a JSON document.
+    pub fn from_json_str(text: &str) -> Result<Self, SpecError> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let spec: Self = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path.is_empty() || path == "." {
+                SpecError::Parse(inner.to_string())
+            } else {
+                SpecError::Parse(format!("{path}: {inner}"))
+            }
+        })?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Parses a document that is JSON when it starts with `{`, YAML otherwise.
+    pub fn from_str_auto(text: &str) -> Result<Self, SpecError> {
+        if text.trim_start().starts_with('{') {
+            Self::from_json_str(text)
+        } else {
+            Self::from_yaml_str(text)
+        }
+    }
+
+    /// Reads, parses and validates a spec file (YAML or JSON).
+    pub fn from_path(path: impl AsRef<Path>) -> Result<Self, SpecError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_str_auto(&text)
+    }
+
+    /// Checks the rules that the types alone do not: ids, uniqueness and ranges.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if !(self.time_scale.is_finite() && self.time_scale > 0.0 && self.time_scale <= 1e6) {
+            return Err(SpecError::invalid(
+                "time_scale",
+                format!(
+                    "must be a positive number up to 1000000, got {}",
+                    self.time_scale
+                ),
+            ));
+        }
+        if self.latency_ms > 60_000 {
+            return Err(SpecError::invalid("latency_ms", "must be at most 60000"));
+        }
+        check_account_id("hub_account", &self.hub_account)?;
+        if let Some(aggs) = &self.aggregators {
+            for (i, a) in aggs.iter().enumerate() {
+                let ok = !a.is_empty()
+                    && a.len() <= 256
+                    && a.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                if !ok {
+                    return Err(SpecError::invalid(
+                        format!("aggregators[{i}]"),
+                        format!("{a:?} is not a valid aggregator name ([\\w-]{{1,256}})"),
+                    ));
+                }
+            }
+        }
+        let mut ids = HashSet::new();
+        for (ai, acc) in self.accounts.iter().enumerate() {
+            let at = format!("accounts[{ai}]");
+            check_account_id(&format!("{at}.id"), &acc.id)?;
+            if !ids.insert(acc.id.as_str()) {
+                return Err(SpecError::invalid(
+                    format!("{at}.id"),
+                    format!("duplicate account id {:?}", acc.id),
+                ));
+            }
+            check_regions(&format!("{at}.regions"), &acc.regions)?;
+            let mut clusters = HashSet::new();
+            for (ci, cl) in acc.clusters.iter().enumerate() {
+                let ct = format!("{at}.clusters[{ci}]");
+                check_name(&format!("{ct}.name"), &cl.name)?;
+                let region = match &cl.region {
+                    Some(r) if !acc.regions.contains(r) => {
+                        return Err(SpecError::invalid(
+                            format!("{ct}.region"),
+                            format!(
+                                "{r:?} is not one of the account's regions {:?}",
+                                acc.regions
+                            ),
+                        ));
+                    }
+                    Some(r) => r.as_str(),
+                    None => acc.regions[0].as_str(),
+                };
+                if !clusters.insert((region, cl.name.as_str())) {
+                    return Err(SpecError::invalid(
+                        format!("{ct}.name"),
+                        format!("duplicate cluster name {:?} in region {region}", cl.name),
+                    ));
+                }
+                check_tags(&format!("{ct}.tags"), &cl.tags)?;
+                let mut services = HashSet::new();
+                for (si, sv) in cl.services.iter().enumerate() {
+                    let st = format!("{ct}.services[{si}]");
+                    check_name(&format!("{st}.name"), &sv.name)?;
+                    if !services.insert(sv.name.as_str()) {
+                        return Err(SpecError::invalid(
+                            format!("{st}.name"),
+                            format!(
+                                "duplicate service name {:?} in cluster {:?}",
+                                sv.name, cl.name
+                            ),
+                        ));
+                    }
+                    check_service(&st, sv)?;
+                }
+            }
+        }
+        if let Some(g) = &self.generate {
+            check_generate(g)?;
+        }
+        Ok(())
+    }
+
+    /// Total number of services the spec describes (explicit plus generated).
+    pub fn service_count(&self) -> u64 {
+        let explicit: u64 = self
+            .accounts
+            .iter()
+            .flat_map(|a| &a.clusters)
+            .map(|c| c.services.len() as u64)
+            .sum();
+        let generated = self.generate.as_ref().map_or(0, |g| {
+            u64::from(g.accounts)
+                * u64::from(g.clusters_per_account)
+                * u64::from(g.services_per_cluster)
+        });
+        explicit + generated
+    }
+}
+
+fn check_account_id(field: &str, id: &str) -> Result<(), SpecError> {
+    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(SpecError::invalid(
+            field,
+            format!("{id:?} is not an account id (exactly 12 digits)"),
+        ))
+    }
+}
+
+fn check_regions(field: &str, regions: &[String]) -> Result<(), SpecError> {
+    if regions.is_empty() {
+        return Err(SpecError::invalid(field, "at least one region is required"));
+    }
+    let mut seen = HashSet::new();
+    for (i, r) in regions.iter().enumerate() {
+        let ok = !r.is_empty()
+            && r.len() <= 32
+            && r.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && r.contains('-');
+        if !ok {
+            return Err(SpecError::invalid(
+                format!("{field}[{i}]"),
+                format!("{r:?} is not a region name (like eu-west-1)"),
+            ));
+        }
+        if !seen.insert(r) {
+            return Err(SpecError::invalid(
+                format!("{field}[{i}]"),
+                format!("duplicate region {r:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_name(field: &str, name: &str) -> Result<(), SpecError> {
+    let ok = !name.is_empty()
+        && name.len() <= 255
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(SpecError::invalid(
+            field,
+            format!("{name:?} is not a valid name (letters, digits, '-' and '_', up to 255)"),
+        ))
+    }
+}
+
+fn check_tags(field: &str, tags: &BTreeMap<String, String>) -> Result<(), SpecError> {
+    if tags.len() > 50 {
+        return Err(SpecError::invalid(
+            field,
+            format!("at most 50 tags, got {}", tags.len()),
+        ));
+    }
+    for (k, v) in tags {
+        if k.is_empty() || k.chars().count() > 128 {
+            return Err(SpecError::invalid(
+                format!("{field}.{k}"),
+                "tag keys have 1 to 128 characters",
+            ));
+        }
+        if v.chars().count() > 256 {
+            return Err(SpecError::invalid(
+                format!("{field}.{k}"),
+                "tag values have at most 256 characters",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_service(st: &str, sv: &ServiceSpec) -> Result<(), SpecError> {
+    if sv.min_healthy_percent > 100 {
+        return Err(SpecError::invalid(
+            format!("{st}.min_healthy_percent"),
+            format!("must be within 0..=100, got {}", sv.min_healthy_percent),
+        ));
+    }
+    if sv.max_percent > 400 || sv.max_percent < sv.min_healthy_percent {
+        return Err(SpecError::invalid(
+            format!("{st}.max_percent"),
+            format!(
+                "must be within min_healthy_percent..=400 ({}..=400), got {}",
+                sv.min_healthy_percent, sv.max_percent
+            ),
+        ));
+    }
+    if sv.desired > 5000 {
+        return Err(SpecError::invalid(
+            format!("{st}.desired"),
+            format!("must be at most 5000, got {}", sv.desired),
+        ));
+    }
+    check_tags(&format!("{st}.tags"), &sv.tags)?;
+    check_deploy(&format!("{st}.deploy_seconds"), sv.deploy_seconds)
+}
+
+fn check_deploy(field: &str, d: DeploySeconds) -> Result<(), SpecError> {
+    let (min, max) = d.bounds();
+    if min > max {
+        return Err(SpecError::invalid(
+            field,
+            format!("min {min} is greater than max {max}"),
+        ));
+    }
+    if max > 7 * 24 * 3600 {
+        return Err(SpecError::invalid(
+            field,
+            "must be at most one week (604800 s)",
+        ));
+    }
+    Ok(())
+}
+
+fn check_percent(field: &str, p: f64) -> Result<(), SpecError> {
+    if (0.0..=100.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(SpecError::invalid(
+            field,
+            format!("must be within 0..=100, got {p}"),
+        ))
+    }
+}
+
+fn check_generate(g: &GenerateSpec) -> Result<(), SpecError> {
+    if g.accounts > 10_000 {
+        return Err(SpecError::invalid(
+            "generate.accounts",
+            "must be at most 10000",
+        ));
+    }
+    let total = u64::from(g.accounts)
+        * u64::from(g.clusters_per_account)
+        * u64::from(g.services_per_cluster);
+    if total > 2_000_000 {
+        return Err(SpecError::invalid(
+            "generate",
+            format!(
+                "accounts × clusters_per_account × services_per_cluster must be at most 2000000, got {total}"
+            ),
+        ));
+    }
+    check_regions("generate.regions", &g.regions)?;
+    if g.tag_key.is_empty() || g.tag_key.chars().count() > 128 {
+        return Err(SpecError::invalid(
+            "generate.tag_key",
+            "tag keys have 1 to 128 characters",
+        ));
+    }
+    check_deploy("generate.deploy_seconds", g.deploy_seconds)?;
+    let (dmin, dmax) = g.desired.bounds();
+    if dmin > dmax || dmax > 5000 {
+        return Err(SpecError::invalid(
+            "generate.desired",
+            format!("must be [min, max] with min <= max <= 5000, got [{dmin}, {dmax}]"),
+        ));
+    }
+    for (name, p) in [
+        ("tagged_percent", g.tagged_percent),
+        ("fail_percent", g.fail_percent),
+        ("stuck_percent", g.stuck_percent),
+        ("vanish_percent", g.vanish_percent),
+        ("code_deploy_percent", g.code_deploy_percent),
+        ("external_percent", g.external_percent),
+        ("daemon_percent", g.daemon_percent),
+        ("old_arn_percent", g.old_arn_percent),
+        ("owner_percent", g.owner_percent),
+        ("cluster_team_percent", g.cluster_team_percent),
+        ("exec_percent", g.exec_percent),
+    ] {
+        check_percent(&format!("generate.{name}"), p)?;
+    }
+    if g.fail_percent + g.stuck_percent + g.vanish_percent > 100.0 {
+        return Err(SpecError::invalid(
+            "generate.fail_percent",
+            "fail_percent + stuck_percent + vanish_percent must be at most 100",
+        ));
+    }
+    if g.code_deploy_percent + g.external_percent > 100.0 {
+        return Err(SpecError::invalid(
+            "generate.code_deploy_percent",
+            "code_deploy_percent + external_percent must be at most 100",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(yaml: &str) -> String {
+        match FleetSpec::from_yaml_str(yaml) {
+            Ok(_) => panic!("spec was accepted: {yaml}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    const ONE: &str = r#"
+accounts:
+  - id: "111111111111"
+    clusters:
+      - name: payments
+        services:
+          - name: api
+"#;
+
+    #[test]
+    fn minimal_spec_gets_defaults() {
+        let spec = FleetSpec::from_yaml_str(ONE).expect("valid");
+        let sv = &spec.accounts[0].clusters[0].services[0];
+        assert_eq!(sv, &ServiceSpec::named("api"));
+        assert_eq!(spec.accounts[0].regions, vec!["us-east-1".to_owned()]);
+        assert!(spec.throttling);
+        assert_eq!(spec.hub_account, DEFAULT_HUB_ACCOUNT);
+        assert_eq!(spec.service_count(), 1);
+    }
+
+    #[test]
+    fn design_example_parses() {
+        let spec = FleetSpec::from_yaml_str(
+            r#"
+seed: 7
+time_scale: 120
+latency_ms: 0
+accounts:
+  - id: "111111111111"
+    regions: [eu-west-1]
+    deny_assume_role: false
+    clusters:
+      - name: payments
+        tags: {team: payments}
+        services:
+          - name: api
+            desired: 3
+            scheduling: REPLICA
+            controller: ECS
+            min_healthy_percent: 100
+            max_percent: 200
+            tags: {ecs_task_daily_restart: "2026-11-21T01:10:00Z", owner: payments}
+            deploy_seconds: 420
+            on_restart: complete
+            old_arn_format: false
+generate:
+  accounts: 50
+  regions: [eu-west-1]
+  clusters_per_account: 20
+  services_per_cluster: 10
+  tagged_percent: 90
+  deploy_seconds: [240, 600]
+  fail_percent: 1
+  stuck_percent: 0.5
+"#,
+        )
+        .expect("valid");
+        assert_eq!(spec.service_count(), 10_001);
+        let sv = &spec.accounts[0].clusters[0].services[0];
+        assert_eq!(sv.deploy_seconds, DeploySeconds::Fixed(420));
+        assert_eq!(sv.desired, 3);
+        assert_eq!(
+            spec.generate.as_ref().map(|g| g.deploy_seconds),
+            Some(DeploySeconds::Range(240, 600))
+        );
+    }
+
+    #[test]
+    fn unknown_behaviour_names_the_field() {
+        let e = err(r#"
+accounts:
+  - id: "111111111111"
+    clusters:
+      - name: a
+        services:
+          - name: x
+          - name: y
+            on_restart: explode
+"#);
+        assert!(
+            e.starts_with("accounts[0].clusters[0].services[1].on_restart: unknown variant `explode`, expected one of `complete`, `fail`, `stuck`, `vanish`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_refused() {
+        let e = err(r#"
+accounts:
+  - id: "111111111111"
+    clusterz: []
+"#);
+        assert!(
+            e.starts_with("accounts[0]: unknown field `clusterz`"),
+            "{e}"
+        );
+        let e = err("seed: 1\nfoo: 2\n");
+        assert!(e.contains("unknown field `foo`"), "{e}");
+    }
+
+    #[test]
+    fn unknown_scheduling_and_controller_are_refused() {
+        let e = err(r#"
+accounts:
+  - id: "111111111111"
+    clusters:
+      - name: a
+        services:
+          - name: x
+            scheduling: SOMETIMES
+"#);
+        assert!(
+            e.starts_with(
+                "accounts[0].clusters[0].services[0].scheduling: unknown variant `SOMETIMES`"
+            ),
+            "{e}"
+        );
+        let e = err(r#"
+accounts:
+  - id: "111111111111"
+    clusters:
+      - name: a
+        services:
+          - name: x
+            controller: JENKINS
+"#);
+        assert!(
+            e.starts_with(
+                "accounts[0].clusters[0].services[0].controller: unknown variant `JENKINS`"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_account_ids_are_refused() {
+        assert_eq!(
+            err("accounts: [{id: \"12345\"}]"),
+            "accounts[0].id: \"12345\" is not an account id (exactly 12 digits)"
+        );
+        assert_eq!(
+            err("accounts: [{id: \"11111111111a\"}]"),
+            "accounts[0].id: \"11111111111a\" is not an account id (exactly 12 digits)"
+        );
+        assert!(err("hub_account: \"1\"").starts_with("hub_account:"));
+    }
+
+    #[test]
+    fn duplicates_are_refused() {
+        assert_eq!(
+            err("accounts: [{id: \"111111111111\"}, {id: \"111111111111\"}]"),
+            "accounts[1].id: duplicate account id \"111111111111\""
+        );
+        let e = err(r#"
+accounts:
+  - id: "111111111111"
+    clusters: [{name: a}, {name: a}]
+"#);
+        assert_eq!(
+            e,
+            "accounts[0].clusters[1].name: duplicate cluster name \"a\" in region us-east-1"
+        );
+        let e = err(r#"
+accounts:
+  - id: "111111111111"
+    clusters:
+      - name: a
+        services: [{name: x}, {name: y}, {name: x}]
+"#);
+        assert_eq!(
+            e,
+            "accounts[0].clusters[0].services[2].name: duplicate service name \"x\" in cluster \"a\""
+        );
+    }
+
+    #[test]
+    fn same_cluster_name_in_two_regions_is_fine() {
+        FleetSpec::from_yaml_str(
+            r#"
+accounts:
+  - id: "111111111111"
+    regions: [eu-west-1, us-east-1]
+    clusters: [{name: a}, {name: a, region: us-east-1}]
+"#,
+        )
+        .expect("valid");
+        let e = err(r#"
+accounts:
+  - id: "111111111111"
+    regions: [eu-west-1]
+    clusters: [{name: a, region: us-west-2}]
+"#);
+        assert!(e.starts_with("accounts[0].clusters[0].region:"), "{e}");
+    }
+
+    #[test]
+    fn ranges_are_checked() {
+        let e = err(r#"
+accounts:
+  - id: "111111111111"
+    clusters:
+      - name: a
+        services: [{name: x, deploy_seconds: [600, 240]}]
+"#);
+        assert_eq!(
+            e,
+            "accounts[0].clusters[0].services[0].deploy_seconds: min 600 is greater than max 240"
+        );
+        let e = err(r#"
+accounts:
+  - id: "111111111111"
+    clusters:
+      - name: a
+        services: [{name: x, min_healthy_percent: 150}]
+"#);
+        assert_eq!(
+            e,
+            "accounts[0].clusters[0].services[0].min_healthy_percent: must be within 0..=100, got 150"
+        );
+        assert_eq!(
+            err("generate: {tagged_percent: 101}"),
+            "generate.tagged_percent: must be within 0..=100, got 101"
+        );
+        assert_eq!(
+            err("generate: {fail_percent: -1}"),
+            "generate.fail_percent: must be within 0..=100, got -1"
+        );
+        assert!(err("time_scale: 0").starts_with("time_scale:"));
+        let e = err(r#"
+accounts:
+  - id: "111111111111"
+    clusters:
+      - name: a
+        services: [{name: x, deploy_seconds: [1, 2, 3]}]
+"#);
+        assert!(
+            e.starts_with("accounts[0].clusters[0].services[0].deploy_seconds: invalid length 3"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn json_is_accepted_with_paths_too() {
+        let spec = FleetSpec::from_str_auto(
+            r#"{"accounts":[{"id":"111111111111","clusters":[{"name":"a"}]}]}"#,
+        )
+        .expect("valid json");
+        assert_eq!(spec.accounts[0].clusters[0].name, "a");
+        let e = FleetSpec::from_str_auto(
+            r#"{"accounts":[{"id":"111111111111","deny_assume_role":"yes"}]}"#,
+        )
+        .expect_err("bad type");
+        assert!(
+            e.to_string()
+                .starts_with("accounts[0].deny_assume_role: invalid type"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,269 @@
+//! The `inventory` function: the first step of the night.
+//!
+//! Enters every member account (bounded concurrency), discovers every ECS service in every
+//! configured region, judges each against the tag contract and eligibility, and upserts the
+//! catalog. Services a reachable account no longer has are marked gone; services of an
+//! unreachable account are left as they were. An unreachable account is reported, never fatal.
+//!
+//! Input: `{ "night": "YYYY-MM-DD" }` (optional; defaults to tonight in the configured
+//! timezone). Output: a [`Summary`] small enough for a state payload.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use futures::stream::{self, StreamExt};
+use serde::{Deserialize, Serialize};
+
+use restart_core::catalog::{CatalogRecord, InventoryCounts, Target, Unreachable};
+use restart_core::clock::Clock;
+use restart_core::eligibility::{self, Tonight};
+use restart_core::ids::AccountId;
+use restart_core::ports::{AccountDirectory, CatalogStore, InventoryRun, ServiceInventory};
+use restart_core::tag::TagState;
+use restart_core::telemetry::{ApiCalls, Emf, Unit};
+use restart_core::{Config, ErrorType, HandlerError};
+
+pub mod aws;
+
+/// The function's input.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub night: Option<NaiveDate>,
+}
+
+/// The function's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub night: NaiveDate,
+    pub accounts_reached: usize,
+    pub unreachable: Vec<Unreachable>,
+    pub services_found: u64,
+    pub counts: InventoryCounts,
+    pub duration_ms: u64,
+}
+
+/// The handler with its ports.
+#[derive(Debug)]
+pub struct Inventory<D, I, S> {
+    pub config: Arc<Config>,
+    pub directory: D,
+    pub fleet: I,
+    pub store: S,
+    pub clock: Arc<dyn Clock>,
+    pub calls: Arc<ApiCalls>,
+}
+
+impl<D, I, S> Inventory<D, I, S>
+where
+    D: AccountDirectory,
+    I: ServiceInventory,
+    S: CatalogStore,
+{
+    /// Handles one invocation: the raw event in, the summary out.
+    pub async fn handle(&self, event: serde_json::Value) -> Result<Summary, HandlerError> {
+        let event: Event = if event.is_null() {
+            Event::default()
+        } else {
+            HandlerError::parse_event(event)?
+        };
+        // Boxed: the discovery future is deep, and the runtime's own types nest it further.
+        Box::pin(self.run(event.night)).await
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub async fn run(&self, night: Option<NaiveDate>) -> Result<Summary, HandlerError> {
+        let started = self.clock.now();
+        let window = match night {
+            Some(n) => self.config.window.night(n),
+            None => self.config.window.night_at(started),
+        };
+        let night = window.night;
+        let accounts = self.directory.accounts().await.map_err(|e| {
+            HandlerError::new(ErrorType::Misconfigured, format!("listing accounts: {e}"))
+        })?;
+        let previous: HashMap<_, _> = self
+            .store
+            .read_catalog(&accounts)
+            .await?
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
+
+        // Discover, a bounded number of accounts at a time, every region of an account at once.
+        let per_account = stream::iter(accounts.iter().cloned())
+            .map(|account| self.discover_account(account))
+            .buffer_unordered(self.config.account_concurrency as usize)
+            .collect::<Vec<_>>()
+            .await;
+
+        let today = started.date_naive();
+        let tonight = Tonight {
+            window_start: window.start,
+            restarted_tonight: false,
+        };
+        let owners = self.config.owners();
+        let mut counts = InventoryCounts::default();
+        let mut reached = Vec::new();
+        let mut unreachable = Vec::new();
+        let mut seen = BTreeSet::new();
+        let mut writes = Vec::new();
+        for results in per_account {
+            for (target, result) in results {
+                let services = match result {
+                    Ok(services) => services,
+                    Err(error) => {
+                        tracing::warn!(account = %target.account, region = %target.region, %error, "unreachable");
+                        unreachable.push(Unreachable {
+                            account: target.account,
+                            region: target.region,
+                            error: error.to_string(),
+                        });
+                        continue;
+                    }
+                };
+                reached.push(target);
+                for d in services {
+                    let s = &d.snapshot;
+                    let tag = TagState::from_tags(&s.tags, &self.config.tag_key, today);
+                    let owner = owners.resolve(&s.tags, &d.cluster_tags, &s.id.account);
+                    let skip =
+                        eligibility::check(Some(s), &tag, &tonight, &self.config.policy).err();
+                    let before = previous.get(&s.id);
+                    let record = CatalogRecord::discovered(
+                        &d,
+                        &self.config.tag_key,
+                        &tag,
+                        owner,
+                        skip,
+                        night,
+                        before,
+                    );
+                    counts.services += 1;
+                    *counts.by_tag_state.entry(tag.kind()).or_default() += 1;
+                    match skip {
+                        Some(reason) => *counts.by_skip_reason.entry(reason).or_default() += 1,
+                        None => counts.eligible += 1,
+                    }
+                    seen.insert(s.id.clone());
+                    if before.is_none_or(|b| !b.same_facts(&record) || b.last_seen != night) {
+                        writes.push(record);
+                    }
+                }
+            }
+        }
+
+        // Services that a reachable account no longer has are marked gone, once.
+        let reached_set: BTreeSet<(&AccountId, &str)> = reached
+            .iter()
+            .map(|t: &Target| (&t.account, t.region.as_str()))
+            .collect();
+        for (id, record) in &previous {
+            if !seen.contains(id)
+                && record.gone_since.is_none()
+                && reached_set.contains(&(&id.account, id.region.as_str()))
+            {
+                writes.push(CatalogRecord {
+                    gone_since: Some(night),
+                    ..record.clone()
+                });
+                counts.gone += 1;
+            }
+        }
+        counts.written = writes.len() as u64;
+        self.store.put_catalog(&writes).await?;
+
+        reached.sort();
+        unreachable.sort_by(|a, b| (&a.account, &a.region).cmp(&(&b.account, &b.region)));
+        let finished = self.clock.now();
+        let run = InventoryRun {
+            night,
+            started_at: started,
+            finished_at: finished,
+            reached: reached.clone(),
+            unreachable: unreachable.clone(),
+            counts: counts.clone(),
+        };
+        self.store.put_inventory_run(&run).await?;
+
+        let reached_accounts: BTreeSet<&AccountId> = reached.iter().map(|t| &t.account).collect();
+        let unreachable_accounts = unreachable
+            .iter()
+            .map(|u| &u.account)
+            .collect::<BTreeSet<_>>()
+            .len();
+        let duration_ms = u64::try_from((finished - started).num_milliseconds()).unwrap_or(0);
+        let summary = Summary {
+            night,
+            accounts_reached: reached_accounts.len(),
+            unreachable,
+            services_found: counts.services,
+            counts,
+            duration_ms,
+        };
+        println!(
+            "{}",
+            metrics(&summary, unreachable_accounts, &self.calls.snapshot()).line(finished)
+        );
+        tracing::info!(
+            night = %night,
+            services = summary.services_found,
+            reached = summary.accounts_reached,
+            unreachable = summary.unreachable.len(),
+            written = summary.counts.written,
+            "inventory done"
+        );
+        Ok(summary)
+    }
+
+    /// Every region of one account, concurrently.
+    async fn discover_account(
+        &self,
+        account: AccountId,
+    ) -> Vec<(
+        Target,
+        Result<Vec<restart_core::catalog::DiscoveredService>, restart_core::ports::DiscoveryError>,
+    )> {
+        let targets: Vec<Target> = self
+            .config
+            .regions
+            .iter()
+            .map(|region| Target {
+                account: account.clone(),
+                region: region.clone(),
+            })
+            .collect();
+        let results =
+            futures::future::join_all(targets.iter().map(|t| self.fleet.discover(t))).await;
+        targets.into_iter().zip(results).collect()
+    }
+}
+
+/// The run's Embedded Metric Format record.
+pub fn metrics(
+    summary: &Summary,
+    unreachable_accounts: usize,
+    calls: &BTreeMap<String, u64>,
+) -> Emf {
+    let mut emf = Emf::new()
+        .dimension("Function", "inventory")
+        .metric("ServicesFound", summary.services_found as f64, Unit::Count)
+        .metric(
+            "AccountsReached",
+            summary.accounts_reached as f64,
+            Unit::Count,
+        )
+        .metric(
+            "AccountsUnreachable",
+            unreachable_accounts as f64,
+            Unit::Count,
+        )
+        .metric("ServicesGone", summary.counts.gone as f64, Unit::Count)
+        .metric("DurationMs", summary.duration_ms as f64, Unit::Milliseconds)
+        .property("night", serde_json::json!(summary.night));
+    for (action, n) in calls {
+        emf = emf.metric(&format!("ApiCalls{action}"), *n as f64, Unit::Count);
+    }
+    emf
+}

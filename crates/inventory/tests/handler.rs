@@ -1,0 +1,254 @@
+//! The inventory handler's logic, with in-memory fakes for the ports.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use inventory::Inventory;
+use restart_core::catalog::{DiscoveredService, Target};
+use restart_core::clock::ManualClock;
+use restart_core::eligibility::SkipReason;
+use restart_core::fakes::{MemoryFleet, MemoryStore};
+use restart_core::ids::ServiceId;
+use restart_core::ports::{DiscoveryError, ListedAccounts};
+use restart_core::service::*;
+use restart_core::tag::{TagStateKind, Tags};
+use restart_core::telemetry::ApiCalls;
+use restart_core::{Config, ErrorType};
+use serde_json::json;
+
+const A: &str = "111111111111";
+const B: &str = "222222222222";
+const C: &str = "333333333333";
+
+fn config() -> Config {
+    Config::from_vars([
+        ("TABLE_NAME", "t"),
+        ("ACCOUNTS", "111111111111,222222222222,333333333333"),
+        ("REGIONS", "eu-west-1,us-east-1"),
+        ("MEMBER_ROLE_NAME", "member"),
+        ("ACCOUNT_OWNERS", "222222222222=platform-b"),
+    ])
+    .unwrap()
+}
+
+fn service(
+    account: &str,
+    region: &str,
+    cluster: &str,
+    name: &str,
+    tag: Option<&str>,
+) -> DiscoveredService {
+    let mut tags = Tags::new();
+    if let Some(v) = tag {
+        tags.insert("ecs_task_daily_restart".into(), v.into());
+    }
+    let id = ServiceId {
+        account: account.parse().unwrap(),
+        region: region.into(),
+        cluster: cluster.into(),
+        service: name.into(),
+    };
+    DiscoveredService {
+        snapshot: ServiceSnapshot {
+            arn: id.arn("aws"),
+            id,
+            status: ServiceStatus::Active,
+            desired: 2,
+            running: 2,
+            scheduling: SchedulingStrategy::Replica,
+            controller: DeploymentController::Ecs,
+            min_healthy_percent: 100,
+            max_percent: 200,
+            deployments: vec![],
+            tags,
+        },
+        cluster_tags: [("team".to_owned(), format!("{cluster}-team"))]
+            .into_iter()
+            .collect(),
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    "2026-11-21T23:30:00Z".parse().unwrap()
+}
+
+fn handler() -> Inventory<ListedAccounts, MemoryFleet, MemoryStore> {
+    let c = config();
+    let accounts = match &c.accounts {
+        restart_core::config::AccountsSource::List(a) => a.clone(),
+        _ => unreachable!(),
+    };
+    let fleet = MemoryFleet::default();
+    fleet.add(service(
+        A,
+        "eu-west-1",
+        "payments",
+        "api",
+        Some("2026-11-21T01:10:00Z"),
+    ));
+    fleet.add(service(A, "eu-west-1", "payments", "worker", None));
+    fleet.add(service(A, "us-east-1", "edge", "proxy", Some("enabled")));
+    fleet.add(service(
+        B,
+        "eu-west-1",
+        "search",
+        "indexer",
+        Some("disabled"),
+    ));
+    fleet.add(service(
+        B,
+        "eu-west-1",
+        "search",
+        "query",
+        Some("skip-until:2026-12-01"),
+    ));
+    fleet.add(service(B, "eu-west-1", "search", "ranker", Some("soon")));
+    fleet.add(service(C, "eu-west-1", "secret", "vault", Some("enabled")));
+    fleet.fail(
+        Target {
+            account: C.parse().unwrap(),
+            region: "eu-west-1".into(),
+        },
+        DiscoveryError::AccessDenied(
+            "AssumeRole arn:aws:iam::333333333333:role/member: AccessDenied".into(),
+        ),
+    );
+    fleet.fail(
+        Target {
+            account: C.parse().unwrap(),
+            region: "us-east-1".into(),
+        },
+        DiscoveryError::AccessDenied(
+            "AssumeRole arn:aws:iam::333333333333:role/member: AccessDenied".into(),
+        ),
+    );
+    Inventory {
+        config: Arc::new(c),
+        directory: ListedAccounts(accounts),
+        fleet,
+        store: MemoryStore::default(),
+        clock: Arc::new(ManualClock::new(now())),
+        calls: Arc::new(ApiCalls::default()),
+    }
+}
+
+fn night() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 22).unwrap()
+}
+
+#[tokio::test]
+async fn counts_every_tag_state_and_reports_the_denied_account() {
+    let h = handler();
+    // No night given: tonight's window (00:00-06:00 UTC) starts in 30 minutes.
+    let s = h.handle(json!({})).await.unwrap();
+    assert_eq!(s.night, night());
+    assert_eq!(s.services_found, 6);
+    assert_eq!(s.accounts_reached, 2);
+    assert_eq!(s.unreachable.len(), 2, "both regions of the denied account");
+    assert!(
+        s.unreachable
+            .iter()
+            .all(|u| u.account.as_str() == C && u.error.contains("AccessDenied"))
+    );
+    let by_state = &s.counts.by_tag_state;
+    assert_eq!(by_state[&TagStateKind::Enrolled], 2);
+    assert_eq!(by_state[&TagStateKind::Untagged], 1);
+    assert_eq!(by_state[&TagStateKind::OptedOut], 1);
+    assert_eq!(by_state[&TagStateKind::Snoozed], 1);
+    assert_eq!(by_state[&TagStateKind::Malformed], 1);
+    assert_eq!(s.counts.by_skip_reason[&SkipReason::Untagged], 1);
+    assert_eq!(s.counts.by_skip_reason[&SkipReason::OptedOut], 1);
+    assert_eq!(s.counts.by_skip_reason[&SkipReason::Snoozed], 1);
+    assert_eq!(s.counts.eligible, 3, "two enrolled and the malformed one");
+    assert_eq!(s.counts.written, 6);
+
+    let catalog = h.store.catalog.lock().unwrap().clone();
+    let ranker = catalog.values().find(|r| r.id.service == "ranker").unwrap();
+    assert_eq!(ranker.tag_state, TagStateKind::Malformed);
+    assert_eq!(ranker.tag_value.as_deref(), Some("soon"));
+    assert_eq!(ranker.owner, "search-team", "cluster tag");
+    assert_eq!(ranker.first_seen, night());
+    let run = h.store.runs.lock().unwrap()[&night()].clone();
+    assert_eq!(run.reached.len(), 4);
+    assert_eq!(run.counts, s.counts);
+}
+
+#[tokio::test]
+async fn a_rerun_of_the_same_night_writes_nothing() {
+    let h = handler();
+    h.handle(json!({"night": "2026-11-22"})).await.unwrap();
+    let before = h.store.catalog.lock().unwrap().clone();
+    let s = h.handle(json!({"night": "2026-11-22"})).await.unwrap();
+    assert_eq!(s.counts.written, 0);
+    assert_eq!(s.counts.gone, 0);
+    assert_eq!(*h.store.catalog.lock().unwrap(), before);
+}
+
+#[tokio::test]
+async fn a_deleted_service_is_marked_gone_once_and_kept() {
+    let h = handler();
+    h.handle(json!({"night": "2026-11-22"})).await.unwrap();
+    let worker = ServiceId {
+        account: A.parse().unwrap(),
+        region: "eu-west-1".into(),
+        cluster: "payments".into(),
+        service: "worker".into(),
+    };
+    h.fleet.remove(&worker);
+    let s = h.handle(json!({"night": "2026-11-23"})).await.unwrap();
+    assert_eq!(s.counts.gone, 1);
+    assert_eq!(s.services_found, 5);
+    let record = h.store.catalog.lock().unwrap()[&worker].clone();
+    assert_eq!(record.gone_since, NaiveDate::from_ymd_opt(2026, 11, 23));
+    assert_eq!(record.first_seen, night());
+    let s = h.handle(json!({"night": "2026-11-23"})).await.unwrap();
+    assert_eq!((s.counts.gone, s.counts.written), (0, 0));
+}
+
+#[tokio::test]
+async fn an_unreachable_account_keeps_its_catalog() {
+    let h = handler();
+    // Last night the account was reachable.
+    let vault = service(C, "eu-west-1", "secret", "vault", Some("enabled"));
+    h.store.catalog.lock().unwrap().insert(
+        vault.snapshot.id.clone(),
+        restart_core::catalog::CatalogRecord::discovered(
+            &vault,
+            "ecs_task_daily_restart",
+            &restart_core::tag::TagState::Enrolled { last_restart: None },
+            (
+                "secret-team".into(),
+                restart_core::owner::OwnerSource::ClusterTag,
+            ),
+            None,
+            NaiveDate::from_ymd_opt(2026, 11, 21).unwrap(),
+            None,
+        ),
+    );
+    let s = h.handle(json!({"night": "2026-11-22"})).await.unwrap();
+    assert_eq!(s.counts.gone, 0);
+    let record = h.store.catalog.lock().unwrap()[&vault.snapshot.id].clone();
+    assert_eq!(record.gone_since, None);
+    assert_eq!(
+        record.last_seen,
+        NaiveDate::from_ymd_opt(2026, 11, 21).unwrap()
+    );
+}
+
+#[tokio::test]
+async fn bad_events_are_invalid_input_naming_the_problem() {
+    let h = handler();
+    for (event, expected) in [
+        (json!({"night": "tomorrow"}), "night"),
+        (json!({"nite": "2026-11-22"}), "unknown field `nite`"),
+        (json!([1, 2]), "invalid type"),
+    ] {
+        let err = h.handle(event).await.unwrap_err();
+        assert_eq!(err.error_type, ErrorType::InvalidInput);
+        assert!(err.message.contains(expected), "{}", err.message);
+    }
+    assert!(
+        h.store.catalog.lock().unwrap().is_empty(),
+        "nothing written"
+    );
+}
