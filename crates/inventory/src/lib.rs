@@ -41,6 +41,8 @@ pub struct Summary {
     pub unreachable: Vec<Unreachable>,
     pub services_found: u64,
     pub counts: InventoryCounts,
+    /// Time spent discovering (the part bounded by the ECS rate limits).
+    pub discovery_ms: u64,
     pub duration_ms: u64,
 }
 
@@ -92,11 +94,12 @@ where
             .collect();
 
         // Discover, a bounded number of accounts at a time, every region of an account at once.
-        let per_account = stream::iter(accounts.iter().cloned())
+        // Each account's services become catalog records as soon as they arrive, so memory
+        // holds records, not every account's full descriptions at once.
+        let discovery_started = self.clock.now();
+        let mut per_account = stream::iter(accounts.iter().cloned())
             .map(|account| self.discover_account(account))
-            .buffer_unordered(self.config.account_concurrency as usize)
-            .collect::<Vec<_>>()
-            .await;
+            .buffer_unordered(self.config.account_concurrency as usize);
 
         let today = started.date_naive();
         let tonight = Tonight {
@@ -109,7 +112,7 @@ where
         let mut unreachable = Vec::new();
         let mut seen = BTreeSet::new();
         let mut writes = Vec::new();
-        for results in per_account {
+        while let Some(results) = per_account.next().await {
             for (target, result) in results {
                 let services = match result {
                     Ok(services) => services,
@@ -154,6 +157,9 @@ where
             }
         }
 
+        drop(per_account);
+        let discovery_ms = millis(self.clock.now() - discovery_started);
+
         // Services that a reachable account no longer has are marked gone, once.
         let reached_set: BTreeSet<(&AccountId, &str)> = reached
             .iter()
@@ -193,13 +199,14 @@ where
             .map(|u| &u.account)
             .collect::<BTreeSet<_>>()
             .len();
-        let duration_ms = u64::try_from((finished - started).num_milliseconds()).unwrap_or(0);
+        let duration_ms = millis(finished - started);
         let summary = Summary {
             night,
             accounts_reached: reached_accounts.len(),
             unreachable,
             services_found: counts.services,
             counts,
+            discovery_ms,
             duration_ms,
         };
         println!(
@@ -240,6 +247,10 @@ where
     }
 }
 
+fn millis(d: chrono::TimeDelta) -> u64 {
+    u64::try_from(d.num_milliseconds()).unwrap_or(0)
+}
+
 /// The run's Embedded Metric Format record.
 pub fn metrics(
     summary: &Summary,
@@ -260,6 +271,11 @@ pub fn metrics(
             Unit::Count,
         )
         .metric("ServicesGone", summary.counts.gone as f64, Unit::Count)
+        .metric(
+            "DiscoveryMs",
+            summary.discovery_ms as f64,
+            Unit::Milliseconds,
+        )
         .metric("DurationMs", summary.duration_ms as f64, Unit::Milliseconds)
         .property("night", serde_json::json!(summary.night));
     for (action, n) in calls {

@@ -63,8 +63,11 @@ impl aws_types::service_config::LoadServiceConfig for DynamoToMoto {
 /// The hub's SDK settings for a local run: DynamoDB at moto, ECS, STS and Config at `sim`
 /// (fleet-sim's endpoint), static hub credentials (fleet-sim treats them as the hub account).
 /// This is what `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL` do for a deployed function.
+/// Like `aws_config::load_defaults`, it carries one HTTP client that every service client
+/// shares.
 pub fn hub_sdk_config(sim: &str) -> aws_types::SdkConfig {
     aws_types::SdkConfig::builder()
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
         .endpoint_url(sim)
         .service_config(DynamoToMoto(moto_endpoint()))
         .region(Region::new(REGION))

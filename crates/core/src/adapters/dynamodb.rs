@@ -528,6 +528,26 @@ fn name<T: Serialize>(v: &T) -> AttributeValue {
     }
 }
 
+/// The PutRequests of a chunk of catalog records.
+fn catalog_writes(chunk: &[&CatalogRecord]) -> Result<Vec<WriteRequest>, StoreError> {
+    chunk
+        .iter()
+        .map(|r| {
+            PutRequest::builder()
+                .set_item(Some(catalog_item(r)))
+                .build()
+                .map(|put| WriteRequest::builder().put_request(put).build())
+                .map_err(|e| {
+                    StoreError::Corrupt(format!(
+                        "the write of {} could not be built: {}",
+                        r.id,
+                        DisplayErrorContext(&e)
+                    ))
+                })
+        })
+        .collect()
+}
+
 /// The item of a catalog record.
 pub fn catalog_item(r: &CatalogRecord) -> Item {
     let mut item = Item::from([
@@ -796,28 +816,16 @@ impl CatalogStore for DynamoStore {
         // BatchWriteItem refuses two writes of one key in a request: the last record wins.
         let latest: BTreeMap<&ServiceId, &CatalogRecord> =
             records.iter().map(|r| (&r.id, r)).collect();
-        let requests = latest
-            .values()
-            .map(|r| {
-                PutRequest::builder()
-                    .set_item(Some(catalog_item(r)))
-                    .build()
-                    .map(|put| WriteRequest::builder().put_request(put).build())
-                    .map_err(|e| {
-                        StoreError::Corrupt(format!(
-                            "the write of {} could not be built: {}",
-                            r.id,
-                            DisplayErrorContext(&e)
-                        ))
-                    })
+        let latest: Vec<&CatalogRecord> = latest.into_values().collect();
+        // Items are built a chunk at a time, as the stream asks for them, so a night of 100,000
+        // records never holds them all.
+        let latest: Vec<&CatalogRecord> = latest;
+        stream::iter((0..latest.len()).step_by(BATCH_SIZE))
+            .map(|start| {
+                let end = (start + BATCH_SIZE).min(latest.len());
+                let batch = catalog_writes(&latest[start..end]);
+                async move { self.write_batch(batch?).await }
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        let batches: Vec<Vec<WriteRequest>> = requests
-            .chunks(BATCH_SIZE)
-            .map(<[WriteRequest]>::to_vec)
-            .collect();
-        stream::iter(batches)
-            .map(|batch| self.write_batch(batch))
             .buffer_unordered(WRITE_CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await?;
