@@ -252,3 +252,37 @@ async fn bad_events_are_invalid_input_naming_the_problem() {
         "nothing written"
     );
 }
+
+#[tokio::test]
+async fn the_metrics_line_carries_the_counts_and_the_calls_per_action() {
+    let h = handler();
+    let s = h.handle(json!({"night": "2026-11-22"})).await.unwrap();
+    let calls = [
+        ("ListClusters".to_owned(), 4u64),
+        ("DescribeServices".to_owned(), 9),
+    ]
+    .into_iter()
+    .collect();
+    let line = inventory::metrics(&s, 1, &calls).line(now());
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["ServicesFound"], json!(6.0));
+    assert_eq!(v["AccountsUnreachable"], json!(1.0));
+    assert_eq!(v["ApiCallsListClusters"], json!(4.0));
+    assert_eq!(v["ApiCallsDescribeServices"], json!(9.0));
+    assert_eq!(v["Function"], json!("inventory"));
+    let declared: Vec<&str> = v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["Name"].as_str().unwrap())
+        .collect();
+    for name in [
+        "ServicesFound",
+        "AccountsUnreachable",
+        "DiscoveryMs",
+        "DurationMs",
+        "ApiCallsListClusters",
+    ] {
+        assert!(declared.contains(&name), "{name} is declared as a metric");
+    }
+}

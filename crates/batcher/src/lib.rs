@@ -1,0 +1,338 @@
+//! The `batcher` function: the night's plan (DESIGN 3.6).
+//!
+//! Reads the catalog that inventory wrote for the night, leaves out services gone or not seen
+//! that night, records every service inventory judged ineligible as skipped with its reason,
+//! and plans the rest into batches with [`planner::plan`], keeping last night's batch where the
+//! constraints allow. It writes one record per service (planned with its batch, or skipped),
+//! one item per batch, and last a plan summary that marks the plan complete.
+//!
+//! Input: `{ "night": "YYYY-MM-DD", "replan": false }`, both optional (the night defaults to
+//! the one in progress or next to begin in the configured timezone). Output: a [`NightPlan`],
+//! `{ "night": "YYYY-MM-DD", "batches": [{ "batch": 0, "start_at": "...", "size": 12 }, ...] }`:
+//! never a service list, so 200 batches stay near 12 KB, far under the 256 KB state payload.
+//!
+//! Running it again for a night whose plan is complete returns that plan and writes nothing.
+//! With `replan: true` the night is planned again from the current catalog: only records still
+//! `planned` move (to another batch, or to `skipped` when the service is no longer eligible);
+//! records that moved on (`started`, an outcome, `skipped`) stay as they are, and new
+//! services are added. A run that stopped before its summary was written is finished the same
+//! way by the next run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::{NaiveDate, TimeDelta};
+use serde::Deserialize;
+
+use restart_core::catalog::CatalogRecord;
+use restart_core::clock::Clock;
+use restart_core::config::AccountsSource;
+use restart_core::eligibility::SkipReason;
+use restart_core::ids::{AccountId, ServiceId};
+use restart_core::night::{NightPlan, NightRecord, PlanSummary};
+use restart_core::outcome::NightState;
+use restart_core::planner::{self, PlanParams, PlanService, PlannedBatch};
+use restart_core::ports::{CatalogStore, NightStore};
+use restart_core::telemetry::{Emf, Unit};
+use restart_core::window::NightWindow;
+use restart_core::{Config, HandlerError};
+
+pub mod aws;
+
+/// Expected length of a restart with no recorded history.
+pub const DEFAULT_RESTART_DURATION: TimeDelta = TimeDelta::minutes(10);
+
+/// The function's input.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub night: Option<NaiveDate>,
+    #[serde(default)]
+    pub replan: bool,
+}
+
+/// The handler with its ports.
+#[derive(Debug)]
+pub struct Batcher<S> {
+    pub config: Arc<Config>,
+    pub store: S,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// What one run did, for the log and the metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunCounts {
+    pub planned: u64,
+    pub skipped: u64,
+    pub kept_previous: u64,
+    pub moved: u64,
+    pub created: u64,
+    /// The plan was already complete and was returned as it was.
+    pub reused: bool,
+}
+
+impl<S> Batcher<S>
+where
+    S: CatalogStore + NightStore,
+{
+    /// Handles one invocation: the raw event in, the night's batches out.
+    pub async fn handle(&self, event: serde_json::Value) -> Result<NightPlan, HandlerError> {
+        let event: Event = if event.is_null() {
+            Event::default()
+        } else {
+            HandlerError::parse_event(event)?
+        };
+        // Boxed: the planning future is deep, and the runtime's own types nest it further.
+        Box::pin(self.run(event.night, event.replan)).await
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub async fn run(
+        &self,
+        night: Option<NaiveDate>,
+        replan: bool,
+    ) -> Result<NightPlan, HandlerError> {
+        let started = self.clock.now();
+        let window = match night {
+            Some(n) => self.config.window.night(n),
+            None => self.config.window.night_at(started),
+        };
+        let night = window.night;
+
+        let (batches, counts) = match self.existing_plan(night, replan).await? {
+            Some(batches) => (
+                batches,
+                RunCounts {
+                    reused: true,
+                    ..RunCounts::default()
+                },
+            ),
+            None => self.plan_night(&window).await?,
+        };
+
+        let finished = self.clock.now();
+        let duration_ms = u64::try_from((finished - started).num_milliseconds()).unwrap_or(0);
+        println!(
+            "{}",
+            metrics(night, &batches, &counts, replan, duration_ms).line(finished)
+        );
+        tracing::info!(
+            night = %night,
+            batches = batches.len(),
+            planned = counts.planned,
+            skipped = counts.skipped,
+            kept_previous = counts.kept_previous,
+            moved = counts.moved,
+            created = counts.created,
+            reused = counts.reused,
+            "plan ready"
+        );
+        Ok(NightPlan { night, batches })
+    }
+
+    /// The night's batches when its plan is complete and no replan is asked for.
+    async fn existing_plan(
+        &self,
+        night: NaiveDate,
+        replan: bool,
+    ) -> Result<Option<Vec<PlannedBatch>>, HandlerError> {
+        if replan || self.store.plan_summary(night).await?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(self.store.read_batches(night).await?))
+    }
+
+    /// The accounts whose catalog is read: the configured list, or those inventory reached
+    /// that night when the accounts come from an AWS Config aggregator.
+    async fn accounts(&self, night: NaiveDate) -> Result<Vec<AccountId>, HandlerError> {
+        match &self.config.accounts {
+            AccountsSource::List(accounts) => Ok(accounts.clone()),
+            AccountsSource::ConfigAggregator => {
+                let run = self.store.get_inventory_run(night).await?.ok_or_else(|| {
+                    HandlerError::invalid_input(format!(
+                        "night: no inventory run is recorded for {night}; run inventory for \
+                         that night first"
+                    ))
+                })?;
+                let accounts: BTreeSet<AccountId> =
+                    run.reached.into_iter().map(|t| t.account).collect();
+                Ok(accounts.into_iter().collect())
+            }
+        }
+    }
+
+    /// Plans the night (again) and writes what changed.
+    async fn plan_night(
+        &self,
+        window: &NightWindow,
+    ) -> Result<(Vec<PlannedBatch>, RunCounts), HandlerError> {
+        let night = window.night;
+        let accounts = self.accounts(night).await?;
+        // Tonight's candidates: known to inventory tonight and not gone.
+        let candidates: BTreeMap<ServiceId, CatalogRecord> = self
+            .store
+            .read_catalog(&accounts)
+            .await?
+            .into_iter()
+            .filter(|r| r.gone_since.is_none() && r.last_seen == night)
+            .map(|r| (r.id.clone(), r))
+            .collect();
+        let existing: BTreeMap<ServiceId, NightRecord> = self
+            .store
+            .read_night(night)
+            .await?
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
+        let last_night = match night.pred_opt() {
+            Some(prev) => self.store.read_assignment(prev).await?,
+            None => BTreeMap::new(),
+        };
+
+        // Plan the eligible services that have no record yet or are still only planned.
+        let to_plan: Vec<&CatalogRecord> = candidates
+            .values()
+            .filter(|r| r.skip_reason.is_none())
+            .filter(|r| {
+                existing
+                    .get(&r.id)
+                    .is_none_or(|e| e.state == NightState::Planned)
+            })
+            .collect();
+        let services: Vec<PlanService> = to_plan
+            .iter()
+            .map(|r| PlanService {
+                id: r.id.clone(),
+                desired: r.desired,
+                recent_duration: r
+                    .last_restart_seconds
+                    .map(|s| TimeDelta::seconds(i64::from(s))),
+                previous_batch: existing
+                    .get(&r.id)
+                    .and_then(|e| e.batch)
+                    .or_else(|| last_night.get(&r.id).copied()),
+            })
+            .collect();
+        let params = PlanParams {
+            window: *window,
+            interval: self.config.batch_interval,
+            default_duration: DEFAULT_RESTART_DURATION,
+            timeout: self.config.restart_timeout,
+        };
+        let plan = planner::plan(&services, &params)
+            .map_err(|e| HandlerError::misconfigured(e.to_string()))?;
+        let start_of = |k: u32| window.start + self.config.batch_interval * k as i32;
+
+        // The batch items first: a run that stops half-way leaves its records findable.
+        self.store.put_batches(night, &plan.batches).await?;
+
+        let mut counts = RunCounts {
+            kept_previous: plan.kept_previous as u64,
+            ..RunCounts::default()
+        };
+        let mut creates = Vec::new();
+        let mut moves = Vec::new();
+        for (r, &batch) in to_plan.iter().zip(&plan.assignment) {
+            match existing.get(&r.id) {
+                None => creates.push(NightRecord::planned(r, night, batch, start_of(batch))),
+                Some(e) if e.batch != Some(batch) => {
+                    moves.push((e.clone(), e.moved_to(batch, start_of(batch))));
+                }
+                Some(_) => {}
+            }
+        }
+        for r in candidates.values() {
+            if let (Some(reason), None) = (r.skip_reason, existing.get(&r.id)) {
+                creates.push(NightRecord::skipped(r, night, reason));
+            }
+        }
+        // Planned services no longer eligible (or no longer found) are skipped.
+        let planned_ids: BTreeSet<&ServiceId> = to_plan.iter().map(|r| &r.id).collect();
+        for e in existing.values() {
+            if e.state == NightState::Planned && !planned_ids.contains(&e.id) {
+                let reason = candidates
+                    .get(&e.id)
+                    .and_then(|c| c.skip_reason)
+                    .unwrap_or(SkipReason::NotFound);
+                moves.push((e.clone(), e.now_skipped(reason)));
+            }
+        }
+        counts.created = self.store.create_records(&creates).await?.created;
+        for (from, to) in &moves {
+            if self.store.move_record(from, to).await? {
+                counts.moved += 1;
+            } else {
+                tracing::info!(service = %from.id, "not moved: it is no longer only planned");
+            }
+        }
+
+        // The final batches, counted from what the table now holds.
+        let records = self.store.read_night(night).await?;
+        let mut sizes: BTreeMap<u32, u32> = plan.batches.iter().map(|b| (b.batch, 0)).collect();
+        for r in &records {
+            match r.batch {
+                Some(b) => *sizes.entry(b).or_default() += 1,
+                None => counts.skipped += 1,
+            }
+        }
+        let batches: Vec<PlannedBatch> = sizes
+            .iter()
+            .map(|(&batch, &size)| PlannedBatch {
+                batch,
+                start_at: start_of(batch),
+                size,
+            })
+            .collect();
+        counts.planned = batches.iter().map(|b| u64::from(b.size)).sum();
+        let stale: Vec<u32> = self
+            .store
+            .read_batches(night)
+            .await?
+            .iter()
+            .map(|b| b.batch)
+            .filter(|b| !sizes.contains_key(b))
+            .collect();
+        self.store.put_batches(night, &batches).await?;
+        self.store.delete_batches(night, &stale).await?;
+        self.store
+            .put_plan_summary(&PlanSummary {
+                night,
+                batches: u32::try_from(batches.len()).unwrap_or(u32::MAX),
+                planned: counts.planned,
+                skipped: counts.skipped,
+                written_at: self.clock.now(),
+            })
+            .await?;
+        Ok((batches, counts))
+    }
+}
+
+/// The run's Embedded Metric Format record.
+pub fn metrics(
+    night: NaiveDate,
+    batches: &[PlannedBatch],
+    counts: &RunCounts,
+    replan: bool,
+    duration_ms: u64,
+) -> Emf {
+    Emf::new()
+        .dimension("Function", "batcher")
+        .metric("Batches", batches.len() as f64, Unit::Count)
+        .metric(
+            "ServicesPlanned",
+            batches.iter().map(|b| f64::from(b.size)).sum(),
+            Unit::Count,
+        )
+        .metric("ServicesSkipped", counts.skipped as f64, Unit::Count)
+        .metric(
+            "KeptPreviousBatch",
+            counts.kept_previous as f64,
+            Unit::Count,
+        )
+        .metric("RecordsMoved", counts.moved as f64, Unit::Count)
+        .metric("RecordsCreated", counts.created as f64, Unit::Count)
+        .metric("DurationMs", duration_ms as f64, Unit::Milliseconds)
+        .property("night", serde_json::json!(night))
+        .property("replan", serde_json::json!(replan))
+        .property("reused", serde_json::json!(counts.reused))
+}
