@@ -15,7 +15,7 @@
 //! - [`catalog`]: catalog records and inventory counts (3.7).
 //! - [`ports`]: the traits handlers use, in domain words; adapters implement them.
 //! - [`config`]: typed configuration from environment variables (3.9).
-//! - [`error`]: the Lambda error contract (3.8).
+//! - [`error`]: the Lambda error contract (3.8); [`lambda`]: the runtime glue of every `main`.
 
 pub mod adapters;
 pub mod catalog;
@@ -25,6 +25,7 @@ pub mod eligibility;
 pub mod error;
 pub mod fakes;
 pub mod ids;
+pub mod lambda;
 pub mod night;
 pub mod outcome;
 pub mod owner;
