@@ -38,12 +38,12 @@ lint: ## rustfmt check and clippy with -D warnings
 
 .PHONY: test
 test: lint tools ## lint, then every test (unit, property, integration against fleet-sim, AWS CLI checks)
+	$(CARGO) test --workspace --locked --doc
 ifeq ($(NEXTEST),yes)
 	tools/with-moto $(CARGO) nextest run --workspace --locked --no-fail-fast
 else
 	tools/with-moto $(CARGO) test --workspace --locked --no-fail-fast
 endif
-	$(CARGO) test --workspace --locked --doc
 
 .PHONY: bench
 bench: tools ## run the benchmarks (figures go to docs/performance.md)
