@@ -104,7 +104,7 @@ use serde_json::Value;
 
 use super::sdk::error_code;
 use crate::catalog::CatalogRecord;
-use crate::ids::{AccountId, ServiceId};
+use crate::ids::{AccountId, ServiceArn, ServiceId};
 use crate::night::{Created, NightRecord, PlanSummary};
 use crate::outcome::NightState;
 use crate::planner::PlannedBatch;
@@ -548,17 +548,42 @@ fn catalog_writes(chunk: &[&CatalogRecord]) -> Result<Vec<WriteRequest>, StoreEr
         .collect()
 }
 
+/// The attributes naming a service, shared by catalog and night items.
+fn identity(id: &ServiceId, arn: &ServiceArn) -> Item {
+    Item::from([
+        ("account".to_owned(), s(id.account.as_str())),
+        ("region".to_owned(), s(&id.region)),
+        ("cluster".to_owned(), s(&id.cluster)),
+        ("service".to_owned(), s(&id.service)),
+        ("arn".to_owned(), s(arn.to_string())),
+    ])
+}
+
+fn read_service_id(r: &Reader<'_>) -> Result<ServiceId, ItemError> {
+    Ok(ServiceId {
+        account: r.parse("account")?,
+        region: r.s("region")?.to_owned(),
+        cluster: r.s("cluster")?.to_owned(),
+        service: r.s("service")?.to_owned(),
+    })
+}
+
+/// Inserts the optional attributes that have a value (`None` is omitted, not stored as null).
+fn insert_present<const N: usize>(item: &mut Item, optional: [(&str, Option<AttributeValue>); N]) {
+    for (field, value) in optional {
+        if let Some(value) = value {
+            item.insert(field.to_owned(), value);
+        }
+    }
+}
+
 /// The item of a catalog record.
 pub fn catalog_item(r: &CatalogRecord) -> Item {
-    let mut item = Item::from([
+    let mut item = identity(&r.id, &r.arn);
+    item.extend([
         (schema::PK.to_owned(), s(keys::catalog_pk(&r.id.account))),
         (schema::SK.to_owned(), s(keys::catalog_sk(&r.id))),
         (schema::KIND.to_owned(), s(kind::CATALOG)),
-        ("account".to_owned(), s(r.id.account.as_str())),
-        ("region".to_owned(), s(&r.id.region)),
-        ("cluster".to_owned(), s(&r.id.cluster)),
-        ("service".to_owned(), s(&r.id.service)),
-        ("arn".to_owned(), s(r.arn.to_string())),
         ("owner".to_owned(), s(&r.owner)),
         ("owner_source".to_owned(), name(&r.owner_source)),
         ("tag_state".to_owned(), name(&r.tag_state)),
@@ -577,11 +602,7 @@ pub fn catalog_item(r: &CatalogRecord) -> Item {
         ("gone_since", r.gone_since.map(date)),
         ("last_restart_seconds", r.last_restart_seconds.map(n)),
     ];
-    for (field, value) in optional {
-        if let Some(value) = value {
-            item.insert(field.to_owned(), value);
-        }
-    }
+    insert_present(&mut item, optional);
     item
 }
 
@@ -590,12 +611,7 @@ pub fn catalog_record(item: &Item) -> Result<CatalogRecord, ItemError> {
     let r = Reader::new(item);
     r.expect_kind(kind::CATALOG)?;
     Ok(CatalogRecord {
-        id: ServiceId {
-            account: r.parse("account")?,
-            region: r.s("region")?.to_owned(),
-            cluster: r.s("cluster")?.to_owned(),
-            service: r.s("service")?.to_owned(),
-        },
+        id: read_service_id(&r)?,
         arn: r.parse("arn")?,
         owner: r.s("owner")?.to_owned(),
         owner_source: r.name("owner_source")?,
@@ -926,7 +942,8 @@ fn record_key(r: &NightRecord) -> Item {
 
 /// The item of a service's night record, expiring `ttl_days` after the night.
 pub fn night_item(r: &NightRecord, ttl_days: u32) -> Item {
-    let mut item = record_key(r);
+    let mut item = identity(&r.id, &r.arn);
+    item.extend(record_key(r));
     item.extend([
         (schema::GSI1PK.to_owned(), s(night_keys::service_key(&r.id))),
         (schema::GSI1SK.to_owned(), s(keys::night_pk(r.night))),
@@ -935,11 +952,6 @@ pub fn night_item(r: &NightRecord, ttl_days: u32) -> Item {
             schema::TTL_ATTRIBUTE.to_owned(),
             n(expires_at(r.night, ttl_days)),
         ),
-        ("account".to_owned(), s(r.id.account.as_str())),
-        ("region".to_owned(), s(&r.id.region)),
-        ("cluster".to_owned(), s(&r.id.cluster)),
-        ("service".to_owned(), s(&r.id.service)),
-        ("arn".to_owned(), s(r.arn.to_string())),
         ("night".to_owned(), date(r.night)),
         ("state".to_owned(), name(&r.state)),
         ("owner".to_owned(), s(&r.owner)),
@@ -952,11 +964,7 @@ pub fn night_item(r: &NightRecord, ttl_days: u32) -> Item {
         ("started_at", r.started_at.map(time)),
         ("finished_at", r.finished_at.map(time)),
     ];
-    for (field, value) in optional {
-        if let Some(value) = value {
-            item.insert(field.to_owned(), value);
-        }
-    }
+    insert_present(&mut item, optional);
     item
 }
 
@@ -965,12 +973,7 @@ pub fn night_record(item: &Item) -> Result<NightRecord, ItemError> {
     let r = Reader::new(item);
     r.expect_kind(night_kind::RECORD)?;
     Ok(NightRecord {
-        id: ServiceId {
-            account: r.parse("account")?,
-            region: r.s("region")?.to_owned(),
-            cluster: r.s("cluster")?.to_owned(),
-            service: r.s("service")?.to_owned(),
-        },
+        id: read_service_id(&r)?,
         arn: r.parse("arn")?,
         night: r.parse("night")?,
         batch: r.opt_n("batch")?,
