@@ -279,3 +279,52 @@ async fn the_config_aggregator_source_finds_the_same_services_without_entering_a
     );
     sim.shutdown().await.unwrap();
 }
+
+/// Eight inventories at once against one account (each paced at 15/s, together over the
+/// documented 20/s): fleet-sim throttles, the SDK's retries absorb it, and no account is
+/// reported unreachable.
+#[tokio::test]
+async fn throttling_never_surfaces_as_an_unreachable_account() {
+    let clusters = (0..60)
+        .map(|i| {
+            cluster(
+                &format!("c{i:02}"),
+                "eu-west-1",
+                vec![svc("web", &[(TAG, "enabled")])],
+            )
+        })
+        .collect();
+    let spec = FleetSpec {
+        accounts: vec![AccountSpec {
+            id: A.into(),
+            regions: vec!["eu-west-1".into()],
+            deny_assume_role: false,
+            external_id: None,
+            clusters,
+        }],
+        ..FleetSpec::default()
+    };
+    let sim = fleet_sim::spawn(spec).await.unwrap();
+    let table = table().await;
+    let config = || {
+        Config::from_vars([
+            ("TABLE_NAME", table.as_str()),
+            ("ACCOUNTS", A),
+            ("REGIONS", "eu-west-1"),
+            ("MEMBER_ROLE_NAME", "ecs-restart-member"),
+        ])
+        .unwrap()
+    };
+    let runs = futures::future::join_all((0..8).map(|_| run(&sim, config(), "2026-11-22"))).await;
+    for s in &runs {
+        assert!(s.unreachable.is_empty(), "{:?}", s.unreachable);
+        assert_eq!(s.services_found, 60);
+    }
+    let stats = sim.handle().stats();
+    let throttled: u64 = stats.throttled.values().flat_map(|a| a.values()).sum();
+    assert!(
+        throttled > 0,
+        "the test must drive fleet-sim into throttling"
+    );
+    sim.shutdown().await.unwrap();
+}
