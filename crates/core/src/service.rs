@@ -22,6 +22,17 @@ pub enum SchedulingStrategy {
     Daemon,
 }
 
+impl SchedulingStrategy {
+    /// ECS's (minimumHealthyPercent, maximumPercent) for a service created without a
+    /// deployment configuration.
+    pub fn default_percentages(self) -> (u32, u32) {
+        match self {
+            Self::Daemon => (0, 100),
+            Self::Replica => (100, 200),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DeploymentController {

@@ -37,8 +37,15 @@ fn account(id: &str) -> AccountId {
     id.parse().unwrap()
 }
 
-#[tokio::test]
-async fn credentials_are_cached_per_account_and_renewed_before_expiry() {
+/// fleet-sim with the spec above, and sessions into it on a clock the test moves.
+async fn sessions(
+    external_id: Option<&str>,
+) -> (
+    fleet_sim::RunningSim,
+    AccountSessions,
+    Arc<ManualClock>,
+    Arc<ApiCalls>,
+) {
     let sim = fleet_sim::spawn(FleetSpec::from_yaml_str(SPEC).unwrap())
         .await
         .unwrap();
@@ -47,10 +54,16 @@ async fn credentials_are_cached_per_account_and_renewed_before_expiry() {
     let calls = Arc::new(ApiCalls::default());
     let sessions = AccountSessions::new(
         sts_client(&sdk),
-        role(Some("nightly")),
+        role(external_id),
         clock.clone(),
         calls.clone(),
     );
+    (sim, sessions, clock, calls)
+}
+
+#[tokio::test]
+async fn credentials_are_cached_per_account_and_renewed_before_expiry() {
+    let (sim, sessions, clock, calls) = sessions(Some("nightly")).await;
     let a = account("111111111111");
 
     // Many concurrent callers for one account: one AssumeRole.
@@ -89,13 +102,7 @@ async fn credentials_are_cached_per_account_and_renewed_before_expiry() {
 
 #[tokio::test]
 async fn a_denied_role_or_a_wrong_external_id_is_access_denied() {
-    let sim = fleet_sim::spawn(FleetSpec::from_yaml_str(SPEC).unwrap())
-        .await
-        .unwrap();
-    let sdk = testkit::hub_sdk_config(&sim.endpoint_url());
-    let clock = Arc::new(ManualClock::new(Utc::now()));
-    let calls = Arc::new(ApiCalls::default());
-    let sessions = AccountSessions::new(sts_client(&sdk), role(None), clock, calls);
+    let (sim, sessions, _, _) = sessions(None).await;
     for id in ["333333333333", "111111111111"] {
         match sessions.credentials(&account(id)).await {
             Err(DiscoveryError::AccessDenied(message)) => {

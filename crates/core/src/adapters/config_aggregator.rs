@@ -219,10 +219,7 @@ fn service_from_item(
         Some("EXTERNAL") => DeploymentController::External,
         _ => DeploymentController::Ecs,
     };
-    let (default_min, default_max) = match scheduling {
-        SchedulingStrategy::Daemon => (0, 100),
-        SchedulingStrategy::Replica => (100, 200),
-    };
+    let (default_min, default_max) = scheduling.default_percentages();
     let dc = field(conf, "deploymentConfiguration");
     let desired = num_field(conf, "desiredCount").unwrap_or(0);
     let mut service_tags = tags(field(row, "tags"));

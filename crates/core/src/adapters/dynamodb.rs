@@ -102,7 +102,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::sdk::error_code;
+use super::sdk::{THROTTLING, error_code};
 use crate::catalog::CatalogRecord;
 use crate::ids::{AccountId, ServiceArn, ServiceId};
 use crate::night::{Created, NightRecord, PlanSummary};
@@ -317,14 +317,6 @@ where
     }
     Ok(())
 }
-
-/// Error codes that mean DynamoDB is throttling us.
-const THROTTLING: &[&str] = &[
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "Throttling",
-    "RequestLimitExceeded",
-];
 
 /// Error codes that mean the table or the permissions are wrong: retrying will not help.
 const MISCONFIGURED: &[&str] = &[

@@ -295,11 +295,7 @@ pub fn snapshot(s: &Service, cluster: &str) -> Result<ServiceSnapshot, String> {
         Some(DeploymentControllerType::External) => DeploymentController::External,
         _ => DeploymentController::Ecs,
     };
-    // ECS's defaults when a service was created without a deployment configuration.
-    let (default_min, default_max) = match scheduling {
-        SchedulingStrategy::Daemon => (0, 100),
-        SchedulingStrategy::Replica => (100, 200),
-    };
+    let (default_min, default_max) = scheduling.default_percentages();
     let dc = s.deployment_configuration();
     let min_healthy_percent = dc
         .and_then(|d| d.minimum_healthy_percent())

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 
 use crate::ports::DiscoveryError;
 
-/// Error codes AWS uses for throttling.
-const THROTTLING: &[&str] = &[
+/// Error codes AWS uses for throttling (DynamoDB's included).
+pub(crate) const THROTTLING: &[&str] = &[
     "Throttling",
     "ThrottlingException",
     "ThrottledException",
