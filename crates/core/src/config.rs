@@ -64,6 +64,8 @@ pub struct Config {
     pub notice_cooldown_days: u32,
     pub failure_threshold_percent: u32,
     pub restart_timeout: TimeDelta,
+    /// `POLL_INTERVAL_SECONDS`: how long the state machine waits between two polls of a batch.
+    pub poll_interval: TimeDelta,
     pub max_inflight_per_cluster: u32,
     pub account_concurrency: u32,
     pub pacing: Pacing,
@@ -357,6 +359,7 @@ impl Config {
         let notice_cooldown_days = v.number("NOTICE_COOLDOWN_DAYS", 7, 0, 365);
         let failure_threshold_percent = v.number("FAILURE_THRESHOLD_PERCENT", 10, 0, 100);
         let restart_timeout = v.number("RESTART_TIMEOUT_MINUTES", 30, 1, 720);
+        let poll_interval = v.number("POLL_INTERVAL_SECONDS", 60, 1, 3600);
         let max_inflight_per_cluster = v.number("MAX_INFLIGHT_PER_CLUSTER", 10, 1, 10_000);
         let account_concurrency = v.number("ACCOUNT_CONCURRENCY", 16, 1, 256);
         let pacing = Pacing {
@@ -407,6 +410,7 @@ impl Config {
             notice_cooldown_days,
             failure_threshold_percent,
             restart_timeout: TimeDelta::minutes(restart_timeout.into()),
+            poll_interval: TimeDelta::seconds(poll_interval.into()),
             max_inflight_per_cluster,
             account_concurrency,
             pacing,
@@ -461,6 +465,7 @@ mod tests {
         assert_eq!(c.notice_cooldown_days, 7);
         assert_eq!(c.failure_threshold_percent, 10);
         assert_eq!(c.restart_timeout, TimeDelta::minutes(30));
+        assert_eq!(c.poll_interval, TimeDelta::seconds(60));
         assert_eq!(c.account_concurrency, 16);
         assert_eq!(c.pacing.update_service_per_sec, 4.0);
         assert_eq!(c.pacing.tag_resource_per_sec, 8.0);

@@ -7,11 +7,12 @@ use chrono::NaiveDate;
 
 use crate::catalog::{CatalogRecord, DiscoveredService, Target};
 use crate::ids::{AccountId, ServiceId};
-use crate::night::{Created, NightRecord, PlanSummary};
+use crate::night::{Created, Halt, NightRecord, NightStatus, Pause, PlanSummary};
 use crate::outcome::NightState;
 use crate::planner::PlannedBatch;
 use crate::ports::{
-    CatalogStore, DiscoveryError, InventoryRun, NightStore, ServiceInventory, StoreError,
+    CatalogStore, Claim, DiscoveryError, InventoryRun, NightStore, RestartStore, ServiceInventory,
+    StoreError,
 };
 
 /// A fleet held in memory: services per target, and targets that fail.
@@ -117,6 +118,23 @@ pub struct MemoryNights {
     pub summaries: BTreeMap<NaiveDate, PlanSummary>,
     /// Items written or deleted (records, batches, summaries), counted.
     pub writes: u64,
+    pub pause: Option<Pause>,
+    pub status: BTreeMap<NaiveDate, NightStatus>,
+    /// Restarts in flight per night and cluster (`ServiceId::cluster_key`).
+    pub inflight: BTreeMap<(NaiveDate, String), u32>,
+}
+
+impl MemoryNights {
+    fn count(&mut self, night: NaiveDate, state: NightState) {
+        *self
+            .status
+            .entry(night)
+            .or_default()
+            .counts
+            .entry(state)
+            .or_default() += 1;
+        self.writes += 1;
+    }
 }
 
 impl MemoryStore {
@@ -263,5 +281,118 @@ impl NightStore for MemoryStore {
         n.records.insert(key, to.clone());
         n.writes += 1;
         Ok(true)
+    }
+}
+
+impl RestartStore for MemoryStore {
+    async fn pause(&self) -> Result<Option<Pause>, StoreError> {
+        Ok(self.nights().pause.clone())
+    }
+
+    async fn set_pause(&self, pause: Option<&Pause>) -> Result<(), StoreError> {
+        self.nights().pause = pause.cloned();
+        Ok(())
+    }
+
+    async fn night_status(&self, night: NaiveDate) -> Result<NightStatus, StoreError> {
+        Ok(self
+            .nights()
+            .status
+            .get(&night)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn halt(&self, night: NaiveDate, halt: &Halt) -> Result<bool, StoreError> {
+        let mut n = self.nights();
+        let status = n.status.entry(night).or_default();
+        if status.halted.is_some() {
+            return Ok(false);
+        }
+        status.halted = Some(halt.clone());
+        Ok(true)
+    }
+
+    async fn find_record(
+        &self,
+        night: NaiveDate,
+        id: &ServiceId,
+    ) -> Result<Option<NightRecord>, StoreError> {
+        Ok(self.record(night, id))
+    }
+
+    async fn claim(
+        &self,
+        from: Option<&NightRecord>,
+        to: &NightRecord,
+        cap: u32,
+    ) -> Result<Claim, StoreError> {
+        let mut n = self.nights();
+        let key = (to.night, to.id.clone());
+        let now = n.records.get(&key).map(|r| r.state);
+        if now != from.map(|f| f.state) {
+            return Ok(Claim::Moved(now));
+        }
+        let slot = n
+            .inflight
+            .entry((to.night, to.id.cluster_key()))
+            .or_default();
+        if *slot >= cap {
+            return Ok(Claim::ClusterFull);
+        }
+        *slot += 1;
+        n.records.insert(key, to.clone());
+        n.count(to.night, NightState::Started);
+        Ok(Claim::Claimed)
+    }
+
+    async fn record_deployment(&self, started: &NightRecord) -> Result<bool, StoreError> {
+        let mut n = self.nights();
+        let key = (started.night, started.id.clone());
+        let ok = n
+            .records
+            .get(&key)
+            .is_some_and(|r| r.state == NightState::Started && r.deployment_id.is_none());
+        if ok {
+            n.records.insert(key, started.clone());
+            n.writes += 1;
+        }
+        Ok(ok)
+    }
+
+    async fn finish(&self, started: &NightRecord, to: &NightRecord) -> Result<bool, StoreError> {
+        let mut n = self.nights();
+        let key = (to.night, to.id.clone());
+        let ok = n.records.get(&key).is_some_and(|r| {
+            r.state == NightState::Started && r.deployment_id == started.deployment_id
+        });
+        if ok {
+            n.records.insert(key, to.clone());
+            let slot = n
+                .inflight
+                .entry((to.night, to.id.cluster_key()))
+                .or_default();
+            *slot = slot.saturating_sub(1);
+            n.count(to.night, to.state);
+        }
+        Ok(ok)
+    }
+
+    async fn halt_record(
+        &self,
+        planned: &NightRecord,
+        to: &NightRecord,
+    ) -> Result<bool, StoreError> {
+        let mut n = self.nights();
+        let key = (to.night, to.id.clone());
+        let ok = n
+            .records
+            .get(&key)
+            .is_some_and(|r| r.state == planned.state);
+        if ok {
+            n.records.insert(key, to.clone());
+            n.count(to.night, to.state);
+        }
+        Ok(ok)
     }
 }

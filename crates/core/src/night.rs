@@ -31,6 +31,13 @@ pub struct NightRecord {
     pub deployment_id: Option<String>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// The PRIMARY deployment seen just before the restart: how a start retried after a crash
+    /// between UpdateService and its record tells whether UpdateService already ran.
+    pub previous_deployment: Option<String>,
+    /// How long the restart took (`finished_at - started_at`), once completed.
+    pub duration_seconds: Option<u32>,
+    /// Why a restart failed, was refused or halted, in words for on-call and owners.
+    pub detail: Option<String>,
 }
 
 impl NightRecord {
@@ -53,6 +60,9 @@ impl NightRecord {
             deployment_id: None,
             started_at: None,
             finished_at: None,
+            previous_deployment: None,
+            duration_seconds: None,
+            detail: None,
         }
     }
 
@@ -70,6 +80,9 @@ impl NightRecord {
             deployment_id: None,
             started_at: None,
             finished_at: None,
+            previous_deployment: None,
+            duration_seconds: None,
+            detail: None,
         }
     }
 
@@ -120,4 +133,115 @@ pub struct Created {
     pub created: u64,
     /// Services whose record already existed: left untouched.
     pub existing: Vec<ServiceId>,
+}
+
+/// The kill switch (DESIGN 3.5): while it is on, no new restart starts anywhere; restarts in
+/// flight are still watched. It is not tied to a night: on-call turns it off with `resume`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    pub reason: String,
+    /// Who turned it on (an IAM identity or a user name).
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Why and when the night's circuit breaker stopped the night.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Halt {
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+/// The night's counters (updated atomically with each move) and its halt, if any.
+///
+/// Counters count moves, not services: a restart forced again by on-call counts twice.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NightStatus {
+    pub counts: std::collections::BTreeMap<NightState, u64>,
+    pub halted: Option<Halt>,
+}
+
+/// The fewest finished restarts before the circuit breaker may trip (DESIGN 3.5).
+pub const BREAKER_MIN_FINISHED: u64 = 20;
+
+impl NightStatus {
+    pub fn count(&self, state: NightState) -> u64 {
+        self.counts.get(&state).copied().unwrap_or(0)
+    }
+
+    /// Restarts that ran to an outcome.
+    pub fn finished(&self) -> u64 {
+        NightState::ALL
+            .into_iter()
+            .filter(|s| s.is_restart_outcome())
+            .map(|s| self.count(s))
+            .sum()
+    }
+
+    /// Finished restarts that did not succeed.
+    pub fn failures(&self) -> u64 {
+        NightState::ALL
+            .into_iter()
+            .filter(|s| s.is_failure())
+            .map(|s| self.count(s))
+            .sum()
+    }
+
+    /// Why the night must halt, when failed / finished exceeds `threshold_percent` after at
+    /// least [`BREAKER_MIN_FINISHED`] finished restarts.
+    pub fn breaker_trips(&self, threshold_percent: u32) -> Option<String> {
+        let (finished, failures) = (self.finished(), self.failures());
+        (finished >= BREAKER_MIN_FINISHED
+            && failures * 100 > u64::from(threshold_percent) * finished)
+            .then(|| {
+                format!(
+                    "{failures} of {finished} finished restarts failed, rolled back or timed out \
+                     ({:.1}%, threshold {threshold_percent}%)",
+                    failures as f64 * 100.0 / finished as f64
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(completed: u64, failed: u64, rolled_back: u64, vanished: u64) -> NightStatus {
+        NightStatus {
+            counts: [
+                (NightState::Completed, completed),
+                (NightState::Failed, failed),
+                (NightState::RolledBack, rolled_back),
+                (NightState::Vanished, vanished),
+                (NightState::Halted, 40),
+                (NightState::Started, 100),
+            ]
+            .into(),
+            halted: None,
+        }
+    }
+
+    #[test]
+    fn the_breaker_waits_for_twenty_finished_restarts() {
+        // 100% failures, but only 19 finished.
+        assert_eq!(status(0, 10, 9, 0).breaker_trips(10), None);
+        let reason = status(0, 10, 10, 0).breaker_trips(10).unwrap();
+        assert_eq!(
+            reason,
+            "20 of 20 finished restarts failed, rolled back or timed out (100.0%, threshold 10%)"
+        );
+    }
+
+    #[test]
+    fn the_breaker_trips_only_above_the_threshold() {
+        // Exactly 10% does not trip; vanished counts as finished, not as failed.
+        assert_eq!(status(17, 1, 1, 1).breaker_trips(10), None);
+        assert!(status(16, 2, 1, 1).breaker_trips(10).is_some());
+        assert_eq!(status(16, 2, 1, 1).finished(), 20);
+        assert_eq!(status(16, 2, 1, 1).failures(), 3);
+        // Threshold 0: any failure trips (after 20).
+        assert!(status(19, 1, 0, 0).breaker_trips(0).is_some());
+        assert_eq!(status(20, 0, 0, 0).breaker_trips(0), None);
+    }
 }

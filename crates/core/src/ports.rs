@@ -11,9 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{CatalogRecord, DiscoveredService, InventoryCounts, Target, Unreachable};
 use crate::error::{ErrorType, HandlerError};
-use crate::ids::{AccountId, ServiceId};
-use crate::night::{Created, NightRecord, PlanSummary};
+use crate::ids::{AccountId, ServiceArn, ServiceId};
+use crate::night::{Created, Halt, NightRecord, NightStatus, Pause, PlanSummary};
+use crate::outcome::NightState;
 use crate::planner::PlannedBatch;
+use crate::service::ServiceSnapshot;
 
 /// Why discovery of one account and region failed. The handler records it as unreachable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -197,4 +199,155 @@ pub trait NightStore: Send + Sync {
         from: &NightRecord,
         to: &NightRecord,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// What a conditional start of a restart found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The record is now `started`, counted in the cluster's restarts in flight.
+    Claimed,
+    /// The record was not as read any more (another invocation moved it): nothing changed.
+    /// Holds the state found, `None` when there is no record.
+    Moved(Option<NightState>),
+    /// The cluster already has its cap of restarts in flight: nothing changed.
+    ClusterFull,
+}
+
+/// The restarter's side of the table (DESIGN 3.5, 3.7): moves of a record from planned to
+/// started to its outcome, each one conditional and, with the night's counters and the
+/// cluster's restarts in flight, atomic; the kill switch; the night's halt.
+pub trait RestartStore: NightStore {
+    /// The kill switch, when it is on.
+    fn pause(&self) -> impl Future<Output = Result<Option<Pause>, StoreError>> + Send;
+
+    /// Turns the kill switch on (`Some`) or off (`None`).
+    fn set_pause(
+        &self,
+        pause: Option<&Pause>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The night's counters and halt.
+    fn night_status(
+        &self,
+        night: NaiveDate,
+    ) -> impl Future<Output = Result<NightStatus, StoreError>> + Send;
+
+    /// Halts the night. `Ok(false)`: it was already halted (the first reason stays).
+    fn halt(
+        &self,
+        night: NaiveDate,
+        halt: &Halt,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// One service's record of one night, wherever it is (the `by_service` index).
+    fn find_record(
+        &self,
+        night: NaiveDate,
+        id: &ServiceId,
+    ) -> impl Future<Output = Result<Option<NightRecord>, StoreError>> + Send;
+
+    /// Moves `from` (as read; `None`: no record yet) to `to` (state `started`, same key),
+    /// only while the record is still as read and the cluster has fewer than `cap` restarts
+    /// in flight.
+    fn claim(
+        &self,
+        from: Option<&NightRecord>,
+        to: &NightRecord,
+        cap: u32,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+
+    /// Records the deployment UpdateService returned on a started record that has none yet.
+    /// `Ok(false)`: the record had moved on or already had one.
+    fn record_deployment(
+        &self,
+        started: &NightRecord,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Moves a started record (with the deployment as read) to its outcome `to`, counting it
+    /// and releasing its place in the cluster. `Ok(false)`: it had moved on.
+    fn finish(
+        &self,
+        started: &NightRecord,
+        to: &NightRecord,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Moves a planned record to `halted` (counted). `Ok(false)`: it was not planned any more.
+    fn halt_record(
+        &self,
+        planned: &NightRecord,
+        to: &NightRecord,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// Why a call to ECS in a member account failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    /// The account cannot be entered or the role may not do this.
+    #[error("access denied: {0}")]
+    AccessDenied(String),
+    /// Still throttled after the SDK's retries.
+    #[error("throttled: {0}")]
+    Throttled(String),
+    /// Network trouble or a service error, after retries.
+    #[error("{0}")]
+    Transient(String),
+    /// The service or its cluster does not exist (any more).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// ECS refused the request (e.g. a forced deployment of a CODE_DEPLOY service).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// An answer we do not understand.
+    #[error("unexpected answer: {0}")]
+    Unexpected(String),
+}
+
+impl From<DiscoveryError> for ControlError {
+    fn from(e: DiscoveryError) -> Self {
+        match e {
+            DiscoveryError::AccessDenied(m) => Self::AccessDenied(m),
+            DiscoveryError::Throttled(m) => Self::Throttled(m),
+            DiscoveryError::Transient(m) => Self::Transient(m),
+            DiscoveryError::Unexpected(m) => Self::Unexpected(m),
+        }
+    }
+}
+
+impl From<ControlError> for HandlerError {
+    fn from(e: ControlError) -> Self {
+        let error_type = match &e {
+            ControlError::Throttled(_) => ErrorType::Throttled,
+            ControlError::Transient(_) => ErrorType::Transient,
+            ControlError::AccessDenied(_) => ErrorType::Misconfigured,
+            ControlError::NotFound(_) | ControlError::Refused(_) => ErrorType::InvalidInput,
+            ControlError::Unexpected(_) => ErrorType::Unexpected,
+        };
+        HandlerError::new(error_type, e.to_string())
+    }
+}
+
+/// Drives ECS services in the member accounts: the live look before and after a restart, the
+/// forced deployment itself, and the enrollment tag (DESIGN 3.4). Calls are paced per account
+/// and region (DESIGN 3.5).
+pub trait FleetControl: Send + Sync {
+    /// Describes services of one cluster (all of `services` share account, region and
+    /// cluster), 10 a call, with tags. A service ECS does not know is left out.
+    fn describe(
+        &self,
+        services: &[ServiceId],
+    ) -> impl Future<Output = Result<Vec<ServiceSnapshot>, ControlError>> + Send;
+
+    /// UpdateService(forceNewDeployment=true): the id of the new PRIMARY deployment.
+    fn force_new_deployment(
+        &self,
+        service: &ServiceId,
+    ) -> impl Future<Output = Result<String, ControlError>> + Send;
+
+    /// TagResource on the service.
+    fn tag(
+        &self,
+        service: &ServiceArn,
+        key: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<(), ControlError>> + Send;
 }

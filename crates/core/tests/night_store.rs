@@ -59,6 +59,9 @@ fn planned(i: usize, night: NaiveDate, batch: u32) -> NightRecord {
         deployment_id: None,
         started_at: None,
         finished_at: None,
+        previous_deployment: None,
+        duration_seconds: None,
+        detail: None,
     }
 }
 

@@ -21,7 +21,7 @@ use aws_types::region::Region;
 use crate::catalog::{DiscoveredService, Target};
 use crate::ids::{AccountId, ServiceArn, ServiceId};
 use crate::pacing::{ApiClass, Pacer};
-use crate::ports::{DiscoveryError, ServiceInventory};
+use crate::ports::{ControlError, DiscoveryError, FleetControl, ServiceInventory};
 use crate::service::{
     Deployment, DeploymentController, DeploymentStatus, RolloutState, SchedulingStrategy,
     ServiceSnapshot, ServiceStatus,
@@ -29,7 +29,7 @@ use crate::service::{
 use crate::tag::Tags;
 use crate::telemetry::ApiCalls;
 
-use super::sdk::{discovery_error, error_code, to_chrono};
+use super::sdk::{control_error, discovery_error, error_code, to_chrono};
 use super::sts::AccountSessions;
 
 /// The most services DescribeServices takes in one call.
@@ -248,6 +248,76 @@ impl ServiceInventory for EcsFleet {
         }
         tracing::debug!(services = found.len(), "discovered");
         Ok(found)
+    }
+}
+
+fn target_of(id: &ServiceId) -> Target {
+    Target {
+        account: id.account.clone(),
+        region: id.region.clone(),
+    }
+}
+
+impl FleetControl for EcsFleet {
+    async fn describe(&self, services: &[ServiceId]) -> Result<Vec<ServiceSnapshot>, ControlError> {
+        let Some(first) = services.first() else {
+            return Ok(Vec::new());
+        };
+        self.sessions.credentials(&first.account).await?;
+        let names: Vec<String> = services.iter().map(|s| s.service.clone()).collect();
+        Ok(self
+            .describe_services(&target_of(first), &first.cluster, &first.cluster, &names)
+            .await?)
+    }
+
+    #[tracing::instrument(skip(self), fields(service = %service))]
+    async fn force_new_deployment(&self, service: &ServiceId) -> Result<String, ControlError> {
+        self.sessions.credentials(&service.account).await?;
+        let target = target_of(service);
+        let ecs = self.client(&service.account, &service.region);
+        self.pace(&target, ApiClass::Update, "UpdateService").await;
+        let out = ecs
+            .update_service()
+            .cluster(&service.cluster)
+            .service(&service.service)
+            .force_new_deployment(true)
+            .send()
+            .await
+            .map_err(|e| control_error("UpdateService", &e))?;
+        out.service()
+            .and_then(|s| {
+                s.deployments()
+                    .iter()
+                    .find(|d| d.status() == Some("PRIMARY"))
+            })
+            .and_then(|d| d.id())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                ControlError::Unexpected(format!(
+                    "UpdateService on {service} returned no PRIMARY deployment"
+                ))
+            })
+    }
+
+    async fn tag(&self, service: &ServiceArn, key: &str, value: &str) -> Result<(), ControlError> {
+        self.sessions.credentials(&service.account).await?;
+        let target = Target {
+            account: service.account.clone(),
+            region: service.region.clone(),
+        };
+        let ecs = self.client(&target.account, &target.region);
+        self.pace(&target, ApiClass::Tag, "TagResource").await;
+        let tag = aws_sdk_ecs::types::Tag::builder()
+            .key(key)
+            .value(value)
+            .build();
+        ecs.tag_resource()
+            .resource_arn(service.to_string())
+            .tags(tag)
+            .send()
+            .await
+            .map_err(|e| control_error("TagResource", &e))?;
+        Ok(())
     }
 }
 

@@ -5,7 +5,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use chrono::{DateTime, Utc};
 
-use crate::ports::DiscoveryError;
+use crate::ports::{ControlError, DiscoveryError};
 
 /// Error codes AWS uses for throttling (DynamoDB's included).
 pub(crate) const THROTTLING: &[&str] = &[
@@ -53,6 +53,36 @@ where
         Some(code) if DENIED.contains(&code) => DiscoveryError::AccessDenied(message),
         Some(_) => DiscoveryError::Unexpected(message),
         None => DiscoveryError::Transient(message),
+    }
+}
+
+/// Error codes that mean the service or its cluster is gone.
+const NOT_FOUND: &[&str] = &[
+    "ServiceNotFoundException",
+    "ServiceNotActiveException",
+    "ClusterNotFoundException",
+    "ResourceNotFoundException",
+];
+
+/// Error codes with which ECS refuses a request it understood.
+const REFUSED: &[&str] = &[
+    "InvalidParameterException",
+    "PlatformUnknownException",
+    "PlatformTaskDefinitionIncompatibilityException",
+    "UnsupportedFeatureException",
+];
+
+/// Classifies an SDK error of a call that acts on a service; `what` says which call.
+pub fn control_error<E, R>(what: &str, err: &SdkError<E, R>) -> ControlError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let message = format!("{what}: {}", DisplayErrorContext(err));
+    match error_code(err) {
+        Some(code) if NOT_FOUND.contains(&code) => ControlError::NotFound(message),
+        Some(code) if REFUSED.contains(&code) => ControlError::Refused(message),
+        _ => discovery_error(what, err).into(),
     }
 }
 

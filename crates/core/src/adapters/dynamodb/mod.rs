@@ -110,6 +110,9 @@ use crate::outcome::NightState;
 use crate::planner::PlannedBatch;
 use crate::ports::{CatalogStore, InventoryRun, NightStore, StoreError};
 
+mod restarts;
+pub use restarts::restart_keys;
+
 /// An item as the SDK reads and writes it.
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -955,6 +958,12 @@ pub fn night_item(r: &NightRecord, ttl_days: u32) -> Item {
         ("deployment_id", r.deployment_id.as_deref().map(s)),
         ("started_at", r.started_at.map(time)),
         ("finished_at", r.finished_at.map(time)),
+        (
+            "previous_deployment",
+            r.previous_deployment.as_deref().map(s),
+        ),
+        ("duration_seconds", r.duration_seconds.map(n)),
+        ("detail", r.detail.as_deref().map(s)),
     ];
     insert_present(&mut item, optional);
     item
@@ -976,6 +985,9 @@ pub fn night_record(item: &Item) -> Result<NightRecord, ItemError> {
         deployment_id: r.opt_s("deployment_id")?.map(str::to_owned),
         started_at: r.opt_parse("started_at")?,
         finished_at: r.opt_parse("finished_at")?,
+        previous_deployment: r.opt_s("previous_deployment")?.map(str::to_owned),
+        duration_seconds: r.opt_n("duration_seconds")?,
+        detail: r.opt_s("detail")?.map(str::to_owned),
     })
 }
 

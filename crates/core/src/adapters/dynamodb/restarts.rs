@@ -1,0 +1,414 @@
+//! The restarter's items (the [`RestartStore`] port).
+//!
+//! | item | `pk` | `sk` | `kind` | TTL |
+//! |---|---|---|---|---|
+//! | the kill switch (present = on) | `CONTROL` | `PAUSE` | `pause` | none |
+//! | a night's counters and halt | `NIGHT#<date>` | `SUMMARY` | `night_summary` | night + `ttl_days` |
+//! | a cluster's restarts in flight | `NIGHT#<date>` | `INFLIGHT#<account>#<region>#<cluster>` | `inflight` | night + `ttl_days` |
+//!
+//! The pause item holds `reason`, `by`, `at`. The summary holds one counter per state it has
+//! seen, `count_<state>` (N, updated with `ADD`), and, once halted, `halted_at` and
+//! `halt_reason`. The in-flight item holds `inflight` (N).
+//!
+//! A record moves with one TransactWriteItems, so that the record, the night's counters and
+//! the cluster's count never disagree:
+//! - start (`claim`): Put of the started record on condition `state = <state as read>` (or
+//!   `attribute_not_exists(pk)` when there was none), `ADD inflight 1` on condition
+//!   `attribute_not_exists(inflight) OR inflight < cap`, `ADD count_started 1`;
+//! - outcome (`finish`): Put on condition `state = started` and the deployment as read,
+//!   `ADD inflight -1`, `ADD count_<outcome> 1`;
+//! - halt (`halt_record`): Put on condition `state = planned`, `ADD count_halted 1`.
+//!
+//! A cancelled transaction is told apart by reading the record again: still as read means the
+//! cluster was full.
+
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use chrono::NaiveDate;
+
+use super::{
+    DynamoStore, Item, Reader, build_error, date, expires_at, keys, n, name, night_item,
+    night_keys, night_record, record_key, s, schema, store_error, time,
+};
+use crate::ids::ServiceId;
+use crate::night::{Halt, NightRecord, NightStatus, Pause};
+use crate::outcome::NightState;
+use crate::ports::{Claim, RestartStore, StoreError};
+
+/// Key formats of the restarter's items.
+pub mod restart_keys {
+    use chrono::NaiveDate;
+
+    use crate::adapters::dynamodb::keys::night_pk;
+    use crate::ids::ServiceId;
+
+    pub const CONTROL_PK: &str = "CONTROL";
+    pub const PAUSE_SK: &str = "PAUSE";
+    pub const SUMMARY_SK: &str = "SUMMARY";
+
+    /// `INFLIGHT#<account>#<region>#<cluster>`.
+    pub fn inflight_sk(id: &ServiceId) -> String {
+        format!("INFLIGHT#{}#{}#{}", id.account, id.region, id.cluster)
+    }
+
+    /// The key of the night's summary.
+    pub fn summary_pk(night: NaiveDate) -> String {
+        night_pk(night)
+    }
+}
+
+mod kind {
+    pub const PAUSE: &str = "pause";
+    pub const SUMMARY: &str = "night_summary";
+    pub const INFLIGHT: &str = "inflight";
+}
+
+/// The counter attribute of a state.
+fn counter(state: NightState) -> String {
+    format!("count_{state}")
+}
+
+impl DynamoStore {
+    /// An `ADD` of `delta` to `attribute` of a per-night item (kind and TTL set on the way).
+    fn add_to(
+        &self,
+        night: NaiveDate,
+        sk: String,
+        kind: &str,
+        attribute: &str,
+        delta: i64,
+    ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+        Update::builder()
+            .table_name(&self.table)
+            .key(schema::PK, s(keys::night_pk(night)))
+            .key(schema::SK, s(sk))
+            .update_expression("SET #kind = :kind, #ttl = :ttl, #night = :night ADD #c :delta")
+            .expression_attribute_names("#kind", schema::KIND)
+            .expression_attribute_names("#ttl", schema::TTL_ATTRIBUTE)
+            .expression_attribute_names("#night", "night")
+            .expression_attribute_names("#c", attribute)
+            .expression_attribute_values(":kind", s(kind))
+            .expression_attribute_values(":ttl", n(expires_at(night, self.ttl_days)))
+            .expression_attribute_values(":night", date(night))
+            .expression_attribute_values(":delta", n(delta))
+    }
+
+    fn count(&self, night: NaiveDate, state: NightState) -> Result<TransactWriteItem, StoreError> {
+        let update = self
+            .add_to(
+                night,
+                restart_keys::SUMMARY_SK.into(),
+                kind::SUMMARY,
+                &counter(state),
+                1,
+            )
+            .build()
+            .map_err(|e| build_error("to count a move", e))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Sends a transaction: `Ok(false)` when a condition failed.
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_transaction_canceled_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(store_error(&self.table, "TransactWriteItems", &e)),
+        }
+    }
+
+    /// The record at `r`'s key, read consistently.
+    async fn read_record(&self, r: &NightRecord) -> Result<Option<NightRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(record_key(r)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error(&self.table, "GetItem", &e))?;
+        out.item
+            .map(|item| night_record(&item).map_err(|e| self.corrupt(e)))
+            .transpose()
+    }
+
+    /// A Put of `to` on condition that the record's state is `state` (and, with `deployment`,
+    /// that its deployment is that one, or absent for `Some(None)`).
+    fn put_if(
+        &self,
+        to: &NightRecord,
+        state: Option<NightState>,
+        deployment: Option<Option<&str>>,
+    ) -> Result<Put, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(night_item(to, self.ttl_days)));
+        let put = match state {
+            None => put
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", schema::PK),
+            Some(state) => {
+                let put = put
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_values(":from", name(&state));
+                match deployment {
+                    None => put.condition_expression("#state = :from"),
+                    Some(None) => put
+                        .condition_expression("#state = :from AND attribute_not_exists(#dep)")
+                        .expression_attribute_names("#dep", "deployment_id"),
+                    Some(Some(dep)) => put
+                        .condition_expression("#state = :from AND #dep = :dep")
+                        .expression_attribute_names("#dep", "deployment_id")
+                        .expression_attribute_values(":dep", s(dep)),
+                }
+            }
+        };
+        put.build()
+            .map_err(|e| build_error("to move a night record", e))
+    }
+}
+
+fn put_item(put: Put) -> TransactWriteItem {
+    TransactWriteItem::builder().put(put).build()
+}
+
+fn pause_of(item: &Item) -> Result<Pause, super::ItemError> {
+    let r = Reader::new(item);
+    r.expect_kind(kind::PAUSE)?;
+    Ok(Pause {
+        reason: r.s("reason")?.to_owned(),
+        by: r.s("by")?.to_owned(),
+        at: r.parse("at")?,
+    })
+}
+
+fn status_of(item: &Item) -> Result<NightStatus, super::ItemError> {
+    let r = Reader::new(item);
+    r.expect_kind(kind::SUMMARY)?;
+    let mut status = NightStatus::default();
+    for state in NightState::ALL {
+        if let Some(c) = r.opt_n::<u64>(&counter(state))? {
+            status.counts.insert(state, c);
+        }
+    }
+    if let Some(at) = r.opt_parse("halted_at")? {
+        status.halted = Some(Halt {
+            at,
+            reason: r.s("halt_reason")?.to_owned(),
+        });
+    }
+    Ok(status)
+}
+
+impl RestartStore for DynamoStore {
+    async fn pause(&self) -> Result<Option<Pause>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(schema::PK, s(restart_keys::CONTROL_PK))
+            .key(schema::SK, s(restart_keys::PAUSE_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error(&self.table, "GetItem", &e))?;
+        out.item
+            .map(|item| pause_of(&item).map_err(|e| self.corrupt(e)))
+            .transpose()
+    }
+
+    async fn set_pause(&self, pause: Option<&Pause>) -> Result<(), StoreError> {
+        match pause {
+            Some(p) => {
+                let item = Item::from([
+                    (schema::PK.to_owned(), s(restart_keys::CONTROL_PK)),
+                    (schema::SK.to_owned(), s(restart_keys::PAUSE_SK)),
+                    (schema::KIND.to_owned(), s(kind::PAUSE)),
+                    ("reason".to_owned(), s(&p.reason)),
+                    ("by".to_owned(), s(&p.by)),
+                    ("at".to_owned(), time(p.at)),
+                ]);
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .send()
+                    .await
+                    .map_err(|e| store_error(&self.table, "PutItem", &e))?;
+            }
+            None => {
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .key(schema::PK, s(restart_keys::CONTROL_PK))
+                    .key(schema::SK, s(restart_keys::PAUSE_SK))
+                    .send()
+                    .await
+                    .map_err(|e| store_error(&self.table, "DeleteItem", &e))?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn night_status(&self, night: NaiveDate) -> Result<NightStatus, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(schema::PK, s(restart_keys::summary_pk(night)))
+            .key(schema::SK, s(restart_keys::SUMMARY_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error(&self.table, "GetItem", &e))?;
+        Ok(out
+            .item
+            .map(|item| status_of(&item).map_err(|e| self.corrupt(e)))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    async fn halt(&self, night: NaiveDate, halt: &Halt) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(schema::PK, s(restart_keys::summary_pk(night)))
+            .key(schema::SK, s(restart_keys::SUMMARY_SK))
+            .update_expression(
+                "SET #kind = :kind, #ttl = :ttl, #night = :night, halted_at = :at, \
+                 halt_reason = :reason",
+            )
+            .condition_expression("attribute_not_exists(halted_at)")
+            .expression_attribute_names("#kind", schema::KIND)
+            .expression_attribute_names("#ttl", schema::TTL_ATTRIBUTE)
+            .expression_attribute_names("#night", "night")
+            .expression_attribute_values(":kind", s(kind::SUMMARY))
+            .expression_attribute_values(":ttl", n(expires_at(night, self.ttl_days)))
+            .expression_attribute_values(":night", date(night))
+            .expression_attribute_values(":at", time(halt.at))
+            .expression_attribute_values(":reason", s(&halt.reason))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(store_error(&self.table, "UpdateItem", &e)),
+        }
+    }
+
+    async fn find_record(
+        &self,
+        night: NaiveDate,
+        id: &ServiceId,
+    ) -> Result<Option<NightRecord>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(schema::GSI_BY_SERVICE)
+            .key_condition_expression("#pk = :pk AND #sk = :sk")
+            .expression_attribute_names("#pk", schema::GSI1PK)
+            .expression_attribute_names("#sk", schema::GSI1SK)
+            .expression_attribute_values(":pk", s(night_keys::service_key(id)))
+            .expression_attribute_values(":sk", s(keys::night_pk(night)))
+            .send()
+            .await
+            .map_err(|e| store_error(&self.table, "Query", &e))?;
+        let Some(found) = out.items().first() else {
+            return Ok(None);
+        };
+        // The index may lag a move: read the record itself.
+        let found = night_record(found).map_err(|e| self.corrupt(e))?;
+        self.read_record(&found).await
+    }
+
+    async fn claim(
+        &self,
+        from: Option<&NightRecord>,
+        to: &NightRecord,
+        cap: u32,
+    ) -> Result<Claim, StoreError> {
+        let record = self.put_if(to, from.map(|f| f.state), None)?;
+        let inflight = self
+            .add_to(
+                to.night,
+                restart_keys::inflight_sk(&to.id),
+                kind::INFLIGHT,
+                "inflight",
+                1,
+            )
+            .condition_expression("attribute_not_exists(#c) OR #c < :cap")
+            .expression_attribute_values(":cap", n(cap))
+            .build()
+            .map_err(|e| build_error("to count a restart in flight", e))?;
+        let items = vec![
+            put_item(record),
+            TransactWriteItem::builder().update(inflight).build(),
+            self.count(to.night, NightState::Started)?,
+        ];
+        if self.transact(items).await? {
+            return Ok(Claim::Claimed);
+        }
+        let now = self.read_record(to).await?.map(|r| r.state);
+        Ok(if now == from.map(|f| f.state) {
+            Claim::ClusterFull
+        } else {
+            Claim::Moved(now)
+        })
+    }
+
+    async fn record_deployment(&self, started: &NightRecord) -> Result<bool, StoreError> {
+        let put = self.put_if(started, Some(NightState::Started), Some(None))?;
+        self.transact(vec![put_item(put)]).await
+    }
+
+    async fn finish(&self, started: &NightRecord, to: &NightRecord) -> Result<bool, StoreError> {
+        let record = self.put_if(
+            to,
+            Some(NightState::Started),
+            Some(started.deployment_id.as_deref()),
+        )?;
+        let inflight = self
+            .add_to(
+                to.night,
+                restart_keys::inflight_sk(&to.id),
+                kind::INFLIGHT,
+                "inflight",
+                -1,
+            )
+            .build()
+            .map_err(|e| build_error("to release a restart in flight", e))?;
+        self.transact(vec![
+            put_item(record),
+            TransactWriteItem::builder().update(inflight).build(),
+            self.count(to.night, to.state)?,
+        ])
+        .await
+    }
+
+    async fn halt_record(
+        &self,
+        planned: &NightRecord,
+        to: &NightRecord,
+    ) -> Result<bool, StoreError> {
+        let record = self.put_if(to, Some(planned.state), None)?;
+        self.transact(vec![put_item(record), self.count(to.night, to.state)?])
+            .await
+    }
+}

@@ -1,0 +1,51 @@
+//! Wiring: the handler with ECS in the member accounts and the DynamoDB store.
+
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use restart_core::Config;
+use restart_core::adapters::sts::{AccountSessions, MemberRole};
+use restart_core::adapters::{self, dynamodb::DynamoStore, ecs::EcsFleet};
+use restart_core::clock::{Clock, SystemClock};
+use restart_core::pacing::Pacer;
+use restart_core::telemetry::ApiCalls;
+
+use crate::{Restarter, START_BUDGET};
+
+/// The production handler.
+pub type AwsRestarter = Restarter<EcsFleet, DynamoStore>;
+
+/// Builds the handler from the configuration and the hub's SDK settings.
+pub fn handler(config: Config, sdk: &SdkConfig) -> AwsRestarter {
+    handler_with_clock(config, sdk, Arc::new(SystemClock))
+}
+
+/// [`handler`] with a chosen clock (tests).
+pub fn handler_with_clock(config: Config, sdk: &SdkConfig, clock: Arc<dyn Clock>) -> AwsRestarter {
+    let calls = Arc::new(ApiCalls::default());
+    let sessions = AccountSessions::new(
+        adapters::sts_client(sdk),
+        MemberRole {
+            partition: "aws".into(),
+            role_name: config.member_role_name.clone(),
+            external_id: config.external_id.clone(),
+            session_name: "ecs-nightly-restart-restarter".into(),
+        },
+        clock.clone(),
+        calls.clone(),
+    );
+    let fleet = EcsFleet::new(
+        sdk.clone(),
+        sessions,
+        Arc::new(Pacer::new(config.pacing)),
+        calls,
+    );
+    let store = adapters::dynamo_store(sdk, &config.table_name, config.record_ttl_days);
+    Restarter {
+        config: Arc::new(config),
+        fleet,
+        store,
+        clock,
+        budget: START_BUDGET,
+    }
+}

@@ -1,0 +1,967 @@
+//! The `restarter` function: starts a batch's restarts, watches them, and proves each one
+//! finished (DESIGN 3.3-3.5).
+//!
+//! Inputs:
+//! - `{ "mode": "start", "night", "batch" }`: refuses with `Paused` while the kill switch is on
+//!   and with `Halted` once the night is halted (the batch's planned services are recorded
+//!   `halted` first); otherwise looks at the batch's services live (DescribeServices, 10 a
+//!   call), checks eligibility again, and starts each eligible one (UpdateService with
+//!   forceNewDeployment, paced per account and region).
+//! - `{ "mode": "poll", "night", "batch" }` or `{ "mode": "poll", "night", "service_arn" }`:
+//!   judges every started restart with [`outcome::verify`], tags the completed ones, trips the
+//!   night's circuit breaker when it must, and starts what `start` deferred (a full cluster, or
+//!   the invocation's time budget spent). Returns `done` once nothing is planned or in flight.
+//! - `{ "mode": "service", "service_arn", "force": false }`: restarts one service now, on
+//!   on-call's request (see [`Restarter::restart_service`]).
+//!
+//! A start is made safe against retries and crashes by its order: the record moves from
+//! `planned` to `started` first (a conditional write that also takes one of the cluster's
+//! `MAX_INFLIGHT_PER_CLUSTER` places and remembers the PRIMARY deployment seen live), then
+//! UpdateService runs, then the new deployment's id is recorded. A start that finds a record
+//! `started` without a deployment (a crash, or a timeout, between the two) looks at the service:
+//! a PRIMARY deployment other than the one remembered means UpdateService ran, and that
+//! deployment is recorded; the same one means it did not, and it runs now. So a service is never
+//! restarted twice in one night, however often a batch is retried.
+//!
+//! With `DRY_RUN=true` nothing calls UpdateService or TagResource: the "restart" is the service's
+//! current PRIMARY deployment, so the same records are written and each one completes at the
+//! next poll.
+//!
+//! No invocation waits for a deployment: the state machine waits `wait_seconds` between polls.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDate, TimeDelta};
+use futures::stream::{self, StreamExt};
+use serde::{Deserialize, Serialize};
+
+use restart_core::clock::Clock;
+use restart_core::eligibility::{self, SkipReason, Tonight, UntaggedPolicy};
+use restart_core::ids::{ServiceArn, ServiceId};
+use restart_core::night::{Halt, NightRecord};
+use restart_core::outcome::{self, NightState, Verdict};
+use restart_core::ports::{Claim, ControlError, FleetControl, RestartStore};
+use restart_core::service::ServiceSnapshot;
+use restart_core::tag::{TagState, restart_tag_value};
+use restart_core::telemetry::{Emf, Unit};
+use restart_core::window::NightWindow;
+use restart_core::{Config, ErrorType, HandlerError};
+
+pub mod aws;
+
+/// How long one invocation may spend starting restarts before it leaves the rest to the next
+/// poll (the state machine waits in between; nothing here waits for a deployment).
+pub const START_BUDGET: Duration = Duration::from_secs(10);
+
+/// How many clusters are worked on at once (calls stay paced per account and region).
+const CLUSTER_CONCURRENCY: usize = 32;
+
+/// The function's input.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Event {
+    Start {
+        night: NaiveDate,
+        batch: u32,
+    },
+    Poll {
+        night: NaiveDate,
+        batch: Option<u32>,
+        service_arn: Option<ServiceArn>,
+    },
+    Service {
+        service_arn: ServiceArn,
+        #[serde(default)]
+        force: bool,
+    },
+}
+
+/// What `start` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartOutput {
+    pub night: NaiveDate,
+    pub batch: u32,
+    /// Restarts started by this invocation.
+    pub started: u64,
+    /// Left planned for the next poll: a full cluster, or the time budget spent.
+    pub deferred: u64,
+    /// Found ineligible in the live check, recorded skipped with the reason.
+    pub skipped: u64,
+    /// Refused by ECS when started, recorded failed or vanished.
+    pub refused: u64,
+    pub dry_run: bool,
+    /// How long the state machine should wait before the first poll.
+    pub wait_seconds: u64,
+}
+
+/// What `poll` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollOutput {
+    pub night: NaiveDate,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_arn: Option<ServiceArn>,
+    /// Nothing planned or in flight any more.
+    pub done: bool,
+    /// Planned or in flight.
+    pub pending: u64,
+    /// Records per state, after this poll.
+    pub counts: BTreeMap<NightState, u64>,
+    pub wait_seconds: u64,
+}
+
+/// What `service` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceOutput {
+    pub night: NaiveDate,
+    pub service_arn: ServiceArn,
+    pub state: NightState,
+    pub deployment_id: Option<String>,
+    pub dry_run: bool,
+    pub wait_seconds: u64,
+}
+
+/// The function's output, by mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Output {
+    Start(StartOutput),
+    Poll(PollOutput),
+    Service(ServiceOutput),
+}
+
+/// The handler with its ports.
+#[derive(Debug)]
+pub struct Restarter<F, S> {
+    pub config: Arc<Config>,
+    pub fleet: F,
+    pub store: S,
+    pub clock: Arc<dyn Clock>,
+    /// See [`START_BUDGET`].
+    pub budget: Duration,
+}
+
+/// What working through records did (one invocation).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Tally {
+    started: u64,
+    deferred: u64,
+    skipped: u64,
+    refused: u64,
+    halted: u64,
+    outcomes: BTreeMap<NightState, u64>,
+    tag_failures: u64,
+}
+
+impl Tally {
+    fn add(&mut self, other: Tally) {
+        self.started += other.started;
+        self.deferred += other.deferred;
+        self.skipped += other.skipped;
+        self.refused += other.refused;
+        self.halted += other.halted;
+        self.tag_failures += other.tag_failures;
+        for (k, v) in other.outcomes {
+            *self.outcomes.entry(k).or_default() += v;
+        }
+    }
+}
+
+/// Records grouped by cluster (`ServiceId::cluster_key`), in a stable order.
+fn by_cluster(records: Vec<NightRecord>) -> Vec<Vec<NightRecord>> {
+    let mut groups: BTreeMap<String, Vec<NightRecord>> = BTreeMap::new();
+    for r in records {
+        groups.entry(r.id.cluster_key()).or_default().push(r);
+    }
+    groups.into_values().collect()
+}
+
+fn seconds(d: TimeDelta) -> u64 {
+    u64::try_from(d.num_seconds()).unwrap_or(0)
+}
+
+impl<F, S> Restarter<F, S>
+where
+    F: FleetControl,
+    S: RestartStore,
+{
+    /// Handles one invocation: the raw event in, the mode's output out.
+    pub async fn handle(&self, event: serde_json::Value) -> Result<Output, HandlerError> {
+        let event: Event = HandlerError::parse_event(event)?;
+        let started = Instant::now();
+        let (mode, result) = match event {
+            Event::Start { night, batch } => (
+                "start",
+                Box::pin(self.start(night, batch)).await.map(Output::Start),
+            ),
+            Event::Poll {
+                night,
+                batch,
+                service_arn,
+            } => {
+                let out = match (batch, service_arn) {
+                    (Some(batch), None) => Box::pin(self.poll_batch(night, batch)).await,
+                    (None, Some(arn)) => Box::pin(self.poll_service(night, &arn)).await,
+                    _ => Err(HandlerError::invalid_input(
+                        "the event is not valid: a poll names either `batch` or `service_arn`",
+                    )),
+                };
+                ("poll", out.map(Output::Poll))
+            }
+            Event::Service { service_arn, force } => (
+                "service",
+                Box::pin(self.restart_service(&service_arn, force))
+                    .await
+                    .map(Output::Service),
+            ),
+        };
+        let ms = started.elapsed().as_millis() as f64;
+        if let Err(e) = &result {
+            tracing::warn!(mode, error_type = %e.error_type, error = %e.message, "refused");
+        }
+        tracing::debug!(mode, ms, "handled");
+        result
+    }
+
+    fn window(&self, night: NaiveDate) -> NightWindow {
+        self.config.window.night(night)
+    }
+
+    fn wait_seconds(&self) -> u64 {
+        seconds(self.config.poll_interval)
+    }
+
+    /// The batch must be part of the night's plan.
+    async fn check_batch(&self, night: NaiveDate, batch: u32) -> Result<(), HandlerError> {
+        let batches = self.store.read_batches(night).await?;
+        if batches.iter().any(|b| b.batch == batch) {
+            return Ok(());
+        }
+        Err(HandlerError::invalid_input(match batches.last() {
+            None => format!("night {night} has no plan: run the batcher for it first"),
+            Some(last) => format!(
+                "night {night} has no batch {batch}: its batches are 0 to {}",
+                last.batch
+            ),
+        }))
+    }
+
+    /// `Paused` while the kill switch is on.
+    async fn refuse_if_paused(&self) -> Result<(), HandlerError> {
+        match self.store.pause().await? {
+            Some(p) => Err(HandlerError::new(
+                ErrorType::Paused,
+                format!(
+                    "restarts are paused since {} by {}: {} (resume to continue)",
+                    p.at, p.by, p.reason
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// `start`: see the module documentation.
+    #[tracing::instrument(skip(self))]
+    pub async fn start(&self, night: NaiveDate, batch: u32) -> Result<StartOutput, HandlerError> {
+        self.check_batch(night, batch).await?;
+        self.refuse_if_paused().await?;
+        let records = self.store.read_batch(night, batch).await?;
+        if let Some(halt) = self.store.night_status(night).await?.halted {
+            let halted = self.halt_planned(&records, &halt).await?;
+            tracing::warn!(night = %night, batch, halted, reason = %halt.reason, "night halted");
+            return Err(HandlerError::new(
+                ErrorType::Halted,
+                format!(
+                    "night {night} was halted at {}: {}; batch {batch}'s {halted} planned \
+                     services are recorded halted",
+                    halt.at, halt.reason
+                ),
+            ));
+        }
+        let deadline = Instant::now() + self.budget;
+        let tally = self.advance(night, records, deadline).await?;
+        self.emit(night, Some(batch), "start", &tally);
+        Ok(StartOutput {
+            night,
+            batch,
+            started: tally.started,
+            deferred: tally.deferred,
+            skipped: tally.skipped,
+            refused: tally.refused,
+            dry_run: self.config.dry_run,
+            wait_seconds: self.wait_seconds(),
+        })
+    }
+
+    /// `poll` of a batch: see the module documentation.
+    #[tracing::instrument(skip(self))]
+    pub async fn poll_batch(
+        &self,
+        night: NaiveDate,
+        batch: u32,
+    ) -> Result<PollOutput, HandlerError> {
+        self.check_batch(night, batch).await?;
+        let records = self.store.read_batch(night, batch).await?;
+        let tally = self.poll_records(night, records).await?;
+        self.emit(night, Some(batch), "poll", &tally);
+        let after = self.store.read_batch(night, batch).await?;
+        Ok(self.poll_output(night, Some(batch), None, &after))
+    }
+
+    /// `poll` of one service's record (a manual restart).
+    #[tracing::instrument(skip(self), fields(service = %arn))]
+    pub async fn poll_service(
+        &self,
+        night: NaiveDate,
+        arn: &ServiceArn,
+    ) -> Result<PollOutput, HandlerError> {
+        let id = service_id(arn)?;
+        let Some(record) = self.store.find_record(night, &id).await? else {
+            return Err(HandlerError::invalid_input(format!(
+                "night {night} has no record of {arn}"
+            )));
+        };
+        let tally = self.poll_records(night, vec![record]).await?;
+        self.emit(night, None, "poll", &tally);
+        let after: Vec<NightRecord> = self
+            .store
+            .find_record(night, &id)
+            .await?
+            .into_iter()
+            .collect();
+        Ok(self.poll_output(night, None, Some(arn.clone()), &after))
+    }
+
+    fn poll_output(
+        &self,
+        night: NaiveDate,
+        batch: Option<u32>,
+        service_arn: Option<ServiceArn>,
+        records: &[NightRecord],
+    ) -> PollOutput {
+        let mut counts = BTreeMap::new();
+        for r in records {
+            *counts.entry(r.state).or_default() += 1;
+        }
+        let pending = records.iter().filter(|r| !r.state.is_terminal()).count() as u64;
+        PollOutput {
+            night,
+            batch,
+            service_arn,
+            done: pending == 0,
+            pending,
+            counts,
+            wait_seconds: self.wait_seconds(),
+        }
+    }
+
+    /// Judges the started records, trips the breaker if it must, then halts or starts what is
+    /// still planned (unless paused).
+    async fn poll_records(
+        &self,
+        night: NaiveDate,
+        records: Vec<NightRecord>,
+    ) -> Result<Tally, HandlerError> {
+        let (watched, rest): (Vec<_>, Vec<_>) = records
+            .into_iter()
+            .partition(|r| r.state == NightState::Started && r.deployment_id.is_some());
+        let mut tally = self.watch(watched).await?;
+        let status = self.store.night_status(night).await?;
+        let halt = match status.halted {
+            Some(h) => Some(h),
+            None => match status.breaker_trips(self.config.failure_threshold_percent) {
+                Some(reason) => {
+                    let halt = Halt {
+                        reason,
+                        at: self.clock.now(),
+                    };
+                    if self.store.halt(night, &halt).await? {
+                        tracing::error!(night = %night, reason = %halt.reason, "circuit breaker: night halted");
+                        println!(
+                            "{}",
+                            Emf::new()
+                                .dimension("Function", "restarter")
+                                .metric("NightHalted", 1.0, Unit::Count)
+                                .property("night", serde_json::json!(night))
+                                .property("reason", serde_json::json!(halt.reason))
+                                .line(halt.at)
+                        );
+                    }
+                    Some(halt)
+                }
+                None => None,
+            },
+        };
+        if let Some(halt) = halt {
+            tally.halted += self.halt_planned(&rest, &halt).await?;
+            // Claimed starts without a deployment still need one look: UpdateService may
+            // have run.
+            let unfinished: Vec<NightRecord> = rest
+                .into_iter()
+                .filter(|r| r.state == NightState::Started)
+                .collect();
+            tally.add(
+                self.advance(night, unfinished, Instant::now() + self.budget)
+                    .await?,
+            );
+            return Ok(tally);
+        }
+        if self.store.pause().await?.is_some() {
+            return Ok(tally);
+        }
+        tally.add(
+            self.advance(night, rest, Instant::now() + self.budget)
+                .await?,
+        );
+        Ok(tally)
+    }
+
+    /// Moves the planned records among `records` to `halted`.
+    async fn halt_planned(
+        &self,
+        records: &[NightRecord],
+        halt: &Halt,
+    ) -> Result<u64, HandlerError> {
+        let mut halted = 0;
+        for r in records.iter().filter(|r| r.state == NightState::Planned) {
+            let to = NightRecord {
+                state: NightState::Halted,
+                finished_at: Some(halt.at),
+                detail: Some(format!("the night was halted: {}", halt.reason)),
+                ..r.clone()
+            };
+            if self.store.halt_record(r, &to).await? {
+                halted += 1;
+            }
+        }
+        Ok(halted)
+    }
+
+    /// Starts what can start among planned records (and settles claimed starts that have no
+    /// deployment yet), cluster by cluster, until `deadline`.
+    async fn advance(
+        &self,
+        night: NaiveDate,
+        records: Vec<NightRecord>,
+        deadline: Instant,
+    ) -> Result<Tally, HandlerError> {
+        let todo: Vec<NightRecord> = records
+            .into_iter()
+            .filter(|r| {
+                r.state == NightState::Planned
+                    || (r.state == NightState::Started && r.deployment_id.is_none())
+            })
+            .collect();
+        let window = self.window(night);
+        let results: Vec<Result<Tally, HandlerError>> = stream::iter(by_cluster(todo))
+            .map(|group| self.advance_cluster(window, group, deadline))
+            .buffer_unordered(CLUSTER_CONCURRENCY)
+            .collect()
+            .await;
+        let mut tally = Tally::default();
+        for r in results {
+            tally.add(r?);
+        }
+        Ok(tally)
+    }
+
+    async fn advance_cluster(
+        &self,
+        window: NightWindow,
+        group: Vec<NightRecord>,
+        deadline: Instant,
+    ) -> Result<Tally, HandlerError> {
+        let mut tally = Tally::default();
+        if Instant::now() >= deadline {
+            tally.deferred += group
+                .iter()
+                .filter(|r| r.state == NightState::Planned)
+                .count() as u64;
+            return Ok(tally);
+        }
+        let ids: Vec<ServiceId> = group.iter().map(|r| r.id.clone()).collect();
+        let live = match self.fleet.describe(&ids).await {
+            Ok(live) => live,
+            Err(e) => return Err(self.fleet_error(&ids[0], e)),
+        };
+        let live: BTreeMap<&str, &ServiceSnapshot> =
+            live.iter().map(|s| (s.id.service.as_str(), s)).collect();
+        let mut full = false;
+        for r in &group {
+            let observed = live.get(r.id.service.as_str()).copied();
+            if r.state == NightState::Started {
+                tally.add(self.settle_claim(r, observed).await?);
+                continue;
+            }
+            if full || Instant::now() >= deadline {
+                tally.deferred += 1;
+                continue;
+            }
+            let tag = observed.map_or(TagState::Untagged, |s| {
+                TagState::from_tags(&s.tags, &self.config.tag_key, window.start.date_naive())
+            });
+            let tonight = Tonight {
+                window_start: window.start,
+                restarted_tonight: false,
+            };
+            if let Err(reason) = eligibility::check(observed, &tag, &tonight, &self.config.policy) {
+                if self.store.move_record(r, &r.now_skipped(reason)).await? {
+                    tracing::info!(service = %r.id, %reason, "skipped at the live check");
+                    tally.skipped += 1;
+                }
+                continue;
+            }
+            let Some(observed) = observed else { continue };
+            match self.begin(Some(r), r.clone(), observed).await? {
+                Begun::Started(_) => tally.started += 1,
+                Begun::Refused(_) => tally.refused += 1,
+                Begun::Pending | Begun::Moved(_) => {}
+                Begun::ClusterFull => {
+                    full = true;
+                    tally.deferred += 1;
+                }
+            }
+        }
+        Ok(tally)
+    }
+
+    /// A claimed start without a deployment: did UpdateService run? (See the module
+    /// documentation.)
+    async fn settle_claim(
+        &self,
+        r: &NightRecord,
+        observed: Option<&ServiceSnapshot>,
+    ) -> Result<Tally, HandlerError> {
+        let mut tally = Tally::default();
+        let Some(s) = observed.filter(|s| s.status == restart_core::service::ServiceStatus::Active)
+        else {
+            let to = self.finished(r, NightState::Vanished, "the service is gone or inactive");
+            if self.store.finish(r, &to).await? {
+                *tally.outcomes.entry(NightState::Vanished).or_default() += 1;
+            }
+            return Ok(tally);
+        };
+        let primary = s.primary().map(|d| d.id.clone());
+        if primary.is_some() && primary != r.previous_deployment && !self.config.dry_run {
+            let with = NightRecord {
+                deployment_id: primary,
+                ..r.clone()
+            };
+            self.store.record_deployment(&with).await?;
+            tracing::info!(service = %r.id, deployment = ?with.deployment_id, "recovered the deployment of an interrupted start");
+            return Ok(tally);
+        }
+        match self.deploy(r, s).await? {
+            Begun::Started(_) => tally.started += 1,
+            Begun::Refused(_) => tally.refused += 1,
+            _ => {}
+        }
+        Ok(tally)
+    }
+
+    /// Claims `from` (as read) as started and runs the restart.
+    async fn begin(
+        &self,
+        from: Option<&NightRecord>,
+        base: NightRecord,
+        observed: &ServiceSnapshot,
+    ) -> Result<Begun, HandlerError> {
+        let claimed = NightRecord {
+            state: NightState::Started,
+            started_at: Some(self.clock.now()),
+            previous_deployment: observed.primary().map(|d| d.id.clone()),
+            deployment_id: None,
+            finished_at: None,
+            duration_seconds: None,
+            detail: None,
+            skip_reason: None,
+            ..base
+        };
+        match self
+            .store
+            .claim(from, &claimed, self.config.max_inflight_per_cluster)
+            .await?
+        {
+            Claim::Claimed => self.deploy(&claimed, observed).await,
+            Claim::ClusterFull => Ok(Begun::ClusterFull),
+            Claim::Moved(now) => Ok(Begun::Moved(now)),
+        }
+    }
+
+    /// UpdateService for a claimed record (or, in a dry run, the current PRIMARY deployment),
+    /// then the deployment recorded.
+    async fn deploy(
+        &self,
+        claimed: &NightRecord,
+        observed: &ServiceSnapshot,
+    ) -> Result<Begun, HandlerError> {
+        let deployment = if self.config.dry_run {
+            observed.primary().map(|d| d.id.clone()).ok_or_else(|| {
+                HandlerError::unexpected(format!("{} has no PRIMARY deployment", claimed.id))
+            })
+        } else {
+            match self.fleet.force_new_deployment(&claimed.id).await {
+                Ok(id) => Ok(id),
+                Err(
+                    e @ (ControlError::NotFound(_)
+                    | ControlError::Refused(_)
+                    | ControlError::AccessDenied(_)),
+                ) => {
+                    let state = if matches!(e, ControlError::NotFound(_)) {
+                        NightState::Vanished
+                    } else {
+                        NightState::Failed
+                    };
+                    let to = self.finished(claimed, state, &format!("UpdateService failed: {e}"));
+                    self.store.finish(claimed, &to).await?;
+                    tracing::warn!(service = %claimed.id, error = %e, "restart refused");
+                    return Ok(Begun::Refused(state));
+                }
+                // Throttled or transient after retries: the claim stays, and the next poll
+                // settles it.
+                Err(e) => {
+                    tracing::warn!(service = %claimed.id, error = %e, "UpdateService did not answer; the next poll settles it");
+                    return Ok(Begun::Pending);
+                }
+            }
+        }?;
+        let with = NightRecord {
+            deployment_id: Some(deployment.clone()),
+            ..claimed.clone()
+        };
+        self.store.record_deployment(&with).await?;
+        tracing::info!(service = %claimed.id, deployment = %deployment, dry_run = self.config.dry_run, "restart started");
+        Ok(Begun::Started(deployment))
+    }
+
+    /// `to` as an outcome of `r`, finished now.
+    fn finished(&self, r: &NightRecord, state: NightState, detail: &str) -> NightRecord {
+        NightRecord {
+            state,
+            finished_at: Some(self.clock.now()),
+            detail: Some(detail.to_owned()),
+            ..r.clone()
+        }
+    }
+
+    /// Judges started restarts (with their deployment) and records the ones that ended.
+    async fn watch(&self, started: Vec<NightRecord>) -> Result<Tally, HandlerError> {
+        let results: Vec<Result<Tally, HandlerError>> = stream::iter(by_cluster(started))
+            .map(|group| self.watch_cluster(group))
+            .buffer_unordered(CLUSTER_CONCURRENCY)
+            .collect()
+            .await;
+        let mut tally = Tally::default();
+        for r in results {
+            tally.add(r?);
+        }
+        Ok(tally)
+    }
+
+    async fn watch_cluster(&self, group: Vec<NightRecord>) -> Result<Tally, HandlerError> {
+        let ids: Vec<ServiceId> = group.iter().map(|r| r.id.clone()).collect();
+        let live = self
+            .fleet
+            .describe(&ids)
+            .await
+            .map_err(|e| self.fleet_error(&ids[0], e))?;
+        let live: BTreeMap<&str, &ServiceSnapshot> =
+            live.iter().map(|s| (s.id.service.as_str(), s)).collect();
+        let mut tally = Tally::default();
+        for r in &group {
+            let (Some(dep), Some(started_at)) = (r.deployment_id.as_deref(), r.started_at) else {
+                continue;
+            };
+            let now = self.clock.now();
+            let observed = live.get(r.id.service.as_str()).copied();
+            let verdict =
+                outcome::verify(observed, dep, started_at, now, self.config.restart_timeout);
+            let Some(state) = verdict.outcome() else {
+                continue;
+            };
+            let to = match verdict {
+                Verdict::Completed { at } => {
+                    // The tag is the proof owners read: written before the record says so.
+                    let tagged = if self.config.dry_run {
+                        Ok(())
+                    } else {
+                        self.fleet
+                            .tag(&r.arn, &self.config.tag_key, &restart_tag_value(at))
+                            .await
+                    };
+                    {
+                        if let Err(e) = tagged {
+                            if matches!(e, ControlError::Throttled(_) | ControlError::Transient(_))
+                            {
+                                tracing::warn!(service = %r.id, error = %e, "tagging failed; the next poll tries again");
+                                continue;
+                            }
+                            tracing::error!(service = %r.id, error = %e, "the restart completed but the tag could not be written");
+                            tally.tag_failures += 1;
+                        }
+                    }
+                    let at = at.max(started_at);
+                    NightRecord {
+                        state,
+                        finished_at: Some(at),
+                        duration_seconds: u32::try_from((at - started_at).num_seconds()).ok(),
+                        ..r.clone()
+                    }
+                }
+                other => self.finished(
+                    r,
+                    state,
+                    &describe_verdict(other, observed, self.config.restart_timeout),
+                ),
+            };
+            if self.store.finish(r, &to).await? {
+                *tally.outcomes.entry(state).or_default() += 1;
+                tracing::info!(service = %r.id, outcome = %state, "restart finished");
+            }
+        }
+        Ok(tally)
+    }
+
+    fn fleet_error(&self, id: &ServiceId, e: ControlError) -> HandlerError {
+        let e = HandlerError::from(e);
+        HandlerError::new(
+            e.error_type,
+            format!("in {}: {}", id.cluster_key(), e.message),
+        )
+    }
+
+    /// `service`: restarts one service now, on on-call's request.
+    ///
+    /// The night is the one whose window is open, else the last one that began. A service
+    /// already in flight is refused. One that already restarted tonight (completed, failed,
+    /// ...) is restarted again only with `force`. A service that is not enrolled (untagged) is
+    /// restarted, since on-call asked; one opted out or snoozed only with `force`. Every other
+    /// eligibility rule (controller, desired 0, a deployment in progress, restart risk) still
+    /// holds, and so do the kill switch, the night's halt (unless forced) and the cluster's cap.
+    #[tracing::instrument(skip(self), fields(service = %arn))]
+    pub async fn restart_service(
+        &self,
+        arn: &ServiceArn,
+        force: bool,
+    ) -> Result<ServiceOutput, HandlerError> {
+        let id = service_id(arn)?;
+        let now = self.clock.now();
+        let window = {
+            let w = self.config.window.night_at(now);
+            if w.start > now {
+                self.window(w.night - TimeDelta::days(1))
+            } else {
+                w
+            }
+        };
+        let night = window.night;
+        self.refuse_if_paused().await?;
+        if let Some(halt) = self.store.night_status(night).await?.halted
+            && !force
+        {
+            return Err(HandlerError::new(
+                ErrorType::Halted,
+                format!(
+                    "night {night} was halted: {}; use force to restart anyway",
+                    halt.reason
+                ),
+            ));
+        }
+        let existing = self.store.find_record(night, &id).await?;
+        if let Some(r) = &existing {
+            if r.state == NightState::Started {
+                return Err(HandlerError::invalid_input(format!(
+                    "{arn} is restarting already (since {}, deployment {})",
+                    r.started_at.map_or("?".into(), |t| t.to_rfc3339()),
+                    r.deployment_id.as_deref().unwrap_or("not yet recorded")
+                )));
+            }
+            if r.state.is_restart_outcome() && !force {
+                return Err(HandlerError::invalid_input(format!(
+                    "{arn} was restarted tonight already ({}); use force to restart it again",
+                    r.state
+                )));
+            }
+        }
+        let live = self.fleet.describe(std::slice::from_ref(&id)).await?;
+        let Some(observed) = live.first() else {
+            return Err(HandlerError::invalid_input(format!(
+                "{arn} does not exist in ECS (or its cluster does not)"
+            )));
+        };
+        let tag = TagState::from_tags(
+            &observed.tags,
+            &self.config.tag_key,
+            window.start.date_naive(),
+        );
+        let tonight = Tonight {
+            window_start: window.start,
+            restarted_tonight: false,
+        };
+        let policy = eligibility::Policy {
+            untagged: UntaggedPolicy::Restart,
+            ..self.config.policy
+        };
+        match eligibility::check(Some(observed), &tag, &tonight, &policy) {
+            Ok(()) => {}
+            Err(
+                SkipReason::AlreadyRestartedTonight | SkipReason::OptedOut | SkipReason::Snoozed,
+            ) if force => {}
+            Err(reason) => {
+                return Err(HandlerError::invalid_input(format!(
+                    "{arn} is not restarted: {reason}{}",
+                    if matches!(
+                        reason,
+                        SkipReason::AlreadyRestartedTonight
+                            | SkipReason::OptedOut
+                            | SkipReason::Snoozed
+                    ) {
+                        " (use force to restart it anyway)"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+        }
+        let base = existing.clone().unwrap_or_else(|| NightRecord {
+            id: id.clone(),
+            arn: arn.clone(),
+            night,
+            batch: None,
+            state: NightState::Started,
+            skip_reason: None,
+            owner: self
+                .config
+                .owners()
+                .resolve(&observed.tags, &Default::default(), &id.account)
+                .0,
+            planned_start: None,
+            deployment_id: None,
+            started_at: None,
+            finished_at: None,
+            previous_deployment: None,
+            duration_seconds: None,
+            detail: None,
+        });
+        let base = NightRecord {
+            detail: Some(format!(
+                "restarted by hand{}",
+                if force { ", forced" } else { "" }
+            )),
+            ..base
+        };
+        let begun = self.begin(existing.as_ref(), base, observed).await?;
+        let after = self.store.find_record(night, &id).await?;
+        match begun {
+            Begun::ClusterFull => Err(HandlerError::new(
+                ErrorType::Throttled,
+                format!(
+                    "cluster {} has {} restarts in flight, its cap: try again when one finishes",
+                    id.cluster_key(),
+                    self.config.max_inflight_per_cluster
+                ),
+            )),
+            Begun::Moved(now) => Err(HandlerError::transient(format!(
+                "{arn}'s record changed meanwhile (now {}); look again",
+                now.map_or("absent".into(), |s| s.to_string())
+            ))),
+            _ => {
+                let after = after.ok_or_else(|| {
+                    HandlerError::unexpected(format!("{arn}'s record vanished after its start"))
+                })?;
+                Ok(ServiceOutput {
+                    night,
+                    service_arn: arn.clone(),
+                    state: after.state,
+                    deployment_id: after.deployment_id,
+                    dry_run: self.config.dry_run,
+                    wait_seconds: self.wait_seconds(),
+                })
+            }
+        }
+    }
+
+    /// One EMF line for an invocation's moves.
+    fn emit(&self, night: NaiveDate, batch: Option<u32>, mode: &str, t: &Tally) {
+        let outcome = |s: NightState| t.outcomes.get(&s).copied().unwrap_or(0) as f64;
+        let mut emf = Emf::new()
+            .dimension("Function", "restarter")
+            .metric("RestartsStarted", t.started as f64, Unit::Count)
+            .metric("RestartsDeferred", t.deferred as f64, Unit::Count)
+            .metric("SkippedAtLiveCheck", t.skipped as f64, Unit::Count)
+            .metric("RestartsRefused", t.refused as f64, Unit::Count)
+            .metric(
+                "RestartsCompleted",
+                outcome(NightState::Completed),
+                Unit::Count,
+            )
+            .metric("RestartsFailed", outcome(NightState::Failed), Unit::Count)
+            .metric(
+                "RestartsRolledBack",
+                outcome(NightState::RolledBack),
+                Unit::Count,
+            )
+            .metric(
+                "RestartsTimedOut",
+                outcome(NightState::TimedOut),
+                Unit::Count,
+            )
+            .metric(
+                "RestartsVanished",
+                outcome(NightState::Vanished),
+                Unit::Count,
+            )
+            .metric("RestartsHalted", t.halted as f64, Unit::Count)
+            .metric("TagFailures", t.tag_failures as f64, Unit::Count)
+            .property("night", serde_json::json!(night))
+            .property("mode", serde_json::json!(mode))
+            .property("dry_run", serde_json::json!(self.config.dry_run));
+        if let Some(b) = batch {
+            emf = emf.property("batch", serde_json::json!(b));
+        }
+        println!("{}", emf.line(self.clock.now()));
+    }
+}
+
+/// What starting one service came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Begun {
+    Started(String),
+    /// ECS refused it: recorded with this outcome.
+    Refused(NightState),
+    /// UpdateService did not answer: the claim stays for the next poll.
+    Pending,
+    Moved(Option<NightState>),
+    ClusterFull,
+}
+
+fn service_id(arn: &ServiceArn) -> Result<ServiceId, HandlerError> {
+    ServiceId::from_arn(arn).ok_or_else(|| {
+        HandlerError::invalid_input(format!(
+            "{arn} is an old-format service ARN without its cluster name: opt in to the long \
+             ARN format (needs_long_arn) before it can be restarted"
+        ))
+    })
+}
+
+/// A failed restart in words, for on-call and the owner.
+fn describe_verdict(v: Verdict, observed: Option<&ServiceSnapshot>, timeout: TimeDelta) -> String {
+    let primary = observed
+        .and_then(ServiceSnapshot::primary)
+        .map_or("none".to_owned(), |d| d.id.clone());
+    match v {
+        Verdict::Failed => "the deployment's rolloutState is FAILED".into(),
+        Verdict::RolledBack => {
+            format!("the PRIMARY deployment is no longer ours (now {primary}): rolled back")
+        }
+        Verdict::TimedOut => format!(
+            "not finished after {} minutes (PRIMARY {primary})",
+            timeout.num_minutes()
+        ),
+        Verdict::Vanished => "the service is gone or inactive".into(),
+        Verdict::Pending | Verdict::Completed { .. } => String::new(),
+    }
+}
