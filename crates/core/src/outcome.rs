@@ -155,9 +155,11 @@ impl Verdict {
 /// - `completed`: our deployment (`deployment_id`, kept from UpdateService) is PRIMARY and its
 ///   rolloutState is COMPLETED, or ECS reports no rolloutState, it is the only deployment and
 ///   runningCount = desiredCount.
-/// - `failed`: our deployment is PRIMARY and its rolloutState is FAILED.
-/// - `rolled_back`: the PRIMARY deployment is no longer ours. A circuit-breaker rollback leaves
-///   a stable service behind; that is not success.
+/// - `failed`: our deployment's rolloutState is FAILED, whether it is still PRIMARY (no
+///   rollback configured) or already ACTIVE behind the circuit breaker's rollback.
+/// - `rolled_back`: the PRIMARY deployment is no longer ours and ours is not seen failing (the
+///   rollback has finished and ours is gone, or someone deployed over it). A circuit-breaker
+///   rollback leaves a stable service behind; that is not success.
 /// - `timed_out`: none of the above and `now - started_at` has reached `timeout`.
 pub fn verify(
     observed: Option<&ServiceSnapshot>,
@@ -169,6 +171,10 @@ pub fn verify(
     let Some(s) = observed.filter(|s| s.status == ServiceStatus::Active) else {
         return Verdict::Vanished;
     };
+    let ours = s.deployments.iter().find(|d| d.id == deployment_id);
+    if ours.is_some_and(|d| d.rollout_state == Some(RolloutState::Failed)) {
+        return Verdict::Failed;
+    }
     if let Some(primary) = s.primary() {
         if primary.id != deployment_id {
             return Verdict::RolledBack;
@@ -337,11 +343,12 @@ mod tests {
         // and steady: the service looks healthy, but the restart did not happen.
         let s = snapshot(vec![dep("ecs-svc/rollback", Primary, Some(RCompleted))]);
         assert_eq!(judge(Some(&s), 12), Verdict::RolledBack);
+        // While the rollback runs, ours is still seen FAILED behind it: failed.
         let s = snapshot(vec![
             dep("ecs-svc/rollback", Primary, Some(InProgress)),
             dep("ecs-svc/new", DActive, Some(RFailed)),
         ]);
-        assert_eq!(judge(Some(&s), 12), Verdict::RolledBack);
+        assert_eq!(judge(Some(&s), 12), Verdict::Failed);
     }
 
     #[test]

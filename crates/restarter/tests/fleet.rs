@@ -1,0 +1,319 @@
+//! The restarter against real peers: fleet-sim (ECS, STS) and moto (DynamoDB). Inventory
+//! fills the catalog, the batcher plans the night, and the restarter starts and watches it,
+//! on a manual clock that moves with fleet-sim's simulated one.
+//! `tools/with-moto` provides `MOTO_ENDPOINT`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use fleet_sim::spec::{
+    AccountSpec, ClusterSpec, Controller, DeploySeconds, OnRestart, ServiceSpec,
+};
+use fleet_sim::{FleetSpec, RunningSim};
+use restart_core::adapters::dynamodb::DynamoStore;
+use restart_core::clock::{Clock, ManualClock, SystemClock};
+use restart_core::eligibility::SkipReason;
+use restart_core::ids::ServiceId;
+use restart_core::night::{NightRecord, Pause};
+use restart_core::outcome::NightState;
+use restart_core::ports::{FleetControl, NightStore, RestartStore};
+use restart_core::tag::restart_tag_value;
+use restart_core::{Config, ErrorType};
+use restarter::aws::AwsRestarter;
+use restarter::{Output, PollOutput};
+use serde_json::json;
+
+const A: &str = "111111111111";
+const TAG: &str = "ecs_task_daily_restart";
+const START: &str = "2026-11-22T00:00:00Z";
+
+fn svc(name: &str, on_restart: OnRestart, deploy: u64) -> ServiceSpec {
+    ServiceSpec {
+        tags: [(TAG.to_owned(), "2026-11-21T01:10:00Z".to_owned())].into(),
+        on_restart,
+        deploy_seconds: DeploySeconds::Fixed(deploy),
+        desired: 2,
+        ..ServiceSpec::named(name)
+    }
+}
+
+fn sid(service: &str) -> ServiceId {
+    ServiceId {
+        account: A.parse().unwrap(),
+        region: "eu-west-1".into(),
+        cluster: "app".into(),
+        service: service.into(),
+    }
+}
+
+/// A night on one cluster of one account: the fleet, the table, the plan, the clocks.
+struct Night {
+    sim: RunningSim,
+    table: String,
+    clock: Arc<ManualClock>,
+    night: NaiveDate,
+    batches: Vec<u32>,
+    vars: Vec<(String, String)>,
+}
+
+impl Night {
+    async fn new(services: Vec<ServiceSpec>, vars: &[(&str, &str)]) -> Night {
+        let spec = FleetSpec {
+            // Nearly frozen: simulated time moves only with `advance`.
+            time_scale: 0.001,
+            start_time: Some(START.parse().unwrap()),
+            accounts: vec![AccountSpec {
+                id: A.into(),
+                regions: vec!["eu-west-1".into()],
+                deny_assume_role: false,
+                external_id: None,
+                clusters: vec![ClusterSpec {
+                    name: "app".into(),
+                    region: Some("eu-west-1".into()),
+                    tags: [("team".to_owned(), "payments".to_owned())].into(),
+                    services,
+                }],
+            }],
+            ..FleetSpec::default()
+        };
+        let sim = fleet_sim::spawn(spec).await.unwrap();
+        let table = testkit::create_table(&testkit::dynamodb_client()).await;
+        let mut all: Vec<(String, String)> = [
+            ("TABLE_NAME", table.as_str()),
+            ("ACCOUNTS", A),
+            ("REGIONS", "eu-west-1"),
+            ("MEMBER_ROLE_NAME", "ecs-restart-member"),
+            ("WINDOW_START", "00:00"),
+            ("WINDOW_END", "01:00"),
+            ("TIMEZONE", "UTC"),
+            ("POLL_INTERVAL_SECONDS", "120"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        all.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let mut night = Night {
+            sim,
+            table,
+            clock: Arc::new(ManualClock::new(START.parse().unwrap())),
+            night: "2026-11-22".parse().unwrap(),
+            batches: Vec::new(),
+            vars: all,
+        }
+        .plan()
+        .await;
+        night.batches.sort();
+        night
+    }
+
+    fn config(&self) -> Config {
+        Config::from_vars(self.vars.clone()).unwrap()
+    }
+
+    fn sdk(&self) -> aws_types::SdkConfig {
+        testkit::hub_sdk_config(&self.sim.endpoint_url())
+    }
+
+    fn store(&self) -> DynamoStore {
+        restart_core::adapters::dynamo_store(&self.sdk(), &self.table, 90)
+    }
+
+    fn restarter(&self) -> AwsRestarter {
+        restarter::aws::handler_with_clock(self.config(), &self.sdk(), self.clock.clone())
+    }
+
+    async fn plan(mut self) -> Night {
+        let sdk = self.sdk();
+        inventory::aws::handler_with_clock(self.config(), &sdk, Arc::new(SystemClock))
+            .handle(json!({ "night": "2026-11-22" }))
+            .await
+            .unwrap();
+        let plan = batcher::aws::handler_with_clock(self.config(), &sdk, self.clock.clone())
+            .handle(json!({ "night": "2026-11-22" }))
+            .await
+            .unwrap();
+        self.batches = plan.batches.iter().map(|b| b.batch).collect();
+        self
+    }
+
+    /// Moves fleet-sim's clock and ours together.
+    fn advance(&self, seconds: i64) {
+        self.sim.handle().advance_seconds(seconds as f64);
+        self.clock.advance(TimeDelta::seconds(seconds));
+    }
+
+    async fn start(
+        &self,
+        r: &AwsRestarter,
+        batch: u32,
+    ) -> Result<Output, restart_core::HandlerError> {
+        r.handle(json!({ "mode": "start", "night": self.night, "batch": batch }))
+            .await
+    }
+
+    async fn poll(&self, r: &AwsRestarter, batch: u32) -> PollOutput {
+        match r
+            .handle(json!({ "mode": "poll", "night": self.night, "batch": batch }))
+            .await
+            .unwrap()
+        {
+            Output::Poll(p) => p,
+            other => panic!("poll answered {other:?}"),
+        }
+    }
+
+    /// Polls every batch every `step` seconds until all are done.
+    async fn poll_until_done(&self, r: &AwsRestarter, step: i64) {
+        for _ in 0..100 {
+            self.advance(step);
+            let mut done = true;
+            for &b in &self.batches {
+                done &= self.poll(r, b).await.done;
+            }
+            if done {
+                return;
+            }
+        }
+        panic!("the night did not finish");
+    }
+
+    /// Every record of the night, by service name.
+    async fn records(&self) -> BTreeMap<String, NightRecord> {
+        self.store()
+            .read_night(self.night)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.id.service.clone(), r))
+            .collect()
+    }
+
+    fn update_calls(&self) -> u64 {
+        self.sim.handle().stats().total_calls("UpdateService")
+    }
+}
+
+fn states(records: &BTreeMap<String, NightRecord>) -> BTreeMap<String, NightState> {
+    records.iter().map(|(k, r)| (k.clone(), r.state)).collect()
+}
+
+#[tokio::test]
+async fn a_night_ends_every_service_in_its_verified_outcome() {
+    let mut services = vec![
+        svc("ok-0", OnRestart::Complete, 300),
+        svc("ok-1", OnRestart::Complete, 420),
+        svc("fail-0", OnRestart::Fail, 200),
+        svc("rollback-0", OnRestart::Fail, 250),
+        svc("stuck-0", OnRestart::Stuck, 300),
+        svc("vanish-0", OnRestart::Vanish, 200),
+        svc("busy", OnRestart::Complete, 3000),
+        ServiceSpec {
+            controller: Controller::CodeDeploy,
+            ..svc("blue-green", OnRestart::Complete, 300)
+        },
+        ServiceSpec {
+            min_healthy_percent: 0,
+            ..svc("downtime", OnRestart::Complete, 300)
+        },
+    ];
+    services.push(ServiceSpec {
+        tags: BTreeMap::new(),
+        ..svc("untagged", OnRestart::Complete, 300)
+    });
+    let n = Night::new(services, &[]).await;
+    let r = n.restarter();
+    // A tenant's own deployment begins on `busy` after planning: the live check skips it.
+    r.fleet.force_new_deployment(&sid("busy")).await.unwrap();
+    let before = n.update_calls();
+
+    for &b in &n.batches {
+        let out = n.start(&r, b).await.unwrap();
+        let Output::Start(out) = out else { panic!() };
+        assert_eq!(out.wait_seconds, 120);
+        assert!(!out.dry_run);
+    }
+    // 6 restarts started: the planned services but `busy`.
+    assert_eq!(n.update_calls() - before, 6);
+    // Polls every 120 s: fail-0 fails at 200 s and is seen FAILED at 240 s; rollback-0 fails at 250 s
+    // and is rolled back at 310 s, before the poll at 360 s; stuck-0 times out at 30 min.
+    n.poll_until_done(&r, 120).await;
+
+    let records = n.records().await;
+    let expected: BTreeMap<String, NightState> = [
+        ("ok-0", NightState::Completed),
+        ("ok-1", NightState::Completed),
+        ("fail-0", NightState::Failed),
+        ("rollback-0", NightState::RolledBack),
+        ("stuck-0", NightState::TimedOut),
+        ("vanish-0", NightState::Vanished),
+        ("busy", NightState::Skipped),
+        ("blue-green", NightState::Skipped),
+        ("downtime", NightState::Skipped),
+        ("untagged", NightState::Skipped),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), *v))
+    .collect();
+    assert_eq!(states(&records), expected);
+    let reason = |s: &str| records[s].skip_reason;
+    assert_eq!(reason("busy"), Some(SkipReason::DeploymentInProgress));
+    assert_eq!(reason("blue-green"), Some(SkipReason::ControllerCodeDeploy));
+    assert_eq!(reason("downtime"), Some(SkipReason::DowntimeRisk));
+    assert_eq!(reason("untagged"), Some(SkipReason::Untagged));
+
+    // Completed restarts carry the tag with their completion time, and a duration.
+    let live = r
+        .fleet
+        .describe(&[sid("ok-0"), sid("ok-1"), sid("fail-0"), sid("stuck-0")])
+        .await
+        .unwrap();
+    let tag = |name: &str| {
+        live.iter()
+            .find(|s| s.id.service == name)
+            .and_then(|s| s.tags.get(TAG).cloned())
+    };
+    for name in ["ok-0", "ok-1"] {
+        let rec = &records[name];
+        let finished = rec.finished_at.unwrap();
+        assert_eq!(tag(name), Some(restart_tag_value(finished)), "{name}");
+        let live_primary = live
+            .iter()
+            .find(|s| s.id.service == name)
+            .and_then(|s| s.primary())
+            .map(|d| d.id.clone());
+        assert_eq!(
+            rec.deployment_id, live_primary,
+            "{name}: the same deployment"
+        );
+        assert!(rec.duration_seconds.unwrap() >= 300, "{name}: {rec:?}");
+    }
+    // Only completed writes the tag.
+    assert_eq!(tag("fail-0").as_deref(), Some("2026-11-21T01:10:00Z"));
+    assert_eq!(tag("stuck-0").as_deref(), Some("2026-11-21T01:10:00Z"));
+    assert!(
+        records["rollback-0"]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("rolled back")
+    );
+
+    // The night's counters agree with the records.
+    let status = n.store().night_status(n.night).await.unwrap();
+    assert_eq!(status.count(NightState::Started), 6);
+    assert_eq!(status.count(NightState::Completed), 2);
+    assert_eq!(status.failures(), 3);
+    assert_eq!(status.finished(), 6);
+    assert!(status.halted.is_none());
+
+    // Starting every batch again restarts nothing.
+    let calls = n.update_calls();
+    for &b in &n.batches {
+        n.start(&r, b).await.unwrap();
+        assert!(n.poll(&r, b).await.done);
+    }
+    assert_eq!(n.update_calls(), calls);
+    assert_eq!(n.sim.handle().stats().total_calls("TagResource"), 2);
+    n.sim.shutdown().await.unwrap();
+}
