@@ -396,3 +396,96 @@ impl RestartStore for MemoryStore {
         Ok(ok)
     }
 }
+
+/// The notices side of the table held in memory.
+#[derive(Debug, Default)]
+pub struct MemoryNotices {
+    /// Last notices per (owner, service, kind).
+    pub notices:
+        Mutex<BTreeMap<(String, ServiceId, crate::notice::FindingKind), crate::notice::NoticeSent>>,
+    /// Digest progress per (owner, night).
+    pub digests: Mutex<BTreeMap<(String, NaiveDate), crate::notice::DigestSent>>,
+}
+
+impl crate::ports::NoticeStore for MemoryNotices {
+    async fn owner_notices(&self, owner: &str) -> Result<crate::notice::OwnerNotices, StoreError> {
+        let notices = self.notices.lock().unwrap_or_else(|e| e.into_inner());
+        let digests = self.digests.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(crate::notice::OwnerNotices {
+            notices: notices
+                .values()
+                .filter(|n| n.owner == owner)
+                .cloned()
+                .collect(),
+            digests: digests
+                .values()
+                .filter(|d| d.owner == owner)
+                .cloned()
+                .collect(),
+        })
+    }
+
+    async fn put_notices(&self, notices: &[crate::notice::NoticeSent]) -> Result<(), StoreError> {
+        let mut map = self.notices.lock().unwrap_or_else(|e| e.into_inner());
+        for n in notices {
+            map.insert((n.owner.clone(), n.id.clone(), n.kind), n.clone());
+        }
+        Ok(())
+    }
+
+    async fn put_digests(&self, digests: &[crate::notice::DigestSent]) -> Result<(), StoreError> {
+        let mut map = self.digests.lock().unwrap_or_else(|e| e.into_inner());
+        for d in digests {
+            map.insert((d.owner.clone(), d.night), d.clone());
+        }
+        Ok(())
+    }
+}
+
+/// SNS topics held in memory: every PublishBatch request, by topic, and errors to answer with.
+#[derive(Debug, Default)]
+pub struct MemoryTopics {
+    /// (topic, the messages of one PublishBatch request), in the order sent.
+    pub requests: Mutex<Vec<(String, Vec<crate::notice::Message>)>>,
+    /// When set, the request with this index (0-based, over all requests) fails with this
+    /// error, and every later request is still accepted.
+    pub fail_request: Mutex<Option<(usize, crate::ports::PublishError)>>,
+}
+
+impl MemoryTopics {
+    /// Every message published to `topic`.
+    pub fn messages(&self, topic: &str) -> Vec<crate::notice::Message> {
+        let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        requests
+            .iter()
+            .filter(|(t, _)| t == topic)
+            .flat_map(|(_, m)| m.iter().cloned())
+            .collect()
+    }
+}
+
+impl crate::ports::Publisher for MemoryTopics {
+    async fn publish(
+        &self,
+        topic: &str,
+        messages: &[crate::notice::Message],
+    ) -> Vec<Result<(), crate::ports::PublishError>> {
+        let sizes: Vec<usize> = messages.iter().map(crate::notice::Message::size).collect();
+        let mut out = Vec::with_capacity(messages.len());
+        for range in crate::notice::publish_batches(&sizes) {
+            let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+            let index = requests.len();
+            let mut fail = self.fail_request.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((_, e)) = fail.as_ref().filter(|(i, _)| *i == index) {
+                let e = e.clone();
+                *fail = None;
+                requests.push((topic.to_owned(), Vec::new()));
+                out.resize(messages.len(), Err(e));
+                return out;
+            }
+            requests.push((topic.to_owned(), messages[range.clone()].to_vec()));
+            out.extend(range.map(|_| Ok(())));
+        }
+        out
+    }
+}

@@ -27,6 +27,7 @@ pub mod fakes;
 pub mod ids;
 pub mod lambda;
 pub mod night;
+pub mod notice;
 pub mod outcome;
 pub mod owner;
 pub mod pacing;

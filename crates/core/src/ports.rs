@@ -351,3 +351,67 @@ pub trait FleetControl: Send + Sync {
         value: &str,
     ) -> impl Future<Output = Result<(), ControlError>> + Send;
 }
+
+/// Why publishing to a topic failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// SNS throttled us beyond the SDK's retries.
+    #[error("SNS is throttling: {0}")]
+    Throttled(String),
+    /// Network trouble or a service error, after retries.
+    #[error("SNS could not be reached: {0}")]
+    Transient(String),
+    /// The topic is missing, or the function may not publish to it.
+    #[error("the topic is missing or not accessible: {0}")]
+    Misconfigured(String),
+    /// SNS refused a message (too big, bad attribute): a bug here.
+    #[error("SNS refused a message: {0}")]
+    Rejected(String),
+}
+
+impl From<PublishError> for HandlerError {
+    fn from(e: PublishError) -> Self {
+        let error_type = match &e {
+            PublishError::Throttled(_) => ErrorType::Throttled,
+            PublishError::Transient(_) => ErrorType::Transient,
+            PublishError::Misconfigured(_) => ErrorType::Misconfigured,
+            PublishError::Rejected(_) => ErrorType::Unexpected,
+        };
+        HandlerError::new(error_type, e.to_string())
+    }
+}
+
+/// Publishes notices to an SNS topic (DESIGN 3.2): owners' digests and the night summary.
+pub trait Publisher: Send + Sync {
+    /// Publishes `messages` to `topic` in order, in PublishBatch requests
+    /// ([`crate::notice::publish_batches`]: at most 10 entries and 256 KiB a request). Returns
+    /// one result per message: a request that fails fails its messages, and nothing after it
+    /// is sent.
+    fn publish(
+        &self,
+        topic: &str,
+        messages: &[crate::notice::Message],
+    ) -> impl Future<Output = Vec<Result<(), PublishError>>> + Send;
+}
+
+/// The notices side of the table (DESIGN 3.7): per owner, the last night each service was told
+/// each kind of finding (the cooldown), and how far each night's digest went out.
+pub trait NoticeStore: Send + Sync {
+    /// What the table knows of `owner`'s notices.
+    fn owner_notices(
+        &self,
+        owner: &str,
+    ) -> impl Future<Output = Result<crate::notice::OwnerNotices, StoreError>> + Send;
+
+    /// Upserts last-notice records (one per owner, service and kind).
+    fn put_notices(
+        &self,
+        notices: &[crate::notice::NoticeSent],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Upserts digest progress (one per owner and night).
+    fn put_digests(
+        &self,
+        digests: &[crate::notice::DigestSent],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

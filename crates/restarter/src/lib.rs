@@ -58,24 +58,57 @@ pub const START_BUDGET: Duration = Duration::from_secs(10);
 /// How many clusters are worked on at once (calls stay paced per account and region).
 const CLUSTER_CONCURRENCY: usize = 32;
 
-/// The function's input.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+/// The function's input, by `mode`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    Start {
-        night: NaiveDate,
-        batch: u32,
-    },
-    Poll {
-        night: NaiveDate,
-        batch: Option<u32>,
-        service_arn: Option<ServiceArn>,
-    },
-    Service {
-        service_arn: ServiceArn,
-        #[serde(default)]
-        force: bool,
-    },
+    Start(StartEvent),
+    Poll(PollEvent),
+    Service(ServiceEvent),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartEvent {
+    pub night: NaiveDate,
+    pub batch: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollEvent {
+    pub night: NaiveDate,
+    pub batch: Option<u32>,
+    pub service_arn: Option<ServiceArn>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceEvent {
+    pub service_arn: ServiceArn,
+    #[serde(default)]
+    pub force: bool,
+}
+
+impl Event {
+    /// Reads `mode`, then the mode's fields, so that an error names the field at fault.
+    pub fn parse(event: serde_json::Value) -> Result<Self, HandlerError> {
+        let serde_json::Value::Object(mut fields) = event else {
+            return Err(HandlerError::invalid_input(
+                "the event is not valid: expected an object with `mode`",
+            ));
+        };
+        let mode = fields.remove("mode");
+        let rest = serde_json::Value::Object(fields);
+        match mode.as_ref().and_then(|m| m.as_str()) {
+            Some("start") => HandlerError::parse_event(rest).map(Self::Start),
+            Some("poll") => HandlerError::parse_event(rest).map(Self::Poll),
+            Some("service") => HandlerError::parse_event(rest).map(Self::Service),
+            _ => Err(HandlerError::invalid_input(format!(
+                "the event is not valid: mode: expected one of `start`, `poll`, `service`, got {}",
+                mode.map_or("nothing".to_owned(), |m| m.to_string())
+            ))),
+        }
+    }
 }
 
 /// What `start` did.
@@ -190,18 +223,18 @@ where
 {
     /// Handles one invocation: the raw event in, the mode's output out.
     pub async fn handle(&self, event: serde_json::Value) -> Result<Output, HandlerError> {
-        let event: Event = HandlerError::parse_event(event)?;
+        let event = Event::parse(event)?;
         let started = Instant::now();
         let (mode, result) = match event {
-            Event::Start { night, batch } => (
+            Event::Start(StartEvent { night, batch }) => (
                 "start",
                 Box::pin(self.start(night, batch)).await.map(Output::Start),
             ),
-            Event::Poll {
+            Event::Poll(PollEvent {
                 night,
                 batch,
                 service_arn,
-            } => {
+            }) => {
                 let out = match (batch, service_arn) {
                     (Some(batch), None) => Box::pin(self.poll_batch(night, batch)).await,
                     (None, Some(arn)) => Box::pin(self.poll_service(night, &arn)).await,
@@ -211,7 +244,7 @@ where
                 };
                 ("poll", out.map(Output::Poll))
             }
-            Event::Service { service_arn, force } => (
+            Event::Service(ServiceEvent { service_arn, force }) => (
                 "service",
                 Box::pin(self.restart_service(&service_arn, force))
                     .await

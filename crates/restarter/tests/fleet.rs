@@ -6,13 +6,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono::{NaiveDate, TimeDelta};
 use fleet_sim::spec::{
     AccountSpec, ClusterSpec, Controller, DeploySeconds, OnRestart, ServiceSpec,
 };
 use fleet_sim::{FleetSpec, RunningSim};
 use restart_core::adapters::dynamodb::DynamoStore;
-use restart_core::clock::{Clock, ManualClock, SystemClock};
+use restart_core::clock::{ManualClock, SystemClock};
 use restart_core::eligibility::SkipReason;
 use restart_core::ids::ServiceId;
 use restart_core::night::{NightRecord, Pause};
@@ -315,5 +315,343 @@ async fn a_night_ends_every_service_in_its_verified_outcome() {
     }
     assert_eq!(n.update_calls(), calls);
     assert_eq!(n.sim.handle().stats().total_calls("TagResource"), 2);
+    n.sim.shutdown().await.unwrap();
+}
+
+fn ok_services(n: usize, deploy: u64) -> Vec<ServiceSpec> {
+    (0..n)
+        .map(|i| svc(&format!("ok-{i}"), OnRestart::Complete, deploy))
+        .collect()
+}
+
+async fn start_all(n: &Night, r: &AwsRestarter) {
+    for &b in &n.batches {
+        n.start(r, b).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn paused_starts_nothing_and_resume_continues() {
+    let n = Night::new(ok_services(3, 120), &[]).await;
+    let r = n.restarter();
+    let pause = Pause {
+        reason: "incident 4711".into(),
+        by: "alice".into(),
+        at: START.parse().unwrap(),
+    };
+    n.store().set_pause(Some(&pause)).await.unwrap();
+    let err = n.start(&r, n.batches[0]).await.unwrap_err();
+    assert_eq!(err.error_type, ErrorType::Paused);
+    assert!(
+        err.message.contains("incident 4711") && err.message.contains("alice"),
+        "{}",
+        err.message
+    );
+    // A poll while paused watches, but starts nothing either.
+    let p = n.poll(&r, n.batches[0]).await;
+    assert!(!p.done);
+    assert_eq!(p.counts.get(&NightState::Planned), Some(&1));
+    assert_eq!(n.update_calls(), 0);
+
+    n.store().set_pause(None).await.unwrap();
+    start_all(&n, &r).await;
+    assert_eq!(n.update_calls(), 3);
+    n.poll_until_done(&r, 60).await;
+    assert!(
+        states(&n.records().await)
+            .values()
+            .all(|s| *s == NightState::Completed)
+    );
+    n.sim.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_circuit_breaker_halts_the_rest_of_the_night() {
+    // 24 failing services: after 20 finished, all failed, the night halts.
+    let services: Vec<ServiceSpec> = (0..24)
+        .map(|i| svc(&format!("bad-{i}"), OnRestart::Fail, 60))
+        .collect();
+    let n = Night::new(services, &[("MAX_INFLIGHT_PER_CLUSTER", "100")]).await;
+    let r = n.restarter();
+    let store = n.store();
+    // Start batches until at least 20 services run; the last batch waits.
+    let (last, first) = n.batches.split_last().unwrap();
+    for &b in first {
+        n.start(&r, b).await.unwrap();
+    }
+    let started = n.update_calls();
+    assert!(started >= 20, "{started}");
+    n.advance(90);
+    for &b in first {
+        assert!(n.poll(&r, b).await.done);
+    }
+    let status = store.night_status(n.night).await.unwrap();
+    let halt = status.halted.expect("halted");
+    assert!(
+        halt.reason
+            .contains(&format!("{started} of {started} finished restarts")),
+        "{}",
+        halt.reason
+    );
+
+    let err = n.start(&r, *last).await.unwrap_err();
+    assert_eq!(err.error_type, ErrorType::Halted);
+    assert!(err.message.contains("halted"), "{}", err.message);
+    assert_eq!(n.update_calls(), started, "nothing started after the halt");
+    let halted: Vec<NightRecord> = store.read_batch(n.night, *last).await.unwrap();
+    assert!(!halted.is_empty());
+    for rec in &halted {
+        assert_eq!(rec.state, NightState::Halted);
+        assert!(rec.detail.as_deref().unwrap().contains("finished restarts"));
+    }
+    assert!(n.poll(&r, *last).await.done);
+    n.sim.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_start_retried_after_a_crash_between_update_service_and_its_record_restarts_once() {
+    let n = Night::new(ok_services(1, 120), &[]).await;
+    let r = n.restarter();
+    let store = n.store();
+    let b = n.batches[0];
+    let planned = store.read_batch(n.night, b).await.unwrap().remove(0);
+    // What the crashed invocation left: the claim, then UpdateService, no deployment record.
+    let live = r
+        .fleet
+        .describe(std::slice::from_ref(&planned.id))
+        .await
+        .unwrap();
+    let claim = NightRecord {
+        state: NightState::Started,
+        started_at: Some(START.parse().unwrap()),
+        previous_deployment: live[0].primary().map(|d| d.id.clone()),
+        ..planned.clone()
+    };
+    assert_eq!(
+        store.claim(Some(&planned), &claim, 10).await.unwrap(),
+        restart_core::ports::Claim::Claimed
+    );
+    let deployment = r.fleet.force_new_deployment(&planned.id).await.unwrap();
+    assert_eq!(n.update_calls(), 1);
+
+    // The retried start finds the deployment instead of restarting again.
+    n.start(&r, b).await.unwrap();
+    assert_eq!(n.update_calls(), 1);
+    let rec = store
+        .find_record(n.night, &planned.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.deployment_id.as_deref(), Some(deployment.as_str()));
+    n.poll_until_done(&r, 60).await;
+    assert_eq!(n.records().await["ok-0"].state, NightState::Completed);
+
+    // A crash before UpdateService ran: the retry runs it, once.
+    let n = Night::new(ok_services(1, 120), &[]).await;
+    let r = n.restarter();
+    let store = n.store();
+    let planned = store.read_batch(n.night, b).await.unwrap().remove(0);
+    let live = r
+        .fleet
+        .describe(std::slice::from_ref(&planned.id))
+        .await
+        .unwrap();
+    let claim = NightRecord {
+        state: NightState::Started,
+        started_at: Some(START.parse().unwrap()),
+        previous_deployment: live[0].primary().map(|d| d.id.clone()),
+        ..planned.clone()
+    };
+    store.claim(Some(&planned), &claim, 10).await.unwrap();
+    n.start(&r, b).await.unwrap();
+    n.start(&r, b).await.unwrap();
+    assert_eq!(n.update_calls(), 1);
+    n.poll_until_done(&r, 60).await;
+    assert_eq!(n.records().await["ok-0"].state, NightState::Completed);
+    n.sim.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_manual_restart_needs_force_once_the_service_restarted_tonight() {
+    let mut services = ok_services(1, 120);
+    services.push(ServiceSpec {
+        tags: BTreeMap::new(),
+        ..svc("untagged", OnRestart::Complete, 120)
+    });
+    let n = Night::new(services, &[]).await;
+    let r = n.restarter();
+    start_all(&n, &r).await;
+    n.poll_until_done(&r, 60).await;
+    let arn = sid("ok-0").arn("aws").to_string();
+    let first = n.records().await["ok-0"].clone();
+    assert_eq!(first.state, NightState::Completed);
+
+    let err = r
+        .handle(json!({ "mode": "service", "service_arn": arn }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type, ErrorType::InvalidInput);
+    assert!(err.message.contains("use force"), "{}", err.message);
+    assert_eq!(n.update_calls(), 1);
+
+    let Output::Service(out) = r
+        .handle(json!({ "mode": "service", "service_arn": arn, "force": true }))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(out.night, n.night);
+    assert_eq!(out.state, NightState::Started);
+    assert_ne!(out.deployment_id, first.deployment_id);
+    assert_eq!(n.update_calls(), 2);
+    let poll = |arn: String| {
+        let r = &r;
+        async move {
+            r.handle(json!({ "mode": "poll", "night": "2026-11-22", "service_arn": arn }))
+                .await
+                .unwrap()
+        }
+    };
+    n.advance(150);
+    let Output::Poll(p) = poll(arn.clone()).await else {
+        panic!()
+    };
+    assert!(p.done);
+    assert_eq!(p.counts.get(&NightState::Completed), Some(&1));
+
+    // An untagged service (skipped tonight) restarts on request, without force.
+    let untagged = sid("untagged").arn("aws").to_string();
+    let Output::Service(out) = r
+        .handle(json!({ "mode": "service", "service_arn": untagged }))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(out.state, NightState::Started);
+    assert_eq!(n.update_calls(), 3);
+    // A second request while it runs is refused.
+    let err = r
+        .handle(json!({ "mode": "service", "service_arn": untagged, "force": true }))
+        .await
+        .unwrap_err();
+    assert!(
+        err.message.contains("restarting already"),
+        "{}",
+        err.message
+    );
+
+    // Unknown and malformed services.
+    let unknown = sid("nope").arn("aws").to_string();
+    let err = r
+        .handle(json!({ "mode": "service", "service_arn": unknown }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type, ErrorType::InvalidInput);
+    assert!(err.message.contains("does not exist"), "{}", err.message);
+    let err = r
+        .handle(json!({ "mode": "service", "service_arn": "arn:aws:ecs:eu-west-1:1:service/x" }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type, ErrorType::InvalidInput);
+    assert!(err.message.contains("service_arn"), "{}", err.message);
+    assert_eq!(n.update_calls(), 3);
+    n.sim.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_dry_run_writes_the_same_records_and_leaves_the_fleet_untouched() {
+    let n = Night::new(ok_services(4, 120), &[("DRY_RUN", "true")]).await;
+    let r = n.restarter();
+    let before = r
+        .fleet
+        .describe(&(0..4).map(|i| sid(&format!("ok-{i}"))).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    for &b in &n.batches {
+        let Output::Start(out) = n.start(&r, b).await.unwrap() else {
+            panic!()
+        };
+        assert!(out.dry_run);
+    }
+    n.poll_until_done(&r, 60).await;
+    let records = n.records().await;
+    assert_eq!(records.len(), 4);
+    for rec in records.values() {
+        assert_eq!(rec.state, NightState::Completed);
+        assert!(rec.deployment_id.is_some());
+    }
+    let stats = n.sim.handle().stats();
+    assert_eq!(stats.total_calls("UpdateService"), 0);
+    assert_eq!(stats.total_calls("TagResource"), 0);
+    assert_eq!(stats.restarts, 0);
+    let after = r
+        .fleet
+        .describe(&(0..4).map(|i| sid(&format!("ok-{i}"))).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert_eq!(before, after);
+    n.sim.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn no_cluster_ever_has_more_restarts_in_flight_than_its_cap() {
+    let n = Night::new(ok_services(9, 300), &[("MAX_INFLIGHT_PER_CLUSTER", "2")]).await;
+    let r = n.restarter();
+    let mut deferred = 0;
+    for &b in &n.batches {
+        let Output::Start(out) = n.start(&r, b).await.unwrap() else {
+            panic!()
+        };
+        deferred += out.deferred;
+    }
+    assert_eq!(n.update_calls(), 2);
+    assert_eq!(deferred, 7);
+    n.poll_until_done(&r, 60).await;
+    assert!(
+        states(&n.records().await)
+            .values()
+            .all(|s| *s == NightState::Completed)
+    );
+    assert_eq!(n.update_calls(), 9);
+    let stats = n.sim.handle().stats();
+    assert_eq!(stats.max_inflight_per_cluster.values().max(), Some(&2));
+    n.sim.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_what_was_wrong() {
+    let n = Night::new(ok_services(1, 120), &[]).await;
+    let r = n.restarter();
+    let cases = [
+        (
+            json!({ "mode": "start", "night": "2026-11-22", "batch": 99 }),
+            "has no batch 99",
+        ),
+        (
+            json!({ "mode": "start", "night": "2026-11-30", "batch": 0 }),
+            "has no plan",
+        ),
+        (
+            json!({ "mode": "start", "night": "22/11/2026", "batch": 0 }),
+            "night",
+        ),
+        (json!({ "mode": "restart" }), "mode"),
+        (
+            json!({ "mode": "poll", "night": "2026-11-22" }),
+            "either `batch` or `service_arn`",
+        ),
+        (
+            json!({ "mode": "start", "night": "2026-11-22", "batch": 0, "extra": 1 }),
+            "extra",
+        ),
+    ];
+    for (event, says) in cases {
+        let err = r.handle(event.clone()).await.unwrap_err();
+        assert_eq!(err.error_type, ErrorType::InvalidInput, "{event}");
+        assert!(err.message.contains(says), "{event}: {}", err.message);
+    }
+    assert_eq!(n.update_calls(), 0);
     n.sim.shutdown().await.unwrap();
 }
