@@ -7,6 +7,12 @@ VENV       := $(CURDIR)/.venv
 PYTHON     ?= python3
 REQS       := tools/requirements.txt
 VENV_STAMP := $(VENV)/.installed-$(shell sha1sum $(REQS) | cut -c1-12)
+# The infrastructure validators: cfn-lint and checkov in their own venv (checkov's dependencies
+# clash with moto's), asl-validator and statelint from npm under infra/node_modules.
+VENV_INFRA       := $(CURDIR)/.venv-infra
+INFRA_REQS       := tools/infra-requirements.txt
+INFRA_STAMP      := $(VENV_INFRA)/.installed-$(shell sha1sum $(INFRA_REQS) | cut -c1-12)
+INFRA_NPM_STAMP  := infra/node_modules/.installed-$(shell sha1sum infra/package-lock.json | cut -c1-12)
 
 # Tests find the project's tools through these.
 export AWS_CLI := $(VENV)/bin/aws
@@ -27,6 +33,19 @@ $(VENV_STAMP): $(REQS)
 .PHONY: tools
 tools: $(VENV_STAMP) ## install the pinned Python tools into .venv
 
+$(INFRA_STAMP): $(INFRA_REQS)
+	@test -x $(VENV_INFRA)/bin/python || $(PYTHON) -m venv $(VENV_INFRA)
+	$(VENV_INFRA)/bin/pip install --quiet --disable-pip-version-check -r $(INFRA_REQS)
+	@rm -f $(VENV_INFRA)/.installed-* && touch $@
+
+$(INFRA_NPM_STAMP): infra/package.json infra/package-lock.json
+	npm ci --prefix infra --no-audit --no-fund --loglevel=error
+	@touch $@
+
+.PHONY: infra-lint
+infra-lint: $(INFRA_STAMP) $(INFRA_NPM_STAMP) ## cfn-lint, checkov, asl-validator and statelint on infra/
+	VENV_INFRA=$(VENV_INFRA) tools/validate-infra
+
 .PHONY: fmt
 fmt: ## format the code
 	$(CARGO) fmt --all
@@ -37,7 +56,7 @@ lint: ## rustfmt check and clippy with -D warnings
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 .PHONY: test
-test: lint tools ## lint, then every test (unit, property, integration against fleet-sim, AWS CLI checks)
+test: lint tools infra-lint ## lint, then every test (unit, property, integration against fleet-sim, AWS CLI checks)
 	$(CARGO) test --workspace --locked --doc
 ifeq ($(NEXTEST),yes)
 	tools/with-moto $(CARGO) nextest run --workspace --locked --no-fail-fast
@@ -52,4 +71,4 @@ bench: tools ## run the benchmarks (figures go to docs/performance.md)
 .PHONY: clean
 clean: ## remove build output and the tool environment
 	$(CARGO) clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(VENV_INFRA) infra/node_modules
