@@ -7,6 +7,7 @@ pub mod config_aggregator;
 pub mod dynamodb;
 pub mod ecs;
 pub mod sdk;
+pub mod sns;
 pub mod sts;
 
 use aws_types::SdkConfig;
@@ -19,6 +20,11 @@ pub fn sts_client(sdk: &SdkConfig) -> aws_sdk_sts::Client {
 /// The hub's AWS Config client (aggregator queries).
 pub fn config_client(sdk: &SdkConfig) -> aws_sdk_config::Client {
     aws_sdk_config::Client::new(sdk)
+}
+
+/// The hub's SNS client (owner digests, the night summary).
+pub fn sns_client(sdk: &SdkConfig) -> aws_sdk_sns::Client {
+    aws_sdk_sns::Client::new(sdk)
 }
 
 /// The store on the hub's table.

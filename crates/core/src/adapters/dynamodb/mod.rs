@@ -110,6 +110,7 @@ use crate::outcome::NightState;
 use crate::planner::PlannedBatch;
 use crate::ports::{CatalogStore, InventoryRun, NightStore, StoreError};
 
+mod notices;
 mod restarts;
 pub use restarts::restart_keys;
 

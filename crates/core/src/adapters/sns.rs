@@ -1,0 +1,198 @@
+//! The SNS adapter: [`Publisher`] over PublishBatch.
+//!
+//! Messages go out in order, grouped by [`notice::publish_batches`]: at most 10 entries a
+//! request and at most 256 KiB in all of them together (SNS limits both). Every message
+//! attribute is of type `String` (an account id must keep its leading zeros, and a filter
+//! policy on `owner`, `kind` or `account_id` matches strings exactly).
+//!
+//! A request that fails (after the SDK's retries) fails its messages and stops the sending; an
+//! entry SNS reports in `Failed` fails alone.
+
+use aws_sdk_sns::Client;
+use aws_sdk_sns::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
+
+use super::sdk::{THROTTLING, error_code};
+use crate::notice::{self, Message};
+use crate::ports::{PublishError, Publisher};
+
+/// Publishes to SNS topics of the hub account.
+#[derive(Debug, Clone)]
+pub struct SnsPublisher {
+    client: Client,
+}
+
+impl SnsPublisher {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+/// Error codes that mean the topic is missing or may not be used.
+const MISCONFIGURED: &[&str] = &[
+    "NotFound",
+    "NotFoundException",
+    "AuthorizationError",
+    "AuthorizationErrorException",
+    "AccessDenied",
+    "AccessDeniedException",
+    "KMSDisabled",
+    "KMSDisabledException",
+    "KMSAccessDenied",
+    "KMSAccessDeniedException",
+    "KMSNotFound",
+    "KMSNotFoundException",
+    "InvalidSecurity",
+    "InvalidSecurityException",
+];
+
+/// Error codes with which SNS refuses a request it understood.
+const REJECTED: &[&str] = &[
+    "InvalidParameter",
+    "InvalidParameterException",
+    "InvalidParameterValue",
+    "InvalidParameterValueException",
+    "BatchRequestTooLong",
+    "BatchRequestTooLongException",
+    "TooManyEntriesInBatchRequest",
+    "TooManyEntriesInBatchRequestException",
+    "BatchEntryIdsNotDistinct",
+    "BatchEntryIdsNotDistinctException",
+    "EmptyBatchRequest",
+    "EmptyBatchRequestException",
+    "InvalidBatchEntryId",
+    "InvalidBatchEntryIdException",
+    "ValidationException",
+];
+
+fn classify(code: Option<&str>, message: String) -> PublishError {
+    match code {
+        Some(c) if THROTTLING.contains(&c) => PublishError::Throttled(message),
+        Some(c) if MISCONFIGURED.contains(&c) => PublishError::Misconfigured(message),
+        Some(c) if REJECTED.contains(&c) => PublishError::Rejected(message),
+        _ => PublishError::Transient(message),
+    }
+}
+
+fn publish_error<E>(topic: &str, err: &SdkError<E>) -> PublishError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let message = format!("PublishBatch to {topic}: {}", DisplayErrorContext(err));
+    if let SdkError::ConstructionFailure(_) = err {
+        return PublishError::Misconfigured(message);
+    }
+    classify(error_code(err), message)
+}
+
+fn entry(id: usize, m: &Message) -> Result<PublishBatchRequestEntry, PublishError> {
+    let mut b = PublishBatchRequestEntry::builder()
+        .id(format!("m{id}"))
+        .message(&m.body);
+    if !m.subject.is_empty() {
+        b = b.subject(&m.subject);
+    }
+    for (name, value) in &m.attributes {
+        let v = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(value)
+            .build()
+            .map_err(|e| PublishError::Rejected(format!("attribute {name}: {e}")))?;
+        b = b.message_attributes(name, v);
+    }
+    b.build()
+        .map_err(|e| PublishError::Rejected(format!("a PublishBatch entry: {e}")))
+}
+
+impl Publisher for SnsPublisher {
+    async fn publish(&self, topic: &str, messages: &[Message]) -> Vec<Result<(), PublishError>> {
+        let sizes: Vec<usize> = messages.iter().map(Message::size).collect();
+        let mut out: Vec<Result<(), PublishError>> = Vec::with_capacity(messages.len());
+        for range in notice::publish_batches(&sizes) {
+            let entries: Result<Vec<_>, _> = range
+                .clone()
+                .map(|i| entry(i - range.start, &messages[i]))
+                .collect();
+            let sent = match entries {
+                Ok(entries) => self
+                    .client
+                    .publish_batch()
+                    .topic_arn(topic)
+                    .set_publish_batch_request_entries(Some(entries))
+                    .send()
+                    .await
+                    .map_err(|e| publish_error(topic, &e)),
+                Err(e) => Err(e),
+            };
+            match sent {
+                Ok(answer) => {
+                    let mut results: Vec<Result<(), PublishError>> =
+                        range.clone().map(|_| Ok(())).collect();
+                    for failed in answer.failed() {
+                        let index = failed
+                            .id()
+                            .strip_prefix('m')
+                            .and_then(|i| i.parse::<usize>().ok());
+                        let message = format!(
+                            "PublishBatch to {topic}: entry {}: {} {}",
+                            failed.id(),
+                            failed.code(),
+                            failed.message().unwrap_or_default()
+                        );
+                        let error = if failed.sender_fault() {
+                            classify(Some(failed.code()), message)
+                        } else {
+                            PublishError::Transient(message)
+                        };
+                        match index.and_then(|i| results.get_mut(i)) {
+                            Some(slot) => *slot = Err(error),
+                            // An id we did not send: count the whole request as failed.
+                            None => results.iter_mut().for_each(|r| *r = Err(error.clone())),
+                        }
+                    }
+                    out.extend(results);
+                }
+                Err(e) => {
+                    tracing::warn!(topic, error = %e, "PublishBatch failed");
+                    out.resize(messages.len(), Err(e));
+                    return out;
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_classified_by_code() {
+        let c = |code| classify(Some(code), "m".into());
+        assert!(matches!(c("Throttling"), PublishError::Throttled(_)));
+        assert!(matches!(c("NotFound"), PublishError::Misconfigured(_)));
+        assert!(matches!(c("AuthorizationError"), PublishError::Misconfigured(_)));
+        assert!(matches!(c("InvalidParameter"), PublishError::Rejected(_)));
+        assert!(matches!(c("InternalError"), PublishError::Transient(_)));
+        assert!(matches!(
+            classify(None, "m".into()),
+            PublishError::Transient(_)
+        ));
+    }
+
+    #[test]
+    fn entries_carry_string_attributes_and_the_subject() {
+        let m = Message {
+            subject: "s".into(),
+            body: "b".into(),
+            attributes: [("account_id".to_owned(), "012345678901".to_owned())].into(),
+        };
+        let e = entry(3, &m).unwrap();
+        assert_eq!(e.id(), "m3");
+        assert_eq!(e.subject(), Some("s"));
+        let a = &e.message_attributes().unwrap()["account_id"];
+        assert_eq!(a.data_type(), "String");
+        assert_eq!(a.string_value(), Some("012345678901"));
+    }
+}
