@@ -49,14 +49,29 @@ impl NightRecord {
         start: DateTime<Utc>,
     ) -> Self {
         Self {
-            id: catalog.id.clone(),
-            arn: catalog.arn.clone(),
-            night,
             batch: Some(batch),
             state: NightState::Planned,
-            skip_reason: None,
-            owner: catalog.owner.clone(),
             planned_start: Some(start),
+            ..Self::unbatched(
+                catalog.id.clone(),
+                catalog.arn.clone(),
+                night,
+                catalog.owner.clone(),
+            )
+        }
+    }
+
+    /// A service outside any batch (skipped, or restarted by hand), in no state yet.
+    pub fn unbatched(id: ServiceId, arn: ServiceArn, night: NaiveDate, owner: String) -> Self {
+        Self {
+            id,
+            arn,
+            night,
+            batch: None,
+            state: NightState::Skipped,
+            skip_reason: None,
+            owner,
+            planned_start: None,
             deployment_id: None,
             started_at: None,
             finished_at: None,
@@ -69,20 +84,13 @@ impl NightRecord {
     /// A service not restarted tonight, and why.
     pub fn skipped(catalog: &CatalogRecord, night: NaiveDate, reason: SkipReason) -> Self {
         Self {
-            id: catalog.id.clone(),
-            arn: catalog.arn.clone(),
-            night,
-            batch: None,
-            state: NightState::Skipped,
             skip_reason: Some(reason),
-            owner: catalog.owner.clone(),
-            planned_start: None,
-            deployment_id: None,
-            started_at: None,
-            finished_at: None,
-            previous_deployment: None,
-            duration_seconds: None,
-            detail: None,
+            ..Self::unbatched(
+                catalog.id.clone(),
+                catalog.arn.clone(),
+                night,
+                catalog.owner.clone(),
+            )
         }
     }
 

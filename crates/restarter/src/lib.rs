@@ -203,6 +203,15 @@ impl Tally {
     }
 }
 
+/// The tallies of every cluster, or the first error.
+fn sum(results: Vec<Result<Tally, HandlerError>>) -> Result<Tally, HandlerError> {
+    let mut tally = Tally::default();
+    for r in results {
+        tally.add(r?);
+    }
+    Ok(tally)
+}
+
 /// Records grouped by cluster (`ServiceId::cluster_key`), in a stable order.
 fn by_cluster(records: Vec<NightRecord>) -> Vec<Vec<NightRecord>> {
     let mut groups: BTreeMap<String, Vec<NightRecord>> = BTreeMap::new();
@@ -489,16 +498,11 @@ where
             })
             .collect();
         let window = self.window(night);
-        let results: Vec<Result<Tally, HandlerError>> = stream::iter(by_cluster(todo))
+        sum(stream::iter(by_cluster(todo))
             .map(|group| self.advance_cluster(window, group, deadline))
             .buffer_unordered(CLUSTER_CONCURRENCY)
             .collect()
-            .await;
-        let mut tally = Tally::default();
-        for r in results {
-            tally.add(r?);
-        }
-        Ok(tally)
+            .await)
     }
 
     async fn advance_cluster(
@@ -682,16 +686,11 @@ where
 
     /// Judges started restarts (with their deployment) and records the ones that ended.
     async fn watch(&self, started: Vec<NightRecord>) -> Result<Tally, HandlerError> {
-        let results: Vec<Result<Tally, HandlerError>> = stream::iter(by_cluster(started))
+        sum(stream::iter(by_cluster(started))
             .map(|group| self.watch_cluster(group))
             .buffer_unordered(CLUSTER_CONCURRENCY)
             .collect()
-            .await;
-        let mut tally = Tally::default();
-        for r in results {
-            tally.add(r?);
-        }
-        Ok(tally)
+            .await)
     }
 
     async fn watch_cluster(&self, group: Vec<NightRecord>) -> Result<Tally, HandlerError> {
@@ -859,25 +858,12 @@ where
                 )));
             }
         }
-        let base = existing.clone().unwrap_or_else(|| NightRecord {
-            id: id.clone(),
-            arn: arn.clone(),
-            night,
-            batch: None,
-            state: NightState::Started,
-            skip_reason: None,
-            owner: self
-                .config
-                .owners()
-                .resolve(&observed.tags, &Default::default(), &id.account)
-                .0,
-            planned_start: None,
-            deployment_id: None,
-            started_at: None,
-            finished_at: None,
-            previous_deployment: None,
-            duration_seconds: None,
-            detail: None,
+        let base = existing.clone().unwrap_or_else(|| {
+            let (owner, _) =
+                self.config
+                    .owners()
+                    .resolve(&observed.tags, &Default::default(), &id.account);
+            NightRecord::unbatched(id.clone(), arn.clone(), night, owner)
         });
         let base = NightRecord {
             detail: Some(format!(

@@ -1298,23 +1298,11 @@ impl NightStore for DynamoStore {
             .expression_attribute_names("#pk", schema::PK)
             .build()
             .map_err(|e| build_error("to move a record", e))?;
-        let out = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(delete).build())
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .send()
-            .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_transaction_canceled_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(store_error(&self.table, "TransactWriteItems", &e)),
-        }
+        self.transact(vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            TransactWriteItem::builder().put(put).build(),
+        ])
+        .await
     }
 }
 

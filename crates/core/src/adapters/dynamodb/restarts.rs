@@ -107,7 +107,7 @@ impl DynamoStore {
     }
 
     /// Sends a transaction: `Ok(false)` when a condition failed.
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
+    pub(super) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
         let out = self
             .client
             .transact_write_items()
@@ -126,20 +126,29 @@ impl DynamoStore {
         }
     }
 
-    /// The record at `r`'s key, read consistently.
-    async fn read_record(&self, r: &NightRecord) -> Result<Option<NightRecord>, StoreError> {
+    /// The item at `key`, read consistently, converted by `read`.
+    async fn get<T>(
+        &self,
+        key: Item,
+        read: impl Fn(&Item) -> Result<T, super::ItemError>,
+    ) -> Result<Option<T>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(record_key(r)))
+            .set_key(Some(key))
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| store_error(&self.table, "GetItem", &e))?;
         out.item
-            .map(|item| night_record(&item).map_err(|e| self.corrupt(e)))
+            .map(|item| read(&item).map_err(|e| self.corrupt(e)))
             .transpose()
+    }
+
+    /// The record at `r`'s key.
+    async fn read_record(&self, r: &NightRecord) -> Result<Option<NightRecord>, StoreError> {
+        self.get(record_key(r), night_record).await
     }
 
     /// A Put of `to` on condition that the record's state is `state` (and, with `deployment`,
@@ -178,6 +187,13 @@ impl DynamoStore {
     }
 }
 
+fn key(pk: &str, sk: &str) -> Item {
+    Item::from([
+        (schema::PK.to_owned(), s(pk)),
+        (schema::SK.to_owned(), s(sk)),
+    ])
+}
+
 fn put_item(put: Put) -> TransactWriteItem {
     TransactWriteItem::builder().put(put).build()
 }
@@ -212,19 +228,11 @@ fn status_of(item: &Item) -> Result<NightStatus, super::ItemError> {
 
 impl RestartStore for DynamoStore {
     async fn pause(&self) -> Result<Option<Pause>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(schema::PK, s(restart_keys::CONTROL_PK))
-            .key(schema::SK, s(restart_keys::PAUSE_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error(&self.table, "GetItem", &e))?;
-        out.item
-            .map(|item| pause_of(&item).map_err(|e| self.corrupt(e)))
-            .transpose()
+        self.get(
+            key(restart_keys::CONTROL_PK, restart_keys::PAUSE_SK),
+            pause_of,
+        )
+        .await
     }
 
     async fn set_pause(&self, pause: Option<&Pause>) -> Result<(), StoreError> {
@@ -261,21 +269,8 @@ impl RestartStore for DynamoStore {
     }
 
     async fn night_status(&self, night: NaiveDate) -> Result<NightStatus, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(schema::PK, s(restart_keys::summary_pk(night)))
-            .key(schema::SK, s(restart_keys::SUMMARY_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error(&self.table, "GetItem", &e))?;
-        Ok(out
-            .item
-            .map(|item| status_of(&item).map_err(|e| self.corrupt(e)))
-            .transpose()?
-            .unwrap_or_default())
+        let key = key(&restart_keys::summary_pk(night), restart_keys::SUMMARY_SK);
+        Ok(self.get(key, status_of).await?.unwrap_or_default())
     }
 
     async fn halt(&self, night: NaiveDate, halt: &Halt) -> Result<bool, StoreError> {
