@@ -172,7 +172,10 @@ mod tests {
         let c = |code| classify(Some(code), "m".into());
         assert!(matches!(c("Throttling"), PublishError::Throttled(_)));
         assert!(matches!(c("NotFound"), PublishError::Misconfigured(_)));
-        assert!(matches!(c("AuthorizationError"), PublishError::Misconfigured(_)));
+        assert!(matches!(
+            c("AuthorizationError"),
+            PublishError::Misconfigured(_)
+        ));
         assert!(matches!(c("InvalidParameter"), PublishError::Rejected(_)));
         assert!(matches!(c("InternalError"), PublishError::Transient(_)));
         assert!(matches!(

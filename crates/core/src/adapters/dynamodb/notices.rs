@@ -63,7 +63,10 @@ mod kind {
 pub fn notice_item(x: &NoticeSent, ttl_days: u32) -> Item {
     Item::from([
         (schema::PK.to_owned(), s(notice_keys::owner_pk(&x.owner))),
-        (schema::SK.to_owned(), s(notice_keys::notice_sk(&x.id, x.kind))),
+        (
+            schema::SK.to_owned(),
+            s(notice_keys::notice_sk(&x.id, x.kind)),
+        ),
         (schema::KIND.to_owned(), s(kind::NOTICE)),
         ("owner".to_owned(), s(&x.owner)),
         ("account".to_owned(), s(x.id.account.as_str())),

@@ -1,0 +1,30 @@
+//! Wiring: the handler with the DynamoDB store and SNS.
+
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use restart_core::Config;
+use restart_core::adapters::{self, dynamodb::DynamoStore, sns::SnsPublisher};
+use restart_core::clock::{Clock, SystemClock};
+
+use crate::Notifier;
+
+/// The production handler.
+pub type AwsNotifier = Notifier<DynamoStore, DynamoStore, SnsPublisher>;
+
+/// Builds the handler from the configuration and the hub's SDK settings.
+pub fn handler(config: Config, sdk: &SdkConfig) -> AwsNotifier {
+    handler_with_clock(config, sdk, Arc::new(SystemClock))
+}
+
+/// [`handler`] with a chosen clock (tests).
+pub fn handler_with_clock(config: Config, sdk: &SdkConfig, clock: Arc<dyn Clock>) -> AwsNotifier {
+    let store = adapters::dynamo_store(sdk, &config.table_name, config.record_ttl_days);
+    Notifier {
+        config: Arc::new(config),
+        notices: store.clone(),
+        store,
+        publisher: SnsPublisher::new(adapters::sns_client(sdk)),
+        clock,
+    }
+}
