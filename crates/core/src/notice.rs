@@ -1014,3 +1014,252 @@ impl NightSummary {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::owner::OwnerSource;
+    use crate::service::{DeploymentController, SchedulingStrategy, ServiceStatus};
+
+    fn night() -> NaiveDate {
+        "2026-11-22".parse().unwrap()
+    }
+
+    fn sid(account: &str, cluster: &str, service: &str) -> ServiceId {
+        ServiceId {
+            account: account.parse().unwrap(),
+            region: "eu-west-1".into(),
+            cluster: cluster.into(),
+            service: service.into(),
+        }
+    }
+
+    fn catalog(
+        id: &ServiceId,
+        owner: &str,
+        tag: TagStateKind,
+        value: Option<&str>,
+    ) -> CatalogRecord {
+        CatalogRecord {
+            id: id.clone(),
+            arn: id.arn("aws"),
+            owner: owner.into(),
+            owner_source: OwnerSource::ServiceTag,
+            tag_value: value.map(str::to_owned),
+            tag_state: tag,
+            status: ServiceStatus::Active,
+            desired: 2,
+            scheduling: SchedulingStrategy::Replica,
+            controller: DeploymentController::Ecs,
+            min_healthy_percent: 100,
+            max_percent: 200,
+            skip_reason: None,
+            first_seen: night(),
+            last_seen: night(),
+            gone_since: None,
+            last_restart_seconds: None,
+        }
+    }
+
+    fn record(
+        id: &ServiceId,
+        owner: &str,
+        state: NightState,
+        reason: Option<SkipReason>,
+    ) -> NightRecord {
+        let c = catalog(id, owner, TagStateKind::Enrolled, None);
+        let mut r = match reason {
+            Some(reason) => NightRecord::skipped(&c, night(), reason),
+            None => NightRecord::planned(&c, night(), 0, "2026-11-22T00:10:00Z".parse().unwrap()),
+        };
+        r.state = state;
+        r
+    }
+
+    #[test]
+    fn findings_come_from_actionable_skips_failed_outcomes_and_the_catalog() {
+        let a = sid("111111111111", "pay", "api");
+        let b = sid("111111111111", "pay", "worker");
+        let c = sid("222222222222", "search", "idx");
+        let d = sid("222222222222", "search", "old");
+        let mut failed = record(&b, "payments", NightState::Failed, None);
+        failed.detail = Some("rolloutState FAILED".into());
+        let records = vec![
+            record(
+                &a,
+                "payments",
+                NightState::Skipped,
+                Some(SkipReason::Untagged),
+            ),
+            failed,
+            record(&c, "", NightState::Skipped, Some(SkipReason::OptedOut)),
+            record(&d, "search", NightState::Completed, None),
+        ];
+        let cat = vec![
+            catalog(&a, "payments", TagStateKind::Untagged, None),
+            catalog(&d, "search", TagStateKind::Malformed, Some("yes please")),
+        ];
+        let f = findings(night(), &records, &[], &cat);
+        let got: Vec<(&str, &str, FindingKind)> = f
+            .iter()
+            .map(|f| (f.owner.as_str(), f.id.service.as_str(), f.kind))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("payments", "api", FindingKind::Untagged),
+                ("payments", "worker", FindingKind::RestartFailed),
+                ("search", "old", FindingKind::MalformedTag),
+            ]
+        );
+        assert_eq!(f[1].detail.as_deref(), Some("rolloutState FAILED"));
+        assert_eq!(f[2].detail.as_deref(), Some("tag value \"yes please\""));
+        // An owner-less service goes to `unowned`.
+        let unowned = record(&c, " ", NightState::Skipped, Some(SkipReason::NeedsLongArn));
+        assert_eq!(findings(night(), &[unowned], &[], &[])[0].owner, UNOWNED);
+    }
+
+    #[test]
+    fn the_cooldown_holds_repeats_but_not_new_kinds_or_the_same_night() {
+        let a = sid("111111111111", "pay", "api");
+        let untagged = record(
+            &a,
+            "payments",
+            NightState::Skipped,
+            Some(SkipReason::Untagged),
+        );
+        let f = findings(night(), &[untagged], &[], &[]);
+        let told: NaiveDate = "2026-11-21".parse().unwrap();
+        let last = BTreeMap::from([((a.clone(), FindingKind::Untagged), told)]);
+        assert_eq!(due(&f, &last, night(), 7), (vec![], 1));
+        assert_eq!(due(&f, &last, told + chrono::Days::new(7), 7).1, 0);
+        assert_eq!(
+            due(&f, &last, told, 7).0.len(),
+            1,
+            "a rerun of the same night"
+        );
+        let other = BTreeMap::from([((a, FindingKind::DowntimeRisk), told)]);
+        assert_eq!(due(&f, &other, night(), 7).0.len(), 1, "a new kind");
+        assert!(is_due(Some(told), night(), 0));
+    }
+
+    #[test]
+    fn a_digest_is_split_by_account_and_size_with_parts_numbered() {
+        let mut f = Vec::new();
+        for i in 0..5_000 {
+            let account = if i % 2 == 0 {
+                "111111111111"
+            } else {
+                "222222222222"
+            };
+            let id = sid(
+                account,
+                &format!("cluster-{i:04}"),
+                &format!("service-{i:04}"),
+            );
+            let mut r = record(&id, "payments", NightState::TimedOut, None);
+            r.detail = Some("x".repeat(200));
+            f.push(r);
+        }
+        let f = findings(night(), &f, &[], &[]);
+        let messages = digest("payments", night(), &f, "ecs_task_daily_restart", 7);
+        let n = messages.len();
+        assert!(n >= 4, "{n} parts");
+        let mut seen = 0;
+        for (i, m) in messages.iter().enumerate() {
+            assert!(m.size() <= PART_BUDGET_BYTES, "part {i}: {}", m.size());
+            assert!(m.subject.len() <= MAX_SUBJECT_CHARS && m.subject.is_ascii());
+            let part = format!("part {} of {n}", i + 1);
+            assert!(m.subject.contains(&part), "{}", m.subject);
+            assert!(m.body.contains(&part));
+            assert_eq!(m.attributes["owner"], "payments");
+            assert_eq!(m.attributes["kind"], "digest");
+            let json = m.body.split("--- machine-readable ---\n").nth(1).unwrap();
+            let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+            for x in v["findings"].as_array().unwrap() {
+                assert_eq!(x["account_id"], m.attributes["account_id"].as_str());
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 5_000);
+        let one = digest("p", night(), &f[..1], "ecs_task_daily_restart", 7);
+        assert_eq!(one.len(), 1);
+        assert!(!one[0].subject.contains("part"));
+    }
+
+    #[test]
+    fn publish_batches_hold_ten_entries_and_256_kib_at_most() {
+        assert_eq!(publish_batches(&[1; 25]), [0..10, 10..20, 20..25]);
+        assert_eq!(publish_batches(&[200_000, 200_000, 10]), [0..1, 1..3]);
+        assert_eq!(publish_batches(&[]), Vec::<Range<usize>>::new());
+        assert_eq!(publish_batches(&[MAX_MESSAGE_BYTES, 1]), [0..1, 1..2]);
+    }
+
+    #[test]
+    fn subjects_are_ascii_and_short() {
+        let s = subject(&format!("équipe {}", "x".repeat(200)));
+        assert!(s.is_ascii() && s.len() == MAX_SUBJECT_CHARS && s.ends_with("..."));
+    }
+
+    #[test]
+    fn the_summary_counts_records_caps_failures_and_says_when_the_plan_is_missing() {
+        let mut records = Vec::new();
+        for i in 0..30 {
+            let mut r = record(
+                &sid("111111111111", "c", &format!("f{i:02}")),
+                "o",
+                NightState::Failed,
+                None,
+            );
+            r.detail = Some("boom".into());
+            records.push(r);
+        }
+        for i in 0..7u32 {
+            let mut r = record(
+                &sid("111111111111", "c", &format!("ok{i}")),
+                "o",
+                NightState::Completed,
+                None,
+            );
+            r.duration_seconds = Some(100 + i);
+            r.started_at = Some("2026-11-22T00:10:00Z".parse().unwrap());
+            r.finished_at = Some(format!("2026-11-22T00:1{i}:00Z").parse().unwrap());
+            records.push(r);
+        }
+        records.push(record(
+            &sid("111111111111", "c", "out"),
+            "o",
+            NightState::Skipped,
+            Some(SkipReason::OptedOut),
+        ));
+        let status = NightStatus {
+            counts: BTreeMap::new(),
+            halted: Some(Halt {
+                reason: "too many failures".into(),
+                at: "2026-11-22T01:00:00Z".parse().unwrap(),
+            }),
+        };
+        let s = NightSummary::build(night(), &records, &status, None, None, None);
+        assert_eq!(s.count(NightState::Failed), 30);
+        assert_eq!(s.failures.len(), SUMMARY_FAILURES);
+        assert_eq!(
+            s.slowest
+                .iter()
+                .map(|r| r.duration_seconds.unwrap())
+                .collect::<Vec<_>>(),
+            [106, 105, 104, 103, 102]
+        );
+        assert_eq!(s.by_skip_reason[&SkipReason::OptedOut], 1);
+        let m = s.message();
+        assert!(m.body.contains("Plan: MISSING"));
+        assert!(m.body.contains("... and 10 more"));
+        assert!(m.body.contains("too many failures"));
+        assert!(m.body.contains("last completion 2026-11-22T00:16:00Z"));
+        assert_eq!(m.attributes["kind"], "summary");
+        assert!(m.subject.contains("HALTED"));
+        let metrics: BTreeMap<_, _> = s.metrics().into_iter().collect();
+        assert_eq!(metrics["RestartsFailed"], 30);
+        assert_eq!(metrics["NightHalted"], 1);
+        assert_eq!(metrics["ServicesSkipped"], 1);
+    }
+}
