@@ -246,8 +246,9 @@ fn cut(s: &str, max: usize) -> String {
 /// The owner-actionable findings of `night`: skipped records whose reason the owner can act
 /// on, restart outcomes that did not succeed (of `records`, tonight, and of `previous`, last
 /// night's records, whose outcomes came in after last night's digest), and catalog records seen
-/// tonight whose tag is malformed or absent (a service restarted despite a missing tag, with
-/// `UNTAGGED_POLICY=restart`, is still told) or whose discovery judged an owner-actionable risk.
+/// tonight whose tag is malformed, or absent on a service that was not skipped (restarted
+/// anyway with `UNTAGGED_POLICY=restart`: still told), or whose discovery judged an
+/// owner-actionable risk (told even when `RISK_POLICY=restart` restarts it).
 ///
 /// One finding per service and kind, sorted by owner, service, kind.
 pub fn findings(
@@ -279,6 +280,13 @@ pub fn findings(
             });
         }
     }
+    // A service skipped tonight was told by its record; a missing tag on it adds nothing (it
+    // may not even be taggable).
+    let skipped: BTreeSet<&ServiceId> = records
+        .iter()
+        .filter(|r| r.state == NightState::Skipped)
+        .map(|r| &r.id)
+        .collect();
     for c in catalog {
         if c.last_seen != night || c.gone_since.is_some() {
             continue;
@@ -286,7 +294,9 @@ pub fn findings(
         let mut kinds = Vec::new();
         match c.tag_state {
             TagStateKind::Malformed => kinds.push(FindingKind::MalformedTag),
-            TagStateKind::Untagged => kinds.push(FindingKind::Untagged),
+            TagStateKind::Untagged if !skipped.contains(&c.id) => {
+                kinds.push(FindingKind::Untagged);
+            }
             _ => {}
         }
         if let Some(kind) = c

@@ -40,12 +40,41 @@ use restart_core::{Config, HandlerError};
 
 pub mod aws;
 
-/// The function's input.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+/// The function's input, by `mode`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     Owners { night: NaiveDate },
     Summary { night: NaiveDate },
+}
+
+/// The fields of every mode.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NightField {
+    night: NaiveDate,
+}
+
+impl Event {
+    /// Reads `mode`, then the mode's fields, so that an error names the field at fault.
+    pub fn parse(event: serde_json::Value) -> Result<Self, HandlerError> {
+        let serde_json::Value::Object(mut fields) = event else {
+            return Err(HandlerError::invalid_input(
+                "the event is not valid: expected an object with `mode` and `night`",
+            ));
+        };
+        let mode = fields.remove("mode");
+        let rest = serde_json::Value::Object(fields);
+        match mode.as_ref().and_then(|m| m.as_str()) {
+            Some("owners") => HandlerError::parse_event::<NightField>(rest)
+                .map(|f| Self::Owners { night: f.night }),
+            Some("summary") => HandlerError::parse_event::<NightField>(rest)
+                .map(|f| Self::Summary { night: f.night }),
+            _ => Err(HandlerError::invalid_input(format!(
+                "the event is not valid: mode: expected one of `owners`, `summary`, got {}",
+                mode.map_or("nothing".to_owned(), |m| m.to_string())
+            ))),
+        }
+    }
 }
 
 /// What `owners` did.
@@ -110,7 +139,7 @@ where
     /// Handles one invocation: the raw event in, what was sent out.
     pub async fn handle(&self, event: serde_json::Value) -> Result<Output, HandlerError> {
         // Boxed: the two modes' futures are deep, and the runtime's future holds them.
-        match HandlerError::parse_event::<Event>(event)? {
+        match Event::parse(event)? {
             Event::Owners { night } => Box::pin(self.owners(night)).await.map(Output::Owners),
             Event::Summary { night } => Box::pin(self.summary(night)).await.map(Output::Summary),
         }
