@@ -226,6 +226,47 @@ fn status_of(item: &Item) -> Result<NightStatus, super::ItemError> {
     Ok(status)
 }
 
+impl DynamoStore {
+    /// One service's records across nights, newest night first, at most `nights` of them (one
+    /// Query on the `by_service` index; the index may lag a move by a moment, which is fine
+    /// for on-call's look at the past).
+    pub async fn service_history(
+        &self,
+        id: &ServiceId,
+        nights: u32,
+    ) -> Result<Vec<NightRecord>, StoreError> {
+        let mut records = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(schema::GSI_BY_SERVICE)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :night)")
+                .expression_attribute_names("#pk", schema::GSI1PK)
+                .expression_attribute_names("#sk", schema::GSI1SK)
+                .expression_attribute_values(":pk", s(night_keys::service_key(id)))
+                .expression_attribute_values(":night", s("NIGHT#"))
+                .scan_index_forward(false)
+                .limit(i32::try_from(nights).unwrap_or(i32::MAX).max(1))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| store_error(&self.table, "Query", &e))?;
+            for item in out.items() {
+                records.push(night_record(item).map_err(|e| self.corrupt(e))?);
+            }
+            match out.last_evaluated_key {
+                Some(key) if records.len() < nights as usize => start = Some(key),
+                _ => break,
+            }
+        }
+        records.truncate(nights as usize);
+        Ok(records)
+    }
+}
+
 impl RestartStore for DynamoStore {
     async fn pause(&self) -> Result<Option<Pause>, StoreError> {
         self.get(

@@ -1,0 +1,165 @@
+//! The command line: global flags (with environment fallbacks) and one subcommand per task.
+
+use chrono::NaiveDate;
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use restart_core::ids::ServiceArn;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "restartctl",
+    version,
+    about = "See, steer and stop the nightly ECS restarts",
+    long_about = "See, steer and stop the nightly ECS restarts: the night's plan and status, the \
+                  kill switch, manual runs of a batch or a service, a service's history, an HTML \
+                  report of a night.\n\nWorks against AWS (--profile, --region) or a local stack \
+                  (--endpoint-url)."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Tables for people.
+    Table,
+    /// One JSON document on stdout, for scripts.
+    Json,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// How to print results.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// The AWS profile (else AWS_PROFILE, else the default credentials chain).
+    #[arg(long, global = true)]
+    pub profile: Option<String>,
+    /// The hub's AWS region (else AWS_REGION or the profile's region).
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// Send every AWS call to this endpoint, e.g. a local stack; it wins over AWS_ENDPOINT_URL
+    /// and AWS_ENDPOINT_URL_<SERVICE>. Without it those variables apply (one endpoint per
+    /// service, e.g. DynamoDB at moto and ECS at fleet-sim).
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// The orchestrator's DynamoDB table (the hub stack's output TableName).
+    #[arg(long, global = true, env = "TABLE_NAME", value_name = "NAME")]
+    pub table: Option<String>,
+    /// The nightly-restart state machine (the hub stack's output StateMachineArn).
+    #[arg(long, global = true, env = "STATE_MACHINE_ARN", value_name = "ARN")]
+    pub state_machine_arn: Option<String>,
+    /// The IANA timezone of the restart window.
+    #[arg(long, global = true, env = "TIMEZONE", default_value = "UTC")]
+    pub timezone: String,
+    /// The window's start, HH:MM wall-clock in the timezone.
+    #[arg(long, global = true, env = "WINDOW_START", default_value = "00:00")]
+    pub window_start: String,
+    /// The window's end, HH:MM (before the start: it crosses midnight).
+    #[arg(long, global = true, env = "WINDOW_END", default_value = "06:00")]
+    pub window_end: String,
+    /// The role assumed in member accounts.
+    #[arg(long, global = true, env = "MEMBER_ROLE_NAME", value_name = "NAME")]
+    pub member_role_name: Option<String>,
+    /// The ExternalId the member role requires.
+    #[arg(
+        long,
+        global = true,
+        env = "EXTERNAL_ID",
+        value_name = "ID",
+        hide_env_values = true
+    )]
+    pub external_id: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Turn the kill switch on: no new restart starts anywhere (restarts in flight are still
+    /// watched).
+    Pause(PauseArgs),
+    /// Turn the kill switch off: the remaining batches go on.
+    Resume,
+    /// The night's progress: counts per state and per batch, failures, pause and halt.
+    Status(StatusArgs),
+    /// The night's plan: batches with their start times, sizes, services per cluster.
+    Plan(PlanArgs),
+    /// One service's records across nights.
+    History(HistoryArgs),
+    /// Start the state machine now for one batch or one service.
+    Trigger(TriggerArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PauseArgs {
+    /// Why the night is paused (recorded with who and when; shown by `status`).
+    #[arg(long)]
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// The night (YYYY-MM-DD, the local date at the window's start); default: the night in
+    /// progress, or the last one.
+    #[arg(long)]
+    pub night: Option<NaiveDate>,
+    /// Redraw until the night is over.
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between two redraws with --watch.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub interval: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    /// The night (YYYY-MM-DD); default: the night in progress, or the last one.
+    #[arg(long)]
+    pub night: Option<NaiveDate>,
+    /// Show only this service's slot.
+    #[arg(long, value_name = "ARN")]
+    pub service: Option<ServiceArn>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HistoryArgs {
+    /// The service's ARN (long format).
+    #[arg(long, value_name = "ARN")]
+    pub service: ServiceArn,
+    /// How many nights, newest first.
+    #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub nights: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(group(ArgGroup::new("target").required(true).args(["batch", "service"])))]
+pub struct TriggerArgs {
+    /// Run this batch of the night now.
+    #[arg(long, value_name = "N")]
+    pub batch: Option<u32>,
+    /// The batch's night (YYYY-MM-DD); default: the night in progress, or the last one.
+    #[arg(long, conflicts_with = "service")]
+    pub night: Option<NaiveDate>,
+    /// Restart this service now.
+    #[arg(long, value_name = "ARN")]
+    pub service: Option<ServiceArn>,
+    /// Restart it even if it restarted tonight already, is opted out or snoozed, or the night
+    /// was halted.
+    #[arg(long, conflicts_with = "batch")]
+    pub force: bool,
+    /// Follow the execution until it ends; the exit code says whether it succeeded.
+    #[arg(long)]
+    pub wait: bool,
+    /// Seconds between two looks at the execution with --wait.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub poll_seconds: u64,
+}

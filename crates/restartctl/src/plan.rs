@@ -1,0 +1,286 @@
+//! `plan [--night D] [--service ARN]`: the night's batches with start times in the window's
+//! timezone and in UTC, their sizes, the services per account and cluster; or one service's
+//! slot.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow};
+use chrono::{DateTime, NaiveDate, Utc};
+use restart_core::eligibility::SkipReason;
+use restart_core::ids::{ServiceArn, ServiceId};
+use restart_core::night::{NightRecord, PlanSummary};
+use restart_core::outcome::NightState;
+use restart_core::planner::PlannedBatch;
+use restart_core::ports::{NightStore, RestartStore};
+use serde::Serialize;
+
+use crate::cli::PlanArgs;
+use crate::render::{local, or_dash, print_json, table, utc};
+use crate::settings::Settings;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanView {
+    pub night: NaiveDate,
+    pub timezone: String,
+    pub window_start: DateTime<Utc>,
+    pub window_end: DateTime<Utc>,
+    pub summary: Option<PlanSummary>,
+    pub batches: Vec<BatchPlan>,
+    pub clusters: Vec<ClusterPlan>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchPlan {
+    pub batch: u32,
+    pub start_at: DateTime<Utc>,
+    pub start_local: String,
+    pub size: u32,
+    pub accounts: usize,
+    pub clusters: usize,
+}
+
+/// One cluster's services in the plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterPlan {
+    pub account: String,
+    pub region: String,
+    pub cluster: String,
+    pub services: u64,
+    pub skipped: u64,
+    pub batches: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceSlot {
+    pub night: NaiveDate,
+    pub service_arn: String,
+    pub batch: Option<u32>,
+    pub start_at: Option<DateTime<Utc>>,
+    pub start_local: Option<String>,
+    pub state: NightState,
+    pub skip_reason: Option<SkipReason>,
+    pub owner: String,
+}
+
+impl PlanView {
+    pub fn build(
+        settings: &Settings,
+        night: NaiveDate,
+        summary: Option<PlanSummary>,
+        batches: &[PlannedBatch],
+        records: &[NightRecord],
+    ) -> Self {
+        let tz = settings.window.timezone();
+        let w = settings.window.night(night);
+        let mut per_batch: BTreeMap<u32, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
+        let mut clusters: BTreeMap<(String, String, String), ClusterPlan> = BTreeMap::new();
+        for r in records {
+            let key = (
+                r.id.account.to_string(),
+                r.id.region.clone(),
+                r.id.cluster.clone(),
+            );
+            let c = clusters.entry(key.clone()).or_insert_with(|| ClusterPlan {
+                account: key.0.clone(),
+                region: key.1.clone(),
+                cluster: key.2.clone(),
+                services: 0,
+                skipped: 0,
+                batches: Vec::new(),
+            });
+            match r.batch {
+                Some(b) => {
+                    c.services += 1;
+                    if !c.batches.contains(&b) {
+                        c.batches.push(b);
+                    }
+                    let e = per_batch.entry(b).or_default();
+                    e.0.insert(r.id.account.to_string());
+                    e.1.insert(r.id.cluster_key());
+                }
+                None => c.skipped += 1,
+            }
+        }
+        for c in clusters.values_mut() {
+            c.batches.sort_unstable();
+        }
+        let batches = batches
+            .iter()
+            .map(|b| {
+                let (accounts, clusters) = per_batch.remove(&b.batch).unwrap_or_default();
+                BatchPlan {
+                    batch: b.batch,
+                    start_at: b.start_at,
+                    start_local: local(b.start_at, tz),
+                    size: b.size,
+                    accounts: accounts.len(),
+                    clusters: clusters.len(),
+                }
+            })
+            .collect();
+        Self {
+            night,
+            timezone: tz.name().to_owned(),
+            window_start: w.start,
+            window_end: w.end,
+            summary,
+            batches,
+            clusters: clusters.into_values().collect(),
+        }
+    }
+
+    pub fn render(&self, settings: &Settings) -> String {
+        let tz = settings.window.timezone();
+        let mut out = format!(
+            "Night {}  window {} - {} ({} - {})\n",
+            self.night,
+            local(self.window_start, tz),
+            local(self.window_end, tz),
+            utc(self.window_start),
+            utc(self.window_end)
+        );
+        out += &match &self.summary {
+            Some(s) => format!(
+                "{} batches, {} services planned, {} skipped\n\n",
+                s.batches, s.planned, s.skipped
+            ),
+            None => "The plan is not completely written yet (the batcher is running or \
+                     stopped half-way)\n\n"
+                .to_owned(),
+        };
+        let mut b = table([
+            "batch",
+            &format!("start ({})", self.timezone),
+            "start (UTC)",
+            "size",
+            "accounts",
+            "clusters",
+        ]);
+        for x in &self.batches {
+            b.add_row(vec![
+                x.batch.to_string(),
+                x.start_local.clone(),
+                utc(x.start_at),
+                x.size.to_string(),
+                x.accounts.to_string(),
+                x.clusters.to_string(),
+            ]);
+        }
+        out += &format!("{b}\n\n");
+        let mut c = table([
+            "account", "region", "cluster", "services", "skipped", "batches",
+        ]);
+        for x in &self.clusters {
+            c.add_row(vec![
+                x.account.clone(),
+                x.region.clone(),
+                x.cluster.clone(),
+                x.services.to_string(),
+                x.skipped.to_string(),
+                x.batches
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ]);
+        }
+        out += &format!("{c}\n");
+        out
+    }
+}
+
+/// The identity of a long-format ARN, or a message saying why there is none.
+pub fn service_id(arn: &ServiceArn) -> anyhow::Result<ServiceId> {
+    ServiceId::from_arn(arn).ok_or_else(|| {
+        anyhow!(
+            "{arn} is an old-format ARN (no cluster name): the orchestrator never restarts such \
+             services (needs_long_arn). Give the long ARN, \
+             arn:aws:ecs:REGION:ACCOUNT:service/CLUSTER/SERVICE"
+        )
+    })
+}
+
+pub async fn run(settings: &Settings, args: &PlanArgs) -> anyhow::Result<ExitCode> {
+    let night = settings.night(args.night);
+    let store = settings.store()?;
+    let hint = "check --table, --region and your credentials";
+    if let Some(arn) = &args.service {
+        let id = service_id(arn)?;
+        let r = store
+            .find_record(night, &id)
+            .await
+            .with_context(|| format!("reading {arn}'s record of night {night}; {hint}"))?
+            .ok_or_else(|| {
+                anyhow!(
+                    "{arn} is not in night {night}'s plan (planned or skipped): inventory did not \
+                     see it that night. Check the ARN, `restartctl history --service {arn}`, and \
+                     that its account is one of the hub's ACCOUNTS"
+                )
+            })?;
+        let tz = settings.window.timezone();
+        let slot = ServiceSlot {
+            night,
+            service_arn: r.arn.to_string(),
+            batch: r.batch,
+            start_at: r.planned_start,
+            start_local: r.planned_start.map(|t| local(t, tz)),
+            state: r.state,
+            skip_reason: r.skip_reason,
+            owner: r.owner,
+        };
+        if settings.json() {
+            print_json(&slot)?;
+        } else {
+            let mut t = table([
+                "night",
+                "service",
+                "batch",
+                "start",
+                "start (UTC)",
+                "state",
+                "skip reason",
+                "owner",
+            ]);
+            t.add_row(vec![
+                night.to_string(),
+                slot.service_arn.clone(),
+                or_dash(slot.batch),
+                or_dash(slot.start_local.clone()),
+                or_dash(slot.start_at.map(utc)),
+                slot.state.to_string(),
+                or_dash(slot.skip_reason),
+                slot.owner.clone(),
+            ]);
+            println!("{t}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let summary = store
+        .plan_summary(night)
+        .await
+        .with_context(|| format!("reading night {night}'s plan; {hint}"))?;
+    let batches = store
+        .read_batches(night)
+        .await
+        .with_context(|| format!("reading night {night}'s batches; {hint}"))?;
+    if summary.is_none() && batches.is_empty() {
+        anyhow::bail!(
+            "night {night} has no plan in table {}: the batcher writes it when the night's \
+             execution starts (window {}). Pick another night with --night.",
+            store.table(),
+            settings.window
+        );
+    }
+    let records = store
+        .read_night(night)
+        .await
+        .with_context(|| format!("reading night {night}'s records; {hint}"))?;
+    let view = PlanView::build(settings, night, summary, &batches, &records);
+    if settings.json() {
+        print_json(&view)?;
+    } else {
+        print!("{}", view.render(settings));
+    }
+    Ok(ExitCode::SUCCESS)
+}

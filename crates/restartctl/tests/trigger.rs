@@ -1,0 +1,247 @@
+//! `trigger` against moto's Step Functions (without execute mode moto records executions,
+//! which are read back here) and a night in moto's DynamoDB.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{A, B, Fixture, arn, fails, json, ok};
+
+/// A state machine in moto (its definition never runs here), and its ARN.
+fn state_machine() -> String {
+    let name = testkit::unique_name("nightly-restart");
+    let out = testkit::run_aws_cli([
+        "stepfunctions",
+        "create-state-machine",
+        "--name",
+        &name,
+        "--role-arn",
+        "arn:aws:iam::123456789012:role/state-machine",
+        "--definition",
+        r#"{"StartAt":"Done","States":{"Done":{"Type":"Succeed"}}}"#,
+    ]);
+    json(&out)["stateMachineArn"].as_str().unwrap().to_owned()
+}
+
+fn executions(sm: &str) -> Vec<serde_json::Value> {
+    let out = testkit::run_aws_cli([
+        "stepfunctions",
+        "list-executions",
+        "--state-machine-arn",
+        sm,
+    ]);
+    json(&out)["executions"].as_array().unwrap().clone()
+}
+
+fn input_of(execution_arn: &str) -> serde_json::Value {
+    let out = testkit::run_aws_cli([
+        "stepfunctions",
+        "describe-execution",
+        "--execution-arn",
+        execution_arn,
+    ]);
+    json(json(&out)["input"].as_str().unwrap())
+}
+
+#[tokio::test]
+async fn a_batch_is_started_with_the_manual_input_and_a_unique_name() {
+    let f = Fixture::new().await;
+    let sm = state_machine();
+    let out = ok(f.cmd().args([
+        "trigger",
+        "--batch",
+        "2",
+        "--night",
+        "2026-11-22",
+        "--state-machine-arn",
+        &sm,
+        "--output",
+        "json",
+    ]));
+    let v = json(&out);
+    assert_eq!(
+        v["input"],
+        serde_json::json!({"mode": "batch", "night": "2026-11-22", "batch": 2})
+    );
+    let name = v["name"].as_str().unwrap();
+    assert!(name.starts_with("restartctl-batch-20261122-2-"), "{name}");
+    let arn = v["execution_arn"].as_str().unwrap();
+    assert_eq!(input_of(arn), v["input"]);
+
+    // A second trigger of the same batch gets another name.
+    let again = json(&ok(f.cmd().args([
+        "trigger",
+        "--batch",
+        "2",
+        "--night",
+        "2026-11-22",
+        "--state-machine-arn",
+        &sm,
+        "--output",
+        "json",
+    ])));
+    assert_ne!(again["name"], v["name"]);
+    assert_eq!(executions(&sm).len(), 2);
+
+    // Table output names the execution and its input.
+    let table = ok(f.cmd().args([
+        "trigger",
+        "--batch",
+        "1",
+        "--night",
+        "2026-11-22",
+        "--state-machine-arn",
+        &sm,
+    ]));
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"arn:aws:states:[^ \n]+", "[execution arn]");
+    settings.bind(|| insta::assert_snapshot!(table));
+}
+
+#[tokio::test]
+async fn a_service_is_started_with_force_when_asked() {
+    let f = Fixture::new().await;
+    let sm = state_machine();
+    let web = arn(A, "app", "web");
+    let v = json(&ok(f.cmd().env("STATE_MACHINE_ARN", &sm).args([
+        "trigger",
+        "--service",
+        &web,
+        "--force",
+        "--output",
+        "json",
+    ])));
+    assert_eq!(
+        v["input"],
+        serde_json::json!({"mode": "service", "service_arn": web, "force": true})
+    );
+    assert!(
+        v["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("restartctl-service-web-")
+    );
+    assert_eq!(input_of(v["execution_arn"].as_str().unwrap()), v["input"]);
+
+    let v = json(&ok(f.cmd().env("STATE_MACHINE_ARN", &sm).args([
+        "trigger",
+        "--service",
+        &arn(B, "ops", "legacy"),
+        "--output",
+        "json",
+    ])));
+    assert_eq!(v["input"]["force"], false);
+}
+
+#[tokio::test]
+async fn bad_input_starts_nothing_and_says_why() {
+    let f = Fixture::new().await;
+    let sm = state_machine();
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &["--batch", "1", "--night", "2026-12-01"],
+            "night 2026-12-01 has no plan",
+        ),
+        (
+            &["--batch", "7", "--night", "2026-11-22"],
+            "night 2026-11-22 has no batch 7: its batches are 1, 2",
+        ),
+        (
+            &["--service", "arn:aws:ecs:eu-west-1:111111111111:task/app/x"],
+            "is not an ECS service ARN",
+        ),
+        (
+            &[
+                "--service",
+                "arn:aws:ecs:eu-west-1:111111111111:service/api",
+            ],
+            "old-format ARN",
+        ),
+        (
+            &[
+                "--service",
+                "arn:aws:ecs:eu-west-1:111111111111:service/app/nope",
+            ],
+            "is not in the catalog",
+        ),
+        (&["--force", "--batch", "1"], "cannot be used with"),
+        (
+            &[
+                "--batch",
+                "1",
+                "--service",
+                "arn:aws:ecs:eu-west-1:111111111111:service/app/api",
+            ],
+            "cannot be used with",
+        ),
+        (&[], "--batch"),
+    ];
+    for (args, message) in cases {
+        let err = fails(
+            f.cmd()
+                .arg("trigger")
+                .args(args)
+                .args(["--state-machine-arn", &sm]),
+        );
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+    // No state machine configured.
+    let err = fails(
+        f.cmd()
+            .args(["trigger", "--batch", "1", "--night", "2026-11-22"]),
+    );
+    assert!(
+        err.contains("pass --state-machine-arn or set STATE_MACHINE_ARN"),
+        "{err}"
+    );
+    assert!(executions(&sm).is_empty());
+}
+
+#[tokio::test]
+async fn wait_follows_the_execution_to_its_end() {
+    let f = Fixture::new().await;
+    let sm = state_machine();
+    let child = f
+        .cmd()
+        .args([
+            "trigger",
+            "--batch",
+            "1",
+            "--night",
+            "2026-11-22",
+            "--state-machine-arn",
+            &sm,
+            "--wait",
+            "--poll-seconds",
+            "1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // moto without execute mode keeps it RUNNING: on-call's colleague stops it.
+    let mut found = None;
+    for _ in 0..100 {
+        if let Some(e) = executions(&sm).first() {
+            found = Some(e["executionArn"].as_str().unwrap().to_owned());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let execution = found.expect("the execution was started");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    testkit::run_aws_cli([
+        "stepfunctions",
+        "stop-execution",
+        "--execution-arn",
+        &execution,
+    ]);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("RUNNING"), "{stderr}");
+    assert!(stdout.contains("Execution ABORTED"), "{stdout}");
+}
