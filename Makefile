@@ -46,6 +46,14 @@ $(INFRA_NPM_STAMP): infra/package.json infra/package-lock.json
 infra-lint: $(INFRA_STAMP) $(INFRA_NPM_STAMP) ## cfn-lint, checkov, asl-validator and statelint on infra/
 	VENV_INFRA=$(VENV_INFRA) tools/validate-infra
 
+# restartctl's report test renders its HTML page in headless Chromium (Debian's package).
+.PHONY: chromium
+chromium: ## install Debian's chromium when /usr/bin/chromium is missing
+	@test -x /usr/bin/chromium || { \
+		if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+		$$sudo apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium; }
+
 .PHONY: fmt
 fmt: ## format the code
 	$(CARGO) fmt --all
@@ -56,7 +64,7 @@ lint: ## rustfmt check and clippy with -D warnings
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 .PHONY: test
-test: lint tools infra-lint ## lint, then every test (unit, property, integration against fleet-sim, AWS CLI checks)
+test: lint tools infra-lint chromium ## lint, then every test (unit, property, integration against fleet-sim, AWS CLI checks)
 	$(CARGO) test --workspace --locked --doc
 ifeq ($(NEXTEST),yes)
 	tools/with-moto $(CARGO) nextest run --workspace --locked --no-fail-fast

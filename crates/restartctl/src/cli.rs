@@ -1,5 +1,7 @@
 //! The command line: global flags (with environment fallbacks) and one subcommand per task.
 
+use std::path::PathBuf;
+
 use chrono::NaiveDate;
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use restart_core::ids::ServiceArn;
@@ -91,6 +93,8 @@ pub enum Command {
     History(HistoryArgs),
     /// Start the state machine now for one batch or one service.
     Trigger(TriggerArgs),
+    /// Write a night's report as one self-contained HTML page.
+    Report(ReportArgs),
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -162,4 +166,14 @@ pub struct TriggerArgs {
     /// Seconds between two looks at the execution with --wait.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub poll_seconds: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// The night (YYYY-MM-DD); default: the night in progress, or the last one.
+    #[arg(long)]
+    pub night: Option<NaiveDate>,
+    /// Where to write the page.
+    #[arg(long, value_name = "FILE")]
+    pub html: PathBuf,
 }

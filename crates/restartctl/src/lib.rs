@@ -6,7 +6,8 @@
 //! - [`settings`]: configuration from flags with environment fallbacks, the SDK config, the
 //!   store, the default night.
 //! - [`aws`]: the few SDK calls only this CLI makes (Step Functions, STS GetCallerIdentity).
-//! - one module per command: [`pause`], [`status`], [`plan`], [`history`], [`trigger`];
+//! - one module per command: [`pause`], [`status`], [`plan`], [`history`], [`trigger`],
+//!   [`report`];
 //!   [`render`] shares the table and JSON output.
 //!
 //! Errors are `anyhow` errors whose messages say what went wrong and what to do next; `main`
@@ -18,6 +19,7 @@ pub mod history;
 pub mod pause;
 pub mod plan;
 pub mod render;
+pub mod report;
 pub mod settings;
 pub mod status;
 pub mod trigger;
@@ -66,6 +68,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => plan::run(&settings, &args).await,
         Command::History(args) => history::run(&settings, &args).await,
         Command::Trigger(args) => trigger::run(&settings, &args).await,
+        Command::Report(args) => report::run(&settings, &args).await,
         Command::Completions { .. } => Ok(ExitCode::SUCCESS),
     }
 }

@@ -1,0 +1,488 @@
+//! `report [--night D] --html FILE`: one self-contained HTML page of a night (inline CSS, no
+//! scripts, no external references): a summary, an SVG timeline of the batches across the
+//! window, outcomes per batch, failures and skips with their reasons.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::{DateTime, NaiveDate, TimeDelta, Timelike, Utc};
+use chrono_tz::Tz;
+use restart_core::night::{Halt, NightRecord, Pause, PlanSummary};
+use restart_core::outcome::NightState;
+use restart_core::planner::PlannedBatch;
+use restart_core::ports::{NightStore, RestartStore};
+use restart_core::window::NightWindow;
+use serde::Serialize;
+
+use crate::cli::ReportArgs;
+use crate::render::{duration, local, print_json, utc_seconds};
+use crate::settings::Settings;
+
+/// What the page is made of.
+#[derive(Debug, Clone)]
+pub struct Night {
+    pub night: NaiveDate,
+    pub window: NightWindow,
+    pub tz: Tz,
+    pub window_label: String,
+    pub plan: Option<PlanSummary>,
+    pub batches: Vec<PlannedBatch>,
+    pub records: Vec<NightRecord>,
+    pub halted: Option<Halt>,
+    pub paused: Option<Pause>,
+    pub generated_at: DateTime<Utc>,
+}
+
+/// The colour of each state, on the timeline and in the tables.
+fn colour(s: NightState) -> &'static str {
+    match s {
+        NightState::Completed => "#2e9d5b",
+        NightState::Failed => "#d64545",
+        NightState::RolledBack => "#e8833a",
+        NightState::TimedOut => "#9b59b6",
+        NightState::Vanished => "#7f8c8d",
+        NightState::Halted => "#34495e",
+        NightState::Started => "#3b82c4",
+        NightState::Planned => "#c8d0d8",
+        NightState::Skipped => "#b0a48a",
+    }
+}
+
+/// Escapes text for HTML content and attribute values.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const CSS: &str = "
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem;color:#1f2933;background:#fff}
+h1{font-size:1.6rem;margin:0 0 .3rem}h2{font-size:1.2rem;margin:2rem 0 .6rem}
+.sub{color:#52606d;margin:0 0 1rem}
+.cards{display:flex;gap:1rem;flex-wrap:wrap}
+.card{border:1px solid #d9e2ec;border-radius:8px;padding:.7rem 1rem;min-width:7rem}
+.card b{display:block;font-size:1.6rem}
+.banner{padding:.7rem 1rem;border-radius:8px;margin:1rem 0;font-weight:600}
+.paused{background:#fff4d6;border:1px solid #f0b429}.halted{background:#fde8e8;border:1px solid #d64545}
+table{border-collapse:collapse;margin:.3rem 0;font-size:.9rem}
+th,td{border:1px solid #d9e2ec;padding:.3rem .6rem;text-align:left;vertical-align:top}
+th{background:#f0f4f8}td.n{text-align:right}
+.dot{display:inline-block;width:.8rem;height:.8rem;border-radius:2px;margin-right:.3rem;vertical-align:middle}
+.legend span{margin-right:1rem;font-size:.85rem}
+svg text{font-family:system-ui,sans-serif;font-size:11px;fill:#334e68}
+";
+
+impl Night {
+    fn counts(&self) -> BTreeMap<NightState, u64> {
+        let mut c = BTreeMap::new();
+        for r in &self.records {
+            *c.entry(r.state).or_insert(0) += 1;
+        }
+        c
+    }
+
+    fn batch_records(&self, batch: u32) -> impl Iterator<Item = &NightRecord> {
+        self.records.iter().filter(move |r| r.batch == Some(batch))
+    }
+
+    /// When a batch's last restart finished (or its start, plus its longest run so far).
+    fn batch_end(&self, b: &PlannedBatch) -> DateTime<Utc> {
+        self.batch_records(b.batch)
+            .filter_map(|r| r.finished_at.or(r.started_at))
+            .max()
+            .unwrap_or(b.start_at)
+            .max(b.start_at + TimeDelta::minutes(2))
+    }
+
+    /// The page.
+    pub fn html(&self) -> String {
+        let mut h = String::new();
+        let title = format!("Nightly ECS restarts: night {}", self.night);
+        let _ = writeln!(
+            h,
+            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <title>{}</title><style>{CSS}</style></head><body>",
+            esc(&title)
+        );
+        let _ = writeln!(
+            h,
+            "<h1>{}</h1><p class=\"sub\">Window {} ({} to {}). Generated {}.</p>",
+            esc(&title),
+            esc(&self.window_label),
+            esc(&local(self.window.start, self.tz)),
+            esc(&local(self.window.end, self.tz)),
+            esc(&utc_seconds(self.generated_at)),
+        );
+        if let Some(p) = &self.paused {
+            let _ = writeln!(
+                h,
+                "<div class=\"banner paused\">Paused since {} by {}: {}</div>",
+                esc(&utc_seconds(p.at)),
+                esc(&p.by),
+                esc(&p.reason)
+            );
+        }
+        if let Some(x) = &self.halted {
+            let _ = writeln!(
+                h,
+                "<div class=\"banner halted\">Halted at {}: {}</div>",
+                esc(&utc_seconds(x.at)),
+                esc(&x.reason)
+            );
+        }
+        self.cards(&mut h);
+        h.push_str("<h2>Timeline</h2>\n");
+        self.timeline(&mut h);
+        self.legend(&mut h);
+        self.per_batch(&mut h);
+        self.failures(&mut h);
+        self.skips(&mut h);
+        h.push_str("</body></html>\n");
+        h
+    }
+
+    fn cards(&self, h: &mut String) {
+        let c = self.counts();
+        let get = |s: NightState| c.get(&s).copied().unwrap_or(0);
+        let failures: u64 = NightState::ALL
+            .into_iter()
+            .filter(|s| s.is_failure())
+            .map(get)
+            .sum();
+        let planned_total: u64 = self.batches.iter().map(|b| u64::from(b.size)).sum();
+        let cards = [
+            ("batches", self.batches.len() as u64),
+            ("planned", planned_total),
+            ("completed", get(NightState::Completed)),
+            ("failed, rolled back, timed out", failures),
+            (
+                "in flight or waiting",
+                get(NightState::Started) + get(NightState::Planned),
+            ),
+            (
+                "vanished or halted",
+                get(NightState::Vanished) + get(NightState::Halted),
+            ),
+            ("skipped", get(NightState::Skipped)),
+        ];
+        h.push_str("<div class=\"cards\">");
+        for (label, n) in cards {
+            let _ = write!(h, "<div class=\"card\"><b>{n}</b>{}</div>", esc(label));
+        }
+        h.push_str("</div>\n");
+    }
+
+    fn timeline(&self, h: &mut String) {
+        let (left, right, top, row) = (90.0_f64, 20.0_f64, 30.0_f64, 22.0_f64);
+        let width = 1000.0_f64;
+        let start = self
+            .batches
+            .iter()
+            .map(|b| b.start_at)
+            .min()
+            .map_or(self.window.start, |s| s.min(self.window.start));
+        let end = self
+            .batches
+            .iter()
+            .map(|b| self.batch_end(b))
+            .max()
+            .map_or(self.window.end, |e| e.max(self.window.end));
+        let span = (end - start).num_seconds().max(1) as f64;
+        let x = |t: DateTime<Utc>| {
+            left + (t - start).num_seconds() as f64 / span * (width - left - right)
+        };
+        let height = top + row * self.batches.len().max(1) as f64 + 20.0;
+        let _ = writeln!(
+            h,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
+             viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"batches across the window\">"
+        );
+        // The window, shaded.
+        let _ = writeln!(
+            h,
+            "<rect x=\"{:.1}\" y=\"{}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#f0f4f8\"/>",
+            x(self.window.start),
+            top - 8.0,
+            x(self.window.end) - x(self.window.start),
+            height - top - 4.0
+        );
+        // Hour ticks in the window's timezone.
+        let mut tick = start
+            .with_timezone(&self.tz)
+            .with_minute(0)
+            .and_then(|t| t.with_second(0))
+            .map_or(start, |t| t.with_timezone(&Utc));
+        if tick < start {
+            tick += TimeDelta::hours(1);
+        }
+        while tick <= end {
+            let tx = x(tick);
+            let _ = writeln!(
+                h,
+                "<line x1=\"{tx:.1}\" y1=\"{}\" x2=\"{tx:.1}\" y2=\"{:.1}\" stroke=\"#bcccdc\"/>\
+                 <text x=\"{tx:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+                top - 8.0,
+                height - 12.0,
+                top - 14.0,
+                tick.with_timezone(&self.tz).format("%H:%M")
+            );
+            tick += TimeDelta::hours(1);
+        }
+        for (i, b) in self.batches.iter().enumerate() {
+            let y = top + row * i as f64;
+            let (x0, x1) = (x(b.start_at), x(self.batch_end(b)).max(x(b.start_at) + 3.0));
+            let _ = writeln!(
+                h,
+                "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">batch {}</text>",
+                left - 8.0,
+                y + 11.0,
+                b.batch
+            );
+            // One segment per state, in proportion to its services.
+            let mut counts: BTreeMap<NightState, u64> = BTreeMap::new();
+            for r in self.batch_records(b.batch) {
+                *counts.entry(r.state).or_insert(0) += 1;
+            }
+            let total: u64 = counts.values().sum();
+            let mut at = x0;
+            for (state, n) in &counts {
+                let w = (x1 - x0) * *n as f64 / total.max(1) as f64;
+                let _ = writeln!(
+                    h,
+                    "<rect x=\"{at:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"14\" fill=\"{}\">\
+                     <title>batch {}: {n} {state}</title></rect>",
+                    colour(*state),
+                    b.batch
+                );
+                at += w;
+            }
+            if total == 0 {
+                let _ = writeln!(
+                    h,
+                    "<rect x=\"{x0:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"14\" fill=\"{}\"/>",
+                    x1 - x0,
+                    colour(NightState::Planned)
+                );
+            }
+        }
+        h.push_str("</svg>\n");
+    }
+
+    fn legend(&self, h: &mut String) {
+        h.push_str("<p class=\"legend\">");
+        for s in NightState::ALL {
+            if s == NightState::Skipped {
+                continue;
+            }
+            let _ = write!(
+                h,
+                "<span><i class=\"dot\" style=\"background:{}\"></i>{s}</span>",
+                colour(s)
+            );
+        }
+        h.push_str("</p>\n");
+    }
+
+    fn per_batch(&self, h: &mut String) {
+        h.push_str(
+            "<h2>Outcomes per batch</h2>\n<table><tr><th>batch</th><th>start</th><th>size</th>",
+        );
+        let shown: Vec<NightState> = NightState::ALL
+            .into_iter()
+            .filter(|s| *s != NightState::Skipped)
+            .collect();
+        for s in &shown {
+            let _ = write!(
+                h,
+                "<th><i class=\"dot\" style=\"background:{}\"></i>{s}</th>",
+                colour(*s)
+            );
+        }
+        h.push_str("</tr>\n");
+        for b in &self.batches {
+            let _ = write!(
+                h,
+                "<tr><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td>",
+                b.batch,
+                esc(&local(b.start_at, self.tz)),
+                b.size
+            );
+            for s in &shown {
+                let n = self
+                    .batch_records(b.batch)
+                    .filter(|r| r.state == *s)
+                    .count();
+                let _ = write!(h, "<td class=\"n\">{n}</td>");
+            }
+            h.push_str("</tr>\n");
+        }
+        h.push_str("</table>\n");
+    }
+
+    fn failures(&self, h: &mut String) {
+        let mut rows: Vec<&NightRecord> = self
+            .records
+            .iter()
+            .filter(|r| {
+                r.state.is_failure() || matches!(r.state, NightState::Vanished | NightState::Halted)
+            })
+            .collect();
+        rows.sort_by_key(|r| (r.batch, r.arn.to_string()));
+        h.push_str("<h2>Failures</h2>\n");
+        if rows.is_empty() {
+            h.push_str("<p>None.</p>\n");
+            return;
+        }
+        h.push_str(
+            "<table><tr><th>batch</th><th>service</th><th>owner</th><th>outcome</th>\
+             <th>deployment</th><th>ran</th><th>reason</th></tr>\n",
+        );
+        for r in rows {
+            let ran = match (r.started_at, r.finished_at) {
+                (Some(s), Some(f)) => duration(u32::try_from((f - s).num_seconds()).unwrap_or(0)),
+                _ => "-".into(),
+            };
+            let _ = writeln!(
+                h,
+                "<tr><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>\
+                 <i class=\"dot\" style=\"background:{}\"></i>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                r.batch.map_or("-".into(), |b| b.to_string()),
+                esc(&r.arn.to_string()),
+                esc(&r.owner),
+                colour(r.state),
+                r.state,
+                esc(r.deployment_id.as_deref().unwrap_or("-")),
+                esc(&ran),
+                esc(r.detail.as_deref().unwrap_or("-")),
+            );
+        }
+        h.push_str("</table>\n");
+    }
+
+    fn skips(&self, h: &mut String) {
+        let mut rows: Vec<&NightRecord> = self
+            .records
+            .iter()
+            .filter(|r| r.state == NightState::Skipped)
+            .collect();
+        rows.sort_by_key(|r| (r.skip_reason, r.arn.to_string()));
+        h.push_str("<h2>Skipped</h2>\n");
+        if rows.is_empty() {
+            h.push_str("<p>None.</p>\n");
+            return;
+        }
+        h.push_str(
+            "<table><tr><th>service</th><th>owner</th><th>reason</th><th>detail</th></tr>\n",
+        );
+        for r in rows {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&r.arn.to_string()),
+                esc(&r.owner),
+                r.skip_reason.map_or("-".into(), |s| s.to_string()),
+                esc(r.detail.as_deref().unwrap_or("-")),
+            );
+        }
+        h.push_str("</table>\n");
+    }
+}
+
+/// What `--output json` prints.
+#[derive(Debug, Serialize)]
+pub struct Written {
+    pub night: NaiveDate,
+    pub path: String,
+    pub bytes: usize,
+}
+
+pub async fn run(settings: &Settings, args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let night = settings.night(args.night);
+    let store = settings.store()?;
+    let hint = "check --table, --region and your credentials";
+    let plan = store
+        .plan_summary(night)
+        .await
+        .with_context(|| format!("reading night {night}'s plan; {hint}"))?;
+    let batches = store
+        .read_batches(night)
+        .await
+        .with_context(|| format!("reading night {night}'s batches; {hint}"))?;
+    let records = store
+        .read_night(night)
+        .await
+        .with_context(|| format!("reading night {night}'s records; {hint}"))?;
+    if plan.is_none() && batches.is_empty() && records.is_empty() {
+        anyhow::bail!(
+            "night {night} has no plan in table {}: there is nothing to report. Pick another \
+             night with --night",
+            store.table()
+        );
+    }
+    let status = store
+        .night_status(night)
+        .await
+        .with_context(|| format!("reading night {night}'s summary; {hint}"))?;
+    let paused = store
+        .pause()
+        .await
+        .with_context(|| format!("reading the kill switch; {hint}"))?;
+    let page = Night {
+        night,
+        window: settings.window.night(night),
+        tz: settings.window.timezone(),
+        window_label: settings.window.to_string(),
+        plan,
+        batches,
+        records,
+        halted: status.halted,
+        paused,
+        generated_at: Utc::now(),
+    }
+    .html();
+    std::fs::write(&args.html, &page).with_context(|| {
+        format!(
+            "writing {}: check that its folder exists and is writable",
+            args.html.display()
+        )
+    })?;
+    let written = Written {
+        night,
+        path: args.html.display().to_string(),
+        bytes: page.len(),
+    };
+    if settings.json() {
+        print_json(&written)?;
+    } else {
+        println!(
+            "Wrote night {night}'s report to {} ({} bytes)",
+            written.path, written.bytes
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped() {
+        assert_eq!(
+            esc("<b a=\"1\">&'</b>"),
+            "&lt;b a=&quot;1&quot;&gt;&amp;&#39;&lt;/b&gt;"
+        );
+    }
+}
