@@ -489,3 +489,163 @@ impl crate::ports::Publisher for MemoryTopics {
         out
     }
 }
+
+/// One [`MemoryStore`] shared by several handlers (a benchmark's inventory, batcher and
+/// restarter, as they share one table): every port of the store, through the `Arc`.
+mod shared {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use chrono::NaiveDate;
+
+    use super::MemoryStore;
+    use crate::catalog::CatalogRecord;
+    use crate::ids::{AccountId, ServiceId};
+    use crate::night::{Created, Halt, NightRecord, NightStatus, Pause, PlanSummary};
+    use crate::planner::PlannedBatch;
+    use crate::ports::{CatalogStore, Claim, InventoryRun, NightStore, RestartStore, StoreError};
+
+    impl CatalogStore for Arc<MemoryStore> {
+        async fn read_catalog(
+            &self,
+            accounts: &[AccountId],
+        ) -> Result<Vec<CatalogRecord>, StoreError> {
+            self.as_ref().read_catalog(accounts).await
+        }
+
+        async fn put_catalog(&self, records: &[CatalogRecord]) -> Result<(), StoreError> {
+            self.as_ref().put_catalog(records).await
+        }
+
+        async fn put_inventory_run(&self, run: &InventoryRun) -> Result<(), StoreError> {
+            self.as_ref().put_inventory_run(run).await
+        }
+
+        async fn get_inventory_run(
+            &self,
+            night: NaiveDate,
+        ) -> Result<Option<InventoryRun>, StoreError> {
+            self.as_ref().get_inventory_run(night).await
+        }
+    }
+
+    impl NightStore for Arc<MemoryStore> {
+        async fn plan_summary(&self, night: NaiveDate) -> Result<Option<PlanSummary>, StoreError> {
+            self.as_ref().plan_summary(night).await
+        }
+
+        async fn put_plan_summary(&self, summary: &PlanSummary) -> Result<(), StoreError> {
+            self.as_ref().put_plan_summary(summary).await
+        }
+
+        async fn read_batches(&self, night: NaiveDate) -> Result<Vec<PlannedBatch>, StoreError> {
+            self.as_ref().read_batches(night).await
+        }
+
+        async fn put_batches(
+            &self,
+            night: NaiveDate,
+            batches: &[PlannedBatch],
+        ) -> Result<(), StoreError> {
+            self.as_ref().put_batches(night, batches).await
+        }
+
+        async fn delete_batches(
+            &self,
+            night: NaiveDate,
+            batches: &[u32],
+        ) -> Result<(), StoreError> {
+            self.as_ref().delete_batches(night, batches).await
+        }
+
+        async fn read_batch(
+            &self,
+            night: NaiveDate,
+            batch: u32,
+        ) -> Result<Vec<NightRecord>, StoreError> {
+            self.as_ref().read_batch(night, batch).await
+        }
+
+        async fn read_skipped(&self, night: NaiveDate) -> Result<Vec<NightRecord>, StoreError> {
+            self.as_ref().read_skipped(night).await
+        }
+
+        async fn read_night(&self, night: NaiveDate) -> Result<Vec<NightRecord>, StoreError> {
+            self.as_ref().read_night(night).await
+        }
+
+        async fn read_assignment(
+            &self,
+            night: NaiveDate,
+        ) -> Result<BTreeMap<ServiceId, u32>, StoreError> {
+            self.as_ref().read_assignment(night).await
+        }
+
+        async fn create_records(&self, records: &[NightRecord]) -> Result<Created, StoreError> {
+            self.as_ref().create_records(records).await
+        }
+
+        async fn move_record(
+            &self,
+            from: &NightRecord,
+            to: &NightRecord,
+        ) -> Result<bool, StoreError> {
+            self.as_ref().move_record(from, to).await
+        }
+    }
+
+    impl RestartStore for Arc<MemoryStore> {
+        async fn pause(&self) -> Result<Option<Pause>, StoreError> {
+            self.as_ref().pause().await
+        }
+
+        async fn set_pause(&self, pause: Option<&Pause>) -> Result<(), StoreError> {
+            self.as_ref().set_pause(pause).await
+        }
+
+        async fn night_status(&self, night: NaiveDate) -> Result<NightStatus, StoreError> {
+            self.as_ref().night_status(night).await
+        }
+
+        async fn halt(&self, night: NaiveDate, halt: &Halt) -> Result<bool, StoreError> {
+            self.as_ref().halt(night, halt).await
+        }
+
+        async fn find_record(
+            &self,
+            night: NaiveDate,
+            id: &ServiceId,
+        ) -> Result<Option<NightRecord>, StoreError> {
+            self.as_ref().find_record(night, id).await
+        }
+
+        async fn claim(
+            &self,
+            from: Option<&NightRecord>,
+            to: &NightRecord,
+            cap: u32,
+        ) -> Result<Claim, StoreError> {
+            self.as_ref().claim(from, to, cap).await
+        }
+
+        async fn record_deployment(&self, started: &NightRecord) -> Result<bool, StoreError> {
+            self.as_ref().record_deployment(started).await
+        }
+
+        async fn finish(
+            &self,
+            started: &NightRecord,
+            to: &NightRecord,
+        ) -> Result<bool, StoreError> {
+            self.as_ref().finish(started, to).await
+        }
+
+        async fn halt_record(
+            &self,
+            planned: &NightRecord,
+            to: &NightRecord,
+        ) -> Result<bool, StoreError> {
+            self.as_ref().halt_record(planned, to).await
+        }
+    }
+}
