@@ -1,0 +1,854 @@
+//! Restarter benchmark (issue 5): a whole night of a generated fleet of 10,000 services in 50
+//! accounts (50 × 20 clusters × 10 services, eu-west-1), deployments of 240-600 simulated
+//! seconds, fleet-sim in-process over HTTP with `latency_ms: 20` and the documented ECS
+//! throttles on, `time_scale: 120` (the six-hour window in about three minutes).
+//!
+//! The real handlers run against it through the AWS SDK: inventory, the batcher (36 batches,
+//! 00:00-06:00 UTC every 10 minutes), then, for every batch as the state machine's Map does,
+//! wait until its start, `start`, and `poll` every `wait_seconds` until done. The three
+//! handlers share one in-memory table (`MemoryStore`: moto answers every Query by scanning the
+//! whole table, which would measure moto), and their clock is fleet-sim's simulated one, so
+//! batch starts, the poll interval and the restart timeout are all simulated time. ECS calls are
+//! paced in real time (the throttles are real-time buckets), as in AWS.
+//!
+//! Reports: API calls per completed restart; for each batch the time from its start to its last
+//! UpdateService against the pacing floor; the delay between a deployment completing in
+//! fleet-sim and the restarter recording it; throttled calls; the most restarts in flight at
+//! once per cluster; outcome counts; wall time. Exits non-zero when a hard invariant breaks
+//! (in-flight above the cap, a throttled call, an eligible service not in exactly one terminal
+//! state, a service restarted twice, a tag that disagrees with its record).
+//!
+//! The night runs in a child process (this binary, re-executed) whose standard output is
+//! filtered of the handlers' EMF lines, so that the report stays readable. Run with
+//! `tools/with-moto cargo bench -p restarter --bench night` (part of `make bench`).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use chrono::{DateTime, NaiveDate, Utc};
+use fleet_sim::{FleetSpec, SimHandle};
+use restart_core::adapters::ecs::EcsFleet;
+use restart_core::adapters::sts::{AccountSessions, MemberRole};
+use restart_core::adapters::{self};
+use restart_core::clock::Clock;
+use restart_core::fakes::MemoryStore;
+use restart_core::ids::{ServiceArn, ServiceId};
+use restart_core::night::NightRecord;
+use restart_core::outcome::NightState;
+use restart_core::pacing::Pacer;
+use restart_core::planner::PlannedBatch;
+use restart_core::ports::{ControlError, FleetControl, ListedAccounts, NightStore};
+use restart_core::service::{RolloutState, ServiceSnapshot};
+use restart_core::tag::restart_tag_value;
+use restart_core::telemetry::ApiCalls;
+use restart_core::{Config, ErrorType};
+use restarter::{Output, Restarter, START_BUDGET};
+use serde_json::json;
+
+const CHILD: &str = "RESTARTER_NIGHT_BENCH_CHILD";
+const ACCOUNTS: usize = 50;
+const SERVICES: u64 = 10_000;
+const BATCHES: usize = 36;
+const TIME_SCALE: f64 = 120.0;
+const LATENCY_MS: f64 = 20.0;
+const NIGHT: &str = "2026-11-22";
+const TAG_KEY: &str = "ecs_task_daily_restart";
+
+/// Simulated time starts ten minutes before the window, so that inventory and planning finish
+/// before the first batch; the clock is then moved to the window's start.
+const SPEC: &str = r#"
+seed: 5
+time_scale: 120
+latency_ms: 20
+throttling: true
+start_time: "2026-11-21T23:50:00Z"
+generate:
+  accounts: 50
+  regions: [eu-west-1]
+  clusters_per_account: 20
+  services_per_cluster: 10
+  tagged_percent: 90
+  deploy_seconds: [240, 600]
+  fail_percent: 1
+  stuck_percent: 0.5
+  vanish_percent: 0.3
+  code_deploy_percent: 1
+"#;
+
+/// The handlers' clock: fleet-sim's simulated time.
+#[derive(Debug)]
+struct SimTime(SimHandle);
+
+impl Clock for SimTime {
+    fn now(&self) -> DateTime<Utc> {
+        self.0.now()
+    }
+}
+
+/// One UpdateService, as the restarter made it.
+#[derive(Debug, Clone)]
+struct Update {
+    id: ServiceId,
+    at: Instant,
+    ok: bool,
+}
+
+/// The restarter's ECS adapter, with every UpdateService's return time noted.
+#[derive(Debug)]
+struct Timed<F> {
+    inner: F,
+    updates: Mutex<Vec<Update>>,
+}
+
+impl<F: FleetControl> FleetControl for Timed<F> {
+    async fn describe(&self, services: &[ServiceId]) -> Result<Vec<ServiceSnapshot>, ControlError> {
+        self.inner.describe(services).await
+    }
+
+    async fn force_new_deployment(&self, service: &ServiceId) -> Result<String, ControlError> {
+        let out = self.inner.force_new_deployment(service).await;
+        self.updates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Update {
+                id: service.clone(),
+                at: Instant::now(),
+                ok: out.is_ok(),
+            });
+        out
+    }
+
+    async fn tag(&self, service: &ServiceArn, key: &str, value: &str) -> Result<(), ControlError> {
+        self.inner.tag(service, key, value).await
+    }
+}
+
+type Bench = Restarter<Timed<EcsFleet>, Arc<MemoryStore>>;
+
+/// The ECS adapter as each function's `aws.rs` wires it.
+fn ecs_fleet(
+    config: &Config,
+    sdk: &aws_types::SdkConfig,
+    clock: Arc<dyn Clock>,
+    who: &str,
+) -> EcsFleet {
+    let calls = Arc::new(ApiCalls::default());
+    let sessions = AccountSessions::new(
+        adapters::sts_client(sdk),
+        MemberRole {
+            partition: "aws".into(),
+            role_name: config.member_role_name.clone(),
+            external_id: config.external_id.clone(),
+            session_name: format!("ecs-nightly-restart-{who}"),
+        },
+        clock,
+        calls.clone(),
+    );
+    EcsFleet::new(
+        sdk.clone(),
+        sessions,
+        Arc::new(Pacer::new(config.pacing)),
+        calls,
+    )
+}
+
+/// Simulated seconds as the real time they take.
+fn real(sim_seconds: f64) -> Duration {
+    Duration::from_secs_f64((sim_seconds / TIME_SCALE).max(0.0))
+}
+
+fn secs(d: chrono::TimeDelta) -> f64 {
+    d.num_milliseconds() as f64 / 1000.0
+}
+
+/// One poll invocation of a batch.
+#[derive(Debug, Clone)]
+struct Poll {
+    began: DateTime<Utc>,
+    ended: DateTime<Utc>,
+    took: Duration,
+}
+
+/// When the bench saw a record become terminal: after the start (`poll: None`) or a poll.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    poll: Option<usize>,
+}
+
+/// What one batch's run through the state machine's loop came to.
+#[derive(Debug)]
+struct BatchRun {
+    batch: u32,
+    start_at: DateTime<Utc>,
+    invoked: Instant,
+    invoked_sim: DateTime<Utc>,
+    start_took: Duration,
+    started: u64,
+    deferred: u64,
+    halted: bool,
+    polls: Vec<Poll>,
+    seen: HashMap<ServiceId, Seen>,
+}
+
+/// One batch as the state machine's Map iteration runs it: wait until its start, `start`, then
+/// `poll` after every `wait_seconds` until done.
+async fn run_batch(
+    restarter: Arc<Bench>,
+    store: Arc<MemoryStore>,
+    clock: Arc<SimTime>,
+    night: NaiveDate,
+    planned: PlannedBatch,
+) -> anyhow::Result<BatchRun> {
+    loop {
+        let ahead = secs(planned.start_at - clock.now());
+        if ahead <= 0.0 {
+            break;
+        }
+        tokio::time::sleep(real(ahead)).await;
+    }
+    let batch = planned.batch;
+    let invoked = Instant::now();
+    let invoked_sim = clock.now();
+    let mut run = BatchRun {
+        batch,
+        start_at: planned.start_at,
+        invoked,
+        invoked_sim,
+        start_took: Duration::ZERO,
+        started: 0,
+        deferred: 0,
+        halted: false,
+        polls: Vec::new(),
+        seen: HashMap::new(),
+    };
+    let out = restarter
+        .handle(json!({ "mode": "start", "night": night, "batch": batch }))
+        .await;
+    run.start_took = invoked.elapsed();
+    let mut wait = match out {
+        Ok(Output::Start(s)) => {
+            run.started = s.started;
+            run.deferred = s.deferred;
+            s.wait_seconds
+        }
+        Err(e) if e.error_type == ErrorType::Halted => {
+            run.halted = true;
+            return Ok(run);
+        }
+        Err(e) => bail!("start of batch {batch}: {}: {}", e.error_type, e.message),
+        Ok(other) => bail!("start of batch {batch} answered {other:?}"),
+    };
+    note_terminal(&store, night, batch, None, &mut run.seen).await?;
+    for i in 0.. {
+        ensure!(i < 1_000, "batch {batch} is not done after 1,000 polls");
+        tokio::time::sleep(real(wait as f64)).await;
+        let began = clock.now();
+        let t = Instant::now();
+        let out = restarter
+            .handle(json!({ "mode": "poll", "night": night, "batch": batch }))
+            .await;
+        let took = t.elapsed();
+        let ended = clock.now();
+        run.polls.push(Poll { began, ended, took });
+        let poll = match out {
+            Ok(Output::Poll(p)) => p,
+            Err(e) if e.error_type == ErrorType::Halted => {
+                run.halted = true;
+                return Ok(run);
+            }
+            Err(e) => bail!("poll of batch {batch}: {}: {}", e.error_type, e.message),
+            Ok(other) => bail!("poll of batch {batch} answered {other:?}"),
+        };
+        note_terminal(&store, night, batch, Some(i), &mut run.seen).await?;
+        if poll.done {
+            break;
+        }
+        wait = poll.wait_seconds;
+    }
+    Ok(run)
+}
+
+/// Notes the batch's records that became terminal since the last look.
+async fn note_terminal(
+    store: &MemoryStore,
+    night: NaiveDate,
+    batch: u32,
+    poll: Option<usize>,
+    seen: &mut HashMap<ServiceId, Seen>,
+) -> anyhow::Result<()> {
+    for r in store.read_batch(night, batch).await? {
+        if r.state.is_terminal() && !seen.contains_key(&r.id) {
+            seen.insert(r.id, Seen { poll });
+        }
+    }
+    Ok(())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+fn main() -> anyhow::Result<()> {
+    if std::env::var_os(CHILD).is_some() {
+        let rt = tokio::runtime::Runtime::new()?;
+        return rt.block_on(night());
+    }
+    // `cargo bench` passes `--bench`; a filter that does not name this bench skips it.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    if args.iter().any(|a| !"night".contains(a.as_str())) {
+        return Ok(());
+    }
+    // The night in a child whose EMF lines (one per invocation) are left out of the report.
+    let mut child = Command::new(std::env::current_exe()?)
+        .env(CHILD, "1")
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting the benchmark's child")?;
+    let stdout = child.stdout.take().context("the child's stdout")?;
+    let mut emf = 0u64;
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        if line.starts_with('{') && line.contains("\"_aws\"") {
+            emf += 1;
+        } else {
+            println!("{line}");
+        }
+    }
+    let status = child.wait()?;
+    println!("({emf} EMF lines of the handlers left out)");
+    ensure!(status.success(), "the night benchmark failed: {status}");
+    Ok(())
+}
+
+async fn night() -> anyhow::Result<()> {
+    let wall = Instant::now();
+    let spec = FleetSpec::from_yaml_str(SPEC)?;
+    ensure!(spec.time_scale == TIME_SCALE && spec.latency_ms as f64 == LATENCY_MS);
+    let account_ids = fleet_sim::world::build(&spec, 0).account_order;
+    ensure!(account_ids.len() == ACCOUNTS);
+    let sim = fleet_sim::spawn(spec).await?;
+    let handle = sim.handle().clone();
+    let sdk = testkit::hub_sdk_config(&sim.endpoint_url());
+    let clock = Arc::new(SimTime(handle.clone()));
+    let store = Arc::new(MemoryStore::default());
+    let night: NaiveDate = NIGHT.parse()?;
+    let config = Config::from_vars([
+        ("TABLE_NAME", "in-memory"),
+        ("ACCOUNTS", account_ids.join(",").as_str()),
+        ("REGIONS", "eu-west-1"),
+        ("MEMBER_ROLE_NAME", "ecs-restart-member"),
+        ("WINDOW_START", "00:00"),
+        ("WINDOW_END", "06:00"),
+        ("TIMEZONE", "UTC"),
+        ("BATCH_INTERVAL_MINUTES", "10"),
+        ("ACCOUNT_CONCURRENCY", "50"),
+    ])?;
+    let config = Arc::new(config);
+
+    // Inventory and the plan, before the window opens.
+    let t = Instant::now();
+    let inventory = inventory::Inventory {
+        config: config.clone(),
+        directory: ListedAccounts(
+            account_ids
+                .iter()
+                .map(|a| a.parse())
+                .collect::<Result<_, _>>()?,
+        ),
+        fleet: ecs_fleet(&config, &sdk, clock.clone(), "inventory"),
+        store: store.clone(),
+        clock: clock.clone(),
+        calls: Arc::new(ApiCalls::default()),
+    };
+    let found = inventory
+        .handle(json!({ "night": night }))
+        .await
+        .map_err(|e| anyhow::anyhow!("inventory: {}: {}", e.error_type, e.message))?;
+    ensure!(
+        found.services_found == SERVICES,
+        "inventory found {found:?}"
+    );
+    ensure!(
+        found.unreachable.is_empty(),
+        "unreachable: {:?}",
+        found.unreachable
+    );
+    let batcher = batcher::Batcher {
+        config: config.clone(),
+        store: store.clone(),
+        clock: clock.clone(),
+    };
+    let plan = batcher
+        .handle(json!({ "night": night }))
+        .await
+        .map_err(|e| anyhow::anyhow!("batcher: {}: {}", e.error_type, e.message))?;
+    let prepared = t.elapsed();
+    ensure!(
+        plan.batches.len() == BATCHES,
+        "{} batches planned",
+        plan.batches.len()
+    );
+    let window_start = config.window.night(night).start;
+    let early = secs(window_start - clock.now());
+    ensure!(
+        early >= 0.0,
+        "inventory and planning took past the window's start ({prepared:?})"
+    );
+    handle.advance_seconds(early);
+    let before = handle.stats();
+
+    // The night: every batch as a Map iteration, all at once (MaxConcurrency 40 ≥ 36).
+    let restarter = Arc::new(Restarter {
+        config: config.clone(),
+        fleet: Timed {
+            inner: ecs_fleet(&config, &sdk, clock.clone(), "restarter"),
+            updates: Mutex::new(Vec::new()),
+        },
+        store: store.clone(),
+        clock: clock.clone(),
+        budget: START_BUDGET,
+    });
+    let night_wall = Instant::now();
+    let night_sim = clock.now();
+    let tasks: Vec<_> = plan
+        .batches
+        .iter()
+        .map(|b| {
+            tokio::spawn(run_batch(
+                restarter.clone(),
+                store.clone(),
+                clock.clone(),
+                night,
+                *b,
+            ))
+        })
+        .collect();
+    let mut runs = Vec::new();
+    for t in tasks {
+        runs.push(t.await??);
+    }
+    let night_took = night_wall.elapsed();
+    let night_ended = clock.now();
+    let after = handle.stats();
+
+    let report = Report::new(
+        &config,
+        &plan.batches,
+        &runs,
+        &restarter,
+        &store,
+        night,
+        &before,
+        &after,
+    )
+    .await?;
+    let tags = check_tags(&restarter, &report.records).await?;
+    report.print(
+        prepared,
+        night_took,
+        secs(night_ended - night_sim),
+        wall.elapsed(),
+    );
+    let mut broken = report.violations.clone();
+    broken.extend(tags);
+    sim.shutdown().await?;
+    if !broken.is_empty() {
+        for v in &broken {
+            eprintln!("VIOLATED: {v}");
+        }
+        bail!("{} invariants violated", broken.len());
+    }
+    println!("every invariant held");
+    Ok(())
+}
+
+/// Completed restarts carry the tag with their completion time; no other restarted service
+/// carries a tag written tonight. Looks at fleet-sim after the night (not counted above).
+async fn check_tags(restarter: &Bench, records: &[NightRecord]) -> anyhow::Result<Vec<String>> {
+    let mut by_cluster: BTreeMap<String, Vec<&NightRecord>> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.deployment_id.is_some()) {
+        by_cluster.entry(r.id.cluster_key()).or_default().push(r);
+    }
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for group in by_cluster.values() {
+        let ids: Vec<ServiceId> = group.iter().map(|r| r.id.clone()).collect();
+        let live = restarter
+            .fleet
+            .describe(&ids)
+            .await
+            .map_err(|e| anyhow::anyhow!("describe after the night: {e}"))?;
+        for r in group {
+            let s = live.iter().find(|s| s.id == r.id);
+            let tag = s.and_then(|s| s.tags.get(TAG_KEY));
+            let tonight = tag.is_some_and(|t| t.starts_with("2026-11-22T"));
+            if r.state == NightState::Completed {
+                checked += 1;
+                let Some(at) = r.finished_at else {
+                    broken.push(format!("{}: completed without finished_at", r.id));
+                    continue;
+                };
+                if tag.map(String::as_str) != Some(restart_tag_value(at).as_str()) {
+                    broken.push(format!("{}: tag {tag:?}, completed at {at}", r.id));
+                }
+                // The completion time recorded is the one fleet-sim reports for our deployment.
+                let ours = s.and_then(|s| {
+                    s.deployments
+                        .iter()
+                        .find(|d| Some(&d.id) == r.deployment_id.as_ref())
+                });
+                let matches = ours.is_some_and(|d| {
+                    d.rollout_state == Some(RolloutState::Completed) && d.updated_at == Some(at)
+                });
+                if !matches {
+                    broken.push(format!("{}: fleet-sim shows {ours:?}, record {at}", r.id));
+                }
+            } else if tonight {
+                broken.push(format!("{} is {} but tagged {tag:?}", r.id, r.state));
+            }
+        }
+    }
+    println!("tags checked against fleet-sim: {checked} completed restarts");
+    Ok(broken)
+}
+
+#[derive(Debug)]
+struct Report {
+    records: Vec<NightRecord>,
+    violations: Vec<String>,
+    lines: Vec<String>,
+}
+
+impl Report {
+    #[allow(clippy::too_many_arguments)]
+    async fn new(
+        config: &Config,
+        batches: &[PlannedBatch],
+        runs: &[BatchRun],
+        restarter: &Bench,
+        store: &MemoryStore,
+        night: NaiveDate,
+        before: &fleet_sim::Stats,
+        after: &fleet_sim::Stats,
+    ) -> anyhow::Result<Report> {
+        let records = store.read_night(night).await?;
+        let mut violations = Vec::new();
+        let mut lines = Vec::new();
+        let cap = config.max_inflight_per_cluster;
+
+        // Outcomes: every planned service in exactly one terminal state.
+        let mut counts: BTreeMap<NightState, u64> = BTreeMap::new();
+        for r in &records {
+            *counts.entry(r.state).or_default() += 1;
+        }
+        let planned: u64 = batches.iter().map(|b| u64::from(b.size)).sum();
+        let batched: Vec<&NightRecord> = records.iter().filter(|r| r.batch.is_some()).collect();
+        let unique: HashSet<&ServiceId> = records.iter().map(|r| &r.id).collect();
+        if unique.len() != records.len() {
+            violations.push(format!(
+                "{} records for {} services",
+                records.len(),
+                unique.len()
+            ));
+        }
+        if batched.len() as u64 != planned {
+            violations.push(format!(
+                "{} batched records, {planned} planned",
+                batched.len()
+            ));
+        }
+        let open: Vec<&&NightRecord> = batched.iter().filter(|r| !r.state.is_terminal()).collect();
+        if !open.is_empty() {
+            violations.push(format!(
+                "{} planned services not in a terminal state, e.g. {} {}",
+                open.len(),
+                open[0].id,
+                open[0].state
+            ));
+        }
+        if records.len() as u64 != SERVICES {
+            violations.push(format!("{} records for {SERVICES} services", records.len()));
+        }
+        let skipped_live = batched
+            .iter()
+            .filter(|r| r.state == NightState::Skipped)
+            .count();
+        let count = |s: NightState| counts.get(&s).copied().unwrap_or(0);
+        lines.push(format!(
+            "services {SERVICES}: planned {planned} in {} batches, skipped at planning {}; \
+             outcomes: completed {}, failed {}, rolled_back {}, timed_out {}, vanished {}, \
+             skipped {} ({} of them at the live check), halted {}",
+            batches.len(),
+            records.len() - batched.len(),
+            count(NightState::Completed),
+            count(NightState::Failed),
+            count(NightState::RolledBack),
+            count(NightState::TimedOut),
+            count(NightState::Vanished),
+            count(NightState::Skipped),
+            skipped_live,
+            count(NightState::Halted),
+        ));
+
+        // Restarts: one UpdateService per restarted service, never two.
+        let restarted: Vec<&NightRecord> = records
+            .iter()
+            .filter(|r| r.deployment_id.is_some())
+            .collect();
+        let sim_restarts = after.restarts - before.restarts;
+        if sim_restarts != restarted.len() as u64 {
+            violations.push(format!(
+                "fleet-sim saw {sim_restarts} forced deployments for {} restarted services",
+                restarted.len()
+            ));
+        }
+
+        // API calls during the night, per completed restart.
+        let completed = count(NightState::Completed).max(1) as f64;
+        let delta = |action: &str| after.total_calls(action) - before.total_calls(action);
+        let mut calls = String::from("| action | calls | per completed restart |\n|---|---|---|\n");
+        let mut actions: Vec<String> = after
+            .calls
+            .values()
+            .flat_map(|m| m.keys().cloned())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        actions.sort();
+        for action in &actions {
+            let n = delta(action);
+            if n > 0 {
+                calls.push_str(&format!(
+                    "| {action} | {n} | {:.2} |\n",
+                    n as f64 / completed
+                ));
+            }
+        }
+        lines.push(format!(
+            "API calls during the night (fleet-sim /_sim/stats, inventory excluded), {} \
+             restarts started, {} completed:\n{calls}",
+            restarted.len(),
+            count(NightState::Completed)
+        ));
+
+        // Throttling and the per-cluster cap, over the whole run.
+        let throttled: u64 = after.throttled.values().flat_map(|m| m.values()).sum();
+        if throttled > 0 {
+            violations.push(format!(
+                "{throttled} calls throttled: {:?}",
+                after.throttled
+            ));
+        }
+        let most = after
+            .max_inflight_per_cluster
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(0);
+        let mut spread: BTreeMap<u64, u64> = BTreeMap::new();
+        for n in after.max_inflight_per_cluster.values() {
+            *spread.entry(*n).or_default() += 1;
+        }
+        if most > u64::from(cap) {
+            violations.push(format!(
+                "a cluster had {most} restarts in flight, cap {cap}"
+            ));
+        }
+        lines.push(format!(
+            "throttled calls (whole run): {throttled}; most restarts in flight at once in a \
+             cluster: {most} (cap {cap}); clusters by their most: {spread:?}"
+        ));
+
+        // Batch start → last UpdateService, against the pacing floor.
+        let rate = config.pacing.update_service_per_sec;
+        let burst = rate.max(1.0);
+        let batch_of: HashMap<&ServiceId, u32> = batched
+            .iter()
+            .filter_map(|r| r.batch.map(|b| (&r.id, b)))
+            .collect();
+        let updates = restarter
+            .fleet
+            .updates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut ratios = Vec::new();
+        let mut excess = Vec::new();
+        let mut worst = (0u32, 0.0f64, 0.0f64, 0u64);
+        let mut late_updates = 0;
+        let mut refused = 0;
+        for run in runs {
+            let mine: Vec<&Update> = updates
+                .iter()
+                .filter(|u| batch_of.get(&u.id) == Some(&run.batch))
+                .collect();
+            let Some(last) = mine.iter().map(|u| u.at).max() else {
+                continue;
+            };
+            late_updates += mine
+                .iter()
+                .filter(|u| u.at > run.invoked + run.start_took)
+                .count();
+            let mut per_account: HashMap<(&str, &str), u64> = HashMap::new();
+            for u in &mine {
+                *per_account
+                    .entry((u.id.account.as_str(), u.id.region.as_str()))
+                    .or_default() += 1;
+            }
+            let busiest = per_account.values().copied().max().unwrap_or(0);
+            // Paced calls beyond the burst, plus two dependent round trips (DescribeServices
+            // for the live check, then UpdateService).
+            let floor = (busiest as f64 - burst).max(0.0) / rate + 2.0 * LATENCY_MS / 1000.0;
+            let took = (last - run.invoked).as_secs_f64();
+            ratios.push(took / floor);
+            excess.push(took - floor);
+            if took / floor > worst.1 {
+                worst = (run.batch, took / floor, took, busiest);
+            }
+            refused += mine.iter().filter(|u| !u.ok).count();
+        }
+        let ratios = sorted(ratios);
+        let excess = sorted(excess);
+        lines.push(format!(
+            "batch start → its last UpdateService vs the floor (UpdateService {rate}/s per \
+             account and region, burst {burst}, + 2 round trips of {LATENCY_MS} ms): ratio \
+             median {:.2}×, worst {:.2}× (batch {}: {:.2} s, busiest account {} restarts); \
+             time over the floor median {:.0} ms, worst {:.0} ms; UpdateService calls made after \
+             the start returned (deferred to a poll): {late_updates}; refused by ECS: {refused}",
+            percentile(&ratios, 0.5),
+            worst.1,
+            worst.0,
+            worst.2,
+            worst.3,
+            percentile(&excess, 0.5) * 1000.0,
+            percentile(&excess, 1.0) * 1000.0,
+        ));
+
+        // Completion in fleet-sim → recorded by the restarter.
+        let runs_by_batch: HashMap<u32, &BatchRun> = runs.iter().map(|r| (r.batch, r)).collect();
+        let mut delays = Vec::new();
+        let mut waits = Vec::new();
+        let mut real_speed = Vec::new();
+        let mut missed = 0;
+        for r in records.iter().filter(|r| r.state == NightState::Completed) {
+            let (Some(done), Some(batch)) = (r.finished_at, r.batch) else {
+                continue;
+            };
+            let Some(run) = runs_by_batch.get(&batch) else {
+                continue;
+            };
+            let Some(Seen { poll: Some(i) }) = run.seen.get(&r.id).copied() else {
+                violations.push(format!("{}: completed but not seen by a poll", r.id));
+                continue;
+            };
+            let p = &run.polls[i];
+            let delay = secs(p.ended - done);
+            delays.push(delay);
+            waits.push(secs(p.began - done).max(0.0));
+            // The same delay had the invocations since the completion taken their real time
+            // in simulated time too (at `time_scale` 1): each one's simulated span is
+            // `TIME_SCALE` times its real duration.
+            let inside: f64 = run.polls[..=i]
+                .iter()
+                .map(|q| secs(q.ended - q.began.max(done)).max(0.0))
+                .sum();
+            real_speed.push(delay - inside * (1.0 - 1.0 / TIME_SCALE));
+            // Polls that began after the completion and did not record it.
+            missed += run.polls[..i].iter().filter(|q| q.began >= done).count();
+        }
+        let delays = sorted(delays);
+        let waits = sorted(waits);
+        let real_speed = sorted(real_speed);
+        let interval = secs(config.poll_interval);
+        let poll_ms = sorted(
+            runs.iter()
+                .flat_map(|r| r.polls.iter().map(|p| p.took.as_secs_f64() * 1000.0))
+                .collect(),
+        );
+        let start_ms = sorted(
+            runs.iter()
+                .map(|r| r.start_took.as_secs_f64() * 1000.0)
+                .collect(),
+        );
+        if missed > 0 {
+            violations.push(format!(
+                "{missed} polls began after a completion and did not record it"
+            ));
+        }
+        lines.push(format!(
+            "completion in fleet-sim → recorded (simulated s, poll interval {interval} s): \
+             median {:.1}, p95 {:.1}, max {:.1}; of which waiting for the next poll: median \
+             {:.1}, max {:.1}; with the invocations' own time taken at real speed (not × \
+             {TIME_SCALE}): median {:.1}, p95 {:.1}, max {:.1}; polls that began after a \
+             completion and missed it: {missed}",
+            percentile(&delays, 0.5),
+            percentile(&delays, 0.95),
+            percentile(&delays, 1.0),
+            percentile(&waits, 0.5),
+            percentile(&waits, 1.0),
+            percentile(&real_speed, 0.5),
+            percentile(&real_speed, 0.95),
+            percentile(&real_speed, 1.0),
+        ));
+        lines.push(format!(
+            "invocations: {} starts, median {:.0} ms, max {:.0} ms; {} polls, median {:.0} ms, \
+             p95 {:.0} ms, max {:.0} ms (× {TIME_SCALE} in simulated time); batches started \
+             late by: max {:.1} simulated s; started by the starts: {}, deferred: {}; halted \
+             batches: {}",
+            runs.len(),
+            percentile(&start_ms, 0.5),
+            percentile(&start_ms, 1.0),
+            poll_ms.len(),
+            percentile(&poll_ms, 0.5),
+            percentile(&poll_ms, 0.95),
+            percentile(&poll_ms, 1.0),
+            runs.iter()
+                .map(|r| secs(r.invoked_sim - r.start_at))
+                .fold(0.0, f64::max),
+            runs.iter().map(|r| r.started).sum::<u64>(),
+            runs.iter().map(|r| r.deferred).sum::<u64>(),
+            runs.iter().filter(|r| r.halted).count(),
+        ));
+        Ok(Report {
+            records,
+            violations,
+            lines,
+        })
+    }
+
+    fn print(&self, prepared: Duration, night: Duration, night_sim: f64, whole: Duration) {
+        println!(
+            "restarter night benchmark: fleet-sim generated 50 accounts × 20 clusters × 10 \
+             services = {SERVICES}, eu-west-1, deployments 240-600 simulated s, time_scale \
+             {TIME_SCALE}, latency {LATENCY_MS} ms, throttles on; window 00:00-06:00 UTC, \
+             {BATCHES} batches"
+        );
+        for l in &self.lines {
+            println!("{l}");
+        }
+        println!(
+            "wall time: inventory + plan {:.1} s; the night {:.1} s ({:.2} simulated hours); \
+             whole run {:.1} s",
+            prepared.as_secs_f64(),
+            night.as_secs_f64(),
+            night_sim / 3600.0,
+            whole.as_secs_f64()
+        );
+    }
+}
