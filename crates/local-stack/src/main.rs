@@ -10,6 +10,16 @@ struct Cli {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<std::process::ExitCode> {
-    local_stack::run(Cli::parse().args).await
+async fn main() -> std::process::ExitCode {
+    restart_core::telemetry::init_tracing(
+        false,
+        &std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+    );
+    match local_stack::run(Cli::parse().args).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
 }

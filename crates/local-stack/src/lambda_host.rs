@@ -1,0 +1,323 @@
+//! The local Lambda host: serves the Lambda Invoke API
+//! (`POST /2015-03-31/functions/{name}/invocations`) by calling the four real handlers in this
+//! process, and forwards every other request to moto. moto's Step Functions interpreter sends
+//! its Invoke calls here (moto is started with `MOTO_PORT` = this host's port).
+//!
+//! A handler's error is answered the way Lambda answers a function error: status 200, header
+//! `X-Amz-Function-Error: Unhandled`, body `{"errorType", "errorMessage"}` with the
+//! `ErrorType` name of DESIGN 3.8. moto's interpreter takes the failure's name from
+//! `errorType`, so the definition's Retry and Catch rules match `Paused`, `Throttled`, ... as
+//! they do in AWS.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use restart_core::{Config, HandlerError};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::http;
+
+/// The four functions, built once as a cold start would.
+#[derive(Debug)]
+pub struct Functions {
+    pub inventory: inventory::aws::AwsInventory,
+    pub batcher: batcher::aws::AwsBatcher,
+    pub restarter: restarter::aws::AwsRestarter,
+    pub notifier: notifier::aws::AwsNotifier,
+}
+
+impl Functions {
+    /// Each function's handler from the same configuration and SDK settings, as `main` does.
+    pub fn new(config: &Config, sdk: &aws_types::SdkConfig) -> Functions {
+        Functions {
+            inventory: inventory::aws::handler(config.clone(), sdk),
+            batcher: batcher::aws::handler(config.clone(), sdk),
+            restarter: restarter::aws::handler(config.clone(), sdk),
+            notifier: notifier::aws::handler(config.clone(), sdk),
+        }
+    }
+
+    /// The function names the host answers to (the last part of their ARNs).
+    pub const NAMES: [&'static str; 4] = ["inventory", "batcher", "restarter", "notifier"];
+
+    async fn invoke(
+        &self,
+        name: &str,
+        event: serde_json::Value,
+    ) -> Option<Result<Vec<u8>, HandlerError>> {
+        fn encode<T: Serialize>(r: Result<T, HandlerError>) -> Result<Vec<u8>, HandlerError> {
+            r.and_then(|out| {
+                serde_json::to_vec(&out).map_err(|e| {
+                    HandlerError::unexpected(format!("the handler's answer is not JSON: {e}"))
+                })
+            })
+        }
+        Some(match name {
+            "inventory" => encode(self.inventory.handle(event).await),
+            "batcher" => encode(self.batcher.handle(event).await),
+            "restarter" => encode(self.restarter.handle(event).await),
+            "notifier" => encode(self.notifier.handle(event).await),
+            _ => return None,
+        })
+    }
+}
+
+/// Invocations per function: calls and function errors by `errorType`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Invocations {
+    pub calls: BTreeMap<String, u64>,
+    pub errors: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+#[derive(Debug)]
+struct HostState {
+    functions: Arc<Functions>,
+    moto: String,
+    client: http::Client,
+    invocations: Mutex<Invocations>,
+}
+
+/// The host, serving until dropped.
+#[derive(Debug)]
+pub struct LambdaHost {
+    pub addr: SocketAddr,
+    state: Arc<HostState>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl LambdaHost {
+    /// Serves `functions` on `listener`, forwarding everything else to `moto`.
+    pub fn serve(
+        listener: TcpListener,
+        functions: Arc<Functions>,
+        moto: String,
+    ) -> anyhow::Result<LambdaHost> {
+        let addr = listener.local_addr()?;
+        let state = Arc::new(HostState {
+            functions,
+            moto,
+            client: http::client(),
+            invocations: Mutex::new(Invocations::default()),
+        });
+        let app = Router::new()
+            .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+            .fallback(forward)
+            .with_state(state.clone());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the local Lambda host stopped");
+            }
+        });
+        Ok(LambdaHost {
+            addr,
+            state,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// Calls and errors so far.
+    pub fn invocations(&self) -> Invocations {
+        self.state
+            .invocations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Stops serving.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for LambdaHost {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`, or a bare name.
+fn function_name(name_or_arn: &str) -> &str {
+    match name_or_arn.split_once(":function:") {
+        Some((_, rest)) => rest.split(':').next().unwrap_or(rest),
+        None => name_or_arn,
+    }
+}
+
+async fn invoke(
+    State(state): State<Arc<HostState>>,
+    Path(target): Path<String>,
+    body: Bytes,
+) -> Response {
+    let name = function_name(&target).to_owned();
+    let event: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Value::Null
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                return lambda_error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidRequestContentException",
+                    &format!("Could not parse request body into json: {e}"),
+                );
+            }
+        }
+    };
+    if !Functions::NAMES.contains(&name.as_str()) {
+        return lambda_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            &format!("Function not found: {target}"),
+        );
+    }
+    tracing::debug!(function = %name, %event, "invoke");
+    // Spawned, so that a handler's panic is one failed invocation, as in Lambda.
+    let functions = state.functions.clone();
+    let fname = name.clone();
+    let outcome = tokio::spawn(async move { functions.invoke(&fname, event).await }).await;
+    let result = match outcome {
+        Ok(Some(r)) => r,
+        Ok(None) => unreachable!("names are checked above"),
+        Err(e) => Err(HandlerError::unexpected(format!(
+            "the handler panicked: {e}"
+        ))),
+    };
+    {
+        let mut inv = state
+            .invocations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *inv.calls.entry(name.clone()).or_default() += 1;
+        if let Err(e) = &result {
+            *inv.errors
+                .entry(name.clone())
+                .or_default()
+                .entry(e.error_type.as_str().to_owned())
+                .or_default() += 1;
+        }
+    }
+    match result {
+        Ok(payload) => {
+            let mut resp = (StatusCode::OK, payload).into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
+        Err(e) => {
+            tracing::info!(function = %name, error_type = %e.error_type, message = %e.message, "function error");
+            let body = serde_json::json!({
+                "errorType": e.error_type.as_str(),
+                "errorMessage": e.message,
+            });
+            let mut resp = (StatusCode::OK, body.to_string()).into_response();
+            let h = resp.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            h.insert(
+                "X-Amz-Function-Error",
+                HeaderValue::from_static("Unhandled"),
+            );
+            resp
+        }
+    }
+}
+
+/// A Lambda service error (not a function error): `x-amzn-ErrorType` and `{Type, Message}`.
+fn lambda_error(status: StatusCode, error_type: &'static str, message: &str) -> Response {
+    let body = serde_json::json!({"Type": "User", "Message": message});
+    let mut resp = (status, body.to_string()).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert("x-amzn-ErrorType", HeaderValue::from_static(error_type));
+    resp
+}
+
+/// Any other request goes to moto as it came.
+async fn forward(State(state): State<Arc<HostState>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let mut out = hyper::Request::builder()
+        .method(parts.method)
+        .uri(format!("{}{path}", state.moto));
+    for (k, v) in &parts.headers {
+        if k != header::HOST {
+            out = out.header(k, v);
+        }
+    }
+    let out = match out.body(body) {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    };
+    match state.client.request(out).await {
+        Ok(resp) => {
+            let (parts, body) = resp.into_parts();
+            Response::from_parts(parts, Body::new(body))
+        }
+        Err(e) => (
+            StatusCode::BAD_GATEWAY,
+            format!(
+                "the local Lambda host could not reach moto at {}: {e}",
+                state.moto
+            ),
+        )
+            .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_names_come_from_arns_and_names() {
+        assert_eq!(
+            function_name("arn:aws:lambda:us-east-1:123456789012:function:restarter"),
+            "restarter"
+        );
+        assert_eq!(
+            function_name("arn:aws:lambda:us-east-1:123456789012:function:batcher:live"),
+            "batcher"
+        );
+        assert_eq!(function_name("notifier"), "notifier");
+    }
+}

@@ -1,0 +1,339 @@
+//! One nightly execution through the real state machine in moto, watched until it ends, and
+//! everything the report needs read back: the night's records (DynamoDB), the inventory run,
+//! the execution's history (Step Functions), the SNS messages (moto's `/moto-api/data.json`)
+//! and fleet-sim's statistics (`/_sim/stats`).
+
+use std::collections::BTreeSet;
+use std::io::IsTerminal as _;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use aws_sdk_sfn::error::DisplayErrorContext;
+use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent};
+use chrono::{NaiveDate, Utc};
+use indicatif::{ProgressBar, ProgressStyle};
+use restart_core::outcome::NightState;
+use restart_core::ports::{CatalogStore, NightStore, RestartStore};
+
+use crate::compress::Compression;
+use crate::http;
+use crate::report::{Execution, NightReport, Notice};
+use crate::stack::LocalStack;
+
+/// Step Functions Standard: $0.025 per 1,000 state transitions.
+pub const USD_PER_TRANSITION: f64 = 0.025 / 1000.0;
+
+/// How the night is watched.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    /// Show an indicatif progress bar (when standard error is a terminal) or a line every
+    /// 15 s (when it is not); `false`: nothing.
+    pub progress: bool,
+    /// Give up (and stop the execution) this long after the window's end.
+    pub grace: Duration,
+}
+
+impl Default for Watch {
+    fn default() -> Self {
+        Watch {
+            progress: true,
+            grace: Duration::from_secs(180),
+        }
+    }
+}
+
+/// The execution's history, every page.
+pub async fn history(
+    sfn: &aws_sdk_sfn::Client,
+    execution_arn: &str,
+) -> anyhow::Result<Vec<HistoryEvent>> {
+    let mut events = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = sfn
+            .get_execution_history()
+            .execution_arn(execution_arn)
+            .max_results(1000)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("GetExecutionHistory: {}", DisplayErrorContext(&e)))?;
+        events.extend(page.events);
+        match page.next_token {
+            Some(t) if !t.is_empty() => token = Some(t),
+            _ => return Ok(events),
+        }
+    }
+}
+
+/// State transitions of a history: every state entered (what Step Functions bills, Standard
+/// workflows).
+pub fn transitions(events: &[HistoryEvent]) -> u64 {
+    events
+        .iter()
+        .filter(|e| e.r#type.as_str().ends_with("StateEntered"))
+        .count() as u64
+}
+
+/// Starts the nightly execution (input `{}`) and returns its ARN.
+pub async fn start(stack: &LocalStack, night: NaiveDate) -> anyhow::Result<String> {
+    let sfn = aws_sdk_sfn::Client::new(&stack.sdk);
+    // moto calls an unnamed execution "None": always name it.
+    let name = format!("nightly-{night}-{}", Utc::now().format("%H%M%S"));
+    let out = sfn
+        .start_execution()
+        .state_machine_arn(&stack.hub.state_machine_arn)
+        .name(name)
+        .input("{}")
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("StartExecution: {}", DisplayErrorContext(&e)))?;
+    Ok(out.execution_arn)
+}
+
+/// Runs one night: starts the execution, watches it (progress) until it ends or the window's
+/// end plus the grace has passed (then stops it), and reads back everything for the report.
+pub async fn run_night(
+    stack: &LocalStack,
+    compression: &Compression,
+    watch: &Watch,
+) -> anyhow::Result<NightReport> {
+    let night = stack.config.window.night_at(Utc::now()).night;
+    let store = restart_core::adapters::dynamo_store(
+        &stack.sdk,
+        &stack.config.table_name,
+        stack.config.record_ttl_days,
+    );
+    let sfn = aws_sdk_sfn::Client::new(&stack.sdk);
+    let execution_arn = start(stack, night).await?;
+    tracing::info!(%night, %execution_arn, "nightly execution started");
+
+    let bar = progress_bar(watch.progress);
+    let deadline = compression.window_end + chrono::TimeDelta::from_std(watch.grace)?;
+    let mut last_line = Instant::now();
+    let mut finished_in_time = true;
+    loop {
+        let status = sfn
+            .describe_execution()
+            .execution_arn(&execution_arn)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("DescribeExecution: {}", DisplayErrorContext(&e)))?
+            .status;
+        let line = progress_line(&store, night, compression, &bar).await;
+        if !bar.is_hidden() {
+            bar.set_message(line);
+        } else if watch.progress && last_line.elapsed() >= Duration::from_secs(15) {
+            eprintln!("{line}");
+            last_line = Instant::now();
+        }
+        if status != ExecutionStatus::Running {
+            break;
+        }
+        if Utc::now() > deadline {
+            finished_in_time = false;
+            tracing::error!(%execution_arn, "the night did not finish in time: stopping it");
+            let _ = sfn
+                .stop_execution()
+                .execution_arn(&execution_arn)
+                .error("LocalRunTimeout")
+                .cause("the local night did not finish within the grace after its window")
+                .send()
+                .await;
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    bar.finish_and_clear();
+
+    let described = sfn
+        .describe_execution()
+        .execution_arn(&execution_arn)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("DescribeExecution: {}", DisplayErrorContext(&e)))?;
+    let events = history(&sfn, &execution_arn).await?;
+    let transitions = transitions(&events);
+    let execution = Execution {
+        arn: execution_arn.clone(),
+        status: described.status.as_str().to_owned(),
+        finished_in_time,
+        started_at: described.start_date.to_string(),
+        stopped_at: described.stop_date.map(|d| d.to_string()),
+        history_events: events.len() as u64,
+        state_transitions: transitions,
+        cost_usd: transitions as f64 * USD_PER_TRANSITION,
+        error: described.error,
+        cause: described.cause,
+    };
+
+    let records = store
+        .read_night(night)
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the night's records: {e}"))?;
+    let inventory = store
+        .get_inventory_run(night)
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the night's inventory run: {e}"))?;
+    let accounts: Vec<_> = match &stack.config.accounts {
+        restart_core::config::AccountsSource::List(a) => a.clone(),
+        restart_core::config::AccountsSource::ConfigAggregator => records
+            .iter()
+            .map(|r| r.id.account.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+    };
+    let catalog = store
+        .read_catalog(&accounts)
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the catalog: {e}"))?;
+    let inventoried: BTreeSet<_> = catalog
+        .iter()
+        .filter(|c| c.last_seen == night && c.gone_since.is_none())
+        .map(|c| c.id.clone())
+        .collect();
+    let status = store
+        .night_status(night)
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the night's counters: {e}"))?;
+    let notices = notices(stack).await?;
+    let sim_stats = http::get_json(
+        &http::client(),
+        &format!("{}/_sim/stats", stack.sim.endpoint_url()),
+    )
+    .await
+    .context("reading fleet-sim's statistics")?;
+
+    Ok(NightReport::build(
+        night,
+        compression.clone(),
+        execution,
+        records,
+        inventory,
+        &inventoried,
+        &status,
+        notices,
+        sim_stats,
+        stack.host.invocations(),
+        stack.config.dry_run,
+    ))
+}
+
+/// Every SNS message published, read back from moto's `/moto-api/data.json`.
+pub async fn notices(stack: &LocalStack) -> anyhow::Result<Vec<Notice>> {
+    let data = http::get_json(
+        &http::client(),
+        &format!("{}/moto-api/data.json", stack.moto.endpoint()),
+    )
+    .await
+    .context("reading the published messages from moto")?;
+    let mut out = Vec::new();
+    let topics = data
+        .pointer("/sns/Topic")
+        .and_then(|t| t.as_array())
+        .cloned()
+        .unwrap_or_default();
+    for topic in topics {
+        let arn = topic
+            .get("arn")
+            .and_then(|a| a.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        if !stack.hub.topics.values().any(|t| *t == arn) {
+            continue;
+        }
+        for sent in topic
+            .get("sent_notifications")
+            .and_then(|s| s.as_array())
+            .into_iter()
+            .flatten()
+        {
+            // (message_id, message, subject, message_attributes, group_id)
+            out.push(Notice {
+                topic: arn.clone(),
+                subject: sent.get(2).and_then(|s| s.as_str()).map(str::to_owned),
+                message_attributes: sent.get(3).cloned().unwrap_or_default(),
+                body: sent
+                    .get(1)
+                    .and_then(|s| s.as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn progress_bar(enabled: bool) -> ProgressBar {
+    if !enabled || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {elapsed_precise} [{bar:30.cyan/blue}] {pos}/{len} restarts finished  {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// Where the night stands, from the table: the plan's size and the restarter's counters.
+async fn progress_line(
+    store: &restart_core::adapters::dynamodb::DynamoStore,
+    night: NaiveDate,
+    compression: &Compression,
+    bar: &ProgressBar,
+) -> String {
+    let now = Utc::now();
+    let clock = if now < compression.window_start {
+        format!(
+            "window opens in {} s",
+            (compression.window_start - now).num_seconds()
+        )
+    } else if now < compression.window_end {
+        format!(
+            "window closes in {} s",
+            (compression.window_end - now).num_seconds()
+        )
+    } else {
+        format!(
+            "window closed {} s ago",
+            (now - compression.window_end).num_seconds()
+        )
+    };
+    let plan = match store.plan_summary(night).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return format!("night {night}: inventory and plan… ({clock})"),
+        Err(e) => return format!("night {night}: cannot read the plan: {e}"),
+    };
+    let status = match store.night_status(night).await {
+        Ok(s) => s,
+        Err(e) => return format!("night {night}: cannot read the counters: {e}"),
+    };
+    let done: u64 = NightState::ALL
+        .into_iter()
+        .filter(|s| s.is_terminal())
+        .map(|s| status.count(s))
+        .sum();
+    bar.set_length(plan.planned);
+    bar.set_position(done.min(plan.planned));
+    let mut parts = vec![format!(
+        "night {night}: {} batches, {}/{} planned services done",
+        plan.batches, done, plan.planned
+    )];
+    for s in NightState::ALL {
+        let n = status.count(s);
+        if n > 0 && s != NightState::Planned {
+            parts.push(format!("{s} {n}"));
+        }
+    }
+    if status.halted.is_some() {
+        parts.push("HALTED".to_owned());
+    }
+    parts.push(clock);
+    parts.join(" · ")
+}

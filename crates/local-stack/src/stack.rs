@@ -1,0 +1,173 @@
+//! The local stack: moto, fleet-sim and the Lambda host on free loopback ports, the hub's
+//! resources created in moto from `infra/`, and the functions configured as in production
+//! (`Config::from_vars`) with the SDK pointed at moto and fleet-sim through per-service
+//! endpoints. Everything stops when [`LocalStack`] is dropped, also while a panic unwinds.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_types::SdkConfig;
+use aws_types::region::Region;
+use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
+use fleet_sim::{FleetSpec, RunningSim};
+use restart_core::Config;
+use tokio::net::TcpListener;
+
+use crate::infra::{self, Hub};
+use crate::lambda_host::{Functions, LambdaHost};
+use crate::moto::{self, Moto};
+
+/// Per-service endpoints, as `AWS_ENDPOINT_URL_ECS`, `AWS_ENDPOINT_URL_DYNAMODB`, ... would set
+/// them: ECS, STS and AWS Config at fleet-sim, every other service at moto.
+#[derive(Debug)]
+struct Endpoints {
+    moto: String,
+    sim: String,
+}
+
+impl LoadServiceConfig for Endpoints {
+    fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
+        if key.profile() != "endpoint_url" {
+            return None;
+        }
+        let service = key.service_id().to_ascii_uppercase().replace(' ', "_");
+        Some(match service.as_str() {
+            "ECS" | "STS" | "CONFIG_SERVICE" => self.sim.clone(),
+            _ => self.moto.clone(),
+        })
+    }
+}
+
+/// The hub's SDK settings: static hub credentials (moto accepts any; fleet-sim treats keys it
+/// did not issue as the hub account), the hub region, plain HTTP, per-service endpoints.
+pub fn sdk_config(moto: &str, sim: &str) -> SdkConfig {
+    SdkConfig::builder()
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .service_config(Endpoints {
+            moto: moto.to_owned(),
+            sim: sim.to_owned(),
+        })
+        .region(Region::new(infra::REGION))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "AKIDLOCALHUB00000000",
+            "local-hub-secret",
+            None,
+            None,
+            "local-stack",
+        )))
+        .behavior_version(aws_sdk_sfn::config::BehaviorVersion::latest())
+        .build()
+}
+
+/// How to start the stack.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// The fleet fleet-sim serves (its clock settings as given: see `night::compress`).
+    pub fleet: FleetSpec,
+    /// Configuration variables (DESIGN 3.9) on top of the defaults fitting the fleet; those
+    /// naming the stack's own resources (`TABLE_NAME`, the topics) are always the stack's.
+    pub vars: BTreeMap<String, String>,
+    /// `infra/` (template and state machine definition).
+    pub infra_dir: PathBuf,
+}
+
+/// The running stack.
+#[derive(Debug)]
+pub struct LocalStack {
+    // Dropped in this order: the host first (no more invocations), then fleet-sim, then moto.
+    pub host: LambdaHost,
+    pub sim: RunningSim,
+    pub moto: Moto,
+    pub hub: Hub,
+    pub config: Config,
+    pub sdk: SdkConfig,
+    pub functions: Arc<Functions>,
+}
+
+/// The configuration defaults that fit a fleet: its accounts and regions.
+pub fn fleet_defaults(fleet: &FleetSpec) -> BTreeMap<String, String> {
+    let world = fleet_sim::world::build(fleet, 0);
+    let accounts = world.account_order.join(",");
+    let mut regions: Vec<String> = Vec::new();
+    for id in &world.account_order {
+        for r in &world.accounts[id].regions {
+            if !regions.contains(r) {
+                regions.push(r.clone());
+            }
+        }
+    }
+    [
+        ("ACCOUNTS", accounts),
+        ("REGIONS", regions.join(",")),
+        ("MEMBER_ROLE_NAME", "ecs-nightly-restart-member".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+impl LocalStack {
+    /// Starts moto, fleet-sim and the Lambda host, creates the hub's resources in moto and
+    /// builds the functions. On any failure, what was started is stopped again.
+    pub async fn start(options: StackOptions) -> anyhow::Result<LocalStack> {
+        let venv = moto::find_venv()?;
+        // The host's port first: moto must know it (MOTO_PORT) when it starts.
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding the local Lambda host's port")?;
+        let host_port = listener.local_addr()?.port();
+        let moto = Moto::start(&venv, host_port).await?;
+        let sim = fleet_sim::spawn(options.fleet.clone())
+            .await
+            .context("starting fleet-sim")?;
+        let sdk = sdk_config(&moto.endpoint(), &sim.endpoint_url());
+        let prefix = format!("local-{}", std::process::id());
+        let hub = infra::create(&sdk, &options.infra_dir, &prefix)
+            .await
+            .context("creating the hub's resources in moto from infra/")?;
+
+        let mut vars = fleet_defaults(&options.fleet);
+        vars.extend(options.vars.clone());
+        vars.extend(hub.vars.clone());
+        let config = Config::from_vars(vars.clone()).map_err(|e| {
+            anyhow::anyhow!("{e}\n(the configuration comes from the environment, as in production; see the README's table)")
+        })?;
+        let functions = Arc::new(Functions::new(&config, &sdk));
+        let host = LambdaHost::serve(listener, functions.clone(), moto.endpoint())?;
+        tracing::info!(
+            moto = %moto.endpoint(),
+            fleet_sim = %sim.endpoint_url(),
+            lambda_host = %host.addr,
+            state_machine = %hub.state_machine_arn,
+            "local stack started"
+        );
+        Ok(LocalStack {
+            host,
+            sim,
+            moto,
+            hub,
+            config,
+            sdk,
+            functions,
+        })
+    }
+
+    /// Stops everything and waits for it.
+    pub async fn stop(self) {
+        let LocalStack {
+            host,
+            sim,
+            mut moto,
+            ..
+        } = self;
+        host.stop().await;
+        if let Err(e) = sim.shutdown().await {
+            tracing::warn!(error = %e, "fleet-sim did not stop cleanly");
+        }
+        moto.stop();
+    }
+}
