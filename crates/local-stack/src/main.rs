@@ -13,7 +13,7 @@ struct Cli {
 async fn main() -> std::process::ExitCode {
     restart_core::telemetry::init_tracing(
         false,
-        &std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        &std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,inventory=error".into()),
     );
     match local_stack::run(Cli::parse().args).await {
         Ok(code) => code,
