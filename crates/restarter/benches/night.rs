@@ -20,7 +20,9 @@
 //!
 //! The night runs in a child process (this binary, re-executed) whose standard output is
 //! filtered of the handlers' EMF lines, so that the report stays readable. Run with
-//! `tools/with-moto cargo bench -p restarter --bench night` (part of `make bench`).
+//! `tools/with-moto cargo bench -p restarter --bench night` (part of `make bench`): moto
+//! serves nothing here, but `testkit::hub_sdk_config` (the tests' SDK settings) wants
+//! `MOTO_ENDPOINT`. Figures: docs/performance.md.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -31,9 +33,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use chrono::{DateTime, NaiveDate, Utc};
 use fleet_sim::{FleetSpec, SimHandle};
+use restart_core::adapters;
 use restart_core::adapters::ecs::EcsFleet;
 use restart_core::adapters::sts::{AccountSessions, MemberRole};
-use restart_core::adapters::{self};
 use restart_core::clock::Clock;
 use restart_core::fakes::MemoryStore;
 use restart_core::ids::{ServiceArn, ServiceId};
