@@ -26,6 +26,7 @@ pub const ACTIONS: &[&str] = &[
     "ListTagsForResource",
     "ListTasks",
     "DescribeTasks",
+    "DescribeTaskDefinition",
 ];
 
 /// Who calls, where and when.
@@ -69,6 +70,7 @@ pub fn handle(
         "ListTagsForResource" => to_json(&list_tags(world, ctx, parse(body)?)?),
         "ListTasks" => to_json(&list_tasks(world, ctx, parse(body)?)?),
         "DescribeTasks" => to_json(&describe_tasks(world, ctx, parse(body)?)?),
+        "DescribeTaskDefinition" => to_json(&describe_task_definition(world, ctx, parse(body)?)?),
         other => {
             return Err(AwsError::bad(
                 "UnknownOperationException",
@@ -414,6 +416,44 @@ struct ManagedAgent {
     name: &'static str,
     last_status: &'static str,
     last_started_at: f64,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct DescribeTaskDefinitionRequest {
+    task_definition: Option<String>,
+    include: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DescribeTaskDefinitionResponse {
+    task_definition: TaskDefinitionWire,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags: Option<Vec<TagWire>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TaskDefinitionWire {
+    task_definition_arn: String,
+    family: String,
+    revision: u32,
+    status: &'static str,
+    network_mode: &'static str,
+    requires_compatibilities: Vec<&'static str>,
+    cpu: &'static str,
+    memory: &'static str,
+    container_definitions: Vec<ContainerDefinitionWire>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ContainerDefinitionWire {
+    name: String,
+    image: String,
+    essential: bool,
+    readonly_root_filesystem: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -1324,6 +1364,74 @@ fn describe_tasks(
         });
     }
     Ok(out)
+}
+
+/// DescribeTaskDefinition: the task definition of any deployment of a service in the caller's
+/// account and region, by ARN or `family:revision`; its one container, `app`, carries the
+/// service's `readonlyRootFilesystem`.
+fn describe_task_definition(
+    world: &mut World,
+    ctx: Ctx<'_>,
+    req: DescribeTaskDefinitionRequest,
+) -> Result<DescribeTaskDefinitionResponse, AwsError> {
+    let with_tags = include_tags(req.include.as_ref(), &["TAGS"])?;
+    let Some(wanted) = req.task_definition.filter(|t| !t.is_empty()) else {
+        return Err(AwsError::bad(
+            "ClientException",
+            "Task Definition can not be blank.",
+        ));
+    };
+    let family_revision = wanted
+        .rsplit_once(":task-definition/")
+        .map_or(wanted.as_str(), |(_, fr)| fr)
+        .to_owned();
+    let unknown = || AwsError::bad("ClientException", "Unable to describe task definition.");
+    let Some(reg) = region(world, ctx) else {
+        return Err(unknown());
+    };
+    let found = reg
+        .clusters
+        .iter()
+        .flat_map(|c| &c.services)
+        .find_map(|svc| {
+            svc.deployments
+                .iter()
+                .map(|d| &d.task_definition)
+                .chain(std::iter::once(&svc.last_good.1))
+                .find(|td| {
+                    td.rsplit_once(":task-definition/")
+                        .is_some_and(|(_, fr)| fr == family_revision)
+                })
+                .map(|td| (svc, td.clone()))
+        });
+    let Some((svc, arn)) = found else {
+        return Err(unknown());
+    };
+    let (family, revision) = family_revision
+        .rsplit_once(':')
+        .unwrap_or((&family_revision, "1"));
+    Ok(DescribeTaskDefinitionResponse {
+        task_definition: TaskDefinitionWire {
+            task_definition_arn: arn,
+            family: family.to_owned(),
+            revision: revision.parse().unwrap_or(1),
+            status: "ACTIVE",
+            network_mode: "awsvpc",
+            requires_compatibilities: vec![launch_type_str(svc.launch_type)],
+            cpu: "256",
+            memory: "512",
+            container_definitions: vec![ContainerDefinitionWire {
+                name: "app".to_owned(),
+                image: format!(
+                    "{}.dkr.ecr.{}.amazonaws.com/{}:latest",
+                    ctx.account, ctx.region, svc.name
+                ),
+                essential: true,
+                readonly_root_filesystem: svc.readonly_root_filesystem,
+            }],
+        },
+        tags: with_tags.then(Vec::new),
+    })
 }
 
 #[cfg(test)]

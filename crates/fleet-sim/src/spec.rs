@@ -177,6 +177,10 @@ pub struct ServiceSpec {
     /// `enableExecuteCommand` of the service and its tasks. Default false.
     #[serde(default)]
     pub enable_execute_command: bool,
+    /// `readonlyRootFilesystem` of the container in its task definition (ECS Exec needs a
+    /// writable one). Default false.
+    #[serde(default)]
+    pub readonly_root_filesystem: bool,
 }
 
 impl ServiceSpec {
@@ -195,6 +199,7 @@ impl ServiceSpec {
             on_restart: OnRestart::default(),
             old_arn_format: false,
             enable_execute_command: false,
+            readonly_root_filesystem: false,
         }
     }
 }

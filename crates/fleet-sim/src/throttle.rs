@@ -11,6 +11,7 @@ pub fn limits(action: &str) -> Option<(f64, f64)> {
         | "ListServices"
         | "ListTasks"
         | "DescribeTasks"
+        | "DescribeTaskDefinition"
         | "ListTagsForResource" => (100.0, 20.0),
         "ListClusters" | "DescribeClusters" => (50.0, 20.0),
         "TagResource" | "UntagResource" => (20.0, 10.0),

@@ -232,6 +232,8 @@ pub struct Service {
     pub old_arn_format: bool,
     /// enableExecuteCommand.
     pub enable_execute_command: bool,
+    /// readonlyRootFilesystem of its container.
+    pub readonly_root_filesystem: bool,
     /// Created at.
     pub created_at: Millis,
     /// Active or deleted.
@@ -768,6 +770,7 @@ fn new_service(
         on_restart: sv.on_restart,
         old_arn_format: sv.old_arn_format,
         enable_execute_command: sv.enable_execute_command,
+        readonly_root_filesystem: sv.readonly_root_filesystem,
         created_at,
         status: ServiceStatus::Active,
         deployments: vec![initial],

@@ -95,6 +95,8 @@ pub enum Command {
     Trigger(TriggerArgs),
     /// Write a night's report as one self-contained HTML page.
     Report(ReportArgs),
+    /// A shell in a running task of a service (ECS Exec), in its member account.
+    Connect(ConnectArgs),
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -176,4 +178,28 @@ pub struct ReportArgs {
     /// Where to write the page.
     #[arg(long, value_name = "FILE")]
     pub html: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConnectArgs {
+    /// The service's ARN (long format).
+    #[arg(long, value_name = "ARN")]
+    pub service: ServiceArn,
+    /// The container to enter (needed when the task has several).
+    #[arg(long, value_name = "NAME")]
+    pub container: Option<String>,
+    /// Print the command (with the member account's credentials) instead of running it.
+    #[arg(long)]
+    pub print: bool,
+    /// The command to run in the container.
+    #[arg(long, default_value = "/bin/sh")]
+    pub command: String,
+    /// The AWS CLI to run (v2, with the Session Manager plugin).
+    #[arg(
+        long,
+        env = "RESTARTCTL_AWS_CLI",
+        default_value = "aws",
+        value_name = "PATH"
+    )]
+    pub aws_cli: String,
 }

@@ -7,7 +7,7 @@
 //!   store, the default night.
 //! - [`aws`]: the few SDK calls only this CLI makes (Step Functions, STS GetCallerIdentity).
 //! - one module per command: [`pause`], [`status`], [`plan`], [`history`], [`trigger`],
-//!   [`report`];
+//!   [`report`], [`connect`];
 //!   [`render`] shares the table and JSON output.
 //!
 //! Errors are `anyhow` errors whose messages say what went wrong and what to do next; `main`
@@ -15,6 +15,7 @@
 
 pub mod aws;
 pub mod cli;
+pub mod connect;
 pub mod history;
 pub mod pause;
 pub mod plan;
@@ -69,6 +70,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::History(args) => history::run(&settings, &args).await,
         Command::Trigger(args) => trigger::run(&settings, &args).await,
         Command::Report(args) => report::run(&settings, &args).await,
+        Command::Connect(args) => connect::run(&settings, &args).await,
         Command::Completions { .. } => Ok(ExitCode::SUCCESS),
     }
 }

@@ -24,6 +24,8 @@ pub struct Settings {
     pub window: RestartWindow,
     pub member_role_name: Option<String>,
     pub external_id: Option<String>,
+    /// `--endpoint-url`, passed on to the AWS CLI by `connect`.
+    pub endpoint_url: Option<String>,
 }
 
 impl Settings {
@@ -56,6 +58,7 @@ impl Settings {
             window,
             member_role_name: g.member_role_name.clone(),
             external_id: g.external_id.clone(),
+            endpoint_url: g.endpoint_url.clone(),
         })
     }
 
