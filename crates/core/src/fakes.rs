@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 
 use crate::catalog::{CatalogRecord, DiscoveredService, Target};
 use crate::ids::{AccountId, ServiceId};
-use crate::night::{Created, Halt, NightRecord, NightStatus, Pause, PlanSummary};
+use crate::night::{Created, Halt, NightLock, NightRecord, NightStatus, Pause, PlanSummary};
 use crate::outcome::NightState;
 use crate::planner::PlannedBatch;
 use crate::ports::{
@@ -69,6 +69,8 @@ pub struct MemoryStore {
     pub catalog_writes: Mutex<u64>,
     /// The night side: plans, batches, records.
     pub nights: Mutex<MemoryNights>,
+    /// Each night's lock.
+    pub locks: Mutex<BTreeMap<NaiveDate, NightLock>>,
 }
 
 impl CatalogStore for MemoryStore {
@@ -105,6 +107,17 @@ impl CatalogStore for MemoryStore {
     ) -> Result<Option<InventoryRun>, StoreError> {
         let runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
         Ok(runs.get(&night).cloned())
+    }
+
+    async fn lock_night(&self, lock: &NightLock) -> Result<NightLock, StoreError> {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        match locks.get(&lock.night) {
+            Some(held) if held.holder != lock.holder && held.until > lock.at => Ok(held.clone()),
+            _ => {
+                locks.insert(lock.night, lock.clone());
+                Ok(lock.clone())
+            }
+        }
     }
 }
 
@@ -501,7 +514,7 @@ mod shared {
     use super::MemoryStore;
     use crate::catalog::CatalogRecord;
     use crate::ids::{AccountId, ServiceId};
-    use crate::night::{Created, Halt, NightRecord, NightStatus, Pause, PlanSummary};
+    use crate::night::{Created, Halt, NightLock, NightRecord, NightStatus, Pause, PlanSummary};
     use crate::planner::PlannedBatch;
     use crate::ports::{CatalogStore, Claim, InventoryRun, NightStore, RestartStore, StoreError};
 
@@ -526,6 +539,10 @@ mod shared {
             night: NaiveDate,
         ) -> Result<Option<InventoryRun>, StoreError> {
             self.as_ref().get_inventory_run(night).await
+        }
+
+        async fn lock_night(&self, lock: &NightLock) -> Result<NightLock, StoreError> {
+            self.as_ref().lock_night(lock).await
         }
     }
 

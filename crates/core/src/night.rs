@@ -153,6 +153,21 @@ pub struct Pause {
     pub at: DateTime<Utc>,
 }
 
+/// The night's lock (DESIGN 3.5: one nightly run at a time per night): the Step Functions
+/// execution running the night, taken by inventory, the night's first step.
+///
+/// Another execution may take it only once it has lapsed (`until`: the end of the night's
+/// window plus the restart timeout, when no batch of the night can still be running). The
+/// holder may take it again (a retried step).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NightLock {
+    pub night: NaiveDate,
+    /// The execution id (ARN) holding the night.
+    pub holder: String,
+    pub at: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
 /// Why and when the night's circuit breaker stopped the night.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Halt {

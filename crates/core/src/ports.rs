@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{CatalogRecord, DiscoveredService, InventoryCounts, Target, Unreachable};
 use crate::error::{ErrorType, HandlerError};
 use crate::ids::{AccountId, ServiceArn, ServiceId};
-use crate::night::{Created, Halt, NightRecord, NightStatus, Pause, PlanSummary};
+use crate::night::{Created, Halt, NightLock, NightRecord, NightStatus, Pause, PlanSummary};
 use crate::outcome::NightState;
 use crate::planner::PlannedBatch;
 use crate::service::ServiceSnapshot;
@@ -119,6 +119,14 @@ pub trait CatalogStore: Send + Sync {
         &self,
         night: NaiveDate,
     ) -> impl Future<Output = Result<Option<InventoryRun>, StoreError>> + Send;
+
+    /// Takes the night's lock for `lock.holder` (a conditional write: no lock yet, the same
+    /// holder, or a lock lapsed at `lock.at`) and answers the lock in force afterwards: `lock`
+    /// itself when taken, otherwise the other holder's.
+    fn lock_night(
+        &self,
+        lock: &NightLock,
+    ) -> impl Future<Output = Result<NightLock, StoreError>> + Send;
 }
 
 /// The night side of the table (DESIGN 3.6, 3.7): the plan, its batches, each service's record.

@@ -425,3 +425,46 @@ async fn items_are_readable_with_the_aws_cli() {
         serde_json::json!({"S": "333333333333"})
     );
 }
+
+#[tokio::test]
+async fn the_night_lock_is_held_by_one_execution_until_it_lapses() {
+    use restart_core::night::NightLock;
+    let (store, client) = store().await;
+    let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 11, 22, h, m, 0).unwrap();
+    let lock = |holder: &str, now| NightLock {
+        night: day("2026-11-22"),
+        holder: holder.into(),
+        at: now,
+        until: at(6, 30),
+    };
+
+    let first = lock("exec-first", at(0, 0));
+    assert_eq!(store.lock_night(&first).await.unwrap(), first);
+    // Another execution gets the holder back, unchanged; the holder may take it again.
+    assert_eq!(
+        store
+            .lock_night(&lock("exec-second", at(0, 5)))
+            .await
+            .unwrap(),
+        first
+    );
+    let again = lock("exec-first", at(0, 10));
+    assert_eq!(store.lock_night(&again).await.unwrap(), again);
+    // Lapsed: the next execution takes it.
+    let late = lock("exec-second", at(6, 31));
+    assert_eq!(store.lock_night(&late).await.unwrap(), late);
+
+    let item = client
+        .get_item()
+        .table_name(store.table())
+        .key("pk", AttributeValue::S("NIGHT#2026-11-22".into()))
+        .key("sk", AttributeValue::S(keys::LOCK_SK.into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(item["holder"], AttributeValue::S("exec-second".into()));
+    assert_eq!(item["kind"], AttributeValue::S("lock".into()));
+    assert!(item.contains_key("expires_at"), "per-night items expire");
+}

@@ -5,13 +5,14 @@
 //! catalog. Services a reachable account no longer has are marked gone; services of an
 //! unreachable account are left as they were. An unreachable account is reported, never fatal.
 //!
-//! Input: `{ "night": "YYYY-MM-DD" }` (optional; defaults to tonight in the configured
-//! timezone). Output: a [`Summary`] small enough for a state payload.
+//! Input: `{ "night": "YYYY-MM-DD", "execution": "arn:…" }` (both optional; the night defaults
+//! to tonight in the configured timezone). With `execution` (the state machine passes its
+//! execution id), the night's lock is taken first: one nightly run at a time (DESIGN 3.5). Output: a [`Summary`] small enough for a state payload.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 
@@ -19,9 +20,11 @@ use restart_core::catalog::{CatalogRecord, InventoryCounts, Target, Unreachable}
 use restart_core::clock::Clock;
 use restart_core::eligibility::{self, Tonight};
 use restart_core::ids::AccountId;
+use restart_core::night::NightLock;
 use restart_core::ports::{AccountDirectory, CatalogStore, InventoryRun, ServiceInventory};
 use restart_core::tag::TagState;
 use restart_core::telemetry::{ApiCalls, Emf, Unit};
+use restart_core::window::NightWindow;
 use restart_core::{Config, ErrorType, HandlerError};
 
 pub mod aws;
@@ -31,6 +34,10 @@ pub mod aws;
 #[serde(deny_unknown_fields)]
 pub struct Event {
     pub night: Option<NaiveDate>,
+    /// The Step Functions execution running the night. When given, the night's lock is taken
+    /// for it first (DESIGN 3.5: one nightly run at a time), and another execution holding the
+    /// night is refused with `InvalidInput`.
+    pub execution: Option<String>,
 }
 
 /// The function's output.
@@ -70,18 +77,50 @@ where
         } else {
             HandlerError::parse_event(event)?
         };
-        // Boxed: the discovery future is deep, and the runtime's own types nest it further.
-        Box::pin(self.run(event.night)).await
-    }
-
-    #[tracing::instrument(skip(self))]
-    pub async fn run(&self, night: Option<NaiveDate>) -> Result<Summary, HandlerError> {
         let started = self.clock.now();
-        let window = match night {
+        let window = match event.night {
             Some(n) => self.config.window.night(n),
             None => self.config.window.night_at(started),
         };
-        let night = window.night;
+        if let Some(execution) = event.execution {
+            self.lock(&window, execution, started).await?;
+        }
+        // Boxed: the discovery future is deep, and the runtime's own types nest it further.
+        Box::pin(self.run(window.night)).await
+    }
+
+    /// Takes the night's lock for `execution`, until no batch of the night can still run.
+    async fn lock(
+        &self,
+        window: &NightWindow,
+        execution: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), HandlerError> {
+        let wanted = NightLock {
+            night: window.night,
+            holder: execution,
+            at: now,
+            until: window.end + self.config.restart_timeout,
+        };
+        let held = self.store.lock_night(&wanted).await?;
+        if held.holder == wanted.holder {
+            return Ok(());
+        }
+        Err(HandlerError::invalid_input(format!(
+            "execution: night {} is already being run by {} (since {}); one nightly run at a \
+             time. Its lock lapses at {}; to run one batch now, start the state machine with \
+             {{\"mode\": \"batch\", \"night\", \"batch\"}}",
+            held.night,
+            held.holder,
+            held.at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            held.until.to_rfc3339_opts(SecondsFormat::Secs, true),
+        )))
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub async fn run(&self, night: NaiveDate) -> Result<Summary, HandlerError> {
+        let started = self.clock.now();
+        let window = self.config.window.night(night);
         let accounts = self.directory.accounts().await.map_err(|e| {
             HandlerError::new(ErrorType::Misconfigured, format!("listing accounts: {e}"))
         })?;

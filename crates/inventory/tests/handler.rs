@@ -286,3 +286,51 @@ async fn the_metrics_line_carries_the_counts_and_the_calls_per_action() {
         assert!(declared.contains(&name), "{name} is declared as a metric");
     }
 }
+
+#[tokio::test]
+async fn one_execution_at_a_time_holds_the_night_until_its_lock_lapses() {
+    let h = handler();
+    let first =
+        json!({"night": "2026-11-22", "execution": "arn:aws:states:eu-west-1:1:execution:n:first"});
+    let second = json!({"night": "2026-11-22", "execution": "arn:aws:states:eu-west-1:1:execution:n:second"});
+
+    h.handle(first.clone()).await.unwrap();
+    let lock = h.store.locks.lock().unwrap()[&night()].clone();
+    assert!(lock.holder.ends_with(":first"));
+    // The window ends at 06:00 UTC; the last restarts may run 30 minutes more.
+    assert_eq!(
+        lock.until,
+        "2026-11-22T06:30:00Z".parse::<DateTime<Utc>>().unwrap()
+    );
+
+    // Another execution of the same night is refused before any discovery or write.
+    let writes = *h.store.catalog_writes.lock().unwrap();
+    let runs = h.store.runs.lock().unwrap().len();
+    let err = h.handle(second.clone()).await.unwrap_err();
+    assert_eq!(err.error_type, ErrorType::InvalidInput);
+    assert!(err.message.contains(":first"), "{}", err.message);
+    assert!(
+        err.message.contains("2026-11-22T06:30:00Z"),
+        "{}",
+        err.message
+    );
+    assert_eq!(*h.store.catalog_writes.lock().unwrap(), writes);
+    assert_eq!(h.store.runs.lock().unwrap().len(), runs);
+
+    // The holder's retried step goes through; without an execution (a direct call) no lock is
+    // asked for.
+    h.handle(first).await.unwrap();
+    h.handle(json!({"night": "2026-11-22"})).await.unwrap();
+
+    // Once the lock has lapsed, another execution takes the night.
+    let h = Inventory {
+        clock: Arc::new(ManualClock::new("2026-11-22T06:31:00Z".parse().unwrap())),
+        ..h
+    };
+    h.handle(second).await.unwrap();
+    assert!(
+        h.store.locks.lock().unwrap()[&night()]
+            .holder
+            .ends_with(":second")
+    );
+}

@@ -24,6 +24,7 @@
 //! |---|---|---|---|---|
 //! | catalog record of a service | `CATALOG#<account>` | `SVC#<region>#<cluster>#<service>` | `catalog` | none |
 //! | a night's inventory run | `NIGHT#<YYYY-MM-DD>` | `INVENTORY` | `inventory` | night + `ttl_days` |
+//! | the night's lock ([`NightLock`]: `holder`, `at`, `until`, and `until_epoch` for the condition) | `NIGHT#<YYYY-MM-DD>` | `LOCK` | `lock` | night + `ttl_days` |
 //! | a service's night record (planned, started, ...) | `NIGHT#<date>#BATCH#<nnn>` | `SVC#<account>#<region>#<cluster>#<service>` | `night_record` | night + `ttl_days` |
 //! | a skipped service's night record | `NIGHT#<date>#SKIPPED` | `SVC#<account>#<region>#<cluster>#<service>` | `night_record` | night + `ttl_days` |
 //! | a batch of a night | `NIGHT#<date>` | `BATCH#<nnn>` | `batch` | night + `ttl_days` |
@@ -105,7 +106,7 @@ use serde_json::Value;
 use super::sdk::{THROTTLING, error_code};
 use crate::catalog::CatalogRecord;
 use crate::ids::{AccountId, ServiceArn, ServiceId};
-use crate::night::{Created, NightRecord, PlanSummary};
+use crate::night::{Created, NightLock, NightRecord, PlanSummary};
 use crate::outcome::NightState;
 use crate::planner::PlannedBatch;
 use crate::ports::{CatalogStore, InventoryRun, NightStore, StoreError};
@@ -142,6 +143,8 @@ pub mod keys {
     use crate::ids::{AccountId, ServiceId};
 
     pub const INVENTORY_SK: &str = "INVENTORY";
+    /// The night's lock (one nightly run at a time).
+    pub const LOCK_SK: &str = "LOCK";
     /// The prefix of every catalog sort key.
     pub const SERVICE_SK_PREFIX: &str = "SVC#";
 
@@ -168,6 +171,7 @@ pub mod keys {
 mod kind {
     pub const CATALOG: &str = "catalog";
     pub const INVENTORY: &str = "inventory";
+    pub const LOCK: &str = "lock";
 }
 
 /// The CreateTable request for the table (on demand, the `by_service` index), named `name`.
@@ -872,6 +876,67 @@ impl CatalogStore for DynamoStore {
             .map(|item| inventory_run(&item).map_err(|e| self.corrupt(e)))
             .transpose()
     }
+
+    async fn lock_night(&self, lock: &NightLock) -> Result<NightLock, StoreError> {
+        let item = Item::from([
+            (schema::PK.to_owned(), s(keys::night_pk(lock.night))),
+            (schema::SK.to_owned(), s(keys::LOCK_SK)),
+            (schema::KIND.to_owned(), s(kind::LOCK)),
+            ("night".to_owned(), date(lock.night)),
+            ("holder".to_owned(), s(&lock.holder)),
+            ("at".to_owned(), time(lock.at)),
+            ("until".to_owned(), time(lock.until)),
+            ("until_epoch".to_owned(), n(lock.until.timestamp())),
+            (
+                schema::TTL_ATTRIBUTE.to_owned(),
+                n(expires_at(lock.night, self.ttl_days)),
+            ),
+        ]);
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(
+                "attribute_not_exists(pk) OR holder = :holder OR until_epoch < :at",
+            )
+            .expression_attribute_values(":holder", s(&lock.holder))
+            .expression_attribute_values(":at", n(lock.at.timestamp()))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(lock.clone()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                let key = Item::from([
+                    (schema::PK.to_owned(), s(keys::night_pk(lock.night))),
+                    (schema::SK.to_owned(), s(keys::LOCK_SK)),
+                ]);
+                // Held a moment ago; read back who holds it (a lapse in between is taken by
+                // the next attempt).
+                self.get(key, night_lock).await?.ok_or_else(|| {
+                    StoreError::Transient(format!(
+                        "{}: the lock of night {} was released while taking it; try again",
+                        self.table, lock.night
+                    ))
+                })
+            }
+            Err(e) => Err(store_error(&self.table, "PutItem", &e)),
+        }
+    }
+}
+
+fn night_lock(item: &Item) -> Result<NightLock, ItemError> {
+    let r = Reader::new(item);
+    r.expect_kind(kind::LOCK)?;
+    Ok(NightLock {
+        night: r.parse("night")?,
+        holder: r.s("holder")?.to_owned(),
+        at: r.parse("at")?,
+        until: r.parse("until")?,
+    })
 }
 
 /// The key formats of the night items (see the module documentation).

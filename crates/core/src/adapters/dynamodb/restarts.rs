@@ -127,7 +127,7 @@ impl DynamoStore {
     }
 
     /// The item at `key`, read consistently, converted by `read`.
-    async fn get<T>(
+    pub(super) async fn get<T>(
         &self,
         key: Item,
         read: impl Fn(&Item) -> Result<T, super::ItemError>,
