@@ -363,3 +363,16 @@ fn completions_are_printed_for_each_shell() {
         assert!(out.contains("trigger"), "{shell}");
     }
 }
+
+#[test]
+fn local_run_is_the_local_stacks_and_checks_its_input_first() {
+    let help = ok(restartctl().args(["local", "run", "--help"]));
+    assert!(help.contains("--fleet <FILE>"), "{help}");
+    assert!(help.contains("--window-seconds <N>"), "{help}");
+    // A missing fleet file is refused before anything starts; no AWS settings are needed.
+    let err = fails(common::bare().args(["local", "run", "--fleet", "/nonexistent/fleet.yaml"]));
+    assert!(
+        err.contains("reading the fleet file /nonexistent/fleet.yaml"),
+        "{err}"
+    );
+}
