@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::{A, B, Fixture, arn, fails, json, ok, restartctl, run};
 
 #[tokio::test]
@@ -75,34 +73,23 @@ async fn status_shows_a_halted_night() {
 #[tokio::test]
 async fn status_watch_follows_the_night_to_its_end() {
     let f = Fixture::new().await;
-    let child = f
-        .cmd()
-        .args([
-            "status",
-            "--night",
-            "2026-11-22",
-            "--watch",
-            "--interval",
-            "1",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Let it take a first look while the night still runs.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut watch = common::Watched::spawn(f.cmd().args([
+        "status",
+        "--night",
+        "2026-11-22",
+        "--watch",
+        "--interval",
+        "1",
+    ]));
+    // A progress line per look (stderr is not a terminal here) while the night still runs.
+    watch.wait_for("3/5 done");
     f.finish_the_night().await;
-    let started = Instant::now();
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || watch.finish())
         .await
         .unwrap();
-    assert!(started.elapsed() < Duration::from_secs(30));
-    assert!(out.status.success());
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    // Progress lines while it ran (stderr is not a terminal here), then the final table.
-    assert!(stderr.contains("3/5 done"), "{stderr}");
+    assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("5/5 done"), "{stderr}");
+    // Then the final table.
     assert!(
         stdout.contains("5 of 5 planned services done (night over)"),
         "{stdout}"

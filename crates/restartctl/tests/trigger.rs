@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{A, B, Fixture, arn, fails, json, ok};
 
 /// A state machine in moto (its definition never runs here), and its ARN.
@@ -201,47 +199,34 @@ async fn bad_input_starts_nothing_and_says_why() {
 async fn wait_follows_the_execution_to_its_end() {
     let f = Fixture::new().await;
     let sm = state_machine();
-    let child = f
-        .cmd()
-        .args([
-            "trigger",
-            "--batch",
-            "1",
-            "--night",
-            "2026-11-22",
-            "--state-machine-arn",
-            &sm,
-            "--wait",
-            "--poll-seconds",
-            "1",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut wait = common::Watched::spawn(f.cmd().args([
+        "trigger",
+        "--batch",
+        "1",
+        "--night",
+        "2026-11-22",
+        "--state-machine-arn",
+        &sm,
+        "--wait",
+        "--poll-seconds",
+        "1",
+    ]));
     // moto without execute mode keeps it RUNNING: on-call's colleague stops it.
-    let mut found = None;
-    for _ in 0..100 {
-        if let Some(e) = executions(&sm).first() {
-            found = Some(e["executionArn"].as_str().unwrap().to_owned());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let execution = found.expect("the execution was started");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wait.wait_for("RUNNING");
+    let execution = executions(&sm)[0]["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     testkit::run_aws_cli([
         "stepfunctions",
         "stop-execution",
         "--execution-arn",
         &execution,
     ]);
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || wait.finish())
         .await
         .unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
-    assert!(stderr.contains("RUNNING"), "{stderr}");
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("ABORTED"), "{stderr}");
     assert!(stdout.contains("Execution ABORTED"), "{stdout}");
 }

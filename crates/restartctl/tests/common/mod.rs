@@ -362,3 +362,70 @@ pub fn fails(cmd: &mut Command) -> String {
 pub fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}):\n{s}"))
 }
+
+/// A running `restartctl` whose standard error is read line by line as it comes.
+pub struct Watched {
+    pub child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    pub stderr: Vec<String>,
+}
+
+impl Watched {
+    pub fn spawn(cmd: &mut Command) -> Self {
+        use std::io::BufRead;
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            stderr: Vec::new(),
+        }
+    }
+
+    /// Waits (at most a minute) for a line of standard error containing `text`.
+    pub fn wait_for(&mut self, text: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(text);
+                    self.stderr.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!(
+            "no line with {text:?} within a minute; stderr so far:\n{}",
+            self.stderr.join("\n")
+        );
+    }
+
+    /// Waits for the end: (exit code, stdout, all of stderr).
+    pub fn finish(mut self) -> (Option<i32>, String, String) {
+        let out = self.child.wait_with_output().unwrap();
+        self.stderr.extend(self.lines.iter());
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            self.stderr.join("\n"),
+        )
+    }
+}
