@@ -363,3 +363,49 @@ fn local_run_is_the_local_stacks_and_checks_its_input_first() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_profile_gives_the_region_and_credentials() {
+    let f = Fixture::new().await;
+    let dir = std::env::temp_dir().join(testkit::unique_name("restartctl-profile"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("config"),
+        format!("[profile oncall]\nregion = {}\n", testkit::REGION),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("credentials"),
+        "[oncall]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
+    )
+    .unwrap();
+    let v = json(&ok(common::bare()
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_CONFIG_FILE", dir.join("config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("credentials"))
+        .args([
+            "--profile",
+            "oncall",
+            "--endpoint-url",
+            &testkit::moto_endpoint(),
+        ])
+        .args([
+            "--table",
+            &f.table,
+            "status",
+            "--night",
+            "2026-11-22",
+            "--output",
+            "json",
+        ])));
+    assert_eq!(v["counts"]["completed"], 1);
+    // An unknown profile has no region: said so.
+    let err = fails(
+        common::bare()
+            .env("AWS_CONFIG_FILE", dir.join("config"))
+            .args(["--profile", "nobody", "--table", &f.table, "status"]),
+    );
+    assert!(err.contains("no AWS region"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
