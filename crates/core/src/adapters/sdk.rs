@@ -41,13 +41,33 @@ where
     }
 }
 
+/// An SDK error in words: a service's answer as `Code: message` (an unmodeled error's
+/// `DisplayErrorContext` also prints the whole raw HTTP response, kilobytes that end up in the
+/// table, the state machine's payloads and the summary), anything else (no answer, timeout,
+/// bad answer) with its whole chain.
+pub fn sdk_message<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    if let SdkError::ServiceError(e) = err
+        && let Some(code) = e.err().code()
+    {
+        return match e.err().message() {
+            Some(m) => format!("{code}: {m}"),
+            None => code.to_owned(),
+        };
+    }
+    DisplayErrorContext(err).to_string()
+}
+
 /// Classifies an SDK error of a discovery call; `what` says which call, for the message.
 pub fn discovery_error<E, R>(what: &str, err: &SdkError<E, R>) -> DiscoveryError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let message = format!("{what}: {}", DisplayErrorContext(err));
+    let message = format!("{what}: {}", sdk_message(err));
     match error_code(err) {
         Some(code) if THROTTLING.contains(&code) => DiscoveryError::Throttled(message),
         Some(code) if DENIED.contains(&code) => DiscoveryError::AccessDenied(message),
@@ -78,7 +98,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let message = format!("{what}: {}", DisplayErrorContext(err));
+    let message = format!("{what}: {}", sdk_message(err));
     match error_code(err) {
         Some(code) if NOT_FOUND.contains(&code) => ControlError::NotFound(message),
         Some(code) if REFUSED.contains(&code) => ControlError::Refused(message),
