@@ -109,6 +109,18 @@ impl CatalogStore for MemoryStore {
         Ok(runs.get(&night).cloned())
     }
 
+    async fn record_restart_duration(
+        &self,
+        id: &ServiceId,
+        seconds: u32,
+    ) -> Result<(), StoreError> {
+        let mut catalog = self.catalog.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = catalog.get_mut(id) {
+            r.last_restart_seconds = Some(seconds);
+        }
+        Ok(())
+    }
+
     async fn lock_night(&self, lock: &NightLock) -> Result<NightLock, StoreError> {
         let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
         match locks.get(&lock.night) {
@@ -539,6 +551,14 @@ mod shared {
             night: NaiveDate,
         ) -> Result<Option<InventoryRun>, StoreError> {
             self.as_ref().get_inventory_run(night).await
+        }
+
+        async fn record_restart_duration(
+            &self,
+            id: &ServiceId,
+            seconds: u32,
+        ) -> Result<(), StoreError> {
+            self.as_ref().record_restart_duration(id, seconds).await
         }
 
         async fn lock_night(&self, lock: &NightLock) -> Result<NightLock, StoreError> {

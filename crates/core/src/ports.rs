@@ -120,6 +120,14 @@ pub trait CatalogStore: Send + Sync {
         night: NaiveDate,
     ) -> impl Future<Output = Result<Option<InventoryRun>, StoreError>> + Send;
 
+    /// Keeps how long a service's last verified restart took, for the planner's next nights
+    /// (`last_restart_seconds`). A service no longer in the catalog is left alone.
+    fn record_restart_duration(
+        &self,
+        id: &ServiceId,
+        seconds: u32,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Takes the night's lock for `lock.holder` (a conditional write: no lock yet, the same
     /// holder, or a lock lapsed at `lock.at`) and answers the lock in force afterwards: `lock`
     /// itself when taken, otherwise the other holder's.

@@ -42,7 +42,7 @@ use restart_core::eligibility::{self, SkipReason, Tonight, UntaggedPolicy};
 use restart_core::ids::{ServiceArn, ServiceId};
 use restart_core::night::{Halt, NightRecord};
 use restart_core::outcome::{self, NightState, Verdict};
-use restart_core::ports::{Claim, ControlError, FleetControl, RestartStore};
+use restart_core::ports::{CatalogStore, Claim, ControlError, FleetControl, RestartStore};
 use restart_core::service::ServiceSnapshot;
 use restart_core::tag::{TagState, restart_tag_value};
 use restart_core::telemetry::{Emf, Unit};
@@ -228,7 +228,7 @@ fn seconds(d: TimeDelta) -> u64 {
 impl<F, S> Restarter<F, S>
 where
     F: FleetControl,
-    S: RestartStore,
+    S: RestartStore + CatalogStore,
 {
     /// Handles one invocation: the raw event in, the mode's output out.
     pub async fn handle(&self, event: serde_json::Value) -> Result<Output, HandlerError> {
@@ -752,6 +752,13 @@ where
             if self.store.finish(r, &to).await? {
                 *tally.outcomes.entry(state).or_default() += 1;
                 tracing::info!(service = %r.id, outcome = %state, "restart finished");
+                // For the planner's next nights; the record above is what proves the restart,
+                // so a failure here is only logged.
+                if let (NightState::Completed, Some(seconds)) = (state, to.duration_seconds)
+                    && let Err(e) = self.store.record_restart_duration(&r.id, seconds).await
+                {
+                    tracing::warn!(service = %r.id, error = %e, "the restart's duration was not kept in the catalog");
+                }
             }
         }
         Ok(tally)

@@ -36,7 +36,8 @@
 //! `min_healthy_percent`, `max_percent`, `skip_reason`, `first_seen`, `last_seen`, `gone_since`,
 //! `last_restart_seconds`. Enumerations are stored by their serde names (`enrolled`,
 //! `REPLICA`), dates as `YYYY-MM-DD`, counts as N; an optional field that is `None` is omitted.
-//! A service no longer found is marked gone (`gone_since`), never deleted.
+//! A service no longer found is marked gone (`gone_since`), never deleted. The restarter sets
+//! `last_restart_seconds` (UpdateItem) when a restart completes; inventory carries it over.
 //!
 //! An inventory item holds the [`InventoryRun`] fields (`night`, `started_at`, `finished_at` as
 //! RFC 3339; `reached`, `unreachable` as lists of maps; `counts` as a map).
@@ -875,6 +876,34 @@ impl CatalogStore for DynamoStore {
         out.item
             .map(|item| inventory_run(&item).map_err(|e| self.corrupt(e)))
             .transpose()
+    }
+
+    async fn record_restart_duration(
+        &self,
+        id: &ServiceId,
+        seconds: u32,
+    ) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(schema::PK, s(keys::catalog_pk(&id.account)))
+            .key(schema::SK, s(keys::catalog_sk(id)))
+            .update_expression("SET last_restart_seconds = :seconds")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":seconds", n(seconds))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(store_error(&self.table, "UpdateItem", &e)),
+        }
     }
 
     async fn lock_night(&self, lock: &NightLock) -> Result<NightLock, StoreError> {
