@@ -4,17 +4,18 @@
 //! needs (enableExecuteCommand on the service and the task, the ExecuteCommandAgent running in
 //! the container, a writable root filesystem in its task definition), then runs
 //! `aws ecs execute-command --interactive` with those credentials, or prints the exact command.
+//! The ECS calls are `restart_core::adapters::ecs_exec`'s.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
-use aws_sdk_ecs::error::DisplayErrorContext;
-use aws_sdk_ecs::types::{DesiredStatus, Task};
-use aws_types::region::Region;
+use restart_core::adapters::ecs_exec::{EXEC_AGENT, EcsExec, ExecTask, ServiceLookup};
 use restart_core::adapters::sts::{AccountSessions, MemberRole};
+use restart_core::adapters::sts_client;
 use restart_core::clock::SystemClock;
 use restart_core::ids::ServiceId;
+use restart_core::ports::ControlError;
 use restart_core::telemetry::ApiCalls;
 use serde::Serialize;
 
@@ -22,9 +23,6 @@ use crate::cli::ConnectArgs;
 use crate::plan::service_id;
 use crate::render::{print_json, table};
 use crate::settings::Settings;
-
-/// The managed agent ECS Exec talks to.
-const EXEC_AGENT: &str = "ExecuteCommandAgent";
 
 /// One of ECS Exec's needs, met or not.
 #[derive(Debug, Clone, Serialize)]
@@ -75,24 +73,17 @@ pub fn shell_quote(s: &str) -> String {
     }
 }
 
-fn ecs_error(what: &str, e: &impl std::error::Error) -> anyhow::Error {
-    anyhow!(
-        "{what} failed: {}; check that the member role may use ECS (ecs:Describe*, ecs:List*)",
-        DisplayErrorContext(e)
-    )
+fn ecs_error(what: &str, e: &ControlError) -> anyhow::Error {
+    anyhow!("{what} failed: {e}; check that the member role may use ECS (ecs:Describe*, ecs:List*)")
 }
 
 /// The first RUNNING task whose ECS Exec needs are all met, else the first RUNNING one.
-fn pick(tasks: &[Task], container: Option<&str>) -> Option<Task> {
-    let running = tasks.iter().filter(|t| t.last_status() == Some("RUNNING"));
-    let ready = |t: &&Task| {
-        t.enable_execute_command()
-            && t.containers().iter().any(|c| {
-                container.is_none_or(|n| c.name() == Some(n))
-                    && c.managed_agents().iter().any(|a| {
-                        a.name().map(|n| n.as_str()) == Some(EXEC_AGENT)
-                            && a.last_status() == Some("RUNNING")
-                    })
+fn pick(tasks: &[ExecTask], container: Option<&str>) -> Option<ExecTask> {
+    let running = tasks.iter().filter(|t| t.is_running());
+    let ready = |t: &&ExecTask| {
+        t.enable_execute_command
+            && t.containers.iter().any(|c| {
+                container.is_none_or(|n| c.name.as_deref() == Some(n)) && c.exec_agent_running()
             })
     };
     running
@@ -106,7 +97,7 @@ async fn inspect(
     settings: &Settings,
     args: &ConnectArgs,
     id: &ServiceId,
-    ecs: &aws_sdk_ecs::Client,
+    ecs: &EcsExec,
 ) -> anyhow::Result<ConnectView> {
     let arn = args.service.to_string();
     let mut checks = Vec::new();
@@ -119,30 +110,19 @@ async fn inspect(
         command: None,
         environment: None,
     };
-    let described = ecs
-        .describe_services()
-        .cluster(&id.cluster)
-        .services(&id.service)
-        .send()
+    let service = match ecs
+        .service(&id.cluster, &id.service)
         .await
-        .map_err(|e| ecs_error(&format!("DescribeServices of {arn}"), &e))?;
-    let Some(service) = described
-        .services()
-        .iter()
-        .find(|s| s.status() != Some("INACTIVE"))
-    else {
-        bail!(
-            "{arn} was not found in account {} (ECS says {}): check the ARN; a service deleted \
-             since its restart cannot be entered",
-            id.account,
-            described
-                .failures()
-                .first()
-                .and_then(|f| f.reason())
-                .unwrap_or("INACTIVE")
-        );
+        .map_err(|e| ecs_error(&format!("DescribeServices of {arn}"), &e))?
+    {
+        ServiceLookup::Found(service) => service,
+        ServiceLookup::Missing { reason } => bail!(
+            "{arn} was not found in account {} (ECS says {reason}): check the ARN; a service \
+             deleted since its restart cannot be entered",
+            id.account
+        ),
     };
-    let enabled = service.enable_execute_command();
+    let enabled = service.enable_execute_command;
     checks.push(Check::new(
         "service enableExecuteCommand",
         enabled,
@@ -158,32 +138,24 @@ async fn inspect(
     ));
 
     let listed = ecs
-        .list_tasks()
-        .cluster(&id.cluster)
-        .service_name(&id.service)
-        .desired_status(DesiredStatus::Running)
-        .send()
+        .running_task_arns(&id.cluster, &id.service)
         .await
         .map_err(|e| ecs_error(&format!("ListTasks of {arn}"), &e))?;
-    let tasks = if listed.task_arns().is_empty() {
-        Vec::new()
-    } else {
-        ecs.describe_tasks()
-            .cluster(&id.cluster)
-            .set_tasks(Some(listed.task_arns().iter().take(100).cloned().collect()))
-            .send()
-            .await
-            .map_err(|e| ecs_error(&format!("DescribeTasks of {arn}"), &e))?
-            .tasks()
-            .to_vec()
-    };
+    let tasks = ecs
+        .describe_tasks(&id.cluster, &listed)
+        .await
+        .map_err(|e| ecs_error(&format!("DescribeTasks of {arn}"), &e))?;
     let task = pick(&tasks, args.container.as_deref());
     checks.push(Check::new(
         "running task",
         task.is_some(),
         match &task {
-            Some(t) => format!("{} of {} running", t.task_arn().unwrap_or("?"), tasks.len()),
-            None => format!("none (desired {})", service.desired_count()),
+            Some(t) => format!(
+                "{} of {} running",
+                t.arn.as_deref().unwrap_or("?"),
+                tasks.len()
+            ),
+            None => format!("none (desired {})", service.desired),
         },
         || {
             format!(
@@ -197,12 +169,12 @@ async fn inspect(
         view.checks = checks;
         return Ok(view);
     };
-    let task_arn = task.task_arn().unwrap_or_default().to_owned();
+    let task_arn = task.arn.clone().unwrap_or_default();
     view.task_arn = Some(task_arn.clone());
     checks.push(Check::new(
         "task enableExecuteCommand",
-        task.enable_execute_command(),
-        task.enable_execute_command().to_string(),
+        task.enable_execute_command,
+        task.enable_execute_command.to_string(),
         || {
             format!(
                 "the task started before execute-command was enabled: replace it with \
@@ -211,20 +183,20 @@ async fn inspect(
         },
     ));
 
-    let names: Vec<&str> = task.containers().iter().filter_map(|c| c.name()).collect();
+    let names: Vec<&str> = task
+        .containers
+        .iter()
+        .filter_map(|c| c.name.as_deref())
+        .collect();
     let container = match &args.container {
-        Some(want) => task
-            .containers()
-            .iter()
-            .find(|c| c.name() == Some(want.as_str()))
-            .ok_or_else(|| {
-                anyhow!(
-                    "the task has no container {want}: its containers are {}; pass one of \
+        Some(want) => task.container(want).ok_or_else(|| {
+            anyhow!(
+                "the task has no container {want}: its containers are {}; pass one of \
                      them with --container",
-                    names.join(", ")
-                )
-            })?,
-        None => match task.containers() {
+                names.join(", ")
+            )
+        })?,
+        None => match task.containers.as_slice() {
             [only] => only,
             _ => bail!(
                 "the task has {} containers ({}): pass one with --container",
@@ -233,15 +205,12 @@ async fn inspect(
             ),
         },
     };
-    let name = container.name().unwrap_or_default().to_owned();
+    let name = container.name.clone().unwrap_or_default();
     view.container = Some(name.clone());
     let agent = container
-        .managed_agents()
-        .iter()
-        .find(|a| a.name().map(|n| n.as_str()) == Some(EXEC_AGENT))
-        .and_then(|a| a.last_status())
-        .unwrap_or("absent")
-        .to_owned();
+        .exec_agent
+        .clone()
+        .unwrap_or_else(|| "absent".to_owned());
     checks.push(Check::new(
         "exec agent running",
         agent == "RUNNING",
@@ -255,21 +224,15 @@ async fn inspect(
         },
     ));
 
-    let td = task.task_definition_arn().unwrap_or_default();
-    let def = ecs
-        .describe_task_definition()
+    let td = task.task_definition_arn.as_deref().unwrap_or_default();
+    let specs = ecs
         .task_definition(td)
-        .send()
         .await
         .map_err(|e| ecs_error(&format!("DescribeTaskDefinition of {td}"), &e))?;
-    let readonly = def
-        .task_definition()
-        .and_then(|d| {
-            d.container_definitions()
-                .iter()
-                .find(|c| c.name() == Some(name.as_str()))
-        })
-        .and_then(|c| c.readonly_root_filesystem())
+    let readonly = specs
+        .iter()
+        .find(|c| c.name.as_deref() == Some(name.as_str()))
+        .and_then(|c| c.readonly_root_filesystem)
         .unwrap_or(false);
     checks.push(Check::new(
         "writable root filesystem",
@@ -327,7 +290,7 @@ pub async fn run(settings: &Settings, args: &ConnectArgs) -> anyhow::Result<Exit
     };
     let role_arn = role.arn(&id.account);
     let sessions = AccountSessions::new(
-        aws_sdk_sts::Client::new(&settings.sdk),
+        sts_client(&settings.sdk),
         role,
         Arc::new(SystemClock),
         Arc::new(ApiCalls::default()),
@@ -339,11 +302,7 @@ pub async fn run(settings: &Settings, args: &ConnectArgs) -> anyhow::Result<Exit
             id.account
         )
     })?;
-    let config = aws_sdk_ecs::config::Builder::from(&settings.sdk)
-        .region(Region::new(id.region.clone()))
-        .credentials_provider(sessions.provider(&id.account))
-        .build();
-    let ecs = aws_sdk_ecs::Client::from_conf(config);
+    let ecs = EcsExec::new(&settings.sdk, &sessions, &id.account, &id.region);
     let mut view = inspect(settings, args, &id, &ecs).await?;
     let environment = vec![
         (

@@ -5,15 +5,17 @@
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use chrono::{DateTime, Utc};
+use restart_core::adapters::sfn::{ExecutionState, ExecutionStatus, Executions, Started};
+use restart_core::clock::SystemClock;
 use restart_core::ports::{CatalogStore, NightStore};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::aws::{ExecutionState, Executions, Started};
 use crate::cli::TriggerArgs;
 use crate::plan::service_id;
 use crate::render::print_json;
@@ -120,9 +122,15 @@ pub async fn run(settings: &Settings, args: &TriggerArgs) -> anyhow::Result<Exit
         }
         _ => bail!("name either --batch or --service"),
     };
-    let executions = Executions::new(&settings.sdk, state_machine);
+    let executions = Executions::new(&settings.sdk, state_machine, Arc::new(SystemClock));
     let name = execution_name(&what, Utc::now(), random());
-    let started = executions.start(&name, &input).await?;
+    let started = executions.start(&name, &input).await.map_err(|e| {
+        anyhow!(
+            "StartExecution on {state_machine} failed: {e}; check --state-machine-arn (the hub \
+             stack's output StateMachineArn), the region, and that your role may \
+             states:StartExecution"
+        )
+    })?;
     if !settings.json() {
         println!("Started {}\n  input: {input}", started.execution_arn);
     }
@@ -161,13 +169,18 @@ async fn wait(
     poll_seconds: u64,
     quiet: bool,
 ) -> anyhow::Result<ExecutionState> {
-    let mut last = String::new();
+    let mut last: Option<ExecutionStatus> = None;
     loop {
-        let state = executions.describe(arn).await?;
-        if state.status != last && !quiet {
+        let state = executions.describe(arn).await.map_err(|e| {
+            anyhow!(
+                "DescribeExecution of {arn} failed: {e}; the execution goes on, look at it in \
+                 the Step Functions console"
+            )
+        })?;
+        if last.as_ref() != Some(&state.status) && !quiet {
             eprintln!("{}  {}", Utc::now().format("%H:%M:%S"), state.status);
         }
-        last.clone_from(&state.status);
+        last = Some(state.status.clone());
         if !state.is_running() {
             return Ok(state);
         }

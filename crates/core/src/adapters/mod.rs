@@ -1,12 +1,15 @@
 //! AWS adapters: the only code that imports `aws_sdk_*`. Each implements a port of
-//! [`crate::ports`] and converts between SDK shapes and domain types. The `*_client`
-//! functions build SDK clients from the hub's settings, so that no function crate imports an
-//! SDK crate.
+//! [`crate::ports`] and converts between SDK shapes and domain types; the calls only on-call's
+//! `restartctl` makes (`sfn`, `ecs_exec`, `sts::caller_identity`) return domain types of their
+//! own. The `*_client` functions build SDK clients from the hub's settings, so that no function
+//! crate imports an SDK crate.
 
 pub mod config_aggregator;
 pub mod dynamodb;
 pub mod ecs;
+pub mod ecs_exec;
 pub mod sdk;
+pub mod sfn;
 pub mod sns;
 pub mod sts;
 

@@ -1,5 +1,6 @@
 //! `AccountSessions` with STS: AssumeRole into each member account, credentials cached per
-//! account and renewed before they expire (role chaining caps sessions at one hour).
+//! account and renewed before they expire (role chaining caps sessions at one hour). And who
+//! the caller is ([`caller_identity`], GetCallerIdentity).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{self, ProvideCredentials, error::CredentialsError};
+use aws_types::SdkConfig;
 use chrono::TimeDelta;
 use tokio::sync::Mutex;
 
@@ -14,7 +16,7 @@ use crate::clock::Clock;
 use crate::ids::AccountId;
 use crate::ports::DiscoveryError;
 
-use super::sdk::{discovery_error, to_chrono};
+use super::sdk::{discovery_error, sdk_message, to_chrono};
 
 /// Credentials are renewed when they have less than this left.
 pub const RENEW_BEFORE: TimeDelta = TimeDelta::minutes(5);
@@ -162,4 +164,38 @@ impl ProvideCredentials for AccountCredentials {
                 .map_err(CredentialsError::provider_error)
         })
     }
+}
+
+/// Who the caller is, as STS GetCallerIdentity tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerIdentity {
+    /// The IAM identity's ARN (a user, or an assumed role's session).
+    pub arn: String,
+    /// The caller's account, when STS said.
+    pub account: Option<String>,
+}
+
+/// Why STS could not say who the caller is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallerIdentityError {
+    /// The call failed (no credentials, invalid or expired ones, no network): the SDK's words.
+    #[error("GetCallerIdentity failed: {0}")]
+    Failed(String),
+    /// STS answered without an ARN.
+    #[error("GetCallerIdentity returned no ARN")]
+    NoArn,
+}
+
+/// The caller's identity from STS GetCallerIdentity, with the hub's SDK settings.
+pub async fn caller_identity(sdk: &SdkConfig) -> Result<CallerIdentity, CallerIdentityError> {
+    let out = aws_sdk_sts::Client::new(sdk)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| CallerIdentityError::Failed(sdk_message(&e)))?;
+    let arn = out.arn.ok_or(CallerIdentityError::NoArn)?;
+    Ok(CallerIdentity {
+        arn,
+        account: out.account,
+    })
 }
