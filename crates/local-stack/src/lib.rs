@@ -12,7 +12,7 @@
 //! `infra/`; [`night`] one execution and what it left; [`report`] the report and its checks.
 
 pub mod compress;
-mod http;
+pub mod http;
 pub mod infra;
 pub mod lambda_host;
 pub mod moto;
