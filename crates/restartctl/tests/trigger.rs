@@ -230,3 +230,25 @@ async fn wait_follows_the_execution_to_its_end() {
     assert!(stderr.contains("ABORTED"), "{stderr}");
     assert!(stdout.contains("Execution ABORTED"), "{stdout}");
 }
+
+#[tokio::test]
+async fn a_missing_state_machine_is_named_with_what_to_check() {
+    let f = Fixture::new().await;
+    let sm = state_machine().replace(":stateMachine:", ":stateMachine:missing-");
+    let err = fails(f.cmd().args([
+        "trigger",
+        "--batch",
+        "1",
+        "--night",
+        "2026-11-22",
+        "--state-machine-arn",
+        &sm,
+    ]));
+    assert!(
+        err.contains(&format!(
+            "StartExecution on {sm} failed: not found: StateMachineDoesNotExist"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("check --state-machine-arn"), "{err}");
+}
