@@ -32,7 +32,8 @@ pub const MAX_WINDOW_SECONDS: u64 = 12 * 3600;
 pub enum Align {
     /// At the minute boundary nearest to now.
     Nearest,
-    /// At the start of the current minute: the night begins at once (tests).
+    /// At the start of the current minute: the night begins at once (tests); in the second
+    /// half of the minute the window is a minute longer, so that it never ends within 30 s.
     CurrentMinute,
 }
 
@@ -59,12 +60,20 @@ impl Compression {
         );
         let minute = TimeDelta::minutes(1);
         let floor = now.duration_trunc(minute)?;
+        let late = now - floor >= TimeDelta::seconds(30);
+        let mut window_minutes = u32::try_from(window_seconds.div_ceil(60))?;
         let window_start = match align {
-            Align::CurrentMinute => floor,
-            Align::Nearest if now - floor >= TimeDelta::seconds(30) => floor + minute,
+            Align::Nearest if late => floor + minute,
             Align::Nearest => floor,
+            // The window must not end before inventory has run (it would take tomorrow's
+            // night): late in the minute, it lasts a minute more.
+            Align::CurrentMinute => {
+                if late {
+                    window_minutes += 1;
+                }
+                floor
+            }
         };
-        let window_minutes = u32::try_from(window_seconds.div_ceil(60))?;
         Ok(Compression {
             window_start,
             window_end: window_start + TimeDelta::minutes(i64::from(window_minutes)),
@@ -158,6 +167,9 @@ mod tests {
         assert_eq!(c.window_start, at("2026-12-01T10:01:00Z"));
         let c = Compression::new(60, at("2026-12-01T10:00:45Z"), Align::CurrentMinute).unwrap();
         assert_eq!(c.window_start, at("2026-12-01T10:00:00Z"));
+        assert_eq!(c.window_end, at("2026-12-01T10:02:00Z"));
+        let c = Compression::new(60, at("2026-12-01T10:00:10Z"), Align::CurrentMinute).unwrap();
+        assert_eq!(c.window_end, at("2026-12-01T10:01:00Z"));
     }
 
     #[test]
