@@ -670,3 +670,28 @@ async fn bad_input_is_refused_with_what_was_wrong() {
     assert_eq!(n.update_calls(), 0);
     n.sim.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn polls_space_out_once_only_slow_restarts_remain_but_never_past_the_timeout() {
+    // One service per batch (one cluster): the stuck one's batch has nothing else.
+    let n = Night::new(vec![svc("stuck-0", OnRestart::Stuck, 300)], &[]).await;
+    let r = n.restarter();
+    let batch = n.records().await["stuck-0"].batch.unwrap();
+    n.start(&r, batch).await.unwrap();
+
+    // Young: the poll interval (120 s in these tests).
+    n.advance(300);
+    assert_eq!(n.poll(&r, batch).await.wait_seconds, 120);
+    // Past a third of the 30-minute timeout: three intervals.
+    n.advance(300);
+    let p = n.poll(&r, batch).await;
+    assert_eq!((p.pending, p.wait_seconds), (1, 360));
+    // 100 s before the timeout: one interval, so the timeout is recorded on time.
+    n.advance(1_100);
+    assert_eq!(n.poll(&r, batch).await.wait_seconds, 120);
+    n.advance(120);
+    let p = n.poll(&r, batch).await;
+    assert!(p.done);
+    assert_eq!(n.records().await["stuck-0"].state, NightState::TimedOut);
+    n.sim.shutdown().await.unwrap();
+}
