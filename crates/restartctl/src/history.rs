@@ -10,6 +10,7 @@ use restart_core::outcome::NightState;
 use serde::Serialize;
 
 use crate::cli::HistoryArgs;
+use crate::night::HINT;
 use crate::plan::service_id;
 use crate::render::{duration, or_dash, print_json, table, utc_seconds};
 use crate::settings::Settings;
@@ -40,12 +41,7 @@ pub async fn run(settings: &Settings, args: &HistoryArgs) -> anyhow::Result<Exit
     let records = store
         .service_history(&id, args.nights)
         .await
-        .with_context(|| {
-            format!(
-                "reading {}'s history; check --table, --region and your credentials",
-                args.service
-            )
-        })?;
+        .with_context(|| format!("reading {}'s history; {HINT}", args.service))?;
     if records.is_empty() {
         anyhow::bail!(
             "{} has no night records in table {}: the orchestrator never planned it (records \

@@ -6,6 +6,7 @@
 //! - [`settings`]: configuration from flags with environment fallbacks, the SDK config, the
 //!   store, the default night.
 //! - [`aws`]: the few SDK calls only this CLI makes (Step Functions, STS GetCallerIdentity).
+//! - [`night`]: one night read from the table (plan, records, counters, kill switch).
 //! - one module per command: [`pause`], [`status`], [`plan`], [`history`], [`trigger`],
 //!   [`report`], [`connect`]; `local run` is `local_stack::run`.
 //!   [`render`] shares the table and JSON output.
@@ -17,6 +18,7 @@ pub mod aws;
 pub mod cli;
 pub mod connect;
 pub mod history;
+pub mod night;
 pub mod pause;
 pub mod plan;
 pub mod render;

@@ -16,6 +16,7 @@ use restart_core::ports::{NightStore, RestartStore};
 use serde::Serialize;
 
 use crate::cli::PlanArgs;
+use crate::night::{HINT, Plan};
 use crate::render::{local, or_dash, print_json, table, utc};
 use crate::settings::Settings;
 
@@ -204,13 +205,12 @@ pub fn service_id(arn: &ServiceArn) -> anyhow::Result<ServiceId> {
 pub async fn run(settings: &Settings, args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let night = settings.night(args.night);
     let store = settings.store()?;
-    let hint = "check --table, --region and your credentials";
     if let Some(arn) = &args.service {
         let id = service_id(arn)?;
         let r = store
             .find_record(night, &id)
             .await
-            .with_context(|| format!("reading {arn}'s record of night {night}; {hint}"))?
+            .with_context(|| format!("reading {arn}'s record of night {night}; {HINT}"))?
             .ok_or_else(|| {
                 anyhow!(
                     "{arn} is not in night {night}'s plan (planned or skipped): inventory did not \
@@ -256,15 +256,8 @@ pub async fn run(settings: &Settings, args: &PlanArgs) -> anyhow::Result<ExitCod
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let summary = store
-        .plan_summary(night)
-        .await
-        .with_context(|| format!("reading night {night}'s plan; {hint}"))?;
-    let batches = store
-        .read_batches(night)
-        .await
-        .with_context(|| format!("reading night {night}'s batches; {hint}"))?;
-    if summary.is_none() && batches.is_empty() {
+    let plan = Plan::read(&store, night).await?;
+    if plan.summary.is_none() && plan.batches.is_empty() {
         anyhow::bail!(
             "night {night} has no plan in table {}: the batcher writes it when the night's \
              execution starts (window {}). Pick another night with --night.",
@@ -275,8 +268,8 @@ pub async fn run(settings: &Settings, args: &PlanArgs) -> anyhow::Result<ExitCod
     let records = store
         .read_night(night)
         .await
-        .with_context(|| format!("reading night {night}'s records; {hint}"))?;
-    let view = PlanView::build(settings, night, summary, &batches, &records);
+        .with_context(|| format!("reading night {night}'s records; {HINT}"))?;
+    let view = PlanView::build(settings, night, plan.summary, &plan.batches, &records);
     if settings.json() {
         print_json(&view)?;
     } else {

@@ -12,11 +12,11 @@ use chrono_tz::Tz;
 use restart_core::night::{Halt, NightRecord, Pause, PlanSummary};
 use restart_core::outcome::NightState;
 use restart_core::planner::PlannedBatch;
-use restart_core::ports::{NightStore, RestartStore};
 use restart_core::window::NightWindow;
 use serde::Serialize;
 
 use crate::cli::ReportArgs;
+use crate::night::NightData;
 use crate::render::{duration, local, print_json, utc_seconds};
 use crate::settings::Settings;
 
@@ -411,44 +411,24 @@ pub struct Written {
 pub async fn run(settings: &Settings, args: &ReportArgs) -> anyhow::Result<ExitCode> {
     let night = settings.night(args.night);
     let store = settings.store()?;
-    let hint = "check --table, --region and your credentials";
-    let plan = store
-        .plan_summary(night)
-        .await
-        .with_context(|| format!("reading night {night}'s plan; {hint}"))?;
-    let batches = store
-        .read_batches(night)
-        .await
-        .with_context(|| format!("reading night {night}'s batches; {hint}"))?;
-    let records = store
-        .read_night(night)
-        .await
-        .with_context(|| format!("reading night {night}'s records; {hint}"))?;
-    if plan.is_none() && batches.is_empty() && records.is_empty() {
+    let data = NightData::read(&store, night).await?;
+    if data.is_empty() {
         anyhow::bail!(
             "night {night} has no plan in table {}: there is nothing to report. Pick another \
              night with --night",
             store.table()
         );
     }
-    let status = store
-        .night_status(night)
-        .await
-        .with_context(|| format!("reading night {night}'s summary; {hint}"))?;
-    let paused = store
-        .pause()
-        .await
-        .with_context(|| format!("reading the kill switch; {hint}"))?;
     let page = Night {
         night,
         window: settings.window.night(night),
         tz: settings.window.timezone(),
         window_label: settings.window.to_string(),
-        plan,
-        batches,
-        records,
-        halted: status.halted,
-        paused,
+        plan: data.plan.summary,
+        batches: data.plan.batches,
+        records: data.records,
+        halted: data.status.halted,
+        paused: data.paused,
         generated_at: Utc::now(),
     }
     .html();

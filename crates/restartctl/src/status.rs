@@ -6,17 +6,16 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use restart_core::eligibility::SkipReason;
 use restart_core::night::{Halt, NightRecord, Pause, PlanSummary};
 use restart_core::outcome::NightState;
 use restart_core::planner::PlannedBatch;
-use restart_core::ports::{NightStore, RestartStore};
 use serde::Serialize;
 
 use crate::cli::StatusArgs;
+use crate::night::NightData;
 use crate::render::{local, or_dash, print_json, table, utc_seconds};
 use crate::settings::Settings;
 
@@ -249,28 +248,8 @@ impl StatusView {
 /// Reads the night from the table.
 pub async fn read(settings: &Settings, night: NaiveDate) -> anyhow::Result<StatusView> {
     let store = settings.store()?;
-    let hint = "check --table, --region and your credentials";
-    let plan = store
-        .plan_summary(night)
-        .await
-        .with_context(|| format!("reading night {night}'s plan; {hint}"))?;
-    let batches = store
-        .read_batches(night)
-        .await
-        .with_context(|| format!("reading night {night}'s batches; {hint}"))?;
-    let records = store
-        .read_night(night)
-        .await
-        .with_context(|| format!("reading night {night}'s records; {hint}"))?;
-    let status = store
-        .night_status(night)
-        .await
-        .with_context(|| format!("reading night {night}'s summary; {hint}"))?;
-    let paused = store
-        .pause()
-        .await
-        .with_context(|| format!("reading the kill switch; {hint}"))?;
-    if plan.is_none() && batches.is_empty() && records.is_empty() {
+    let data = NightData::read(&store, night).await?;
+    if data.is_empty() {
         anyhow::bail!(
             "night {night} has no plan in table {}: the batcher writes it when the night's \
              execution starts (window {}). Pick another night with --night, or look at \
@@ -281,11 +260,11 @@ pub async fn read(settings: &Settings, night: NaiveDate) -> anyhow::Result<Statu
     }
     Ok(StatusView::build(
         night,
-        plan,
-        &batches,
-        &records,
-        status.halted,
-        paused,
+        data.plan.summary,
+        &data.plan.batches,
+        &data.records,
+        data.status.halted,
+        data.paused,
     ))
 }
 
