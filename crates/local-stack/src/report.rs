@@ -341,30 +341,8 @@ impl NightReport {
             }
         );
         let st = &self.sim_stats;
-        let total_calls: u64 = st
-            .get("calls")
-            .and_then(|c| c.as_object())
-            .map(|accounts| {
-                accounts
-                    .values()
-                    .filter_map(|a| a.as_object())
-                    .flat_map(|a| a.values())
-                    .filter_map(serde_json::Value::as_u64)
-                    .sum()
-            })
-            .unwrap_or(0);
-        let throttled: u64 = st
-            .get("throttled")
-            .and_then(|c| c.as_object())
-            .map(|accounts| {
-                accounts
-                    .values()
-                    .filter_map(|a| a.as_object())
-                    .flat_map(|a| a.values())
-                    .filter_map(serde_json::Value::as_u64)
-                    .sum()
-            })
-            .unwrap_or(0);
+        let total_calls = sum_per_account(st, "calls");
+        let throttled = sum_per_account(st, "throttled");
         let max_inflight = st
             .get("max_inflight_per_cluster")
             .and_then(|c| c.as_object())
@@ -390,4 +368,20 @@ impl NightReport {
         }
         s
     }
+}
+
+/// The sum of fleet-sim's `{account: {action: n}}` counters under `key` in `/_sim/stats`.
+fn sum_per_account(stats: &serde_json::Value, key: &str) -> u64 {
+    stats
+        .get(key)
+        .and_then(|c| c.as_object())
+        .map(|accounts| {
+            accounts
+                .values()
+                .filter_map(|a| a.as_object())
+                .flat_map(|a| a.values())
+                .filter_map(serde_json::Value::as_u64)
+                .sum()
+        })
+        .unwrap_or(0)
 }
