@@ -55,8 +55,11 @@ pub mod aws;
 /// poll (the state machine waits in between; nothing here waits for a deployment).
 pub const START_BUDGET: Duration = Duration::from_secs(10);
 
-/// How many clusters are worked on at once (calls stay paced per account and region).
-const CLUSTER_CONCURRENCY: usize = 32;
+/// How many clusters are worked on at once. Calls stay paced per account and region, so this
+/// only bounds the tasks waiting for their account's tokens: a cluster keeps its slot while it
+/// waits, and with too few slots the accounts' waits add up instead of overlapping (32 slots:
+/// batch starts at 1.7× the pacing floor in the night benchmark; 128: see docs/performance.md).
+const CLUSTER_CONCURRENCY: usize = 128;
 
 /// The longest wait between two polls, in poll intervals, once only slow restarts remain.
 pub const SLOW_POLL_FACTOR: i32 = 3;
@@ -404,12 +407,12 @@ where
     }
 
     /// How long the state machine waits before the next poll: the poll interval while any
-    /// restart pending is young (or a service waits to start); once every pending restart has
-    /// run longer than a third of the timeout (a slow or stuck deployment), up to
-    /// `SLOW_POLL_FACTOR` intervals, never past the earliest timeout. A stuck deployment in a
-    /// batch then costs the state machine about 17 polls instead of 30 at the defaults, which
-    /// keeps a 36-batch night under 3,000 state transitions; slow restarts are recorded at most
-    /// `SLOW_POLL_FACTOR` intervals after they finish.
+    /// restart pending is younger than two thirds of the timeout (or a service waits to start);
+    /// once every pending restart has run longer (a slow or stuck deployment), up to
+    /// `SLOW_POLL_FACTOR` intervals, never past the earliest timeout. At the defaults a stuck
+    /// deployment then costs its batch 24 polls instead of 30, which keeps a 36-batch night
+    /// under 3,000 state transitions even with a stuck restart in every batch; only restarts
+    /// that finish after 20 of their 30 minutes may be recorded more than one interval late.
     fn poll_wait(&self, records: &[NightRecord]) -> u64 {
         let interval = self.config.poll_interval;
         let timeout = self.config.restart_timeout;
@@ -417,7 +420,7 @@ where
         let mut earliest: Option<DateTime<Utc>> = None;
         for r in records.iter().filter(|r| !r.state.is_terminal()) {
             match (r.state, r.started_at) {
-                (NightState::Started, Some(at)) if now - at >= timeout / 3 => {
+                (NightState::Started, Some(at)) if now - at >= timeout * 2 / 3 => {
                     earliest = Some(earliest.map_or(at, |e| e.min(at)));
                 }
                 _ => return seconds(interval),

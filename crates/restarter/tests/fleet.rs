@@ -679,15 +679,17 @@ async fn polls_space_out_once_only_slow_restarts_remain_but_never_past_the_timeo
     let batch = n.records().await["stuck-0"].batch.unwrap();
     n.start(&r, batch).await.unwrap();
 
-    // Young: the poll interval (120 s in these tests).
+    // Young: the poll interval (120 s in these tests), also at 19 minutes.
     n.advance(300);
     assert_eq!(n.poll(&r, batch).await.wait_seconds, 120);
-    // Past a third of the 30-minute timeout: three intervals.
-    n.advance(300);
+    n.advance(840);
+    assert_eq!(n.poll(&r, batch).await.wait_seconds, 120);
+    // Past two thirds of the 30-minute timeout: three intervals.
+    n.advance(60);
     let p = n.poll(&r, batch).await;
     assert_eq!((p.pending, p.wait_seconds), (1, 360));
     // 100 s before the timeout: one interval, so the timeout is recorded on time.
-    n.advance(1_100);
+    n.advance(500);
     assert_eq!(n.poll(&r, batch).await.wait_seconds, 120);
     n.advance(120);
     let p = n.poll(&r, batch).await;
