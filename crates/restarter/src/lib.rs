@@ -757,16 +757,13 @@ where
                             .tag(&r.arn, &self.config.tag_key, &restart_tag_value(at))
                             .await
                     };
-                    {
-                        if let Err(e) = tagged {
-                            if matches!(e, ControlError::Throttled(_) | ControlError::Transient(_))
-                            {
-                                tracing::warn!(service = %r.id, error = %e, "tagging failed; the next poll tries again");
-                                continue;
-                            }
-                            tracing::error!(service = %r.id, error = %e, "the restart completed but the tag could not be written");
-                            tally.tag_failures += 1;
+                    if let Err(e) = tagged {
+                        if matches!(e, ControlError::Throttled(_) | ControlError::Transient(_)) {
+                            tracing::warn!(service = %r.id, error = %e, "tagging failed; the next poll tries again");
+                            continue;
                         }
+                        tracing::error!(service = %r.id, error = %e, "the restart completed but the tag could not be written");
+                        tally.tag_failures += 1;
                     }
                     let at = at.max(started_at);
                     NightRecord {
