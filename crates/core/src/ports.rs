@@ -295,7 +295,8 @@ pub trait RestartStore: NightStore {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
-/// Why a call to ECS in a member account failed.
+/// Why a call that acts on AWS failed: ECS in a member account, or Step Functions in the hub
+/// (`adapters::sfn`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ControlError {
     /// The account cannot be entered or the role may not do this.

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 
 use crate::clock::Clock;
-use crate::ports::DiscoveryError;
+use crate::ports::{ControlError, DiscoveryError};
 
 use super::sdk::{discovery_error, error_code, sdk_message, to_chrono};
 
@@ -102,30 +102,6 @@ impl ExecutionState {
     }
 }
 
-/// Why a Step Functions call failed, as the caller decides on it. Each carries the SDK's words.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ExecutionError {
-    /// The state machine or the execution does not exist (or its ARN is malformed).
-    #[error("not found: {0}")]
-    NotFound(String),
-    /// Step Functions refused the request: a bad name or input, an execution of that name
-    /// already, too many executions running, a state machine being deleted.
-    #[error("refused: {0}")]
-    Refused(String),
-    /// The caller may not do this (or its credentials are not valid).
-    #[error("access denied: {0}")]
-    AccessDenied(String),
-    /// Still throttled after the SDK's retries.
-    #[error("throttled: {0}")]
-    Throttled(String),
-    /// No answer (network, timeout) after the SDK's retries.
-    #[error("{0}")]
-    Transient(String),
-    /// An answer we do not understand.
-    #[error("unexpected answer: {0}")]
-    Unexpected(String),
-}
-
 /// Error codes that mean the state machine or execution is not there.
 const NOT_FOUND: &[&str] = &[
     "StateMachineDoesNotExist",
@@ -146,22 +122,22 @@ const REFUSED: &[&str] = &[
 ];
 
 /// Classifies an SDK error of a Step Functions call.
-fn execution_error<E, R>(err: &SdkError<E, R>) -> ExecutionError
+fn execution_error<E, R>(err: &SdkError<E, R>) -> ControlError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: fmt::Debug,
 {
     let message = sdk_message(err);
     match error_code(err) {
-        Some(code) if NOT_FOUND.contains(&code) => ExecutionError::NotFound(message),
-        Some(code) if REFUSED.contains(&code) => ExecutionError::Refused(message),
-        Some("KmsAccessDeniedException") => ExecutionError::AccessDenied(message),
-        Some("KmsThrottlingException") => ExecutionError::Throttled(message),
+        Some(code) if NOT_FOUND.contains(&code) => ControlError::NotFound(message),
+        Some(code) if REFUSED.contains(&code) => ControlError::Refused(message),
+        Some("KmsAccessDeniedException") => ControlError::AccessDenied(message),
+        Some("KmsThrottlingException") => ControlError::Throttled(message),
         _ => match discovery_error("", err) {
-            DiscoveryError::AccessDenied(_) => ExecutionError::AccessDenied(message),
-            DiscoveryError::Throttled(_) => ExecutionError::Throttled(message),
-            DiscoveryError::Transient(_) => ExecutionError::Transient(message),
-            DiscoveryError::Unexpected(_) => ExecutionError::Unexpected(message),
+            DiscoveryError::AccessDenied(_) => ControlError::AccessDenied(message),
+            DiscoveryError::Throttled(_) => ControlError::Throttled(message),
+            DiscoveryError::Transient(_) => ControlError::Transient(message),
+            DiscoveryError::Unexpected(_) => ControlError::Unexpected(message),
         },
     }
 }
@@ -195,7 +171,7 @@ impl Executions {
         &self,
         name: &str,
         input: &serde_json::Value,
-    ) -> Result<Started, ExecutionError> {
+    ) -> Result<Started, ControlError> {
         let out = self
             .client
             .start_execution()
@@ -214,7 +190,7 @@ impl Executions {
     }
 
     /// DescribeExecution: where the execution stands, its output once it has one.
-    pub async fn describe(&self, execution_arn: &str) -> Result<ExecutionState, ExecutionError> {
+    pub async fn describe(&self, execution_arn: &str) -> Result<ExecutionState, ControlError> {
         let out = self
             .client
             .describe_execution()
