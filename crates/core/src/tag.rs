@@ -88,10 +88,8 @@ impl TagState {
         if v.eq_ignore_ascii_case("disabled") {
             return Self::OptedOut;
         }
-        if v.len() > SNOOZE_PREFIX.len()
-            && v[..SNOOZE_PREFIX.len()].eq_ignore_ascii_case(SNOOZE_PREFIX)
-        {
-            return match NaiveDate::parse_from_str(&v[SNOOZE_PREFIX.len()..], "%Y-%m-%d") {
+        if let Some(date) = strip_prefix_ignore_ascii_case(v, SNOOZE_PREFIX) {
+            return match NaiveDate::parse_from_str(date, "%Y-%m-%d") {
                 Ok(until) if today < until => Self::Snoozed { until },
                 Ok(_) => Self::Enrolled { last_restart: None },
                 Err(_) => Self::Malformed {
@@ -131,6 +129,14 @@ impl TagState {
             _ => None,
         }
     }
+}
+
+/// `s` without `prefix` when it starts with it, ASCII case ignored. Splits only at a character
+/// boundary, so a multi-byte character straddling the prefix's length is simply no match (tag
+/// values are Unicode; slicing by bytes would panic on them).
+fn strip_prefix_ignore_ascii_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let (head, rest) = s.split_at_checked(prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then_some(rest)
 }
 
 /// The value written to the tag after a verified restart: RFC 3339, UTC, seconds precision.
@@ -224,6 +230,58 @@ mod tests {
                 },
                 "{v:?}"
             );
+        }
+    }
+
+    #[test]
+    fn unicode_values_never_panic_and_are_malformed() {
+        // Each has a multi-byte character across byte 11, the length of `skip-until:`.
+        for v in [
+            "pas-de-redémarrage",
+            "skip-untilé2026-12-01",
+            "再起動しないでください",
+            "２０２６-１１-２２T０２:４１:０７Z",
+            "skip-until:２０２６-１２-０１",
+            "disabled🙂",
+        ] {
+            assert_eq!(
+                parse(Some(v)),
+                TagState::Malformed {
+                    value: v.to_owned()
+                },
+                "{v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn snooze_keyword_is_case_insensitive() {
+        let until = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        assert_eq!(
+            parse(Some(" SKIP-UNTIL:2026-12-01 ")),
+            TagState::Snoozed { until }
+        );
+    }
+
+    proptest::proptest! {
+        /// Any string: no panic, and only `malformed` keeps a value, which is the raw one.
+        #[test]
+        fn any_value_parses_without_panic(v in proptest::prelude::any::<String>()) {
+            match parse(Some(&v)) {
+                TagState::Malformed { value } => proptest::prop_assert_eq!(value, v),
+                TagState::Untagged => proptest::prop_assert!(false, "a present tag is never untagged"),
+                _ => {}
+            }
+        }
+
+        /// Text shaped like the keywords, with arbitrary Unicode around and inside them.
+        #[test]
+        fn keyword_like_values_never_panic(
+            head in "(?i)(skip-until:|skip-unti|enabled|disabled|)",
+            tail in "\\PC{0,24}",
+        ) {
+            let v = format!("{head}{tail}");
+            let _ = parse(Some(&v));
         }
     }
 
