@@ -325,6 +325,11 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// How an error message quotes its input.
+    fn quote(s: &str) -> String {
+        format!("{s:?}")
+    }
+
     #[test]
     fn long_service_arn_round_trips() {
         let s = "arn:aws:ecs:eu-west-1:111111111111:service/payments/api";
@@ -399,7 +404,145 @@ mod tests {
         assert!(serde_json::from_str::<AccountId>("\"12\"").is_err());
     }
 
+    /// Text that looks more or less like an ECS ARN: each field valid, or anything.
+    fn arn_like() -> impl Strategy<Value = String> {
+        let field = |valid: &'static str| prop_oneof![3 => valid, 1 => "\\PC{0,6}"];
+        (
+            field("arn"),
+            field("aws(-[a-z]{1,6})?"),
+            field("ecs"),
+            field("[a-z]{2}(-[a-z]{1,9}){1,2}-[0-9]{1,2}"),
+            field("[0-9]{12}"),
+            field("(service|cluster)"),
+            field("[A-Za-z0-9_-]{1,12}"),
+            prop::option::of(field("[A-Za-z0-9_-]{1,12}")),
+            prop::sample::select(vec![":", "/", "::", "", "é"]),
+        )
+            .prop_map(|(arn, p, svc, region, account, kind, a, b, sep)| {
+                let mut s = format!("{arn}:{p}:{svc}:{region}:{account}:{kind}{sep}{a}");
+                if let Some(b) = b {
+                    s.push('/');
+                    s.push_str(&b);
+                }
+                s
+            })
+    }
+
+    /// Every parser of this module on `s`: a value or an error quoting the input, never a
+    /// panic; what parses prints back as it was given.
+    fn parse_all(s: &str) -> Result<(), TestCaseError> {
+        match s.parse::<AccountId>() {
+            Ok(a) => prop_assert_eq!(a.as_str(), s),
+            Err(e) => prop_assert!(e.to_string().contains(&quote(s))),
+        }
+        match s.parse::<ServiceArn>() {
+            Ok(arn) => {
+                prop_assert_eq!(arn.to_string(), s);
+                prop_assert_eq!(ServiceId::from_arn(&arn).is_none(), arn.is_old_format());
+            }
+            Err(e) => prop_assert!(e.to_string().contains(&quote(s))),
+        }
+        match s.parse::<ClusterArn>() {
+            Ok(arn) => prop_assert_eq!(arn.to_string(), s),
+            Err(e) => prop_assert!(e.to_string().contains(&quote(s))),
+        }
+        // The same through serde, as an event or a table item gives them.
+        let json = serde_json::json!(s);
+        let _ = serde_json::from_value::<AccountId>(json.clone());
+        let _ = serde_json::from_value::<ServiceArn>(json.clone());
+        let _ = serde_json::from_value::<ClusterArn>(json);
+        Ok(())
+    }
+
+    #[test]
+    fn unicode_in_names_is_refused_not_mangled() {
+        for s in [
+            "arn:aws:ecs:eu-west-1:111111111111:service/paiements/api-é",
+            "arn:aws:ecs:eu-west-1:111111111111:service/決済/api",
+            "arn:aws:ecs:eu-west-1:111111111111:service/pay\u{301}/api",
+            "arn:aws:ecs:eu-west-1:１１１１１１１１１１１１:service/pay/api",
+            "arn:aws:ecs:eu-west-1:111111111111:service/pay/🚀",
+            "arn:aws:ecs:eu-west-１:111111111111:service/pay/api",
+        ] {
+            let err = s.parse::<ServiceArn>().unwrap_err().to_string();
+            assert!(err.contains(&format!("{s:?}")), "{err}");
+        }
+        assert!("１１１１１１１１１１１１".parse::<AccountId>().is_err());
+        assert!("11111111111é".parse::<AccountId>().is_err());
+    }
+
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn parsing_any_text_never_panics(s in any::<String>()) {
+            parse_all(&s)?;
+        }
+
+        #[test]
+        fn parsing_printable_unicode_never_panics(s in "\\PC*") {
+            parse_all(&s)?;
+        }
+
+        #[test]
+        fn parsing_any_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..96)) {
+            parse_all(&String::from_utf8_lossy(&bytes))?;
+        }
+
+        #[test]
+        fn parsing_arn_like_text_never_panics(s in arn_like()) {
+            parse_all(&s)?;
+        }
+
+        #[test]
+        fn any_valid_service_arn_round_trips(
+            partition in "aws(-[a-z]{1,6})?",
+            region in "[a-z]{2}(-[a-z]{1,9}){1,2}-[0-9]{1,2}",
+            account in "[0-9]{12}",
+            cluster in prop::option::of("[A-Za-z0-9_-]{1,255}"),
+            service in "[A-Za-z0-9_-]{1,255}",
+        ) {
+            let arn = ServiceArn {
+                partition,
+                region,
+                account: account.parse().unwrap(),
+                cluster,
+                service,
+            };
+            let parsed: ServiceArn = arn.to_string().parse().unwrap();
+            prop_assert_eq!(&parsed, &arn);
+            let json = serde_json::to_value(&arn).unwrap();
+            prop_assert_eq!(serde_json::from_value::<ServiceArn>(json).unwrap(), arn.clone());
+            match ServiceId::from_arn(&parsed) {
+                Some(id) => prop_assert_eq!(id.arn(&arn.partition), arn),
+                None => prop_assert!(arn.is_old_format()),
+            }
+        }
+
+        #[test]
+        fn any_valid_cluster_arn_round_trips(
+            partition in "aws(-[a-z]{1,6})?",
+            region in "[a-z]{2}(-[a-z]{1,9}){1,2}-[0-9]{1,2}",
+            account in "[0-9]{12}",
+            cluster in "[A-Za-z0-9_-]{1,255}",
+        ) {
+            let arn = ClusterArn { partition, region, account: account.parse().unwrap(), cluster };
+            prop_assert_eq!(arn.to_string().parse::<ClusterArn>().unwrap(), arn);
+        }
+
+        #[test]
+        fn names_over_255_or_outside_the_charset_are_refused(
+            long in "[A-Za-z0-9_-]{256,300}",
+            odd in "[A-Za-z0-9_-]{0,5}[^A-Za-z0-9_/-][A-Za-z0-9_-]{0,5}",
+        ) {
+            for name in [long, odd] {
+                let s = format!("arn:aws:ecs:eu-west-1:111111111111:service/c/{name}");
+                prop_assert!(s.parse::<ServiceArn>().is_err(), "{}", s);
+                let s = format!("arn:aws:ecs:eu-west-1:111111111111:cluster/{name}");
+                prop_assert!(s.parse::<ClusterArn>().is_err(), "{}", s);
+            }
+        }
+
         #[test]
         fn any_valid_service_id_round_trips_through_its_arn(
             account in "[0-9]{12}",

@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Offset, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -97,31 +97,69 @@ impl RestartWindow {
     }
 
     /// The night in progress at `now`, or, between windows, the next one to begin.
+    ///
+    /// Looks at three nights at most for any `now`; past the last night chrono can hold (see
+    /// `latest()`) it returns that night's window although it has ended.
     pub fn night_at(&self, now: DateTime<Utc>) -> NightWindow {
-        let local = now.with_timezone(&self.tz).date_naive();
+        // Not `now.with_timezone(..).date_naive()`: it panics when the local time is past
+        // chrono's last instant (east of UTC at the very end of the calendar).
+        let utc = now.naive_utc();
+        let offset = self.tz.offset_from_utc_datetime(&utc).fix();
+        let local = utc
+            .checked_add_offset(offset)
+            .map_or(utc.date(), |t| t.date());
         let mut day = local.pred_opt().unwrap_or(local);
         loop {
             let w = self.night(day);
-            if now < w.end {
-                return w;
+            match day.succ_opt() {
+                Some(next) if now >= w.end && w.end < latest() => day = next,
+                _ => return w,
             }
-            day = day.succ_opt().unwrap_or(day);
         }
     }
 
-    /// The instant of a wall-clock time on a local date, through DST gaps and overlaps.
+    /// The instant of a wall-clock time on a local date, through DST gaps and overlaps,
+    /// kept between `earliest()` and `latest()`.
     fn resolve(&self, date: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
         let mut local = date.and_time(time);
+        let mut found = None;
         // A gap lasts at most a few hours; step through it a minute at a time.
         for _ in 0..=24 * 60 {
             if let Some(t) = self.tz.from_local_datetime(&local).earliest() {
-                return t.with_timezone(&Utc);
+                found = Some(t.with_timezone(&Utc));
+                break;
             }
-            local += TimeDelta::minutes(1);
+            // At chrono's last minute there is nothing after the gap to step to.
+            match local.checked_add_signed(TimeDelta::minutes(1)) {
+                Some(next) => local = next,
+                None => break,
+            }
         }
-        // Unreachable for real timezones; fall back to reading the time as UTC.
-        Utc.from_utc_datetime(&date.and_time(time))
+        // None is unreachable for real timezones, except for a local time that has no UTC
+        // instant at the very ends of chrono's range: read the time as UTC then.
+        found
+            .unwrap_or_else(|| Utc.from_utc_datetime(&date.and_time(time)))
+            .clamp(earliest(), latest())
     }
+}
+
+/// How far from chrono's limits a night's instants are kept, so that adding a restart timeout,
+/// batch offsets or a cooldown to them never overflows.
+const MARGIN_DAYS: i64 = 4_000;
+
+/// The earliest instant of any [`NightWindow`]: 4,000 days after the first one chrono knows.
+fn earliest() -> DateTime<Utc> {
+    DateTime::<Utc>::MIN_UTC
+        .checked_add_signed(TimeDelta::days(MARGIN_DAYS))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// The latest instant of any [`NightWindow`]: 4,000 days before the last one chrono knows.
+/// Nights that far out (year 262,131 and later) are nonsense, but must not panic.
+fn latest() -> DateTime<Utc> {
+    DateTime::<Utc>::MAX_UTC
+        .checked_sub_signed(TimeDelta::days(MARGIN_DAYS))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 impl fmt::Display for RestartWindow {
@@ -139,7 +177,13 @@ impl fmt::Display for RestartWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{Datelike, Timelike};
     use proptest::prelude::*;
+
+    /// How an error message quotes its input.
+    fn quote(s: &str) -> String {
+        format!("{s:?}")
+    }
 
     fn window(start: &str, end: &str, tz: &str) -> RestartWindow {
         RestartWindow::new(
@@ -263,7 +307,114 @@ mod tests {
         );
     }
 
+    /// Any date chrono knows, the ends included.
+    fn any_date() -> impl Strategy<Value = NaiveDate> {
+        prop_oneof![
+            1 => Just(NaiveDate::MIN),
+            1 => Just(NaiveDate::MAX),
+            8 => (NaiveDate::MIN.num_days_from_ce()..=NaiveDate::MAX.num_days_from_ce())
+                .prop_map(|d| NaiveDate::from_num_days_from_ce_opt(d).unwrap()),
+        ]
+    }
+
+    /// Any instant chrono knows, the ends included.
+    fn any_instant() -> impl Strategy<Value = DateTime<Utc>> {
+        prop_oneof![
+            1 => Just(DateTime::<Utc>::MIN_UTC),
+            1 => Just(DateTime::<Utc>::MAX_UTC),
+            8 => (DateTime::<Utc>::MIN_UTC.timestamp()..=DateTime::<Utc>::MAX_UTC.timestamp())
+                .prop_map(|s| DateTime::from_timestamp(s, 0).unwrap()),
+        ]
+    }
+
+    fn any_tz() -> impl Strategy<Value = Tz> {
+        prop::sample::select(chrono_tz::TZ_VARIANTS.to_vec())
+    }
+
+    fn any_time() -> impl Strategy<Value = NaiveTime> {
+        (0u32..86_400).prop_map(|s| NaiveTime::from_num_seconds_from_midnight_opt(s, 0).unwrap())
+    }
+
+    #[test]
+    fn the_ends_of_the_calendar_do_not_panic() {
+        let rw = window("22:00", "04:00", "Pacific/Kiritimati");
+        for night in [NaiveDate::MIN, NaiveDate::MAX] {
+            let w = rw.night(night);
+            assert_eq!(w.night, night);
+            // Whatever a handler adds to the window (timeout, batch offsets) stays in range.
+            assert!(w.end.checked_add_signed(TimeDelta::days(3_650)).is_some());
+            assert!(w.start.checked_sub_signed(TimeDelta::days(3_650)).is_some());
+        }
+        // Past the last night chrono can hold, the last one is returned, ended.
+        let w = rw.night_at(DateTime::<Utc>::MAX_UTC);
+        assert_eq!(w.end, latest());
+        let w = window("00:00", "06:00", "America/Adak").night_at(DateTime::<Utc>::MIN_UTC);
+        assert!(w.night <= NaiveDate::MIN.succ_opt().unwrap());
+    }
+
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any text for WINDOW_START / WINDOW_END / TIMEZONE (and their restartctl flags) is a
+        /// value or an error that quotes it, never a panic.
+        #[test]
+        fn time_and_timezone_parsing_never_panics(s in any::<String>(), t in "\\PC*") {
+            for input in [&s, &t] {
+                match parse_time_of_day(input) {
+                    Ok(time) => prop_assert_eq!(time.nanosecond(), 0),
+                    Err(e) => prop_assert!(e.to_string().contains(&quote(input))),
+                }
+                if let Err(e) = parse_timezone(input) {
+                    prop_assert!(e.to_string().contains(&quote(input)));
+                }
+            }
+        }
+
+        #[test]
+        fn time_parsing_of_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..16)) {
+            let s = String::from_utf8_lossy(&bytes);
+            let _ = parse_time_of_day(&s);
+            let _ = parse_timezone(&s);
+        }
+
+        #[test]
+        fn every_valid_time_of_day_parses(h in 0u32..24, m in 0u32..60, pad in "[ \\t]{0,2}") {
+            let t = parse_time_of_day(&format!("{pad}{h:02}:{m:02}{pad}")).unwrap();
+            prop_assert_eq!(t, NaiveTime::from_hms_opt(h, m, 0).unwrap());
+        }
+
+        /// A night's date as an event gives it (`"night": "..."`): any text parses to a date
+        /// or fails, and any date chrono accepts gives a window without panicking, with
+        /// instants far enough from chrono's limits for the handlers' arithmetic.
+        #[test]
+        fn any_night_gives_a_window(
+            text in "[+-]?[0-9]{1,7}-[0-9]{1,2}-[0-9]{1,2}|\\PC{0,12}",
+            night in any_date(),
+            tz in any_tz(),
+            start in any_time(),
+            end in any_time(),
+        ) {
+            prop_assume!(start != end);
+            let rw = RestartWindow::new(start, end, tz).unwrap();
+            let parsed = serde_json::from_value::<NaiveDate>(serde_json::json!(text)).ok();
+            for night in [Some(night), parsed].into_iter().flatten() {
+                let w = rw.night(night);
+                prop_assert_eq!(w.night, night);
+                prop_assert!(w.end.checked_add_signed(TimeDelta::days(3_650)).is_some());
+                prop_assert!(w.start.checked_sub_signed(TimeDelta::days(3_650)).is_some());
+                let _ = w.length();
+            }
+        }
+
+        /// Any instant (a clock gone wrong included) gives a night and never loops forever.
+        #[test]
+        fn night_at_any_instant_ends(now in any_instant(), tz in any_tz(), start in any_time(), end in any_time()) {
+            prop_assume!(start != end);
+            let rw = RestartWindow::new(start, end, tz).unwrap();
+            let w = rw.night_at(now);
+            prop_assert!(now < w.end || w.night == NaiveDate::MAX || w.end == super::latest());
+        }
+
         /// Whatever the timezone, the night at any instant is a window that has not ended,
         /// contains the instant or starts after it, and is between 0 and 25 hours long.
         #[test]
