@@ -70,6 +70,9 @@ pub enum StoreError {
     /// A stored item does not have the shape this version expects.
     #[error("a stored item is not readable: {0}")]
     Corrupt(String),
+    /// DynamoDB answered with an error no rule here knows (its code and message).
+    #[error("DynamoDB answered unexpectedly: {0}")]
+    Unexpected(String),
 }
 
 impl From<StoreError> for HandlerError {
@@ -78,7 +81,7 @@ impl From<StoreError> for HandlerError {
             StoreError::Throttled(_) => ErrorType::Throttled,
             StoreError::Transient(_) => ErrorType::Transient,
             StoreError::Misconfigured(_) => ErrorType::Misconfigured,
-            StoreError::Corrupt(_) => ErrorType::Unexpected,
+            StoreError::Corrupt(_) | StoreError::Unexpected(_) => ErrorType::Unexpected,
         };
         HandlerError::new(error_type, e.to_string())
     }

@@ -142,7 +142,7 @@ fn ecs_fleet(
     let sessions = AccountSessions::new(
         adapters::sts_client(sdk),
         MemberRole {
-            partition: "aws".into(),
+            partition: adapters::partition(sdk).into(),
             role_name: config.member_role_name.clone(),
             external_id: config.external_id.clone(),
             session_name: format!("ecs-nightly-restart-{who}"),

@@ -26,7 +26,7 @@ pub fn handler_with_clock(config: Config, sdk: &SdkConfig, clock: Arc<dyn Clock>
     let sessions = AccountSessions::new(
         adapters::sts_client(sdk),
         MemberRole {
-            partition: "aws".into(),
+            partition: adapters::partition(sdk).into(),
             role_name: config.member_role_name.clone(),
             external_id: config.external_id.clone(),
             session_name: "ecs-nightly-restart-restarter".into(),

@@ -8,12 +8,17 @@
 //! with backoff on top.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aws_sdk_ecs::config::IdentityCache;
 use aws_sdk_ecs::types::{
     ClusterField, DeploymentControllerType, DeploymentRolloutState, Service, ServiceField,
 };
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_types::retry::RetryConfig;
 use aws_types::SdkConfig;
 use aws_types::region::Region;
@@ -29,7 +34,8 @@ use crate::service::{
 use crate::tag::Tags;
 use crate::telemetry::ApiCalls;
 
-use super::sdk::{control_error, discovery_error, error_code, to_chrono};
+use super::Timeouts;
+use super::sdk::{ErrorClass, control_error, discovery_error, error_code, to_chrono};
 use super::sts::AccountSessions;
 
 /// The most services DescribeServices takes in one call.
@@ -76,6 +82,11 @@ impl EcsFleet {
                 let config = aws_sdk_ecs::config::Builder::from(&self.base)
                     .region(Region::new(region.to_owned()))
                     .credentials_provider(self.sessions.provider(account))
+                    // The sessions cache credentials per account already; without a second
+                    // cache in the client, a forgotten session (ExpiredToken) is renewed at
+                    // the next call.
+                    .identity_cache(IdentityCache::no_cache())
+                    .timeout_config(Timeouts::MEMBER_ECS.config())
                     .retry_config(
                         RetryConfig::standard()
                             .with_max_attempts(8)
@@ -85,6 +96,27 @@ impl EcsFleet {
                 aws_sdk_ecs::Client::from_conf(config)
             })
             .clone()
+    }
+
+    /// Runs `call`, and once more with a renewed session when the account answered that the
+    /// session's credentials expired.
+    async fn renewing<T, E, Fut>(
+        &self,
+        account: &AccountId,
+        call: impl Fn() -> Fut,
+    ) -> Result<T, SdkError<E, HttpResponse>>
+    where
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata,
+    {
+        match call().await {
+            Err(e) if ErrorClass::of_sdk(&e) == ErrorClass::Expired => {
+                tracing::info!(%account, "the session expired; renewing it");
+                self.sessions.forget(account).await;
+                call().await
+            }
+            other => other,
+        }
     }
 
     /// Waits for the pacing bucket and counts the call.
@@ -104,11 +136,13 @@ impl EcsFleet {
         let mut token = None;
         loop {
             self.pace(target, ApiClass::Describe, "ListClusters").await;
-            let page = ecs
-                .list_clusters()
-                .max_results(LIST_PAGE_MAX)
-                .set_next_token(token)
-                .send()
+            let page = self
+                .renewing(&target.account, || {
+                    ecs.list_clusters()
+                        .max_results(LIST_PAGE_MAX)
+                        .set_next_token(token.clone())
+                        .send()
+                })
                 .await
                 .map_err(|e| discovery_error("ListClusters", &e))?;
             arns.extend(page.cluster_arns().iter().cloned());
@@ -130,11 +164,13 @@ impl EcsFleet {
         for chunk in arns.chunks(DESCRIBE_CLUSTERS_MAX) {
             self.pace(target, ApiClass::Describe, "DescribeClusters")
                 .await;
-            let page = ecs
-                .describe_clusters()
-                .set_clusters(Some(chunk.to_vec()))
-                .include(ClusterField::Tags)
-                .send()
+            let page = self
+                .renewing(&target.account, || {
+                    ecs.describe_clusters()
+                        .set_clusters(Some(chunk.to_vec()))
+                        .include(ClusterField::Tags)
+                        .send()
+                })
                 .await
                 .map_err(|e| discovery_error("DescribeClusters", &e))?;
             for c in page.clusters() {
@@ -161,12 +197,14 @@ impl EcsFleet {
         let mut token = None;
         loop {
             self.pace(target, ApiClass::Describe, "ListServices").await;
-            let page = match ecs
-                .list_services()
-                .cluster(cluster_arn)
-                .max_results(LIST_PAGE_MAX)
-                .set_next_token(token)
-                .send()
+            let page = match self
+                .renewing(&target.account, || {
+                    ecs.list_services()
+                        .cluster(cluster_arn)
+                        .max_results(LIST_PAGE_MAX)
+                        .set_next_token(token.clone())
+                        .send()
+                })
                 .await
             {
                 Ok(page) => page,
@@ -195,12 +233,14 @@ impl EcsFleet {
         for chunk in service_arns.chunks(DESCRIBE_SERVICES_MAX) {
             self.pace(target, ApiClass::Describe, "DescribeServices")
                 .await;
-            let page = match ecs
-                .describe_services()
-                .cluster(cluster_arn)
-                .set_services(Some(chunk.to_vec()))
-                .include(ServiceField::Tags)
-                .send()
+            let page = match self
+                .renewing(&target.account, || {
+                    ecs.describe_services()
+                        .cluster(cluster_arn)
+                        .set_services(Some(chunk.to_vec()))
+                        .include(ServiceField::Tags)
+                        .send()
+                })
                 .await
             {
                 Ok(page) => page,
@@ -276,12 +316,21 @@ impl FleetControl for EcsFleet {
         let target = target_of(service);
         let ecs = self.client(&service.account, &service.region);
         self.pace(&target, ApiClass::Update, "UpdateService").await;
-        let out = ecs
-            .update_service()
-            .cluster(&service.cluster)
-            .service(&service.service)
-            .force_new_deployment(true)
-            .send()
+        // Sent once: whether a lost or failed UpdateService took effect is decided by the
+        // restarter from the service's deployments (the claim), never by sending it again.
+        let out = self
+            .renewing(&service.account, || {
+                ecs.update_service()
+                    .cluster(&service.cluster)
+                    .service(&service.service)
+                    .force_new_deployment(true)
+                    .customize()
+                    .config_override(
+                        aws_sdk_ecs::config::Builder::default()
+                            .retry_config(RetryConfig::disabled()),
+                    )
+                    .send()
+            })
             .await
             .map_err(|e| control_error("UpdateService", &e))?;
         out.service()
@@ -311,12 +360,14 @@ impl FleetControl for EcsFleet {
             .key(key)
             .value(value)
             .build();
-        ecs.tag_resource()
-            .resource_arn(service.to_string())
-            .tags(tag)
-            .send()
-            .await
-            .map_err(|e| control_error("TagResource", &e))?;
+        self.renewing(&service.account, || {
+            ecs.tag_resource()
+                .resource_arn(service.to_string())
+                .tags(tag.clone())
+                .send()
+        })
+        .await
+        .map_err(|e| control_error("TagResource", &e))?;
         Ok(())
     }
 }

@@ -7,6 +7,7 @@
 //! the call and the resource in its own message.
 
 use aws_sdk_ecs::types::{ContainerDefinition, DesiredStatus, Task};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_types::SdkConfig;
@@ -15,7 +16,7 @@ use aws_types::region::Region;
 use crate::ids::AccountId;
 use crate::ports::ControlError;
 
-use super::sdk::{control_error, sdk_message};
+use super::sdk::control_error;
 use super::sts::AccountSessions;
 
 /// The managed agent ECS Exec talks to.
@@ -108,6 +109,7 @@ impl EcsExec {
         let config = aws_sdk_ecs::config::Builder::from(base)
             .region(Region::new(region.to_owned()))
             .credentials_provider(sessions.provider(account))
+            .timeout_config(super::Timeouts::MEMBER_ECS.config())
             .build();
         Self {
             client: aws_sdk_ecs::Client::from_conf(config),
@@ -215,20 +217,11 @@ impl EcsExec {
 }
 
 /// Classifies an SDK error of an ECS call, keeping only the SDK's words as the message.
-fn exec_error<E, R>(err: &SdkError<E, R>) -> ControlError
+fn exec_error<E>(err: &SdkError<E, HttpResponse>) -> ControlError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
-    let message = sdk_message(err);
-    match control_error("", err) {
-        ControlError::AccessDenied(_) => ControlError::AccessDenied(message),
-        ControlError::Throttled(_) => ControlError::Throttled(message),
-        ControlError::Transient(_) => ControlError::Transient(message),
-        ControlError::NotFound(_) => ControlError::NotFound(message),
-        ControlError::Refused(_) => ControlError::Refused(message),
-        ControlError::Unexpected(_) => ControlError::Unexpected(message),
-    }
+    control_error("", err)
 }
 
 /// An ECS task description as an [`ExecTask`].

@@ -13,24 +13,129 @@ pub mod sfn;
 pub mod sns;
 pub mod sts;
 
+use std::time::Duration;
+
+use aws_smithy_types::timeout::TimeoutConfig;
 use aws_types::SdkConfig;
+
+/// How long a call may take: each attempt, and all attempts with the SDK's retries together.
+/// A hung endpoint then costs seconds, not the Lambda's whole timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub attempt: Duration,
+    pub operation: Duration,
+}
+
+impl Timeouts {
+    /// The hub's own services (DynamoDB, SNS, STS, Step Functions, Config): an attempt gets 20 s
+    /// (a large Query page or a contended transaction answers well within it), all attempts 60 s.
+    pub const HUB: Timeouts = Timeouts {
+        connect: Duration::from_secs(3),
+        attempt: Duration::from_secs(20),
+        operation: Duration::from_secs(60),
+    };
+
+    /// ECS in a member account: 10 s an attempt, 90 s with the patient throttling retries
+    /// ([`ecs::EcsFleet`] allows 8 attempts).
+    pub const MEMBER_ECS: Timeouts = Timeouts {
+        connect: Duration::from_secs(3),
+        attempt: Duration::from_secs(10),
+        operation: Duration::from_secs(90),
+    };
+
+    pub fn config(&self) -> TimeoutConfig {
+        TimeoutConfig::builder()
+            .connect_timeout(self.connect)
+            .operation_attempt_timeout(self.attempt)
+            .operation_timeout(self.operation)
+            .build()
+    }
+}
+
+/// The hub's SDK settings with [`Timeouts::HUB`]: every hub client is built from this.
+pub fn hub(sdk: &SdkConfig) -> SdkConfig {
+    with_timeouts(sdk, Timeouts::HUB)
+}
+
+/// `sdk` with `timeouts` instead of its own.
+pub fn with_timeouts(sdk: &SdkConfig, timeouts: Timeouts) -> SdkConfig {
+    sdk.to_builder().timeout_config(timeouts.config()).build()
+}
+
+/// The AWS partition of the hub's region (`aws`, `aws-cn`, `aws-us-gov`, ...), so that the role
+/// ARNs the hub builds name the partition it runs in. An unknown or missing region is `aws`.
+pub fn partition(sdk: &SdkConfig) -> &'static str {
+    partition_of_region(sdk.region().map_or("", |r| r.as_ref()))
+}
+
+/// The partition a region belongs to, by its documented prefixes.
+pub fn partition_of_region(region: &str) -> &'static str {
+    const PREFIXES: &[(&str, &str)] = &[
+        ("cn-", "aws-cn"),
+        ("us-gov-", "aws-us-gov"),
+        ("us-isob-", "aws-iso-b"),
+        ("us-isof-", "aws-iso-f"),
+        ("eu-isoe-", "aws-iso-e"),
+        ("us-iso-", "aws-iso"),
+    ];
+    PREFIXES
+        .iter()
+        .find(|(prefix, _)| region.starts_with(prefix))
+        .map_or("aws", |(_, partition)| partition)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_partition_follows_the_region() {
+        for (region, partition) in [
+            ("eu-west-1", "aws"),
+            ("cn-north-1", "aws-cn"),
+            ("cn-northwest-1", "aws-cn"),
+            ("us-gov-west-1", "aws-us-gov"),
+            ("us-iso-east-1", "aws-iso"),
+            ("us-isob-east-1", "aws-iso-b"),
+            ("eu-isoe-west-1", "aws-iso-e"),
+            ("", "aws"),
+            ("région-inconnue", "aws"),
+        ] {
+            assert_eq!(partition_of_region(region), partition, "{region}");
+        }
+        let sdk = SdkConfig::builder()
+            .region(aws_types::region::Region::new("cn-north-1"))
+            .build();
+        assert_eq!(partition(&sdk), "aws-cn");
+    }
+
+    #[test]
+    fn hub_clients_get_attempt_and_operation_timeouts() {
+        let sdk = hub(&SdkConfig::builder().build());
+        let t = sdk.timeout_config().expect("timeouts are set");
+        assert_eq!(t.operation_attempt_timeout(), Some(Timeouts::HUB.attempt));
+        assert_eq!(t.operation_timeout(), Some(Timeouts::HUB.operation));
+        assert_eq!(t.connect_timeout(), Some(Timeouts::HUB.connect));
+    }
+}
 
 /// The hub's STS client (AssumeRole into member accounts).
 pub fn sts_client(sdk: &SdkConfig) -> aws_sdk_sts::Client {
-    aws_sdk_sts::Client::new(sdk)
+    aws_sdk_sts::Client::new(&hub(sdk))
 }
 
 /// The hub's AWS Config client (aggregator queries).
 pub fn config_client(sdk: &SdkConfig) -> aws_sdk_config::Client {
-    aws_sdk_config::Client::new(sdk)
+    aws_sdk_config::Client::new(&hub(sdk))
 }
 
 /// The hub's SNS client (owner digests, the night summary).
 pub fn sns_client(sdk: &SdkConfig) -> aws_sdk_sns::Client {
-    aws_sdk_sns::Client::new(sdk)
+    aws_sdk_sns::Client::new(&hub(sdk))
 }
 
 /// The store on the hub's table.
 pub fn dynamo_store(sdk: &SdkConfig, table: &str, ttl_days: u32) -> dynamodb::DynamoStore {
-    dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table, ttl_days)
+    dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(&hub(sdk)), table, ttl_days)
 }

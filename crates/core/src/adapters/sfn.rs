@@ -7,6 +7,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_types::SdkConfig;
@@ -14,9 +15,9 @@ use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 
 use crate::clock::Clock;
-use crate::ports::{ControlError, DiscoveryError};
+use crate::ports::ControlError;
 
-use super::sdk::{discovery_error, error_code, sdk_message, to_chrono};
+use super::sdk::{control_error, error_code, sdk_message, to_chrono};
 
 /// A started execution.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -121,24 +122,15 @@ const REFUSED: &[&str] = &[
     "KmsInvalidStateException",
 ];
 
-/// Classifies an SDK error of a Step Functions call.
-fn execution_error<E, R>(err: &SdkError<E, R>) -> ControlError
+/// Classifies an SDK error of a Step Functions call: its own codes first, then [`ErrorClass`].
+fn execution_error<E>(err: &SdkError<E, HttpResponse>) -> ControlError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: fmt::Debug,
 {
-    let message = sdk_message(err);
     match error_code(err) {
-        Some(code) if NOT_FOUND.contains(&code) => ControlError::NotFound(message),
-        Some(code) if REFUSED.contains(&code) => ControlError::Refused(message),
-        Some("KmsAccessDeniedException") => ControlError::AccessDenied(message),
-        Some("KmsThrottlingException") => ControlError::Throttled(message),
-        _ => match discovery_error("", err) {
-            DiscoveryError::AccessDenied(_) => ControlError::AccessDenied(message),
-            DiscoveryError::Throttled(_) => ControlError::Throttled(message),
-            DiscoveryError::Transient(_) => ControlError::Transient(message),
-            DiscoveryError::Unexpected(_) => ControlError::Unexpected(message),
-        },
+        Some(code) if NOT_FOUND.contains(&code) => ControlError::NotFound(sdk_message(err)),
+        Some(code) if REFUSED.contains(&code) => ControlError::Refused(sdk_message(err)),
+        _ => control_error("", err),
     }
 }
 
@@ -155,7 +147,7 @@ impl Executions {
     /// a start whose StartExecution answer carries no usable date.
     pub fn new(sdk: &SdkConfig, state_machine: &str, clock: Arc<dyn Clock>) -> Self {
         Self {
-            client: aws_sdk_sfn::Client::new(sdk),
+            client: aws_sdk_sfn::Client::new(&super::hub(sdk)),
             state_machine: state_machine.to_owned(),
             clock,
         }

@@ -12,7 +12,7 @@ use aws_sdk_sns::Client;
 use aws_sdk_sns::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 
-use super::sdk::{THROTTLING, error_code};
+use super::sdk::{ErrorClass, error_code, sdk_message};
 use crate::notice::{self, Message};
 use crate::ports::{PublishError, Publisher};
 
@@ -46,31 +46,17 @@ const MISCONFIGURED: &[&str] = &[
     "InvalidSecurityException",
 ];
 
-/// Error codes with which SNS refuses a request it understood.
-const REJECTED: &[&str] = &[
-    "InvalidParameter",
-    "InvalidParameterException",
-    "InvalidParameterValue",
-    "InvalidParameterValueException",
-    "BatchRequestTooLong",
-    "BatchRequestTooLongException",
-    "TooManyEntriesInBatchRequest",
-    "TooManyEntriesInBatchRequestException",
-    "BatchEntryIdsNotDistinct",
-    "BatchEntryIdsNotDistinctException",
-    "EmptyBatchRequest",
-    "EmptyBatchRequestException",
-    "InvalidBatchEntryId",
-    "InvalidBatchEntryIdException",
-    "ValidationException",
-];
-
-fn classify(code: Option<&str>, message: String) -> PublishError {
-    match code {
-        Some(c) if THROTTLING.contains(&c) => PublishError::Throttled(message),
-        Some(c) if MISCONFIGURED.contains(&c) => PublishError::Misconfigured(message),
-        Some(c) if REJECTED.contains(&c) => PublishError::Rejected(message),
-        _ => PublishError::Transient(message),
+/// A failed request or entry by [`ErrorClass`], then SNS's own codes: a missing topic or key is
+/// the deployment's fault, a refused message a bug here (`Rejected`, reported as unexpected).
+fn classify(code: Option<&str>, status: Option<u16>, message: String) -> PublishError {
+    match ErrorClass::of(code, status) {
+        ErrorClass::Throttled => PublishError::Throttled(message),
+        ErrorClass::Transient => PublishError::Transient(message),
+        ErrorClass::Denied | ErrorClass::Expired => PublishError::Misconfigured(message),
+        ErrorClass::Other if code.is_some_and(|c| MISCONFIGURED.contains(&c)) => {
+            PublishError::Misconfigured(message)
+        }
+        ErrorClass::Other => PublishError::Rejected(message),
     }
 }
 
@@ -78,11 +64,22 @@ fn publish_error<E>(topic: &str, err: &SdkError<E>) -> PublishError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let message = format!("PublishBatch to {topic}: {}", DisplayErrorContext(err));
+    let message = format!("PublishBatch to {topic}: {}", sdk_message(err));
     if let SdkError::ConstructionFailure(_) = err {
-        return PublishError::Misconfigured(message);
+        return PublishError::Misconfigured(format!(
+            "PublishBatch to {topic} could not be sent: {}",
+            DisplayErrorContext(err)
+        ));
     }
-    classify(error_code(err), message)
+    let status = match err {
+        SdkError::ServiceError(e) => Some(e.raw().status().as_u16()),
+        _ => None,
+    };
+    match err {
+        SdkError::ServiceError(_) => classify(error_code(err), status, message),
+        // No answer, a timeout, an unreadable answer.
+        _ => PublishError::Transient(message),
+    }
 }
 
 fn entry(id: usize, m: &Message) -> Result<PublishBatchRequestEntry, PublishError> {
@@ -140,7 +137,7 @@ impl Publisher for SnsPublisher {
                             failed.message().unwrap_or_default()
                         );
                         let error = if failed.sender_fault() {
-                            classify(Some(failed.code()), message)
+                            classify(Some(failed.code()), Some(400), message)
                         } else {
                             PublishError::Transient(message)
                         };
@@ -169,7 +166,7 @@ mod tests {
 
     #[test]
     fn errors_are_classified_by_code() {
-        let c = |code| classify(Some(code), "m".into());
+        let c = |code| classify(Some(code), Some(400), "m".into());
         assert!(matches!(c("Throttling"), PublishError::Throttled(_)));
         assert!(matches!(c("NotFound"), PublishError::Misconfigured(_)));
         assert!(matches!(
@@ -178,8 +175,9 @@ mod tests {
         ));
         assert!(matches!(c("InvalidParameter"), PublishError::Rejected(_)));
         assert!(matches!(c("InternalError"), PublishError::Transient(_)));
+        assert!(matches!(c("SomethingNew"), PublishError::Rejected(_)));
         assert!(matches!(
-            classify(None, "m".into()),
+            classify(None, Some(503), "m".into()),
             PublishError::Transient(_)
         ));
     }

@@ -102,6 +102,18 @@ impl AccountSessions {
         Ok(credentials)
     }
 
+    /// Drops `account`'s cached session, so that the next call assumes the role again (the
+    /// session was answered `ExpiredToken`: revoked, or outlived on a skewed clock).
+    pub async fn forget(&self, account: &AccountId) {
+        let slot = {
+            let cache = self.inner.cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache.get(account).cloned()
+        };
+        if let Some(slot) = slot {
+            slot.lock().await.take();
+        }
+    }
+
     async fn assume(&self, account: &AccountId) -> Result<Cached, DiscoveryError> {
         let role = &self.inner.role;
         let arn = role.arn(account);
@@ -188,7 +200,7 @@ pub enum CallerIdentityError {
 
 /// The caller's identity from STS GetCallerIdentity, with the hub's SDK settings.
 pub async fn caller_identity(sdk: &SdkConfig) -> Result<CallerIdentity, CallerIdentityError> {
-    let out = aws_sdk_sts::Client::new(sdk)
+    let out = super::sts_client(sdk)
         .get_caller_identity()
         .send()
         .await

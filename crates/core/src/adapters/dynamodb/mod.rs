@@ -104,7 +104,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::sdk::{THROTTLING, error_code};
+use super::sdk::{ErrorClass, error_code, sdk_message};
 use crate::catalog::CatalogRecord;
 use crate::ids::{AccountId, ServiceArn, ServiceId};
 use crate::night::{Created, NightLock, NightRecord, PlanSummary};
@@ -327,58 +327,41 @@ where
     Ok(())
 }
 
-/// Error codes that mean the table or the permissions are wrong: retrying will not help.
-const MISCONFIGURED: &[&str] = &[
-    "ResourceNotFoundException",
-    "AccessDeniedException",
-    "AccessDenied",
-    "UnrecognizedClientException",
-    "InvalidSignatureException",
-    "MissingAuthenticationTokenException",
-    "ValidationException",
-];
+/// Error codes, besides denials, that mean the table or the request's shape is wrong for this
+/// deployment: retrying will not help.
+const MISCONFIGURED: &[&str] = &["ResourceNotFoundException", "ValidationException"];
 
-/// What a failed request means for the caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Class {
-    Throttled,
-    Misconfigured,
-    Transient,
-}
-
-/// Classifies a service's answer by its error code and HTTP status.
-fn classify(code: Option<&str>, status: Option<u16>) -> Class {
-    match code {
-        Some(c) if THROTTLING.contains(&c) => Class::Throttled,
-        Some(c) if MISCONFIGURED.contains(&c) => Class::Misconfigured,
-        _ if status == Some(429) => Class::Throttled,
-        _ if matches!(status, Some(401 | 403 | 404)) => Class::Misconfigured,
-        // 5xx, other service errors, and no answer at all (dispatch, timeout).
-        _ => Class::Transient,
-    }
-}
-
-/// A failed SDK request as a [`StoreError`] whose message names the action and the table.
+/// A failed SDK request as a [`StoreError`] whose message names the action and the table,
+/// classified by [`ErrorClass`]: a denial, an expired session or a missing table is the
+/// deployment's fault (`Misconfigured`), an unknown answer is `Unexpected`.
 fn store_error<E>(table: &str, action: &str, err: &SdkError<E>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let detail = DisplayErrorContext(err);
+    let detail = sdk_message(err);
+    let misconfigured = || {
+        StoreError::Misconfigured(format!(
+            "{action} on table {table} failed (does the table exist, and may this role use it?): {detail}"
+        ))
+    };
     if let SdkError::ConstructionFailure(_) = err {
         return StoreError::Misconfigured(format!(
-            "{action} on table {table} could not be sent: {detail}"
+            "{action} on table {table} could not be sent: {}",
+            DisplayErrorContext(err)
         ));
     }
-    let status = match err {
-        SdkError::ServiceError(e) => Some(e.raw().status().as_u16()),
-        _ => None,
-    };
-    match classify(error_code(err), status) {
-        Class::Throttled => StoreError::Throttled(format!("{action} on table {table}: {detail}")),
-        Class::Misconfigured => StoreError::Misconfigured(format!(
-            "{action} on table {table} failed (does the table exist, and may this role use it?): {detail}"
-        )),
-        Class::Transient => StoreError::Transient(format!("{action} on table {table}: {detail}")),
+    match ErrorClass::of_sdk(err) {
+        ErrorClass::Throttled => {
+            StoreError::Throttled(format!("{action} on table {table}: {detail}"))
+        }
+        ErrorClass::Transient => {
+            StoreError::Transient(format!("{action} on table {table}: {detail}"))
+        }
+        ErrorClass::Denied | ErrorClass::Expired => misconfigured(),
+        ErrorClass::Other if error_code(err).is_some_and(|c| MISCONFIGURED.contains(&c)) => {
+            misconfigured()
+        }
+        ErrorClass::Other => StoreError::Unexpected(format!("{action} on table {table}: {detail}")),
     }
 }
 
@@ -1660,38 +1643,6 @@ mod tests {
         let mut item = inventory_item(&run(), 90);
         item.insert("reached".into(), AttributeValue::Ss(vec!["x".into()]));
         assert_eq!(inventory_run(&item).unwrap_err().field, "reached");
-    }
-
-    #[test]
-    fn errors_are_classified_by_code_then_status() {
-        assert_eq!(
-            classify(Some("ProvisionedThroughputExceededException"), Some(400)),
-            Class::Throttled
-        );
-        assert_eq!(
-            classify(Some("ThrottlingException"), Some(400)),
-            Class::Throttled
-        );
-        assert_eq!(
-            classify(Some("RequestLimitExceeded"), Some(400)),
-            Class::Throttled
-        );
-        assert_eq!(
-            classify(Some("ResourceNotFoundException"), Some(400)),
-            Class::Misconfigured
-        );
-        assert_eq!(
-            classify(Some("AccessDeniedException"), Some(400)),
-            Class::Misconfigured
-        );
-        assert_eq!(classify(None, Some(403)), Class::Misconfigured);
-        assert_eq!(classify(None, Some(429)), Class::Throttled);
-        assert_eq!(
-            classify(Some("InternalServerError"), Some(500)),
-            Class::Transient
-        );
-        assert_eq!(classify(None, Some(503)), Class::Transient);
-        assert_eq!(classify(None, None), Class::Transient);
     }
 
     #[test]

@@ -106,23 +106,44 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    /// Sends a transaction: `Ok(false)` when a condition failed.
+    /// Sends a transaction: `Ok(false)` when one of its conditions failed. A transaction
+    /// cancelled for another reason (a conflict with a concurrent transaction on one of its
+    /// items, throttling) says nothing about the conditions: it is sent again after a backoff,
+    /// and is `Transient` if it never gets through.
     pub(super) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
-        let out = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_transaction_canceled_exception()) =>
-            {
-                Ok(false)
+        let mut retry = 0;
+        loop {
+            let out = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let e = match out {
+                Ok(_) => return Ok(true),
+                Err(e) => e,
+            };
+            let Some(reasons) = e
+                .as_service_error()
+                .filter(|s| s.is_transaction_canceled_exception())
+                .map(cancellation_codes)
+            else {
+                return Err(store_error(&self.table, "TransactWriteItems", &e));
+            };
+            // No reasons at all (an emulator may send none) is read as a failed condition, the
+            // answer that never writes twice.
+            if reasons.is_empty() || reasons.iter().any(|c| c == "ConditionalCheckFailed") {
+                return Ok(false);
             }
-            Err(e) => Err(store_error(&self.table, "TransactWriteItems", &e)),
+            retry += 1;
+            if retry >= self.backoff.max_attempts {
+                return Err(StoreError::Transient(format!(
+                    "TransactWriteItems on table {} was cancelled {retry} times ({})",
+                    self.table,
+                    reasons.join(", ")
+                )));
+            }
+            tokio::time::sleep(self.backoff.delay(retry - 1, super::random())).await;
         }
     }
 
@@ -446,5 +467,20 @@ impl RestartStore for DynamoStore {
         let record = self.put_if(to, Some(planned.state), None)?;
         self.transact(vec![put_item(record), self.count(to.night, to.state)?])
             .await
+    }
+}
+
+/// The cancellation reason codes of a cancelled transaction, one per item (`None` where that
+/// item was fine).
+fn cancellation_codes(
+    e: &aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+) -> Vec<String> {
+    match e {
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => c
+            .cancellation_reasons()
+            .iter()
+            .filter_map(|r| r.code().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
     }
 }
