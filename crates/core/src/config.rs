@@ -11,7 +11,7 @@ use chrono::{NaiveTime, TimeDelta};
 use serde::Serialize;
 
 use crate::eligibility::{Policy, RiskPolicy, UntaggedPolicy};
-use crate::ids::AccountId;
+use crate::ids::{AccountId, valid_region};
 use crate::owner::OwnerResolver;
 use crate::tag::DEFAULT_TAG_KEY;
 use crate::window::{RestartWindow, parse_time_of_day, parse_timezone};
@@ -103,6 +103,9 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// The lowest pacing rate accepted, in calls per second.
+pub const MIN_RATE: f64 = 0.01;
+
 /// Reads variables, remembering every problem.
 struct Vars {
     vars: HashMap<String, String>,
@@ -158,10 +161,12 @@ impl Vars {
 
     fn rate(&mut self, var: &'static str, default: f64, documented_limit: f64) -> f64 {
         self.parsed(var, default, |v| match v.parse::<f64>() {
-            Ok(r) if r > 0.0 && r < documented_limit => Ok(r),
+            // At least MIN_RATE: a rate such as 1e-300 would make a pause longer than any
+            // `Duration` (and a Lambda function wait forever).
+            Ok(r) if (MIN_RATE..documented_limit).contains(&r) => Ok(r),
             _ => Err(format!(
-                "{v:?} must be a number of calls per second above 0 and below the documented \
-                 ECS limit of {documented_limit}"
+                "{v:?} must be a number of calls per second from {MIN_RATE} to below the \
+                 documented ECS limit of {documented_limit}"
             )),
         })
     }
@@ -194,7 +199,12 @@ impl Vars {
     fn topic(&mut self, var: &'static str) -> Option<String> {
         let v = self.get(var)?.to_owned();
         let parts: Vec<&str> = v.split(':').collect();
-        if parts.len() == 6 && parts[0] == "arn" && parts[2] == "sns" && !parts[5].is_empty() {
+        if let ["arn", partition, "sns", region, account, name] = parts.as_slice()
+            && partition.starts_with("aws")
+            && valid_region(region)
+            && account.parse::<AccountId>().is_ok()
+            && valid_topic_name(name)
+        {
             Some(v)
         } else {
             self.problem(
@@ -204,6 +214,17 @@ impl Vars {
             None
         }
     }
+}
+
+/// An SNS topic name: 1-256 letters, digits, hyphens and underscores, and `.fifo` at the end
+/// of a FIFO topic's.
+fn valid_topic_name(name: &str) -> bool {
+    let base = name.strip_suffix(".fifo").unwrap_or(name);
+    !base.is_empty()
+        && name.len() <= 256
+        && base
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn account_list(var: &'static str, items: &[String], vars: &mut Vars) -> Vec<AccountId> {
@@ -283,10 +304,7 @@ impl Config {
             );
         }
         for r in &regions {
-            let ok = r.split('-').count() >= 3
-                && r.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-            if !ok {
+            if !valid_region(r) {
                 v.problem(
                     "REGIONS",
                     format!("{r:?} is not a region such as eu-west-1"),
@@ -316,7 +334,8 @@ impl Config {
 
         let batch_interval = v.number("BATCH_INTERVAL_MINUTES", 10, 1, 720);
         let tag_key = v.get("TAG_KEY").unwrap_or(DEFAULT_TAG_KEY).to_owned();
-        if tag_key.len() > 128 || tag_key.starts_with("aws:") {
+        // 128 characters, as AWS counts them (Unicode characters, not bytes).
+        if tag_key.chars().count() > 128 || tag_key.starts_with("aws:") {
             v.problem(
                 "TAG_KEY",
                 format!("{tag_key:?} is not a usable tag key (at most 128 characters, not aws:)"),
@@ -383,15 +402,14 @@ impl Config {
             ],
         );
 
-        if !v.problems.is_empty() {
+        // A missing required value is always recorded as a problem, so the `else` only ever
+        // sees problems; it never panics either way.
+        let (Some(table_name), Some(member_role_name), Some(window), true) =
+            (table_name, member_role_name, window, v.problems.is_empty())
+        else {
             return Err(ConfigError {
                 problems: v.problems,
             });
-        }
-        let (Some(table_name), Some(member_role_name), Some(window)) =
-            (table_name, member_role_name, window)
-        else {
-            unreachable!("a missing required value is always recorded as a problem")
         };
         Ok(Self {
             table_name,
@@ -435,6 +453,225 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Every variable `from_vars` reads.
+    const VARS: [&str; 29] = [
+        "TABLE_NAME",
+        "ACCOUNTS_SOURCE",
+        "AGGREGATOR_NAME",
+        "ACCOUNTS",
+        "INVENTORY_SOURCE",
+        "REGIONS",
+        "MEMBER_ROLE_NAME",
+        "EXTERNAL_ID",
+        "WINDOW_START",
+        "WINDOW_END",
+        "TIMEZONE",
+        "BATCH_INTERVAL_MINUTES",
+        "TAG_KEY",
+        "OWNER_TAG_KEYS",
+        "ACCOUNT_OWNERS",
+        "UNTAGGED_POLICY",
+        "RISK_POLICY",
+        "NOTICE_COOLDOWN_DAYS",
+        "FAILURE_THRESHOLD_PERCENT",
+        "RESTART_TIMEOUT_MINUTES",
+        "POLL_INTERVAL_SECONDS",
+        "MAX_INFLIGHT_PER_CLUSTER",
+        "ACCOUNT_CONCURRENCY",
+        "UPDATE_SERVICE_RATE",
+        "TAG_RESOURCE_RATE",
+        "DESCRIBE_RATE",
+        "RECORD_TTL_DAYS",
+        "OWNER_TOPIC_ARN",
+        "OPS_TOPIC_ARN",
+    ];
+
+    /// A value for any variable: anything at all, or something close to a real value.
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "\\PC*",
+            prop::collection::vec(any::<u8>(), 0..24)
+                .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+            "[0-9]{1,5}",
+            "[-+]?[0-9]{0,3}(\\.[0-9]{0,3})?(e-?[0-9]{1,3})?",
+            prop::sample::select(vec![
+                "NaN", "inf", "-inf", "-0", "1e-300", "4.9999", "0.01", "true", "Yes",
+                "config-aggregator", "config", "restart", "Europe/Madrid", "UTC", "DRY_RUN",
+                " ", ",", "=", "aws:x", "eu-west-1", "eu--1", "ＵＴＣ", "２２:００",
+            ])
+            .prop_map(str::to_owned),
+            "[0-9]{12}(,[0-9]{12}){0,3}",
+            "[0-9]{12}=\\PC{0,12}(,[0-9]{0,13}=\\PC{0,8}){0,2}",
+            "[0-2]?[0-9]:[0-6][0-9](:[0-9]{2})?",
+            "arn:aws:sns:[a-z]{2}-[a-z]{4}-[0-9]:[0-9]{12}:[A-Za-z0-9_-]{1,8}(\\.fifo)?",
+            "arn:\\PC{0,4}:sns:\\PC{0,4}:\\PC{0,4}:\\PC{0,4}",
+        ]
+    }
+
+    fn base() -> Vec<(String, String)> {
+        minimal()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    /// `from_vars` on `vars`: a configuration, or an error listing problems that each name a
+    /// variable it reads and are all in its message. Never a panic.
+    fn check(vars: Vec<(String, String)>) -> Result<Option<Config>, TestCaseError> {
+        match Config::from_vars(vars) {
+            Ok(c) => {
+                prop_assert!(!c.regions.is_empty());
+                prop_assert!(!c.table_name.trim().is_empty());
+                for r in [
+                    c.pacing.update_service_per_sec,
+                    c.pacing.tag_resource_per_sec,
+                    c.pacing.describe_per_sec,
+                ] {
+                    prop_assert!(r.is_finite() && r >= MIN_RATE);
+                }
+                Ok(Some(c))
+            }
+            Err(e) => {
+                prop_assert!(!e.problems.is_empty());
+                let text = e.to_string();
+                for p in &e.problems {
+                    prop_assert!(VARS.contains(&p.var), "{}", p.var);
+                    prop_assert!(text.contains(&p.message));
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any values for every variable, and any other keys: Ok, or Err with all problems.
+        #[test]
+        fn any_values_give_a_config_or_every_problem(
+            values in prop::collection::vec(prop::option::of(value()), VARS.len()),
+            extra in prop::collection::vec((any::<String>(), value()), 0..4),
+        ) {
+            let mut vars: Vec<(String, String)> = VARS
+                .iter()
+                .zip(values)
+                .filter_map(|(k, v)| v.map(|v| ((*k).to_owned(), v)))
+                .collect();
+            vars.extend(extra);
+            check(vars)?;
+        }
+
+        /// One variable of a working configuration set to anything: a problem naming a
+        /// variable, or a configuration.
+        #[test]
+        fn one_variable_set_to_anything(var in prop::sample::select(VARS.to_vec()), v in value()) {
+            let mut vars = base();
+            vars.retain(|(k, _)| k != var);
+            vars.push((var.to_owned(), v));
+            check(vars)?;
+        }
+
+        /// Owners named in any script, with accents, combining marks, emoji or full-width
+        /// digits, come out exactly as written (only the spaces around them trimmed).
+        #[test]
+        fn account_owners_keep_unicode_names_intact(
+            owners in prop::collection::vec("[^,=\\s]([^,=]{0,18}[^,=\\s])?", 1..6),
+            pad in "[ \\t]{0,2}",
+        ) {
+            let list: Vec<String> = owners
+                .iter()
+                .enumerate()
+                .map(|(i, o)| format!("{pad}{:012}{pad}={pad}{o}{pad}", i + 1))
+                .collect();
+            let mut vars = base();
+            vars.push(("ACCOUNT_OWNERS".into(), list.join(",")));
+            let c = Config::from_vars(vars).unwrap();
+            prop_assert_eq!(c.account_owners.len(), owners.len());
+            for (i, o) in owners.iter().enumerate() {
+                let id: AccountId = format!("{:012}", i + 1).parse().unwrap();
+                prop_assert_eq!(&c.account_owners[&id], o);
+            }
+        }
+    }
+
+    #[test]
+    fn unicode_account_owners_and_what_is_refused() {
+        let mut vars = base();
+        vars.push((
+            "ACCOUNT_OWNERS".into(),
+            "111111111111=決済チーム, 222222222222 = équipe-paiements ,\
+             333333333333=e\u{301}quipe 🚀"
+                .into(),
+        ));
+        let c = Config::from_vars(vars).unwrap();
+        let owner = |a: &str| c.account_owners[&a.parse::<AccountId>().unwrap()].clone();
+        assert_eq!(owner("111111111111"), "決済チーム");
+        assert_eq!(owner("222222222222"), "équipe-paiements");
+        assert_eq!(owner("333333333333"), "e\u{301}quipe 🚀");
+
+        let mut vars = base();
+        vars.push((
+            "ACCOUNT_OWNERS".into(),
+            "équipe=payments,１１１１１１１１１１１１=x".into(),
+        ));
+        let err = Config::from_vars(vars).unwrap_err();
+        assert_eq!(err.problems.len(), 2);
+        assert!(err.problems[0].message.contains("\"équipe=payments\""));
+    }
+
+    #[test]
+    fn rates_too_small_to_wait_on_are_refused() {
+        for rate in ["1e-300", "0.001", "5e-324", "NaN", "inf", "-1", "0"] {
+            let mut vars = base();
+            vars.push(("UPDATE_SERVICE_RATE".into(), rate.into()));
+            let err = Config::from_vars(vars).unwrap_err();
+            assert_eq!(err.problems[0].var, "UPDATE_SERVICE_RATE", "{rate}");
+        }
+        let mut vars = base();
+        vars.push(("DESCRIBE_RATE".into(), "0.01".into()));
+        assert_eq!(Config::from_vars(vars).unwrap().pacing.describe_per_sec, 0.01);
+    }
+
+    #[test]
+    fn a_tag_key_is_counted_in_characters() {
+        let mut vars = base();
+        vars.push(("TAG_KEY".into(), "é".repeat(128)));
+        assert_eq!(Config::from_vars(vars).unwrap().tag_key.chars().count(), 128);
+        let mut vars = base();
+        vars.push(("TAG_KEY".into(), "é".repeat(129)));
+        assert_eq!(Config::from_vars(vars).unwrap_err().problems[0].var, "TAG_KEY");
+    }
+
+    #[test]
+    fn regions_and_topics_are_checked_field_by_field() {
+        for region in ["eu--1", "eu-west-", "-eu-west-1", "eu-wést-1"] {
+            let mut vars = base();
+            vars.retain(|(k, _)| k != "REGIONS");
+            vars.push(("REGIONS".into(), region.into()));
+            let err = Config::from_vars(vars).unwrap_err();
+            assert_eq!(err.problems[0].var, "REGIONS", "{region}");
+        }
+        for topic in [
+            "arn:aws:sns:eu-west-1:999999999999:",
+            "arn:aws:sns:eu-west-1:9999:ops",
+            "arn:aws:sns:eu-west-1:999999999999:opérations",
+            "arn:aws:sns::999999999999:ops",
+        ] {
+            let mut vars = base();
+            vars.push(("OPS_TOPIC_ARN".into(), topic.into()));
+            let err = Config::from_vars(vars).unwrap_err();
+            assert_eq!(err.problems[0].var, "OPS_TOPIC_ARN", "{topic}");
+        }
+        let mut vars = base();
+        vars.push((
+            "OPS_TOPIC_ARN".into(),
+            "arn:aws-cn:sns:cn-north-1:999999999999:ops_2.fifo".into(),
+        ));
+        assert!(Config::from_vars(vars).unwrap().ops_topic_arn.is_some());
+    }
 
     fn minimal() -> Vec<(&'static str, &'static str)> {
         vec![

@@ -77,10 +77,11 @@ fn valid_name(s: &str) -> bool {
 }
 
 /// Regions look like `eu-west-1`, `us-gov-west-1`, `cn-north-1`.
-fn valid_region(s: &str) -> bool {
+pub(crate) fn valid_region(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() >= 3
         && parts.iter().all(|p| !p.is_empty())
+        // Both indexings hold: `parts` has at least 3 elements here.
         && parts[..parts.len() - 1]
             .iter()
             .all(|p| p.bytes().all(|b| b.is_ascii_lowercase()))

@@ -52,7 +52,9 @@ impl TokenBucket {
         if s.0 >= 0.0 {
             Duration::ZERO
         } else {
-            Duration::from_secs_f64(-s.0 / self.rate)
+            // `from_secs_f64` panics on a wait too long for a Duration (a rate near 0; the
+            // configuration refuses those) or NaN (a rate of NaN): wait as long as possible.
+            Duration::try_from_secs_f64(-s.0 / self.rate).unwrap_or(Duration::MAX)
         }
     }
 
@@ -127,6 +129,15 @@ mod tests {
             (took - 2.0).abs() < 0.01,
             "20 calls at 10/s after the burst took {took}"
         );
+    }
+
+    #[test]
+    fn rates_no_configuration_allows_do_not_panic() {
+        for rate in [0.0, -1.0, 1e-300, f64::NAN, f64::INFINITY, f64::MIN_POSITIVE] {
+            let bucket = TokenBucket::new(rate, 1.0);
+            assert_eq!(bucket.reserve(), Duration::ZERO, "the burst is free");
+            let _ = bucket.reserve();
+        }
     }
 
     #[tokio::test(start_paused = true)]
