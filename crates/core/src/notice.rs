@@ -41,8 +41,10 @@ use crate::tag::TagStateKind;
 pub const MAX_MESSAGE_BYTES: usize = 262_144;
 /// The most entries PublishBatch takes.
 pub const MAX_BATCH_ENTRIES: usize = 10;
-/// The longest subject an email subscription accepts (ASCII).
-pub const MAX_SUBJECT_CHARS: usize = 100;
+/// The longest subject SNS accepts: "ASCII text that begins with a letter, number, or
+/// punctuation mark; must not include line breaks or control characters; and must be less
+/// than 100 characters long" (Publish API), so 99 at most.
+pub const MAX_SUBJECT_CHARS: usize = 99;
 /// What a digest part aims at (body + subject + attributes), leaving room under the limit.
 pub const PART_BUDGET_BYTES: usize = 240 * 1024;
 /// The owner that services without one are routed to (DESIGN 3.2).
@@ -233,6 +235,26 @@ fn owner_of(owner: &str) -> String {
     }
 }
 
+/// `s` in double quotes, for a value quoted in a message: only `"`, `\` and control
+/// characters (line breaks included) are escaped; every other character, accents, combining
+/// marks, CJK and emoji included, stays as written (unlike `{:?}`, which escapes combining
+/// marks and other characters it deems unprintable).
+fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `s` cut to `max` characters (never inside one), with `…` when something was cut.
 fn cut(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_owned()
@@ -316,7 +338,7 @@ pub fn findings(
                 detail: (kind == FindingKind::MalformedTag)
                     .then(|| c.tag_value.as_deref().map(|v| cut(v, 256)))
                     .flatten()
-                    .map(|v| format!("tag value {v:?}")),
+                    .map(|v| format!("tag value {}", quoted(&v))),
             });
         }
     }
@@ -425,23 +447,27 @@ impl Message {
     }
 }
 
-/// Makes a subject SNS and email clients accept: ASCII, no control characters, at most
-/// [`MAX_SUBJECT_CHARS`] characters.
+/// Whether `s` can go into a subject as it is: printable ASCII and spaces only.
+fn subject_safe(s: &str) -> bool {
+    s.chars().all(|c| c == ' ' || c.is_ascii_graphic())
+}
+
+/// Makes a subject SNS and email clients accept: printable ASCII only (anything else, line
+/// breaks and other control characters included, becomes `?`), beginning with a letter, number
+/// or punctuation mark (leading spaces dropped), at most [`MAX_SUBJECT_CHARS`] characters
+/// (longer ones end with `...`).
 pub fn subject(s: &str) -> String {
     let clean: String = s
         .chars()
-        .map(|c| {
-            if c.is_ascii() && !c.is_ascii_control() {
-                c
-            } else {
-                '?'
-            }
-        })
+        .map(|c| if c == ' ' || c.is_ascii_graphic() { c } else { '?' })
         .collect();
+    let clean = clean.trim_start();
     if clean.len() <= MAX_SUBJECT_CHARS {
-        clean
+        clean.to_owned()
     } else {
-        format!("{}...", &clean[..MAX_SUBJECT_CHARS - 3])
+        // Counted in characters, though `clean` is ASCII (one byte each).
+        let head: String = clean.chars().take(MAX_SUBJECT_CHARS - 3).collect();
+        format!("{head}...")
     }
 }
 
@@ -569,16 +595,18 @@ impl DigestContext<'_> {
             "ECS nightly restart {}: {count} {services} need attention, account {account}{part_note}",
             self.night
         ));
-        let subject = if subject.len() > MAX_SUBJECT_CHARS || self.owner.is_empty() {
-            subject
+        // Prefix the owner when it fits and SNS takes it as it is (printable ASCII): a shared
+        // mailbox sees whose notice it is. Any other owner is named in the body and the
+        // `owner` attribute only, intact.
+        let owner = self.owner.trim();
+        let with_owner = format!("[{owner}] {subject}");
+        let subject = if !owner.is_empty()
+            && subject_safe(owner)
+            && with_owner.len() <= MAX_SUBJECT_CHARS
+        {
+            with_owner
         } else {
-            // Prefix the owner when it fits: a shared mailbox sees whose notice it is.
-            let with_owner = format!("[{}] {subject}", self.owner);
-            if with_owner.len() <= MAX_SUBJECT_CHARS && with_owner.is_ascii() {
-                with_owner
-            } else {
-                subject
-            }
+            subject
         };
 
         let mut body = String::new();
@@ -1028,6 +1056,7 @@ impl NightSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use crate::owner::OwnerSource;
     use crate::service::{DeploymentController, SchedulingStrategy, ServiceStatus};
 
@@ -1203,6 +1232,209 @@ mod tests {
         assert_eq!(publish_batches(&[200_000, 200_000, 10]), [0..1, 1..3]);
         assert_eq!(publish_batches(&[]), Vec::<Range<usize>>::new());
         assert_eq!(publish_batches(&[MAX_MESSAGE_BYTES, 1]), [0..1, 1..2]);
+    }
+
+    /// Text of a team, a tag value or a failure: anything, printable Unicode, bytes read as
+    /// UTF-8, or names with accents, CJK, emoji, full-width digits and combining marks.
+    fn text(max: usize) -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::collection::vec(any::<char>(), 0..max).prop_map(String::from_iter),
+            prop::string::string_regex(&format!("\\PC{{0,{max}}}")).unwrap(),
+            prop::collection::vec(any::<u8>(), 0..max)
+                .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+            prop::sample::select(vec![
+                "équipe-paiements", "決済チーム", "🚀 platform 🚀", "ｔｅａｍ１２", "e\u{301}quipe",
+                "\u{200b}", "<script>alert('x')</script>", "a\r\nb", "\"quoted\"", "ok",
+            ])
+            .prop_map(str::to_owned),
+        ]
+    }
+
+    /// What SNS takes as a subject (see [`MAX_SUBJECT_CHARS`]).
+    fn assert_subject(s: &str) -> Result<(), TestCaseError> {
+        prop_assert!(s.len() <= MAX_SUBJECT_CHARS && s.len() < 100, "{s:?}");
+        prop_assert!(s.chars().all(|c| c == ' ' || c.is_ascii_graphic()), "{s:?}");
+        prop_assert!(s.chars().next().is_none_or(|c| c.is_ascii_graphic()), "{s:?}");
+        Ok(())
+    }
+
+    /// A record of tonight for `id`, with an owner-actionable outcome or skip.
+    fn any_record(id: ServiceId, owner: String, kind: usize, detail: Option<String>) -> NightRecord {
+        let mut r = NightRecord::unbatched(id.clone(), id.arn("aws"), night(), owner);
+        let outcomes = [NightState::Failed, NightState::RolledBack, NightState::TimedOut];
+        let skips = [
+            SkipReason::Untagged,
+            SkipReason::DowntimeRisk,
+            SkipReason::DeploymentBlocked,
+            SkipReason::ControllerCodeDeploy,
+            SkipReason::ControllerExternal,
+            SkipReason::NeedsLongArn,
+            SkipReason::OptedOut,
+        ];
+        match outcomes.get(kind) {
+            Some(&state) => r.state = state,
+            None => r.skip_reason = Some(skips[(kind - outcomes.len()) % skips.len()]),
+        }
+        r.detail = detail;
+        r
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn any_text_makes_a_subject_sns_takes(s in text(300)) {
+            assert_subject(&subject(&s))?;
+        }
+
+        /// Digests of owners, tag values and failure details in any script: subjects SNS
+        /// takes, each message within the budget, the owner intact in the `owner` attribute,
+        /// the body and its JSON, and every quoted detail a whole-character prefix of what was
+        /// recorded.
+        #[test]
+        fn digests_of_unicode_owners_and_details_are_intact_and_fit(
+            owner in text(256),
+            services in prop::collection::vec(
+                (0usize..3, "[A-Za-z0-9_-]{1,32}", "[A-Za-z0-9_-]{1,255}", 0usize..10,
+                 prop::option::of(text(1_500))),
+                1..12,
+            ),
+            tag_values in prop::collection::vec(text(300), 0..4),
+        ) {
+            let accounts = ["111111111111", "222222222222", "333333333333"];
+            let mut records = Vec::new();
+            let mut catalog_records = Vec::new();
+            for (a, cluster, service, kind, detail) in &services {
+                let id = sid(accounts[*a], cluster, service);
+                records.push(any_record(id, owner.clone(), *kind, detail.clone()));
+            }
+            for (i, v) in tag_values.iter().enumerate() {
+                let id = sid(accounts[i % 3], "tags", &format!("svc-{i}"));
+                catalog_records.push(catalog(&id, &owner, TagStateKind::Malformed, Some(v)));
+            }
+            let found = findings(night(), &records, &[], &catalog_records);
+            let expected_owner = if owner.trim().is_empty() { UNOWNED } else { owner.as_str() };
+            for f in &found {
+                prop_assert_eq!(&f.owner, expected_owner);
+                if let Some(d) = &f.detail {
+                    prop_assert!(d.chars().count() <= MAX_DETAIL_CHARS + 300);
+                }
+            }
+            for r in &records {
+                if let (Some(d), Some(f)) = (&r.detail, found.iter().find(|f| f.id == r.id && f.kind.is_restart_outcome())) {
+                    let got = f.detail.as_deref().unwrap();
+                    let kept = got.strip_suffix('…').unwrap_or(got);
+                    prop_assert!(d.starts_with(kept), "{got:?} is not a prefix of {d:?}");
+                }
+            }
+            let messages = digest(expected_owner, night(), &found, "ecs_task_daily_restart", 7);
+            prop_assert_eq!(messages.is_empty(), found.is_empty());
+            let mut told = 0;
+            for m in &messages {
+                assert_subject(&m.subject)?;
+                prop_assert!(m.size() <= PART_BUDGET_BYTES && m.size() < MAX_MESSAGE_BYTES);
+                prop_assert_eq!(m.attributes["owner"].as_str(), expected_owner);
+                prop_assert!(m.body.contains(expected_owner));
+                let json = m.body.split("--- machine-readable ---\n").nth(1).unwrap();
+                let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+                prop_assert_eq!(v["owner"].as_str(), Some(expected_owner));
+                for x in v["findings"].as_array().unwrap() {
+                    prop_assert_eq!(x["account_id"].as_str(), Some(m.attributes["account_id"].as_str()));
+                    if let Some(d) = x["detail"].as_str() {
+                        prop_assert!(found.iter().any(|f| f.detail.as_deref() == Some(d)));
+                    }
+                    told += 1;
+                }
+            }
+            prop_assert_eq!(told, found.len());
+            for sizes in [messages.iter().map(Message::size).collect::<Vec<_>>()] {
+                let batches = publish_batches(&sizes);
+                prop_assert_eq!(batches.iter().map(|r| r.len()).sum::<usize>(), sizes.len());
+            }
+        }
+
+        /// The summary of a night whose records carry any owner and detail text.
+        #[test]
+        fn any_summary_has_a_subject_sns_takes(
+            rows in prop::collection::vec((text(64), 0usize..10, prop::option::of(text(400))), 0..30),
+            pause in prop::option::of((text(100), text(300))),
+            halt in prop::option::of(text(300)),
+        ) {
+            let records: Vec<NightRecord> = rows
+                .iter()
+                .enumerate()
+                .map(|(i, (o, k, d))| any_record(sid("111111111111", "c", &format!("s{i}")), o.clone(), *k, d.clone()))
+                .collect();
+            let at: DateTime<Utc> = "2026-11-22T01:00:00Z".parse().unwrap();
+            let status = NightStatus {
+                counts: BTreeMap::new(),
+                halted: halt.clone().map(|reason| Halt { reason, at }),
+            };
+            let pause = pause.map(|(by, reason)| Pause { by, reason, at });
+            let s = NightSummary::build(night(), &records, &status, None, None, pause.as_ref());
+            let m = s.message();
+            assert_subject(&m.subject)?;
+            prop_assert!(m.size() < MAX_MESSAGE_BYTES);
+            if let Some(p) = &pause {
+                prop_assert!(m.body.contains(&p.by) && m.body.contains(&p.reason));
+            }
+            if let Some(h) = &halt {
+                prop_assert!(m.body.contains(h.as_str()));
+            }
+        }
+
+        /// PublishBatch requests: in order, every message once, at most 10 entries and
+        /// 256 KiB each (a lone message over it goes alone, and SNS says so).
+        #[test]
+        fn publish_batches_cover_every_message_within_the_limits(
+            sizes in prop::collection::vec(0usize..=MAX_MESSAGE_BYTES * 2, 0..40),
+        ) {
+            let batches = publish_batches(&sizes);
+            let mut next = 0;
+            for r in &batches {
+                prop_assert_eq!(r.start, next);
+                prop_assert!(!r.is_empty() && r.len() <= MAX_BATCH_ENTRIES);
+                prop_assert!(r.len() == 1 || sizes[r.clone()].iter().sum::<usize>() <= MAX_MESSAGE_BYTES);
+                next = r.end;
+            }
+            prop_assert_eq!(next, sizes.len());
+        }
+
+        #[test]
+        fn cutting_keeps_whole_characters(s in text(64), max in 0usize..70) {
+            let c = cut(&s, max);
+            let kept = if s.chars().count() <= max { c.as_str() } else { c.strip_suffix('…').unwrap() };
+            prop_assert!(s.starts_with(kept));
+            prop_assert!(kept.chars().count() <= max);
+        }
+    }
+
+    #[test]
+    fn a_malformed_tag_value_is_quoted_as_written() {
+        let a = sid("111111111111", "pay", "api");
+        for (value, shown) in [
+            ("e\u{301}quipe", "tag value \"e\u{301}quipe\""),
+            ("決済", "tag value \"決済\""),
+            ("say \"yes\"", "tag value \"say \\\"yes\\\"\""),
+            ("a\nb", "tag value \"a\\nb\""),
+        ] {
+            let c = catalog(&a, "payments", TagStateKind::Malformed, Some(value));
+            let f = findings(night(), &[], &[], &[c]);
+            assert_eq!(f[0].detail.as_deref(), Some(shown));
+        }
+    }
+
+    #[test]
+    fn an_owner_prefixes_the_subject_only_when_sns_takes_it_as_it_is() {
+        let a = sid("111111111111", "pay", "api");
+        let r = record(&a, "x", NightState::Failed, None);
+        let f = findings(night(), &[r], &[], &[]);
+        let subject_for = |owner: &str| digest(owner, night(), &f, "t", 7)[0].subject.clone();
+        assert!(subject_for("payments").starts_with("[payments] ECS nightly restart"));
+        for owner in ["決済チーム", "équipe", "a\nb", "tab\tbed", "x".repeat(60).as_str()] {
+            let s = subject_for(owner);
+            assert!(s.starts_with("ECS nightly restart 2026-11-22"), "{owner:?}: {s}");
+        }
     }
 
     #[test]

@@ -69,6 +69,7 @@ impl OwnerResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn tags(pairs: &[(&str, &str)]) -> Tags {
         pairs
@@ -108,6 +109,69 @@ mod tests {
             r.resolve(&Tags::new(), &Tags::new(), &b),
             (UNOWNED.into(), OwnerSource::Unowned)
         );
+    }
+
+    /// A tag value: anything, printable Unicode, bytes read as UTF-8, or team names in other
+    /// scripts (accents, CJK, emoji, full-width digits, combining marks).
+    fn tag_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "\\PC{0,256}",
+            prop::collection::vec(any::<u8>(), 0..64)
+                .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+            prop::sample::select(vec![
+                "équipe-paiements", "決済チーム", "🚀 platform", "ｔｅａｍ１２", "e\u{301}quipe",
+                " \u{3000}", "\u{200b}", "<script>alert(1)</script>", "a\nb", "",
+            ])
+            .prop_map(str::to_owned),
+        ]
+    }
+
+    fn tags_of(pairs: Vec<(String, String)>) -> Tags {
+        pairs.into_iter().collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any tags: the owner is the first configured tag with a value that is not blank,
+        /// exactly as written but for the spaces around it, never a panic.
+        #[test]
+        fn any_unicode_tags_resolve_to_an_intact_owner(
+            keys in prop::collection::vec(prop_oneof!["owner|team|squad", "\\PC{1,8}"], 0..4),
+            service in prop::collection::vec(("owner|team|squad|\\PC{1,8}", tag_value()), 0..4),
+            cluster in prop::collection::vec(("owner|team|squad|\\PC{1,8}", tag_value()), 0..4),
+            default in prop::option::of(tag_value()),
+        ) {
+            let account: AccountId = "111111111111".parse().unwrap();
+            let defaults = default.iter().map(|d| (account.clone(), d.clone())).collect();
+            let r = OwnerResolver::new(keys.clone(), defaults);
+            let (service, cluster) = (tags_of(service), tags_of(cluster));
+            let (owner, source) = r.resolve(&service, &cluster, &account);
+            let first = |tags: &Tags| {
+                keys.iter()
+                    .filter_map(|k| tags.get(k))
+                    .map(|v| v.trim())
+                    .find(|v| !v.is_empty())
+                    .map(str::to_owned)
+            };
+            let expected = first(&service)
+                .map(|o| (o, OwnerSource::ServiceTag))
+                .or_else(|| first(&cluster).map(|o| (o, OwnerSource::ClusterTag)))
+                .or_else(|| default.map(|o| (o, OwnerSource::AccountDefault)))
+                .unwrap_or((UNOWNED.to_owned(), OwnerSource::Unowned));
+            prop_assert_eq!((owner, source), expected);
+        }
+    }
+
+    #[test]
+    fn unicode_owners_come_through_intact() {
+        let r = resolver();
+        let a: AccountId = "222222222222".parse().unwrap();
+        for name in ["決済チーム", "équipe", "e\u{301}quipe", "🚀", "ｔｅａｍ１２"] {
+            let svc = tags(&[("owner", &format!(" {name}\u{3000}"))]);
+            assert_eq!(r.resolve(&svc, &Tags::new(), &a).0, name);
+        }
     }
 
     #[test]
