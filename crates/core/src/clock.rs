@@ -30,12 +30,35 @@ impl ManualClock {
 
     pub fn advance(&self, by: TimeDelta) {
         let mut t = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        *t += by;
+        // `+=` panics past chrono's range; the clock stops at its end instead.
+        *t = t
+            .checked_add_signed(by)
+            .unwrap_or(if by < TimeDelta::zero() {
+                DateTime::<Utc>::MIN_UTC
+            } else {
+                DateTime::<Utc>::MAX_UTC
+            });
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manual_clock_stops_at_the_ends_of_time() {
+        let c = ManualClock::new(DateTime::<Utc>::MAX_UTC);
+        c.advance(TimeDelta::MAX);
+        assert_eq!(c.now(), DateTime::<Utc>::MAX_UTC);
+        c.advance(TimeDelta::MIN);
+        assert_eq!(c.now(), DateTime::<Utc>::MIN_UTC);
+        c.advance(TimeDelta::seconds(1));
+        assert_eq!(c.now(), DateTime::<Utc>::MIN_UTC + TimeDelta::seconds(1));
     }
 }

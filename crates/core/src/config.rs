@@ -498,9 +498,29 @@ mod tests {
             "[0-9]{1,5}",
             "[-+]?[0-9]{0,3}(\\.[0-9]{0,3})?(e-?[0-9]{1,3})?",
             prop::sample::select(vec![
-                "NaN", "inf", "-inf", "-0", "1e-300", "4.9999", "0.01", "true", "Yes",
-                "config-aggregator", "config", "restart", "Europe/Madrid", "UTC", "DRY_RUN",
-                " ", ",", "=", "aws:x", "eu-west-1", "eu--1", "ＵＴＣ", "２２:００",
+                "NaN",
+                "inf",
+                "-inf",
+                "-0",
+                "1e-300",
+                "4.9999",
+                "0.01",
+                "true",
+                "Yes",
+                "config-aggregator",
+                "config",
+                "restart",
+                "Europe/Madrid",
+                "UTC",
+                "DRY_RUN",
+                " ",
+                ",",
+                "=",
+                "aws:x",
+                "eu-west-1",
+                "eu--1",
+                "ＵＴＣ",
+                "２２:００",
             ])
             .prop_map(str::to_owned),
             "[0-9]{12}(,[0-9]{12}){0,3}",
@@ -632,17 +652,26 @@ mod tests {
         }
         let mut vars = base();
         vars.push(("DESCRIBE_RATE".into(), "0.01".into()));
-        assert_eq!(Config::from_vars(vars).unwrap().pacing.describe_per_sec, 0.01);
+        assert_eq!(
+            Config::from_vars(vars).unwrap().pacing.describe_per_sec,
+            0.01
+        );
     }
 
     #[test]
     fn a_tag_key_is_counted_in_characters() {
         let mut vars = base();
         vars.push(("TAG_KEY".into(), "é".repeat(128)));
-        assert_eq!(Config::from_vars(vars).unwrap().tag_key.chars().count(), 128);
+        assert_eq!(
+            Config::from_vars(vars).unwrap().tag_key.chars().count(),
+            128
+        );
         let mut vars = base();
         vars.push(("TAG_KEY".into(), "é".repeat(129)));
-        assert_eq!(Config::from_vars(vars).unwrap_err().problems[0].var, "TAG_KEY");
+        assert_eq!(
+            Config::from_vars(vars).unwrap_err().problems[0].var,
+            "TAG_KEY"
+        );
     }
 
     #[test]

@@ -229,6 +229,107 @@ impl NightStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    /// Any JSON: scalars of every kind (text in any script, numbers at their limits, dates and
+    /// ARNs nearly right) in arrays and objects whose keys are often the fields these types
+    /// have.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let text = prop_oneof![
+            any::<String>(),
+            "\\PC{0,24}",
+            "[+-]?[0-9]{1,6}-[0-9]{1,2}-[0-9]{1,2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))?",
+            "arn:aws:ecs:[a-z]{2}-[a-z]{4}-[0-9]:[0-9]{12}:service/[A-Za-z0-9_-]{1,8}(/[A-Za-z0-9é_-]{1,8})?",
+            "planned|started|completed|failed|skipped|untagged|opted_out|ACTIVE|PRIMARY",
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            text.prop_map(Value::from),
+        ];
+        let key = prop_oneof![
+            prop::sample::select(vec![
+                "id",
+                "arn",
+                "night",
+                "batch",
+                "state",
+                "skip_reason",
+                "owner",
+                "planned_start",
+                "deployment_id",
+                "started_at",
+                "finished_at",
+                "previous_deployment",
+                "duration_seconds",
+                "detail",
+                "account",
+                "region",
+                "cluster",
+                "service",
+                "batches",
+                "planned",
+                "skipped",
+                "written_at",
+                "start_at",
+                "size",
+                "reason",
+                "by",
+                "at",
+                "holder",
+                "until",
+                "counts",
+                "halted",
+            ])
+            .prop_map(str::to_owned),
+            "\\PC{0,8}",
+        ];
+        leaf.prop_recursive(4, 48, 8, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec((key.clone(), inner), 0..10)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn decode<T: serde::de::DeserializeOwned + Serialize>(v: &Value) {
+        if let Ok(t) = serde_json::from_value::<T>(v.clone()) {
+            // What decodes encodes again.
+            serde_json::to_value(&t).unwrap();
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The night's types as events and table items carry them: any JSON decodes or fails,
+        /// never panics.
+        #[test]
+        fn any_json_decodes_or_fails(v in any_json()) {
+            decode::<NightRecord>(&v);
+            decode::<PlanSummary>(&v);
+            decode::<NightPlan>(&v);
+            decode::<Pause>(&v);
+            decode::<NightLock>(&v);
+            decode::<Halt>(&v);
+            decode::<NightStatus>(&v);
+            decode::<PlannedBatch>(&v);
+            decode::<CatalogRecord>(&v);
+            decode::<crate::catalog::InventoryCounts>(&v);
+            decode::<crate::catalog::Unreachable>(&v);
+            decode::<crate::catalog::Target>(&v);
+            decode::<crate::ids::ServiceId>(&v);
+            decode::<crate::notice::Finding>(&v);
+            decode::<crate::notice::Message>(&v);
+            decode::<crate::HandlerError>(&v);
+            let _ = crate::HandlerError::parse_event::<NightRecord>(v.clone());
+        }
+    }
 
     fn status(completed: u64, failed: u64, rolled_back: u64, vanished: u64) -> NightStatus {
         NightStatus {

@@ -459,7 +459,13 @@ fn subject_safe(s: &str) -> bool {
 pub fn subject(s: &str) -> String {
     let clean: String = s
         .chars()
-        .map(|c| if c == ' ' || c.is_ascii_graphic() { c } else { '?' })
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect();
     let clean = clean.trim_start();
     if clean.len() <= MAX_SUBJECT_CHARS {
@@ -600,14 +606,12 @@ impl DigestContext<'_> {
         // `owner` attribute only, intact.
         let owner = self.owner.trim();
         let with_owner = format!("[{owner}] {subject}");
-        let subject = if !owner.is_empty()
-            && subject_safe(owner)
-            && with_owner.len() <= MAX_SUBJECT_CHARS
-        {
-            with_owner
-        } else {
-            subject
-        };
+        let subject =
+            if !owner.is_empty() && subject_safe(owner) && with_owner.len() <= MAX_SUBJECT_CHARS {
+                with_owner
+            } else {
+                subject
+            };
 
         let mut body = String::new();
         let _ = writeln!(
@@ -1056,9 +1060,9 @@ impl NightSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
     use crate::owner::OwnerSource;
     use crate::service::{DeploymentController, SchedulingStrategy, ServiceStatus};
+    use proptest::prelude::*;
 
     fn night() -> NaiveDate {
         "2026-11-22".parse().unwrap()
@@ -1243,8 +1247,16 @@ mod tests {
             prop::collection::vec(any::<u8>(), 0..max)
                 .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
             prop::sample::select(vec![
-                "équipe-paiements", "決済チーム", "🚀 platform 🚀", "ｔｅａｍ１２", "e\u{301}quipe",
-                "\u{200b}", "<script>alert('x')</script>", "a\r\nb", "\"quoted\"", "ok",
+                "équipe-paiements",
+                "決済チーム",
+                "🚀 platform 🚀",
+                "ｔｅａｍ１２",
+                "e\u{301}quipe",
+                "\u{200b}",
+                "<script>alert('x')</script>",
+                "a\r\nb",
+                "\"quoted\"",
+                "ok",
             ])
             .prop_map(str::to_owned),
         ]
@@ -1254,14 +1266,26 @@ mod tests {
     fn assert_subject(s: &str) -> Result<(), TestCaseError> {
         prop_assert!(s.len() <= MAX_SUBJECT_CHARS && s.len() < 100, "{s:?}");
         prop_assert!(s.chars().all(|c| c == ' ' || c.is_ascii_graphic()), "{s:?}");
-        prop_assert!(s.chars().next().is_none_or(|c| c.is_ascii_graphic()), "{s:?}");
+        prop_assert!(
+            s.chars().next().is_none_or(|c| c.is_ascii_graphic()),
+            "{s:?}"
+        );
         Ok(())
     }
 
     /// A record of tonight for `id`, with an owner-actionable outcome or skip.
-    fn any_record(id: ServiceId, owner: String, kind: usize, detail: Option<String>) -> NightRecord {
+    fn any_record(
+        id: ServiceId,
+        owner: String,
+        kind: usize,
+        detail: Option<String>,
+    ) -> NightRecord {
         let mut r = NightRecord::unbatched(id.clone(), id.arn("aws"), night(), owner);
-        let outcomes = [NightState::Failed, NightState::RolledBack, NightState::TimedOut];
+        let outcomes = [
+            NightState::Failed,
+            NightState::RolledBack,
+            NightState::TimedOut,
+        ];
         let skips = [
             SkipReason::Untagged,
             SkipReason::DowntimeRisk,
@@ -1347,10 +1371,9 @@ mod tests {
                 }
             }
             prop_assert_eq!(told, found.len());
-            for sizes in [messages.iter().map(Message::size).collect::<Vec<_>>()] {
-                let batches = publish_batches(&sizes);
-                prop_assert_eq!(batches.iter().map(|r| r.len()).sum::<usize>(), sizes.len());
-            }
+            let sizes: Vec<usize> = messages.iter().map(Message::size).collect();
+            let batches = publish_batches(&sizes);
+            prop_assert_eq!(batches.iter().map(|r| r.len()).sum::<usize>(), sizes.len());
         }
 
         /// The summary of a night whose records carry any owner and detail text.
@@ -1431,9 +1454,18 @@ mod tests {
         let f = findings(night(), &[r], &[], &[]);
         let subject_for = |owner: &str| digest(owner, night(), &f, "t", 7)[0].subject.clone();
         assert!(subject_for("payments").starts_with("[payments] ECS nightly restart"));
-        for owner in ["決済チーム", "équipe", "a\nb", "tab\tbed", "x".repeat(60).as_str()] {
+        for owner in [
+            "決済チーム",
+            "équipe",
+            "a\nb",
+            "tab\tbed",
+            "x".repeat(60).as_str(),
+        ] {
             let s = subject_for(owner);
-            assert!(s.starts_with("ECS nightly restart 2026-11-22"), "{owner:?}: {s}");
+            assert!(
+                s.starts_with("ECS nightly restart 2026-11-22"),
+                "{owner:?}: {s}"
+            );
         }
     }
 

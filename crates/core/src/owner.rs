@@ -120,8 +120,16 @@ mod tests {
             prop::collection::vec(any::<u8>(), 0..64)
                 .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
             prop::sample::select(vec![
-                "équipe-paiements", "決済チーム", "🚀 platform", "ｔｅａｍ１２", "e\u{301}quipe",
-                " \u{3000}", "\u{200b}", "<script>alert(1)</script>", "a\nb", "",
+                "équipe-paiements",
+                "決済チーム",
+                "🚀 platform",
+                "ｔｅａｍ１２",
+                "e\u{301}quipe",
+                " \u{3000}",
+                "\u{200b}",
+                "<script>alert(1)</script>",
+                "a\nb",
+                "",
             ])
             .prop_map(str::to_owned),
         ]
@@ -168,7 +176,13 @@ mod tests {
     fn unicode_owners_come_through_intact() {
         let r = resolver();
         let a: AccountId = "222222222222".parse().unwrap();
-        for name in ["決済チーム", "équipe", "e\u{301}quipe", "🚀", "ｔｅａｍ１２"] {
+        for name in [
+            "決済チーム",
+            "équipe",
+            "e\u{301}quipe",
+            "🚀",
+            "ｔｅａｍ１２",
+        ] {
             let svc = tags(&[("owner", &format!(" {name}\u{3000}"))]);
             assert_eq!(r.resolve(&svc, &Tags::new(), &a).0, name);
         }

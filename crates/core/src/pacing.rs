@@ -133,7 +133,14 @@ mod tests {
 
     #[test]
     fn rates_no_configuration_allows_do_not_panic() {
-        for rate in [0.0, -1.0, 1e-300, f64::NAN, f64::INFINITY, f64::MIN_POSITIVE] {
+        for rate in [
+            0.0,
+            -1.0,
+            1e-300,
+            f64::NAN,
+            f64::INFINITY,
+            f64::MIN_POSITIVE,
+        ] {
             let bucket = TokenBucket::new(rate, 1.0);
             for _ in 0..3 {
                 let _ = bucket.reserve();

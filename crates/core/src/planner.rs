@@ -65,7 +65,7 @@ pub enum PlanError {
         window_min: i64,
         allowance_min: i64,
     },
-    #[error("the batch interval must be positive, got {0} s")]
+    #[error("the batch interval must be at least one second, got {0} s")]
     Interval(i64),
 }
 
@@ -92,7 +92,8 @@ pub struct Plan {
 /// The number of batch slots the window holds for restarts of length `allowance`.
 pub fn slots(params: &PlanParams, allowance: TimeDelta) -> Result<u32, PlanError> {
     let window = params.window.length();
-    if params.interval <= TimeDelta::zero() {
+    // Under a second, `num_seconds()` below is 0: a division by zero.
+    if params.interval < TimeDelta::seconds(1) {
         return Err(PlanError::Interval(params.interval.num_seconds()));
     }
     if window < allowance {
@@ -103,6 +104,7 @@ pub fn slots(params: &PlanParams, allowance: TimeDelta) -> Result<u32, PlanError
             allowance_min: allowance.num_minutes(),
         });
     }
+    // `window >= allowance` here, so the difference is not negative and cannot overflow.
     let room = (window - allowance).num_seconds() / params.interval.num_seconds();
     Ok(u32::try_from(room).unwrap_or(u32::MAX - 1) + 1)
 }
@@ -121,6 +123,7 @@ pub fn plan(services: &[PlanService], params: &PlanParams) -> Result<Plan, PlanE
     let (assignment, kept_previous) = assign(services, batch_count);
     let mut sizes = vec![0u32; batch_count as usize];
     for &b in &assignment {
+        // `assign` gives every service a batch below `batch_count`.
         sizes[b as usize] += 1;
     }
     let batches = sizes
@@ -128,7 +131,7 @@ pub fn plan(services: &[PlanService], params: &PlanParams) -> Result<Plan, PlanE
         .enumerate()
         .map(|(k, &size)| PlannedBatch {
             batch: k as u32,
-            start_at: params.window.start + params.interval * k as i32,
+            start_at: batch_start(params, k),
             size,
         })
         .collect();
@@ -138,6 +141,18 @@ pub fn plan(services: &[PlanService], params: &PlanParams) -> Result<Plan, PlanE
         kept_previous,
         allowance,
     })
+}
+
+/// When batch `k` starts: `window.start + k × interval`. `k` is below the slots the window
+/// holds, so that is at most `window.end - allowance` and the fallback is never taken; it is
+/// there so that no arithmetic here can panic (`TimeDelta * i32` and `DateTime + TimeDelta`
+/// do on overflow).
+fn batch_start(params: &PlanParams, k: usize) -> DateTime<Utc> {
+    i32::try_from(k)
+        .ok()
+        .and_then(|k| params.interval.checked_mul(k))
+        .and_then(|offset| params.window.start.checked_add_signed(offset))
+        .unwrap_or(params.window.end)
 }
 
 /// Assigns services to `batch_count` batches; returns each service's batch (input order) and
@@ -392,6 +407,76 @@ mod tests {
                 ..s.clone()
             })
             .collect()
+    }
+
+    /// Any instant chrono knows.
+    fn instant() -> impl Strategy<Value = DateTime<Utc>> {
+        prop_oneof![
+            Just(DateTime::<Utc>::MIN_UTC),
+            Just(DateTime::<Utc>::MAX_UTC),
+            (DateTime::<Utc>::MIN_UTC.timestamp()..=DateTime::<Utc>::MAX_UTC.timestamp())
+                .prop_map(|s| DateTime::from_timestamp(s, 0).unwrap()),
+            (1_700_000_000i64..1_900_000_000).prop_map(|s| DateTime::from_timestamp(s, 0).unwrap()),
+        ]
+    }
+
+    /// Any length, sub-second and negative ones included.
+    fn length() -> impl Strategy<Value = TimeDelta> {
+        prop_oneof![
+            Just(TimeDelta::MAX),
+            Just(TimeDelta::MIN),
+            Just(TimeDelta::zero()),
+            (-2_000i64..2_000).prop_map(TimeDelta::milliseconds),
+            (0i64..100_000).prop_map(TimeDelta::seconds),
+            any::<i64>().prop_map(TimeDelta::milliseconds),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any window, interval, durations and previous batches: a plan or an error, never a
+        /// panic.
+        #[test]
+        fn any_parameters_give_a_plan_or_an_error(
+            start in instant(),
+            end in instant(),
+            interval in length(),
+            default_duration in length(),
+            timeout in length(),
+            shape in prop::collection::vec(1u32..4, 0..6),
+            recent in prop::collection::vec(prop::option::of(length()), 0..20),
+            previous in prop::collection::vec(prop::option::of(any::<u32>()), 0..20),
+        ) {
+            let p = PlanParams {
+                window: NightWindow { night: start.date_naive(), start, end },
+                interval,
+                default_duration,
+                timeout,
+            };
+            let services: Vec<PlanService> = fleet(&shape)
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| PlanService {
+                    recent_duration: recent.get(i).copied().flatten(),
+                    previous_batch: previous.get(i).copied().flatten(),
+                    ..s
+                })
+                .collect();
+            if let Ok(plan) = plan(&services, &p) {
+                prop_assert_eq!(plan.assignment.len(), services.len());
+                for b in &plan.batches {
+                    prop_assert!(p.window.start <= b.start_at && b.start_at <= p.window.end);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_sub_second_interval_is_refused() {
+        let mut p = params(6);
+        p.interval = TimeDelta::milliseconds(500);
+        assert_eq!(plan(&fleet(&[3]), &p).unwrap_err(), PlanError::Interval(0));
     }
 
     /// Asserts invariants 1-4; returns nothing, panics with the violated one.
