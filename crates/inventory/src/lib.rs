@@ -45,12 +45,54 @@ pub struct Event {
 pub struct Summary {
     pub night: NaiveDate,
     pub accounts_reached: usize,
-    pub unreachable: Vec<Unreachable>,
+    /// Account-regions that could not be worked in (the whole list, with each error, is in the
+    /// night's inventory run in the table).
+    pub unreachable_count: usize,
+    /// The first [`UNREACHABLE_SAMPLE`] of them, errors cut to [`ERROR_BYTES`] bytes: the
+    /// output is a state payload, which must stay far under 256 KB however many accounts fail.
+    pub unreachable_sample: Vec<Unreachable>,
     pub services_found: u64,
     pub counts: InventoryCounts,
     /// Time spent discovering (the part bounded by the ECS rate limits).
     pub discovery_ms: u64,
     pub duration_ms: u64,
+}
+
+/// How many unreachable account-regions the output names.
+pub const UNREACHABLE_SAMPLE: usize = 10;
+
+/// The most bytes of an error kept, in the output's sample and in the inventory run item.
+pub const ERROR_BYTES: usize = 160;
+
+/// What the unreachable list may take of the inventory run item (DynamoDB's limit is 400 KB).
+pub const UNREACHABLE_BUDGET: usize = 300 * 1024;
+
+/// `s` cut to at most `max` bytes at a character boundary, marked with `…` when cut.
+fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let end = s
+        .char_indices()
+        .map(|(i, _)| i)
+        .take_while(|&i| i + '…'.len_utf8() <= max)
+        .last()
+        .unwrap_or(0);
+    // `end` is a character boundary: char_indices yields only those.
+    format!("{}…", &s[..end])
+}
+
+/// Cuts every error so that the whole list fits [`UNREACHABLE_BUDGET`]: every account-region
+/// stays listed, each error keeps as much as the budget allows (up to [`ERROR_BYTES`]).
+fn fit_errors(unreachable: &mut [Unreachable]) {
+    // An entry without its error: account, region and the item's attribute names.
+    const ENTRY: usize = 48;
+    let per_error = (UNREACHABLE_BUDGET / unreachable.len().max(1))
+        .saturating_sub(ENTRY)
+        .min(ERROR_BYTES);
+    for u in unreachable {
+        u.error = cut(&u.error, per_error);
+    }
 }
 
 /// The handler with its ports.
@@ -221,6 +263,7 @@ where
 
         reached.sort();
         unreachable.sort_by(|a, b| (&a.account, &a.region).cmp(&(&b.account, &b.region)));
+        fit_errors(&mut unreachable);
         let finished = self.clock.now();
         let run = InventoryRun {
             night,
@@ -242,7 +285,8 @@ where
         let summary = Summary {
             night,
             accounts_reached: reached_accounts.len(),
-            unreachable,
+            unreachable_count: unreachable.len(),
+            unreachable_sample: unreachable.into_iter().take(UNREACHABLE_SAMPLE).collect(),
             services_found: counts.services,
             counts,
             discovery_ms,
@@ -256,7 +300,7 @@ where
             night = %night,
             services = summary.services_found,
             reached = summary.accounts_reached,
-            unreachable = summary.unreachable.len(),
+            unreachable = summary.unreachable_count,
             written = summary.counts.written,
             "inventory done"
         );

@@ -144,9 +144,9 @@ async fn counts_every_tag_state_and_reports_the_denied_account() {
     assert_eq!(s.night, night());
     assert_eq!(s.services_found, 6);
     assert_eq!(s.accounts_reached, 2);
-    assert_eq!(s.unreachable.len(), 2, "both regions of the denied account");
+    assert_eq!(s.unreachable_count, 2, "both regions of the denied account");
     assert!(
-        s.unreachable
+        s.unreachable_sample
             .iter()
             .all(|u| u.account.as_str() == C && u.error.contains("AccessDenied"))
     );
@@ -333,4 +333,64 @@ async fn one_execution_at_a_time_holds_the_night_until_its_lock_lapses() {
             .holder
             .ends_with(":second")
     );
+}
+
+/// 1,000 accounts in two regions, every one denied with a long error: the output stays a small
+/// state payload (far under Step Functions' 256 KB) and the run's item under DynamoDB's 400 KB,
+/// while the whole list is kept.
+#[tokio::test]
+async fn two_thousand_unreachable_account_regions_keep_the_output_small() {
+    let ids: Vec<String> = (0..1000)
+        .map(|i| format!("{:012}", 100_000_000_000u64 + i))
+        .collect();
+    let c = Config::from_vars([
+        ("TABLE_NAME", "t".to_owned()),
+        ("ACCOUNTS", ids.join(",")),
+        ("REGIONS", "eu-west-1,us-east-1".to_owned()),
+        ("MEMBER_ROLE_NAME", "member".to_owned()),
+    ])
+    .unwrap();
+    let accounts = match &c.accounts {
+        restart_core::config::AccountsSource::List(a) => a.clone(),
+        _ => unreachable!(),
+    };
+    let fleet = MemoryFleet::default();
+    let long = "é".repeat(2_000);
+    for a in &accounts {
+        for region in ["eu-west-1", "us-east-1"] {
+            fleet.fail(
+                Target {
+                    account: a.clone(),
+                    region: region.into(),
+                },
+                DiscoveryError::AccessDenied(format!("AssumeRole {a}: AccessDenied: {long}")),
+            );
+        }
+    }
+    let store = MemoryStore::default();
+    let h = Inventory {
+        config: Arc::new(c),
+        directory: ListedAccounts(accounts),
+        fleet,
+        store,
+        clock: Arc::new(ManualClock::new(now())),
+        calls: Arc::new(ApiCalls::default()),
+    };
+    let s = h.handle(json!({})).await.unwrap();
+    assert_eq!(s.unreachable_count, 2_000);
+    assert_eq!(s.unreachable_sample.len(), inventory::UNREACHABLE_SAMPLE);
+    let payload = serde_json::to_vec(&s).unwrap().len();
+    assert!(payload < 128 * 1024, "output of {payload} bytes");
+    let run = restart_core::ports::CatalogStore::get_inventory_run(&h.store, s.night)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.unreachable.len(), 2_000);
+    assert!(
+        run.unreachable
+            .iter()
+            .all(|u| u.error.len() <= inventory::ERROR_BYTES && u.error.contains("AccessDenied"))
+    );
+    let item = serde_json::to_vec(&run).unwrap().len();
+    assert!(item < 400 * 1024, "inventory run of {item} bytes");
 }
