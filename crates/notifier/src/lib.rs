@@ -230,6 +230,7 @@ where
         }
 
         // Every message still to send, in owner order, with the index of its owner's digest.
+        // `already <= messages.len()` (it is `min`-ed above), so the slice is in bounds.
         let pending: Vec<(usize, &Message)> = digests
             .iter()
             .enumerate()
@@ -237,6 +238,8 @@ where
             .collect();
         let sizes: Vec<usize> = pending.iter().map(|(_, m)| m.size()).collect();
         let mut sent: Vec<usize> = digests.iter().map(|d| d.already).collect();
+        // `publish_batches` gives ranges within `sizes`, one per entry of `pending`; each
+        // pending entry's owner index is an index of `digests` and `sent`.
         for range in notice::publish_batches(&sizes) {
             let batch: Vec<Message> = pending[range.clone()]
                 .iter()
