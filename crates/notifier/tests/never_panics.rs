@@ -26,9 +26,21 @@ fn text() -> impl Strategy<Value = String> {
             .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
         "[+-]?[0-9]{1,7}-[0-9]{1,2}-[0-9]{1,2}",
         prop::sample::select(vec![
-            "2026-11-22", "2026-11-23", "2026-11-21", "+262142-12-31", "-262143-01-01",
-            "2026-02-29", "２０２６-11-22", "2026-11-22T00:00:00Z", "owners", "summary",
-            "OWNERS", " owners", "決済チーム", "e\u{301}quipe", "🚀",
+            "2026-11-22",
+            "2026-11-23",
+            "2026-11-21",
+            "+262142-12-31",
+            "-262143-01-01",
+            "2026-02-29",
+            "２０２６-11-22",
+            "2026-11-22T00:00:00Z",
+            "owners",
+            "summary",
+            "OWNERS",
+            " owners",
+            "決済チーム",
+            "e\u{301}quipe",
+            "🚀",
         ])
         .prop_map(str::to_owned),
     ]
@@ -185,7 +197,11 @@ fn records_of_every_shape_are_summarized() {
     let mut r = NightRecord::unbatched(sid.clone(), sid.arn("aws"), night(), String::new());
     r.state = restart_core::outcome::NightState::Failed;
     r.detail = Some("\u{0}\u{7}\r\n\u{1b}[31m".into());
-    rt.block_on(restart_core::ports::NightStore::create_records(&h.store, &[r])).unwrap();
+    rt.block_on(restart_core::ports::NightStore::create_records(
+        &h.store,
+        &[r],
+    ))
+    .unwrap();
     for mode in ["owners", "summary"] {
         rt.block_on(h.handle(json!({"mode": mode, "night": "2026-11-22"})))
             .unwrap();
