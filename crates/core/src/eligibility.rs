@@ -37,10 +37,14 @@ pub enum SkipReason {
     DowntimeRisk,
     DeploymentBlocked,
     NeedsLongArn,
+    /// Decided during the night: the window ended before this restart could start.
+    WindowClosed,
+    /// Decided during the night: the account was lost before this restart started.
+    AccountUnreachable,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 13] = [
+    pub const ALL: [SkipReason; 15] = [
         Self::Untagged,
         Self::OptedOut,
         Self::Snoozed,
@@ -54,6 +58,8 @@ impl SkipReason {
         Self::DowntimeRisk,
         Self::DeploymentBlocked,
         Self::NeedsLongArn,
+        Self::WindowClosed,
+        Self::AccountUnreachable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -71,6 +77,8 @@ impl SkipReason {
             Self::DowntimeRisk => "downtime_risk",
             Self::DeploymentBlocked => "deployment_blocked",
             Self::NeedsLongArn => "needs_long_arn",
+            Self::WindowClosed => "window_closed",
+            Self::AccountUnreachable => "account_unreachable",
         }
     }
 

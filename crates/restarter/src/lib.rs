@@ -43,7 +43,7 @@ use restart_core::ids::{ServiceArn, ServiceId};
 use restart_core::night::{Halt, NightRecord};
 use restart_core::outcome::{self, NightState, Verdict};
 use restart_core::ports::{CatalogStore, Claim, ControlError, FleetControl, RestartStore};
-use restart_core::service::ServiceSnapshot;
+use restart_core::service::{DeploymentStatus, ServiceSnapshot};
 use restart_core::tag::{TagState, restart_tag_value};
 use restart_core::telemetry::{Emf, Unit};
 use restart_core::window::NightWindow;
@@ -61,6 +61,16 @@ pub const START_BUDGET: Duration = Duration::from_secs(10);
 /// batch starts at 1.7× the pacing floor in the night benchmark; 128: see docs/performance.md).
 const CLUSTER_CONCURRENCY: usize = 128;
 
+/// How long a claim (a record `started` without its deployment yet) belongs to the invocation
+/// that made it. Only after this may another invocation decide whether its UpdateService ran and
+/// run it: longer than any invocation lives (the state machine gives each 330 s), so two
+/// invocations never both send UpdateService for one claim.
+pub const CLAIM_LEASE: TimeDelta = TimeDelta::seconds(330);
+
+/// ECS and Lambda clocks may differ by this much: a deployment created this long before a
+/// claim can still be the one the claim's UpdateService made.
+const CLOCK_SKEW: TimeDelta = TimeDelta::seconds(5);
+
 /// The longest wait between two polls, in poll intervals, once only slow restarts remain.
 pub const SLOW_POLL_FACTOR: i32 = 3;
 
@@ -77,6 +87,9 @@ pub enum Event {
 pub struct StartEvent {
     pub night: NaiveDate,
     pub batch: u32,
+    /// On-call's explicit choice to start restarts after the window's end (a manual batch).
+    #[serde(default)]
+    pub outside_window: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -85,6 +98,9 @@ pub struct PollEvent {
     pub night: NaiveDate,
     pub batch: Option<u32>,
     pub service_arn: Option<ServiceArn>,
+    /// See [`StartEvent::outside_window`].
+    #[serde(default)]
+    pub outside_window: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -241,17 +257,26 @@ where
         let event = Event::parse(event)?;
         let started = Instant::now();
         let (mode, result) = match event {
-            Event::Start(StartEvent { night, batch }) => (
+            Event::Start(StartEvent {
+                night,
+                batch,
+                outside_window,
+            }) => (
                 "start",
-                Box::pin(self.start(night, batch)).await.map(Output::Start),
+                Box::pin(self.start(night, batch, outside_window))
+                    .await
+                    .map(Output::Start),
             ),
             Event::Poll(PollEvent {
                 night,
                 batch,
                 service_arn,
+                outside_window,
             }) => {
                 let out = match (batch, service_arn) {
-                    (Some(batch), None) => Box::pin(self.poll_batch(night, batch)).await,
+                    (Some(batch), None) => {
+                        Box::pin(self.poll_batch(night, batch, outside_window)).await
+                    }
                     (None, Some(arn)) => Box::pin(self.poll_service(night, &arn)).await,
                     _ => Err(HandlerError::invalid_input(
                         "the event is not valid: a poll names either `batch` or `service_arn`",
@@ -313,10 +338,23 @@ where
 
     /// `start`: see the module documentation.
     #[tracing::instrument(skip(self))]
-    pub async fn start(&self, night: NaiveDate, batch: u32) -> Result<StartOutput, HandlerError> {
+    pub async fn start(
+        &self,
+        night: NaiveDate,
+        batch: u32,
+        outside_window: bool,
+    ) -> Result<StartOutput, HandlerError> {
         self.check_batch(night, batch).await?;
-        self.refuse_if_paused().await?;
         let records = self.store.read_batch(night, batch).await?;
+        // Past the window nothing starts, paused or not: what is left ends `window_closed`, so
+        // the batch ends instead of waiting for a resume that cannot start anything.
+        let closed = self.close_window(night, &records, outside_window).await?;
+        let records = if closed > 0 {
+            self.store.read_batch(night, batch).await?
+        } else {
+            records
+        };
+        self.refuse_if_paused().await?;
         if let Some(halt) = self.store.night_status(night).await?.halted {
             let halted = self.halt_planned(&records, &halt).await?;
             tracing::warn!(night = %night, batch, halted, reason = %halt.reason, "night halted");
@@ -329,8 +367,9 @@ where
                 ),
             ));
         }
-        let deadline = Instant::now() + self.budget;
-        let tally = self.advance(night, records, deadline).await?;
+        let pass = self.pass(night, outside_window, true);
+        let mut tally = self.advance(records, &pass).await?;
+        tally.skipped += closed;
         self.emit(night, Some(batch), "start", &tally);
         Ok(StartOutput {
             night,
@@ -350,10 +389,11 @@ where
         &self,
         night: NaiveDate,
         batch: u32,
+        outside_window: bool,
     ) -> Result<PollOutput, HandlerError> {
         self.check_batch(night, batch).await?;
         let records = self.store.read_batch(night, batch).await?;
-        let tally = self.poll_records(night, records).await?;
+        let tally = self.poll_records(night, records, outside_window).await?;
         self.emit(night, Some(batch), "poll", &tally);
         let after = self.store.read_batch(night, batch).await?;
         Ok(self.poll_output(night, Some(batch), None, &after))
@@ -372,7 +412,8 @@ where
                 "night {night} has no record of {arn}"
             )));
         };
-        let tally = self.poll_records(night, vec![record]).await?;
+        // A manual restart is on-call's explicit request: the window does not hold it back.
+        let tally = self.poll_records(night, vec![record], true).await?;
         self.emit(night, None, "poll", &tally);
         let after: Vec<NightRecord> = self
             .store
@@ -439,11 +480,21 @@ where
         &self,
         night: NaiveDate,
         records: Vec<NightRecord>,
+        outside_window: bool,
     ) -> Result<Tally, HandlerError> {
         let (watched, rest): (Vec<_>, Vec<_>) = records
             .into_iter()
             .partition(|r| r.state == NightState::Started && r.deployment_id.is_some());
         let mut tally = self.watch(watched).await?;
+        let closed = self.close_window(night, &rest, outside_window).await?;
+        tally.skipped += closed;
+        let rest: Vec<NightRecord> = if closed > 0 {
+            rest.into_iter()
+                .filter(|r| r.state != NightState::Planned)
+                .collect()
+        } else {
+            rest
+        };
         let status = self.store.night_status(night).await?;
         let halt = match status.halted {
             Some(h) => Some(h),
@@ -473,24 +524,20 @@ where
         if let Some(halt) = halt {
             tally.halted += self.halt_planned(&rest, &halt).await?;
             // Claimed starts without a deployment still need one look: UpdateService may
-            // have run.
+            // have run. Halted, it is never sent now.
             let unfinished: Vec<NightRecord> = rest
                 .into_iter()
                 .filter(|r| r.state == NightState::Started)
                 .collect();
-            tally.add(
-                self.advance(night, unfinished, Instant::now() + self.budget)
-                    .await?,
-            );
+            let pass = self.pass(night, outside_window, false);
+            tally.add(self.advance(unfinished, &pass).await?);
             return Ok(tally);
         }
         if self.store.pause().await?.is_some() {
             return Ok(tally);
         }
-        tally.add(
-            self.advance(night, rest, Instant::now() + self.budget)
-                .await?,
-        );
+        let pass = self.pass(night, outside_window, true);
+        tally.add(self.advance(rest, &pass).await?);
         Ok(tally)
     }
 
@@ -515,14 +562,48 @@ where
         Ok(halted)
     }
 
-    /// Starts what can start among planned records (and settles claimed starts that have no
-    /// deployment yet), cluster by cluster, until `deadline`.
-    async fn advance(
+    /// Once the night's window has ended (unless on-call asked to run outside it), moves the
+    /// planned records among `records` to `skipped/window_closed`: no restart starts after the
+    /// window's end, whatever made it late. How many moved.
+    async fn close_window(
         &self,
         night: NaiveDate,
-        records: Vec<NightRecord>,
-        deadline: Instant,
-    ) -> Result<Tally, HandlerError> {
+        records: &[NightRecord],
+        outside_window: bool,
+    ) -> Result<u64, HandlerError> {
+        if outside_window || self.clock.now() < self.window(night).end {
+            return Ok(0);
+        }
+        let mut closed = 0;
+        for r in records.iter().filter(|r| r.state == NightState::Planned) {
+            if self
+                .store
+                .move_record(r, &r.now_skipped(SkipReason::WindowClosed))
+                .await?
+            {
+                closed += 1;
+            }
+        }
+        if closed > 0 {
+            tracing::warn!(night = %night, closed, "the window ended before these restarts could start");
+        }
+        Ok(closed)
+    }
+
+    /// How one invocation works through records.
+    fn pass(&self, night: NaiveDate, outside_window: bool, may_deploy: bool) -> Pass {
+        Pass {
+            window: self.window(night),
+            deadline: Instant::now() + self.budget,
+            outside_window,
+            may_deploy,
+        }
+    }
+
+    /// Starts what can start among planned records (and settles claimed starts that have no
+    /// deployment yet), cluster by cluster, until the pass's deadline. A cluster whose account
+    /// cannot be reached or answers with errors is handled alone: every other cluster goes on.
+    async fn advance(&self, records: Vec<NightRecord>, pass: &Pass) -> Result<Tally, HandlerError> {
         let todo: Vec<NightRecord> = records
             .into_iter()
             .filter(|r| {
@@ -530,9 +611,8 @@ where
                     || (r.state == NightState::Started && r.deployment_id.is_none())
             })
             .collect();
-        let window = self.window(night);
         sum(stream::iter(by_cluster(todo))
-            .map(|group| self.advance_cluster(window, group, deadline))
+            .map(|group| self.advance_cluster(pass, group))
             .buffer_unordered(CLUSTER_CONCURRENCY)
             .collect()
             .await)
@@ -540,36 +620,89 @@ where
 
     async fn advance_cluster(
         &self,
-        window: NightWindow,
+        pass: &Pass,
         group: Vec<NightRecord>,
-        deadline: Instant,
     ) -> Result<Tally, HandlerError> {
         let mut tally = Tally::default();
-        if Instant::now() >= deadline {
-            tally.deferred += group
+        let now = self.clock.now();
+        // Claims another invocation may still be working on are left to it; claims that never
+        // got a deployment within the timeout end timed out, without a look at ECS.
+        let mut todo = Vec::with_capacity(group.len());
+        for r in group {
+            if r.state != NightState::Started {
+                todo.push(r);
+                continue;
+            }
+            let claimed_at = r.started_at.unwrap_or(now);
+            if now - claimed_at >= self.config.restart_timeout {
+                let to = self.finished(
+                    &r,
+                    NightState::TimedOut,
+                    "no deployment was recorded for this restart within the timeout (UpdateService \
+                     did not answer, or the account could not be reached)",
+                );
+                if self.store.finish(&r, &to).await? {
+                    *tally.outcomes.entry(NightState::TimedOut).or_default() += 1;
+                }
+            } else if now - claimed_at >= CLAIM_LEASE {
+                todo.push(r);
+            }
+        }
+        let planned = |records: &[NightRecord]| {
+            records
                 .iter()
                 .filter(|r| r.state == NightState::Planned)
-                .count() as u64;
+                .count() as u64
+        };
+        if todo.is_empty() {
             return Ok(tally);
         }
-        let ids: Vec<ServiceId> = group.iter().map(|r| r.id.clone()).collect();
+        if Instant::now() >= pass.deadline {
+            tally.deferred += planned(&todo);
+            return Ok(tally);
+        }
+        let ids: Vec<ServiceId> = todo.iter().map(|r| r.id.clone()).collect();
         let live = match self.fleet.describe(&ids).await {
             Ok(live) => live,
-            Err(e) => return Err(self.fleet_error(&ids[0], e)),
+            Err(ControlError::AccessDenied(e)) => {
+                // The account was lost: its planned restarts end here, and claims time out.
+                for r in todo.iter().filter(|r| r.state == NightState::Planned) {
+                    let to = NightRecord {
+                        detail: Some(e.clone()),
+                        ..r.now_skipped(SkipReason::AccountUnreachable)
+                    };
+                    if self.store.move_record(r, &to).await? {
+                        tally.skipped += 1;
+                    }
+                }
+                tracing::warn!(cluster = %ids_cluster(&ids), error = %e, "account unreachable");
+                return Ok(tally);
+            }
+            Err(e) => {
+                // Throttled, a 5xx, an answer not understood: the next poll looks again.
+                tracing::warn!(cluster = %ids_cluster(&ids), error = %e, "describe failed; deferred");
+                tally.deferred += planned(&todo);
+                return Ok(tally);
+            }
         };
         let live: BTreeMap<&str, &ServiceSnapshot> =
             live.iter().map(|s| (s.id.service.as_str(), s)).collect();
+        let closed = !pass.outside_window && now >= pass.window.end;
         let mut full = false;
-        for r in &group {
+        for r in &todo {
             let observed = live.get(r.id.service.as_str()).copied();
             if r.state == NightState::Started {
-                tally.add(self.settle_claim(r, observed).await?);
+                tally.add(
+                    self.settle_claim(r, observed, pass.may_deploy && !closed)
+                        .await?,
+                );
                 continue;
             }
-            if full || Instant::now() >= deadline {
+            if full || Instant::now() >= pass.deadline || !pass.may_deploy || closed {
                 tally.deferred += 1;
                 continue;
             }
+            let window = pass.window;
             let tag = observed.map_or(TagState::Untagged, |s| {
                 TagState::from_tags(&s.tags, &self.config.tag_key, window.start.date_naive())
             });
@@ -604,6 +737,7 @@ where
         &self,
         r: &NightRecord,
         observed: Option<&ServiceSnapshot>,
+        may_deploy: bool,
     ) -> Result<Tally, HandlerError> {
         let mut tally = Tally::default();
         let Some(s) = observed.filter(|s| s.status == restart_core::service::ServiceStatus::Active)
@@ -614,14 +748,27 @@ where
             }
             return Ok(tally);
         };
-        let primary = s.primary().map(|d| d.id.clone());
-        if primary.is_some() && primary != r.previous_deployment && !self.config.dry_run {
+        // Did the claim's UpdateService run? Only a deployment created since the claim (not the
+        // one seen when claiming) says so; which deployment is PRIMARY now proves nothing.
+        let claimed_at = r.started_at.unwrap_or_else(|| self.clock.now()) - CLOCK_SKEW;
+        let made = s
+            .deployments
+            .iter()
+            .filter(|d| Some(&d.id) != r.previous_deployment.as_ref())
+            .filter(|d| d.created_at.is_some_and(|t| t >= claimed_at))
+            .max_by_key(|d| (d.status == DeploymentStatus::Primary, d.created_at));
+        if let Some(d) = made
+            && !self.config.dry_run
+        {
             let with = NightRecord {
-                deployment_id: primary,
+                deployment_id: Some(d.id.clone()),
                 ..r.clone()
             };
             self.store.record_deployment(&with).await?;
-            tracing::info!(service = %r.id, deployment = ?with.deployment_id, "recovered the deployment of an interrupted start");
+            tracing::info!(service = %r.id, deployment = %d.id, "recovered the deployment of an interrupted start");
+            return Ok(tally);
+        }
+        if !may_deploy {
             return Ok(tally);
         }
         match self.deploy(r, s).await? {
@@ -678,20 +825,25 @@ where
                 Err(
                     e @ (ControlError::NotFound(_)
                     | ControlError::Refused(_)
-                    | ControlError::AccessDenied(_)),
+                    | ControlError::Unexpected(_)),
                 ) => {
-                    let state = if matches!(e, ControlError::NotFound(_)) {
-                        NightState::Vanished
-                    } else {
-                        NightState::Failed
+                    // An answer that will not heal: sending it again would get the same.
+                    let (state, detail) = match &e {
+                        ControlError::NotFound(m) => {
+                            (NightState::Vanished, format!("UpdateService: {m}"))
+                        }
+                        ControlError::Refused(m) | ControlError::Unexpected(m) => {
+                            (NightState::Failed, format!("update_rejected: {m}"))
+                        }
+                        _ => (NightState::Failed, format!("update_rejected: {e}")),
                     };
-                    let to = self.finished(claimed, state, &format!("UpdateService failed: {e}"));
+                    let to = self.finished(claimed, state, &detail);
                     self.store.finish(claimed, &to).await?;
                     tracing::warn!(service = %claimed.id, error = %e, "restart refused");
                     return Ok(Begun::Refused(state));
                 }
-                // Throttled or transient after retries: the claim stays, and the next poll
-                // settles it.
+                // Throttled, transient, or the account lost: the claim stays; once its lease has
+                // lapsed a poll settles it from the service's deployments, or it times out.
                 Err(e) => {
                     tracing::warn!(service = %claimed.id, error = %e, "UpdateService did not answer; the next poll settles it");
                     return Ok(Begun::Pending);
@@ -728,11 +880,10 @@ where
 
     async fn watch_cluster(&self, group: Vec<NightRecord>) -> Result<Tally, HandlerError> {
         let ids: Vec<ServiceId> = group.iter().map(|r| r.id.clone()).collect();
-        let live = self
-            .fleet
-            .describe(&ids)
-            .await
-            .map_err(|e| self.fleet_error(&ids[0], e))?;
+        let live = match self.fleet.describe(&ids).await {
+            Ok(live) => live,
+            Err(e) => return self.unwatchable(&group, &e).await,
+        };
         let live: BTreeMap<&str, &ServiceSnapshot> =
             live.iter().map(|s| (s.id.service.as_str(), s)).collect();
         let mut tally = Tally::default();
@@ -794,12 +945,41 @@ where
         Ok(tally)
     }
 
-    fn fleet_error(&self, id: &ServiceId, e: ControlError) -> HandlerError {
-        let e = HandlerError::from(e);
-        HandlerError::new(
-            e.error_type,
-            format!("in {}: {}", id.cluster_key(), e.message),
-        )
+    /// Started restarts whose cluster could not be described (the account lost, or errors
+    /// after retries): each keeps being looked at until its timeout, then ends `timed_out`
+    /// with the reason in its detail. The rest of the batch goes on.
+    async fn unwatchable(
+        &self,
+        group: &[NightRecord],
+        e: &ControlError,
+    ) -> Result<Tally, HandlerError> {
+        let mut tally = Tally::default();
+        let now = self.clock.now();
+        let why = match e {
+            ControlError::AccessDenied(m) => format!("account unreachable: {m}"),
+            other => format!("ECS could not be asked: {other}"),
+        };
+        tracing::warn!(cluster = %group.first().map(|r| r.id.cluster_key()).unwrap_or_default(), error = %why, "restarts not watched this time");
+        for r in group {
+            let Some(started_at) = r.started_at else {
+                continue;
+            };
+            if now - started_at < self.config.restart_timeout {
+                continue;
+            }
+            let to = self.finished(
+                r,
+                NightState::TimedOut,
+                &format!(
+                    "not seen finished within {} minutes: {why}",
+                    self.config.restart_timeout.num_minutes()
+                ),
+            );
+            if self.store.finish(r, &to).await? {
+                *tally.outcomes.entry(NightState::TimedOut).or_default() += 1;
+            }
+        }
+        Ok(tally)
     }
 
     /// `service`: restarts one service now, on on-call's request.
@@ -980,6 +1160,24 @@ where
         }
         println!("{}", emf.line(self.clock.now()));
     }
+}
+
+/// How one invocation works through a batch's records.
+#[derive(Debug, Clone, Copy)]
+struct Pass {
+    window: NightWindow,
+    /// Nothing new starts after this (the invocation's time budget).
+    deadline: Instant,
+    /// On-call asked to start restarts after the window's end.
+    outside_window: bool,
+    /// False once the night is halted: claims are settled from what ECS shows, never by
+    /// sending UpdateService.
+    may_deploy: bool,
+}
+
+/// The cluster of a group of services, for logs.
+fn ids_cluster(ids: &[ServiceId]) -> String {
+    ids.first().map_or_else(String::new, ServiceId::cluster_key)
 }
 
 /// What starting one service came to.

@@ -449,7 +449,18 @@ async fn a_start_retried_after_a_crash_between_update_service_and_its_record_res
     let deployment = r.fleet.force_new_deployment(&planned.id).await.unwrap();
     assert_eq!(n.update_calls(), 1);
 
-    // The retried start finds the deployment instead of restarting again.
+    // While the claim's lease runs, another start leaves it to its owner.
+    n.start(&r, b).await.unwrap();
+    assert_eq!(n.update_calls(), 1);
+    let rec = store
+        .find_record(n.night, &planned.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.deployment_id, None);
+
+    // Past the lease, the retried start finds the deployment instead of restarting again.
+    n.advance(restarter::CLAIM_LEASE.num_seconds());
     n.start(&r, b).await.unwrap();
     assert_eq!(n.update_calls(), 1);
     let rec = store
@@ -478,6 +489,9 @@ async fn a_start_retried_after_a_crash_between_update_service_and_its_record_res
         ..planned.clone()
     };
     store.claim(Some(&planned), &claim, 10).await.unwrap();
+    n.start(&r, b).await.unwrap();
+    assert_eq!(n.update_calls(), 0, "the claim's lease still runs");
+    n.advance(restarter::CLAIM_LEASE.num_seconds());
     n.start(&r, b).await.unwrap();
     n.start(&r, b).await.unwrap();
     assert_eq!(n.update_calls(), 1);
@@ -695,5 +709,52 @@ async fn polls_space_out_once_only_slow_restarts_remain_but_never_past_the_timeo
     let p = n.poll(&r, batch).await;
     assert!(p.done);
     assert_eq!(n.records().await["stuck-0"].state, NightState::TimedOut);
+    n.sim.shutdown().await.unwrap();
+}
+
+/// A crowded cluster (one restart at a time, restarts of 35 minutes, a one-hour window): what
+/// could not start before the window's end ends `skipped/window_closed`, no UpdateService runs
+/// after it, and the batches end.
+#[tokio::test]
+async fn nothing_starts_after_the_window_and_what_is_left_ends_window_closed() {
+    let n = Night::new(
+        ok_services(3, 35 * 60),
+        &[
+            ("MAX_INFLIGHT_PER_CLUSTER", "1"),
+            ("RESTART_TIMEOUT_MINUTES", "60"),
+        ],
+    )
+    .await;
+    let r = n.restarter();
+    start_all(&n, &r).await;
+    assert_eq!(n.update_calls(), 1);
+    n.poll_until_done(&r, 120).await;
+    assert_eq!(
+        n.update_calls(),
+        2,
+        "the third restart would start after 01:00"
+    );
+    let records = n.records().await;
+    let window_end: chrono::DateTime<chrono::Utc> = "2026-11-22T01:00:00Z".parse().unwrap();
+    let mut closed = 0;
+    for rec in records.values() {
+        match rec.state {
+            NightState::Completed => assert!(rec.started_at.unwrap() < window_end),
+            NightState::Skipped => {
+                assert_eq!(
+                    rec.skip_reason,
+                    Some(restart_core::eligibility::SkipReason::WindowClosed)
+                );
+                closed += 1;
+            }
+            other => panic!("{}: {other}", rec.id),
+        }
+    }
+    assert_eq!(closed, 1, "{:?}", states(&records));
+    // A start of a batch after the window starts nothing either, paused or not.
+    for &b in &n.batches {
+        n.start(&r, b).await.unwrap();
+    }
+    assert_eq!(n.update_calls(), 2);
     n.sim.shutdown().await.unwrap();
 }
