@@ -399,9 +399,9 @@ async fn night() -> anyhow::Result<()> {
         "inventory found {found:?}"
     );
     ensure!(
-        found.unreachable.is_empty(),
+        found.unreachable_count == 0,
         "unreachable: {:?}",
-        found.unreachable
+        found.unreachable_sample
     );
     let batcher = batcher::Batcher {
         config: config.clone(),

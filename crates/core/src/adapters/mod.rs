@@ -85,6 +85,26 @@ pub fn partition_of_region(region: &str) -> &'static str {
         .map_or("aws", |(_, partition)| partition)
 }
 
+/// The hub's STS client (AssumeRole into member accounts).
+pub fn sts_client(sdk: &SdkConfig) -> aws_sdk_sts::Client {
+    aws_sdk_sts::Client::new(&hub(sdk))
+}
+
+/// The hub's AWS Config client (aggregator queries).
+pub fn config_client(sdk: &SdkConfig) -> aws_sdk_config::Client {
+    aws_sdk_config::Client::new(&hub(sdk))
+}
+
+/// The hub's SNS client (owner digests, the night summary).
+pub fn sns_client(sdk: &SdkConfig) -> aws_sdk_sns::Client {
+    aws_sdk_sns::Client::new(&hub(sdk))
+}
+
+/// The store on the hub's table.
+pub fn dynamo_store(sdk: &SdkConfig, table: &str, ttl_days: u32) -> dynamodb::DynamoStore {
+    dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(&hub(sdk)), table, ttl_days)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,24 +138,4 @@ mod tests {
         assert_eq!(t.operation_timeout(), Some(Timeouts::HUB.operation));
         assert_eq!(t.connect_timeout(), Some(Timeouts::HUB.connect));
     }
-}
-
-/// The hub's STS client (AssumeRole into member accounts).
-pub fn sts_client(sdk: &SdkConfig) -> aws_sdk_sts::Client {
-    aws_sdk_sts::Client::new(&hub(sdk))
-}
-
-/// The hub's AWS Config client (aggregator queries).
-pub fn config_client(sdk: &SdkConfig) -> aws_sdk_config::Client {
-    aws_sdk_config::Client::new(&hub(sdk))
-}
-
-/// The hub's SNS client (owner digests, the night summary).
-pub fn sns_client(sdk: &SdkConfig) -> aws_sdk_sns::Client {
-    aws_sdk_sns::Client::new(&hub(sdk))
-}
-
-/// The store on the hub's table.
-pub fn dynamo_store(sdk: &SdkConfig, table: &str, ttl_days: u32) -> dynamodb::DynamoStore {
-    dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(&hub(sdk)), table, ttl_days)
 }
