@@ -6,6 +6,10 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use crate::world::Millis;
 
+/// The latest simulated time (9999-12-31T23:59:59.999Z): the clock stops there, so adding a
+/// deploy time or an hour to a simulated time never overflows.
+pub const MAX_MILLIS: Millis = 253_402_300_799_999;
+
 /// A simulated clock running `time_scale` times faster than the real one.
 #[derive(Debug, Clone)]
 pub struct SimClock {
@@ -26,10 +30,14 @@ impl SimClock {
         }
     }
 
-    /// Simulated now, in ms since the epoch.
+    /// Simulated now, in ms since the epoch; never later than [`MAX_MILLIS`].
     pub fn now(&self) -> Millis {
         let real = self.started.elapsed().as_secs_f64();
-        self.start + (real * self.time_scale * 1000.0) as Millis + self.advanced
+        // The float-to-int cast saturates; the sums saturate too.
+        self.start
+            .saturating_add((real * self.time_scale * 1000.0) as Millis)
+            .saturating_add(self.advanced)
+            .min(MAX_MILLIS)
     }
 
     /// Simulated now as a date-time.
@@ -39,7 +47,7 @@ impl SimClock {
 
     /// Moves the clock forward by `millis` (negative values are ignored).
     pub fn advance(&mut self, millis: Millis) {
-        self.advanced += millis.max(0);
+        self.advanced = self.advanced.saturating_add(millis.max(0)).min(MAX_MILLIS);
     }
 
     /// Simulated seconds per real second.
@@ -71,5 +79,14 @@ mod tests {
         assert!(c.now() >= a + 60_000);
         assert_eq!(c.advanced(), 60_000);
         assert_eq!(millis_to_utc(0).timestamp(), 0);
+    }
+
+    #[test]
+    fn huge_advances_stop_at_the_end_of_year_9999() {
+        let mut c = SimClock::new(1_000_000, 1e6);
+        c.advance(Millis::MAX);
+        c.advance(Millis::MAX);
+        assert_eq!(c.now(), MAX_MILLIS);
+        assert_eq!(millis_to_utc(c.now()).timestamp_millis(), MAX_MILLIS);
     }
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::AwsError;
 use crate::rng::hash_parts;
-use crate::spec::{Controller, LaunchType, Scheduling};
+use crate::spec::{Controller, LaunchType, OnRestart, Scheduling};
 use crate::world::{
     Cluster, Deployment, Millis, Region, RestartRefused, Service, ServiceStatus, World,
     parse_task_id, task_id,
@@ -584,6 +584,8 @@ fn service_name<'a>(cluster: &Cluster, id: &'a str) -> Option<&'a str> {
 fn find_service(cluster: &Cluster, id: &str) -> Option<usize> {
     let name = service_name(cluster, id)?;
     let i = *cluster.by_name.get(name)?;
+    // `by_name` indexes `services`, and services are never removed (deleted ones stay
+    // INACTIVE), so every index it gives, here and in the callers, is in bounds.
     // An ARN must be the service's own (old or long format).
     if id.starts_with("arn:") && cluster.services[i].arn != id {
         return None;
@@ -592,8 +594,9 @@ fn find_service(cluster: &Cluster, id: &str) -> Option<usize> {
 }
 
 fn settle_service(seed: u64, cluster: &mut Cluster, i: usize, now: Millis) {
-    let svc = &mut cluster.services[i];
-    svc.settle(seed, now, &mut cluster.restarts);
+    if let Some(svc) = cluster.services.get_mut(i) {
+        svc.settle(seed, now, &mut cluster.restarts);
+    }
 }
 
 fn deployment_wire(svc: &Service, d: &Deployment, now: Millis) -> DeploymentWire {
@@ -709,7 +712,7 @@ fn list_clusters(
     let clusters = region(world, ctx)
         .map(|r| r.clusters.as_slice())
         .unwrap_or_default();
-    let end = (from + size).min(clusters.len());
+    let end = from.saturating_add(size).min(clusters.len());
     let cluster_arns = clusters
         .get(from..end)
         .unwrap_or_default()
@@ -765,6 +768,7 @@ fn describe_clusters(
             });
             continue;
         };
+        // In bounds: `ci` is from this region's `by_name`; clusters are never removed.
         let cl = &mut reg.clusters[ci];
         let (mut running, mut pending, mut active) = (0, 0, 0);
         for i in 0..cl.services.len() {
@@ -816,6 +820,7 @@ fn list_services(
     let Some(reg) = region(world, ctx) else {
         return Err(AwsError::cluster_not_found());
     };
+    // In bounds: `ci` is from this region's `by_name`; clusters are never removed.
     let cl = &mut reg.clusters[ci];
     let mut arns = Vec::new();
     let mut i = from;
@@ -857,6 +862,7 @@ fn describe_services(
     let Some(reg) = region(world, ctx) else {
         return Err(AwsError::cluster_not_found());
     };
+    // In bounds: `ci` is from this region's `by_name`; clusters are never removed.
     let cl = &mut reg.clusters[ci];
     let mut out = DescribeServicesResponse {
         services: Vec::with_capacity(ids.len()),
@@ -916,6 +922,7 @@ fn update_service(
     let Some(reg) = region(world, ctx) else {
         return Err(AwsError::cluster_not_found());
     };
+    // In bounds: `ci` is from this region's `by_name`; clusters are never removed.
     let cl = &mut reg.clusters[ci];
     let Some(i) = find_service(cl, id) else {
         return Err(AwsError::service_not_found());
@@ -930,6 +937,16 @@ fn update_service(
         return Err(AwsError::bad(
             "ServiceNotActiveException",
             "Service was not ACTIVE.",
+        ));
+    }
+    if svc.on_restart == OnRestart::Reject {
+        // Every update of such a service is refused, before any change.
+        return Err(AwsError::bad(
+            "ClientException",
+            format!(
+                "Unable to update service {} in cluster {cluster_name}: the update was rejected.",
+                svc.name
+            ),
         ));
     }
     let new_td = req.task_definition.as_deref().map(|td| {
@@ -974,7 +991,12 @@ fn update_service(
                     "Service was not ACTIVE.",
                 ));
             }
-            Err(e) => return Err(AwsError::invalid_parameter(e.to_string())),
+            Err(e @ RestartRefused::Rejected(_)) => {
+                return Err(AwsError::bad("ClientException", e.to_string()));
+            }
+            Err(e @ RestartRefused::Controller(_)) => {
+                return Err(AwsError::invalid_parameter(e.to_string()));
+            }
         }
         if let (Some(td), Some(p)) = (new_td, cl.services[i].deployments.first_mut()) {
             p.task_definition = td;
@@ -1043,6 +1065,7 @@ fn resolve_resource(
         .get(cluster)
         .copied()
         .ok_or_else(AwsError::cluster_not_found)?;
+    // In bounds: `ci` is from this region's `by_name`; clusters are never removed.
     let cl = &reg.clusters[ci];
     let si = cl
         .by_name
@@ -1068,10 +1091,12 @@ fn tags_of<'w>(
     ctx: Ctx<'_>,
     r: &Resource,
 ) -> Option<&'w mut Vec<(String, String)>> {
-    let reg = region(world, ctx)?;
+    let cl = region(world, ctx)?.clusters.get_mut(match *r {
+        Resource::Cluster(ci) | Resource::Service(ci, _) => ci,
+    })?;
     Some(match *r {
-        Resource::Cluster(ci) => &mut reg.clusters[ci].tags,
-        Resource::Service(ci, si) => &mut reg.clusters[ci].services[si].tags,
+        Resource::Cluster(_) => &mut cl.tags,
+        Resource::Service(_, si) => &mut cl.services.get_mut(si)?.tags,
     })
 }
 
@@ -1205,6 +1230,7 @@ fn list_tasks(
     let Some(reg) = region(world, ctx) else {
         return Err(AwsError::cluster_not_found());
     };
+    // In bounds: `ci` is from this region's `by_name`; clusters are never removed.
     let cl = &mut reg.clusters[ci];
     let only: Option<usize> = match req.service_name.as_deref() {
         Some(s) => Some(
@@ -1239,10 +1265,11 @@ fn list_tasks(
             continue;
         }
         for (di, k) in service_tasks(svc, ctx.now) {
+            // `di` enumerates `svc.deployments` (service_tasks).
             arns.push(task_arn(ctx, cl, svc, &svc.deployments[di], k, seed));
         }
     }
-    let end = (from + size).min(arns.len());
+    let end = from.saturating_add(size).min(arns.len());
     let next_token = (end < arns.len()).then(|| encode_token(scope, end));
     let task_arns = arns
         .get(from..end)
@@ -1274,6 +1301,7 @@ fn describe_tasks(
     let Some(reg) = region(world, ctx) else {
         return Err(AwsError::cluster_not_found());
     };
+    // In bounds: `ci` is from this region's `by_name`; clusters are never removed.
     let cl = &mut reg.clusters[ci];
     let mut out = DescribeTasksResponse {
         tasks: Vec::new(),
@@ -1308,6 +1336,7 @@ fn describe_tasks(
             });
             continue;
         };
+        // `si` was checked against `services.len()` above and `di` found by position.
         let svc = &cl.services[si];
         let d = &svc.deployments[di];
         let arn = task_arn(ctx, cl, svc, d, k, seed);
@@ -1339,7 +1368,7 @@ fn describe_tasks(
                 Vec::new()
             },
         };
-        let az_letter = ["a", "b", "c"][(k % 3) as usize];
+        let az_letter = ["a", "b", "c"][(k % 3) as usize]; // k % 3 < 3
         out.tasks.push(TaskWire {
             task_arn: arn,
             cluster_arn: cl.arn.clone(),
@@ -1445,6 +1474,145 @@ mod tests {
         assert!(decode_token(Some(&t), 43).is_err());
         assert!(decode_token(Some("zz"), 42).is_err());
         assert_eq!(decode_token(None, 42), Ok(0));
+    }
+
+    fn world() -> World {
+        let spec = crate::FleetSpec::from_yaml_str(
+            r#"
+seed: 5
+accounts:
+  - id: "111111111111"
+    regions: [eu-west-1]
+    clusters:
+      - name: c
+        services:
+          - {name: a, desired: 2, deploy_seconds: 10}
+          - {name: r, on_restart: reject}
+          - {name: s, on_restart: superseded, deploy_seconds: 10}
+          - {name: o, old_arn_format: true}
+"#,
+        )
+        .expect("valid");
+        crate::world::build(&spec, 1_800_000_000_000)
+    }
+
+    const CTX: Ctx<'static> = Ctx {
+        account: "111111111111",
+        region: "eu-west-1",
+        now: 1_800_000_000_000,
+    };
+
+    #[test]
+    fn page_tokens_at_the_end_of_usize_are_refused_or_empty() {
+        let mut w = world();
+        let scope = hash_parts(w.seed, &[CTX.account, CTX.region, "ListClusters"]);
+        let token = format!("{scope:016x}{:x}", usize::MAX);
+        let body = format!(r#"{{"nextToken":"{token}","maxResults":100}}"#);
+        let (out, _) = handle(&mut w, CTX, "ListClusters", body.as_bytes()).expect("empty page");
+        assert_eq!(out, r#"{"clusterArns":[]}"#);
+        let scope = hash_parts(w.seed, &[CTX.account, CTX.region, "0", "", "ListTasks"]);
+        let body = format!(
+            r#"{{"cluster":"c","nextToken":"{scope:016x}{:x}"}}"#,
+            usize::MAX
+        );
+        let (out, _) = handle(&mut w, CTX, "ListTasks", body.as_bytes()).expect("empty page");
+        assert_eq!(out, r#"{"taskArns":[]}"#);
+    }
+
+    /// JSON values built from the request keys the actions read and wild values for them.
+    fn request() -> impl Strategy<Value = String> {
+        let keys = proptest::sample::select(
+            &[
+                "cluster",
+                "clusters",
+                "service",
+                "services",
+                "serviceName",
+                "include",
+                "maxResults",
+                "nextToken",
+                "desiredCount",
+                "taskDefinition",
+                "forceNewDeployment",
+                "enableExecuteCommand",
+                "resourceArn",
+                "tags",
+                "tagKeys",
+                "tasks",
+                "desiredStatus",
+                "launchType",
+                "schedulingStrategy",
+            ][..],
+        );
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(serde_json::Value::from),
+            proptest::sample::select(
+                &[
+                    "c",
+                    "a",
+                    "r",
+                    "s",
+                    "o",
+                    "default",
+                    "TAGS",
+                    "arn:",
+                    "arn:aws:ecs:eu-west-1:111111111111:cluster/c",
+                    "arn:aws:ecs:eu-west-1:111111111111:service/c/a",
+                    "arn:aws:ecs:eu-west-1:111111111111:service/o",
+                    "arn:aws:ecs:eu-west-1:222222222222:service/c/a",
+                    "arn:aws:ecs:us-east-1:111111111111:cluster/c",
+                    "arn:aws:ecs:eu-west-1:111111111111:task/c/0000000000000000000000000000000z",
+                    "arn:aws:ecs:eu-west-1:111111111111:task-definition/a:1",
+                    "ffffffffffffffffffffffffffffffffffffffff",
+                    "０",
+                    "é",
+                    "決済",
+                    "",
+                ][..],
+            )
+            .prop_map(serde_json::Value::from),
+            "\\PC{0,40}".prop_map(serde_json::Value::from),
+        ];
+        let value = leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map("key|value|[a-z]{1,5}", inner, 0..3)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        });
+        proptest::collection::btree_map(keys, value, 0..6).prop_map(|m| {
+            serde_json::Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+                .to_string()
+        })
+    }
+
+    use proptest::prelude::*;
+
+    proptest::proptest! {
+        /// Any request body for any action answers a result or a 4xx error, never a panic.
+        #[test]
+        fn malformed_requests_get_client_errors(
+            action in proptest::sample::select(ACTIONS),
+            body in prop_oneof![
+                request(),
+                any::<String>(),
+                proptest::collection::vec(any::<u8>(), 0..64)
+                    .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+            ],
+            raw in proptest::collection::vec(any::<u8>(), 0..32),
+            later in 0i64..100_000,
+        ) {
+            let mut w = world();
+            for (i, bytes) in [body.as_bytes(), raw.as_slice()].into_iter().enumerate() {
+                let ctx = Ctx { now: CTX.now + later * i as i64, ..CTX };
+                if let Err(e) = handle(&mut w, ctx, action, bytes) {
+                    proptest::prop_assert!(e.status.is_client_error(), "{action} {body}: {e}");
+                }
+            }
+        }
     }
 
     #[test]

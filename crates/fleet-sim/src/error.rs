@@ -55,6 +55,15 @@ impl AwsError {
         Self::bad("SerializationException", message)
     }
 
+    /// ECS `ServerException` (HTTP 500), which the SDKs classify as transient and retry.
+    pub fn server_error() -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "ServerException",
+            message: "Service Unavailable. Please try again later.".to_owned(),
+        }
+    }
+
     /// An access key the simulator does not know.
     pub fn unrecognized_client() -> Self {
         Self {

@@ -24,7 +24,8 @@
 //! - [`world`]: the simulated accounts, clusters, services and deployments (lazy state machine).
 //! - [`ecs`], [`sts`], [`config_svc`]: the three AWS APIs, each with its wire shapes.
 //! - [`server`]: HTTP routing, throttling, latency, statistics, admin API, [`spawn`].
-//! - [`auth`], [`throttle`], [`clock`], [`error`], [`rng`]: supporting pieces.
+//! - [`faults`]: injected account faults (SCP denial, server errors).
+//! - [`auth`], [`throttle`], [`rate`], [`clock`], [`error`], [`rng`]: supporting pieces.
 //!
 //! See `docs/fleet-sim.md` for the spec format and what is simulated.
 
@@ -33,6 +34,8 @@ pub mod clock;
 pub mod config_svc;
 pub mod ecs;
 pub mod error;
+pub mod faults;
+pub mod rate;
 pub mod rng;
 pub mod server;
 pub mod spec;

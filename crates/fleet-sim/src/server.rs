@@ -21,11 +21,12 @@ use tokio::task::JoinHandle;
 use crate::auth::{account_of_issued_key, parse_authorization};
 use crate::clock::{SimClock, millis_to_utc};
 use crate::error::AwsError;
+use crate::rate::RateMeter;
 use crate::spec::{FleetSpec, SpecError};
 use crate::sts::{Sessions, StsCaller};
 use crate::throttle::Throttle;
 use crate::world::{self, World};
-use crate::{config_svc, ecs, sts};
+use crate::{config_svc, ecs, faults, sts};
 
 /// Why the simulator could not start.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +56,10 @@ pub struct Stats {
     pub throttled: BTreeMap<String, BTreeMap<String, u64>>,
     /// "account/region/cluster" → the most forced deployments IN_PROGRESS at once.
     pub max_inflight_per_cluster: BTreeMap<String, u64>,
+    /// "account/region" → ECS action → the most calls accepted (not throttled) in any one
+    /// second of real time.
+    #[serde(default)]
+    pub max_rate: BTreeMap<String, BTreeMap<String, u64>>,
     /// Forced deployments started.
     pub restarts: u64,
     /// Services in the fleet.
@@ -94,6 +99,7 @@ struct Inner {
     throttle: Throttle,
     calls: BTreeMap<String, BTreeMap<String, u64>>,
     throttled: BTreeMap<String, BTreeMap<String, u64>>,
+    rates: RateMeter,
     sessions: Sessions,
     request_seq: u64,
 }
@@ -110,6 +116,7 @@ impl Inner {
             throttle: Throttle::default(),
             calls: BTreeMap::new(),
             throttled: BTreeMap::new(),
+            rates: RateMeter::default(),
             sessions: HashMap::new(),
             request_seq: 0,
         }
@@ -189,6 +196,7 @@ impl SimHandle {
             calls: g.calls.clone(),
             throttled: g.throttled.clone(),
             max_inflight_per_cluster: g.world.max_inflight(),
+            max_rate: g.rates.snapshot(),
             restarts: g.world.restarts,
             services: g.world.service_count() as u64,
             now: millis_to_utc(now).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -319,36 +327,67 @@ async fn aws_call(State(handle): State<SimHandle>, headers: HeaderMap, body: Byt
     if protocol == Protocol::Sts {
         return sts_call(&mut g, &headers, &body, &request_id);
     }
-    let (account, region, _key) = match resolve_account(&g.world, &headers) {
+    let (account, region, key) = match resolve_account(&g.world, &headers) {
         Ok(c) => c,
         Err(e) => return json_response(e.status, e.json_body(), Some(&request_id)),
     };
     Inner::count(&mut g.calls, &account, &action);
+    let ecs_action = if protocol == Protocol::Ecs {
+        ecs::ACTIONS.iter().copied().find(|a| *a == action)
+    } else {
+        None
+    };
+    let real_now = Instant::now();
     if g.spec.throttling
-        && let Some(&static_action) = ecs::ACTIONS.iter().find(|a| **a == action)
+        && let Some(static_action) = ecs_action
         && !g
             .throttle
-            .try_take(&account, &region, static_action, Instant::now())
+            .try_take(&account, &region, static_action, real_now)
     {
         Inner::count(&mut g.throttled, &account, &action);
         tracing::debug!(%account, %region, %action, "throttled");
         let e = AwsError::throttling();
         return json_response(e.status, e.json_body(), Some(&request_id));
     }
+    if let Some(static_action) = ecs_action {
+        g.rates.record(&account, &region, static_action, real_now);
+    }
     let now = g.clock.now();
     let result = if protocol == Protocol::Ecs {
-        {
-            let ctx = ecs::Ctx {
+        let inner = &mut *g;
+        let caller = StsCaller {
+            access_key: &key,
+            account: &account,
+        };
+        let fault = faults::before_ecs_call(
+            &mut inner.world,
+            faults::Call {
                 account: &account,
                 region: &region,
-                now,
-            };
-            ecs::handle(&mut g.world, ctx, &action, &body).map(|(out, fx)| {
-                if fx.restarted {
-                    g.world.restarts += 1;
+                action: &action,
+                body: &body,
+            },
+            || sts::caller_arn(caller, &inner.sessions),
+        );
+        match fault {
+            Some(e) => Err(e),
+            None => {
+                let ctx = ecs::Ctx {
+                    account: &account,
+                    region: &region,
+                    now,
+                };
+                let out = ecs::handle(&mut inner.world, ctx, &action, &body);
+                if let Ok((_, fx)) = &out {
+                    if fx.restarted {
+                        inner.world.restarts += 1;
+                    }
+                    if action == "UpdateService" {
+                        faults::update_succeeded(&mut inner.world, &account);
+                    }
                 }
-                out
-            })
+                out.map(|(body, _)| body)
+            }
         }
     } else {
         config_svc::handle(&g.world, &action, &body, now)

@@ -53,36 +53,175 @@ impl SpecError {
 }
 
 /// The whole fleet: explicit accounts plus an optional generated part.
+///
+/// In YAML/JSON the account faults are keys of each account (`accounts[].server_error_rate`,
+/// `accounts[].deny_ecs_after_restarts`); in Rust they live in [`FleetSpec::account_faults`],
+/// keyed by account id, so that [`AccountSpec`] keeps its fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "FleetSpecWire", into = "FleetSpecWire")]
 pub struct FleetSpec {
     /// Seed of every random choice (generated fleet, deploy durations). Default 0.
-    #[serde(default)]
     pub seed: u64,
     /// Simulated seconds per real second. Default 1.
-    #[serde(default = "default_time_scale")]
     pub time_scale: f64,
     /// Milliseconds added to every AWS call. Default 0.
-    #[serde(default)]
     pub latency_ms: u64,
     /// Per account and region token buckets at the documented ECS rates. Default true.
-    #[serde(default = "default_true")]
     pub throttling: bool,
     /// The simulated time at start (and after a reset). Default: the wall clock at load.
-    #[serde(default)]
     pub start_time: Option<DateTime<Utc>>,
     /// The account that calls signed with keys not issued by the simulator act in.
-    #[serde(default = "default_hub")]
     pub hub_account: String,
     /// Names of the Config aggregators that exist. Omitted: any name is accepted.
-    #[serde(default)]
     pub aggregators: Option<Vec<String>>,
     /// Explicit accounts.
-    #[serde(default)]
     pub accounts: Vec<AccountSpec>,
     /// A synthetic fleet added to the explicit one.
-    #[serde(default)]
     pub generate: Option<GenerateSpec>,
+    /// Faults of explicit accounts, by account id (accounts without faults are absent).
+    pub account_faults: BTreeMap<String, AccountFaults>,
+}
+
+/// Faults injected into an account's ECS API.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountFaults {
+    /// After this many successful UpdateService calls of the account (all regions together),
+    /// every ECS call of the account answers `AccessDeniedException`, as under a service
+    /// control policy; 0 denies ECS from the start. `None`: never.
+    #[serde(default)]
+    pub deny_ecs_after_restarts: Option<u64>,
+    /// Fraction (0..=1) of the account's ECS calls answered HTTP 500 `ServerException`, drawn
+    /// by seed. Default 0.
+    #[serde(default)]
+    pub server_error_rate: f64,
+}
+
+impl AccountFaults {
+    /// Whether no fault is set.
+    pub fn is_none(&self) -> bool {
+        self.deny_ecs_after_restarts.is_none() && self.server_error_rate == 0.0
+    }
+}
+
+/// The document shape of [`FleetSpec`]: the same keys, with the account faults inside each
+/// account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FleetSpecWire {
+    #[serde(default)]
+    seed: u64,
+    #[serde(default = "default_time_scale")]
+    time_scale: f64,
+    #[serde(default)]
+    latency_ms: u64,
+    #[serde(default = "default_true")]
+    throttling: bool,
+    #[serde(default)]
+    start_time: Option<DateTime<Utc>>,
+    #[serde(default = "default_hub")]
+    hub_account: String,
+    #[serde(default)]
+    aggregators: Option<Vec<String>>,
+    #[serde(default)]
+    accounts: Vec<AccountWire>,
+    #[serde(default)]
+    generate: Option<GenerateSpec>,
+}
+
+/// The document shape of one account: [`AccountSpec`] plus its [`AccountFaults`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountWire {
+    id: String,
+    #[serde(default = "default_regions")]
+    regions: Vec<String>,
+    #[serde(default)]
+    deny_assume_role: bool,
+    #[serde(default)]
+    external_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deny_ecs_after_restarts: Option<u64>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    server_error_rate: f64,
+    #[serde(default)]
+    clusters: Vec<ClusterSpec>,
+}
+
+fn is_zero(f: &f64) -> bool {
+    *f == 0.0
+}
+
+impl From<FleetSpecWire> for FleetSpec {
+    fn from(w: FleetSpecWire) -> Self {
+        let mut account_faults = BTreeMap::new();
+        let accounts = w
+            .accounts
+            .into_iter()
+            .map(|a| {
+                let faults = AccountFaults {
+                    deny_ecs_after_restarts: a.deny_ecs_after_restarts,
+                    server_error_rate: a.server_error_rate,
+                };
+                // A duplicate id keeps its first faults; validation refuses the duplicate.
+                if !faults.is_none() && !account_faults.contains_key(&a.id) {
+                    account_faults.insert(a.id.clone(), faults);
+                }
+                AccountSpec {
+                    id: a.id,
+                    regions: a.regions,
+                    deny_assume_role: a.deny_assume_role,
+                    external_id: a.external_id,
+                    clusters: a.clusters,
+                }
+            })
+            .collect();
+        Self {
+            seed: w.seed,
+            time_scale: w.time_scale,
+            latency_ms: w.latency_ms,
+            throttling: w.throttling,
+            start_time: w.start_time,
+            hub_account: w.hub_account,
+            aggregators: w.aggregators,
+            accounts,
+            generate: w.generate,
+            account_faults,
+        }
+    }
+}
+
+impl From<FleetSpec> for FleetSpecWire {
+    fn from(s: FleetSpec) -> Self {
+        let faults = s.account_faults;
+        let accounts = s
+            .accounts
+            .into_iter()
+            .map(|a| {
+                let f = faults.get(&a.id).cloned().unwrap_or_default();
+                AccountWire {
+                    id: a.id,
+                    regions: a.regions,
+                    deny_assume_role: a.deny_assume_role,
+                    external_id: a.external_id,
+                    deny_ecs_after_restarts: f.deny_ecs_after_restarts,
+                    server_error_rate: f.server_error_rate,
+                    clusters: a.clusters,
+                }
+            })
+            .collect();
+        Self {
+            seed: s.seed,
+            time_scale: s.time_scale,
+            latency_ms: s.latency_ms,
+            throttling: s.throttling,
+            start_time: s.start_time,
+            hub_account: s.hub_account,
+            aggregators: s.aggregators,
+            accounts,
+            generate: s.generate,
+        }
+    }
 }
 
 impl Default for FleetSpec {
@@ -97,6 +236,7 @@ impl Default for FleetSpec {
             aggregators: None,
             accounts: Vec::new(),
             generate: None,
+            account_faults: BTreeMap::new(),
         }
     }
 }
@@ -254,6 +394,11 @@ pub enum OnRestart {
     Stuck,
     /// The service is deleted (INACTIVE) after the deploy time.
     Vanish,
+    /// UpdateService answers `ClientException` and changes nothing.
+    Reject,
+    /// Halfway through the deploy time, another deployment (a CI deploy: same task definition
+    /// family, revision + 1) replaces ours, which leaves the deployments list.
+    Superseded,
 }
 
 /// Simulated seconds a deployment takes: fixed or uniformly drawn from `[min, max]`.
@@ -440,6 +585,13 @@ fn default_desired_range() -> DeploySeconds {
 impl FleetSpec {
     /// Parses and validates a YAML (or JSON, which YAML includes) document.
     pub fn from_yaml_str(text: &str) -> Result<Self, SpecError> {
+        // The YAML parser takes quadratic time on deep flow nesting (a minute for 100,000
+        // levels); a spec is a few levels deep and the deserializer refuses more than 128.
+        if flow_depth_exceeds(text, MAX_FLOW_DEPTH) {
+            return Err(SpecError::Parse(format!(
+                "the document nests more than {MAX_FLOW_DEPTH} levels of [ ] or {{ }}"
+            )));
+        }
         // serde_yaml_ng's messages already start with the path of the offending field.
         let spec: Self =
             serde_yaml_ng::from_str(text).map_err(|e| SpecError::Parse(e.to_string()))?;
@@ -496,6 +648,14 @@ impl FleetSpec {
         if self.latency_ms > 60_000 {
             return Err(SpecError::invalid("latency_ms", "must be at most 60000"));
         }
+        if let Some(t) = self.start_time
+            && !(MIN_START..=MAX_START).contains(&t.timestamp())
+        {
+            return Err(SpecError::invalid(
+                "start_time",
+                format!("must be between 1970-01-01 and 9999-12-31, got {t}"),
+            ));
+        }
         check_account_id("hub_account", &self.hub_account)?;
         if let Some(aggs) = &self.aggregators {
             for (i, a) in aggs.iter().enumerate() {
@@ -522,6 +682,9 @@ impl FleetSpec {
                 ));
             }
             check_regions(&format!("{at}.regions"), &acc.regions)?;
+            if let Some(f) = self.account_faults.get(&acc.id) {
+                check_faults(&at, f)?;
+            }
             let mut clusters = HashSet::new();
             for (ci, cl) in acc.clusters.iter().enumerate() {
                 let ct = format!("{at}.clusters[{ci}]");
@@ -566,6 +729,16 @@ impl FleetSpec {
         if let Some(g) = &self.generate {
             check_generate(g)?;
         }
+        if let Some(id) = self
+            .account_faults
+            .keys()
+            .find(|id| !ids.contains(id.as_str()))
+        {
+            return Err(SpecError::invalid(
+                format!("account_faults.{id}"),
+                "no explicit account has this id",
+            ));
+        }
         Ok(())
     }
 
@@ -577,13 +750,92 @@ impl FleetSpec {
             .flat_map(|a| &a.clusters)
             .map(|c| c.services.len() as u64)
             .sum();
-        let generated = self.generate.as_ref().map_or(0, |g| {
-            u64::from(g.accounts)
-                * u64::from(g.clusters_per_account)
-                * u64::from(g.services_per_cluster)
-        });
-        explicit + generated
+        let generated = self.generate.as_ref().map_or(0, generated_count);
+        explicit.saturating_add(generated)
     }
+}
+
+/// Deepest `[`/`{` nesting [`FleetSpec::from_yaml_str`] hands to the YAML parser.
+const MAX_FLOW_DEPTH: usize = 1000;
+
+/// Whether `text` opens more than `limit` unclosed `[` or `{` at some point, not counting
+/// brackets inside quoted scalars or comments (plain scalars may still contain some; the
+/// limit is far above any real spec).
+fn flow_depth_exceeds(text: &str, limit: usize) -> bool {
+    let mut depth = 0usize;
+    let mut chars = text.chars().peekable();
+    let mut prev = '\n';
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                while let Some(q) = chars.next() {
+                    match q {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '\'' => {
+                // '' inside a single-quoted scalar is an escaped quote.
+                while let Some(q) = chars.next() {
+                    if q == '\'' {
+                        if chars.peek() == Some(&'\'') {
+                            chars.next();
+                        } else {
+                            break;
+                        }
+                    }
+                }
+            }
+            '#' if prev.is_whitespace() => {
+                for q in chars.by_ref() {
+                    if q == '\n' {
+                        break;
+                    }
+                }
+            }
+            '[' | '{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        prev = c;
+    }
+    false
+}
+
+/// `accounts × clusters_per_account × services_per_cluster`, saturating (three u32 factors
+/// can overflow a u64).
+fn generated_count(g: &GenerateSpec) -> u64 {
+    u64::from(g.accounts)
+        .saturating_mul(u64::from(g.clusters_per_account))
+        .saturating_mul(u64::from(g.services_per_cluster))
+}
+
+/// Earliest `start_time` accepted (1970-01-01T00:00:00Z), in seconds since the epoch.
+const MIN_START: i64 = 0;
+/// Latest `start_time` accepted (9999-12-31T23:59:59Z): simulated times stay far from the
+/// limits of chrono and of i64 milliseconds.
+const MAX_START: i64 = 253_402_300_799;
+
+fn check_faults(at: &str, f: &AccountFaults) -> Result<(), SpecError> {
+    if !(0.0..=1.0).contains(&f.server_error_rate) {
+        return Err(SpecError::invalid(
+            format!("{at}.server_error_rate"),
+            format!(
+                "must be a fraction within 0..=1, got {}",
+                f.server_error_rate
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn check_account_id(field: &str, id: &str) -> Result<(), SpecError> {
@@ -726,9 +978,7 @@ fn check_generate(g: &GenerateSpec) -> Result<(), SpecError> {
             "must be at most 10000",
         ));
     }
-    let total = u64::from(g.accounts)
-        * u64::from(g.clusters_per_account)
-        * u64::from(g.services_per_cluster);
+    let total = generated_count(g);
     if total > 2_000_000 {
         return Err(SpecError::invalid(
             "generate",
@@ -873,7 +1123,7 @@ accounts:
             on_restart: explode
 "#);
         assert!(
-            e.starts_with("accounts[0].clusters[0].services[1].on_restart: unknown variant `explode`, expected one of `complete`, `fail`, `stuck`, `vanish`"),
+            e.starts_with("accounts[0].clusters[0].services[1].on_restart: unknown variant `explode`, expected one of `complete`, `fail`, `stuck`, `vanish`, `reject`, `superseded`"),
             "{e}"
         );
     }
@@ -1030,6 +1280,97 @@ accounts:
 "#);
         assert!(
             e.starts_with("accounts[0].clusters[0].services[0].deploy_seconds: invalid length 3"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_the_yaml_parser() {
+        assert!(flow_depth_exceeds(&"[".repeat(1001), 1000));
+        assert!(!flow_depth_exceeds(&"[]".repeat(5000), 1000));
+        let quoted = format!(
+            "a: \"{}\"\nb: '{}'\n# {}\n",
+            "[".repeat(2000),
+            "{".repeat(2000),
+            "[".repeat(2000)
+        );
+        assert!(!flow_depth_exceeds(&quoted, 1000));
+        assert!(!flow_depth_exceeds("a: 'it''s [' # [[[\nb: \"\\\" {\"", 0));
+        let e = err(&"[".repeat(100_000));
+        assert!(e.contains("nests more than 1000 levels"), "{e}");
+    }
+
+    #[test]
+    fn account_faults_are_read_validated_and_written_back() {
+        let spec = FleetSpec::from_yaml_str(
+            r#"
+accounts:
+  - id: "111111111111"
+    deny_ecs_after_restarts: 0
+    server_error_rate: 0.25
+  - id: "222222222222"
+"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            spec.account_faults.get("111111111111"),
+            Some(&AccountFaults {
+                deny_ecs_after_restarts: Some(0),
+                server_error_rate: 0.25
+            })
+        );
+        assert!(!spec.account_faults.contains_key("222222222222"));
+        let json = serde_json::to_string(&spec).expect("serializes");
+        assert!(
+            json.contains(r#""deny_ecs_after_restarts":0,"server_error_rate":0.25"#),
+            "{json}"
+        );
+        assert_eq!(FleetSpec::from_json_str(&json).expect("round trip"), spec);
+        assert_eq!(
+            err("accounts: [{id: \"111111111111\", server_error_rate: 1.5}]"),
+            "accounts[0].server_error_rate: must be a fraction within 0..=1, got 1.5"
+        );
+        assert_eq!(
+            err("accounts: [{id: \"1\"}, {id: \"111111111111\", server_error_rate: .nan}]"),
+            "accounts[0].id: \"1\" is not an account id (exactly 12 digits)"
+        );
+        assert_eq!(
+            err("accounts: [{id: \"111111111111\", server_error_rate: .nan}]"),
+            "accounts[0].server_error_rate: must be a fraction within 0..=1, got NaN"
+        );
+        let e = err("accounts: [{id: \"111111111111\", deny_ecs_after_restarts: -3}]");
+        assert!(
+            e.starts_with(
+                "accounts[0].deny_ecs_after_restarts: invalid type: integer `-3`, expected u64"
+            ),
+            "{e}"
+        );
+        let e = err("accounts: [{id: \"111111111111\", deny_ecs_after_restarts: 2.5}]");
+        assert!(
+            e.starts_with("accounts[0].deny_ecs_after_restarts: invalid type"),
+            "{e}"
+        );
+        // Built in code: faults of an account that is not there.
+        let mut spec = FleetSpec::default();
+        spec.account_faults
+            .insert("999999999999".into(), AccountFaults::default());
+        assert_eq!(
+            spec.validate().map_err(|e| e.to_string()),
+            Err("account_faults.999999999999: no explicit account has this id".to_owned())
+        );
+    }
+
+    #[test]
+    fn start_time_and_generated_totals_are_bounded() {
+        assert!(
+            err("start_time: \"1969-12-31T23:59:59Z\"").starts_with("start_time: must be between")
+        );
+        FleetSpec::from_yaml_str("start_time: \"9999-12-31T23:59:59Z\"").expect("latest");
+        let e = err(
+            "generate: {accounts: 10000, clusters_per_account: 4294967295, services_per_cluster: 4294967295}",
+        );
+        assert!(
+            e.starts_with("generate: accounts × clusters_per_account"),
             "{e}"
         );
     }

@@ -38,7 +38,9 @@ fn access_denied(message: String) -> AwsError {
     }
 }
 
-fn caller_arn(caller: StsCaller<'_>, sessions: &Sessions) -> String {
+/// The ARN of the caller: the latest assumed role of its account for issued keys, a hub user
+/// otherwise.
+pub fn caller_arn(caller: StsCaller<'_>, sessions: &Sessions) -> String {
     if account_of_issued_key(caller.access_key).is_some() {
         let (role, session) = sessions
             .get(caller.account)

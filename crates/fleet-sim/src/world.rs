@@ -15,8 +15,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::rng::{SplitMix64, hash_parts};
 use crate::spec::{
-    AccountSpec, ClusterSpec, Controller, DeploySeconds, FleetSpec, GenerateSpec, LaunchType,
-    OnRestart, Scheduling, ServiceSpec,
+    AccountFaults, AccountSpec, ClusterSpec, Controller, DeploySeconds, FleetSpec, GenerateSpec,
+    LaunchType, OnRestart, Scheduling, ServiceSpec,
 };
 
 /// Simulated time in milliseconds since the Unix epoch.
@@ -57,6 +57,15 @@ pub struct Account {
     pub deny_assume_role: bool,
     /// Required ExternalId, if any.
     pub external_id: Option<String>,
+    /// ECS is denied (as by an SCP) once `updates_ok` reaches this; `None`: never.
+    pub deny_ecs_after_restarts: Option<u64>,
+    /// Fraction of ECS calls answered with a `ServerException`.
+    pub server_error_rate: f64,
+    /// Successful UpdateService calls so far, all regions together.
+    pub updates_ok: u64,
+    /// ECS calls that passed the token bucket so far, all regions together (numbers the
+    /// server-error draws).
+    pub ecs_calls: u64,
     /// State per region.
     pub by_region: HashMap<String, Region>,
 }
@@ -157,6 +166,8 @@ pub enum DeploymentKind {
     Restart,
     /// A rollback started by the circuit breaker.
     Rollback,
+    /// Someone else's deployment (a CI deploy) that replaced a `superseded` restart.
+    Superseding,
 }
 
 /// One deployment of a service.
@@ -272,6 +283,24 @@ pub enum RestartRefused {
     /// The service is INACTIVE.
     #[error("Service was not ACTIVE.")]
     NotActive,
+    /// The service refuses every update (`on_restart: reject`).
+    #[error("{0}")]
+    Rejected(String),
+}
+
+/// Seconds to milliseconds, saturating (deploy times are at most a week once validated).
+fn secs_to_millis(secs: u64) -> Millis {
+    Millis::try_from(secs).map_or(Millis::MAX, |s| s.saturating_mul(1000))
+}
+
+/// The next revision of a task definition ARN (`family:7` → `family:8`), as a CI deploy
+/// registers it. A definition without a numeric revision gets `:2` (the one after an implied 1).
+pub fn next_revision(task_definition: &str) -> String {
+    let next = task_definition.rsplit_once(':').and_then(|(family, rev)| {
+        let n = rev.parse::<u32>().ok()?.checked_add(1)?;
+        Some(format!("{family}:{n}"))
+    });
+    next.unwrap_or_else(|| format!("{task_definition}:2"))
 }
 
 fn deployment_id(seed: u64, arn: &str, seq: u32) -> String {
@@ -344,15 +373,21 @@ impl Service {
             else {
                 return;
             };
+            // `pi` was just found by position; `complete`, `fail` and `supersede` get it
+            // from here.
             let p = &self.deployments[pi];
             let Some(at) = p.finish_at else { return };
             if p.rollout != Rollout::InProgress || at > now {
                 return;
             }
             match p.outcome {
-                OnRestart::Complete | OnRestart::Stuck => self.complete(seed, pi, at, inflight),
+                // A rejected restart never starts, so `Reject` has no outcome of its own.
+                OnRestart::Complete | OnRestart::Stuck | OnRestart::Reject => {
+                    self.complete(seed, pi, at, inflight);
+                }
                 OnRestart::Fail => self.fail(seed, pi, at, inflight),
                 OnRestart::Vanish => self.vanish(seed, at, inflight),
+                OnRestart::Superseded => self.supersede(seed, pi, at, inflight),
             }
         }
     }
@@ -439,6 +474,59 @@ impl Service {
         );
     }
 
+    /// Our deployment (PRIMARY, at `pi`) is replaced at `at` by a CI deploy of the next task
+    /// definition revision: ours leaves the list (ECS drops a replaced deployment), the new one
+    /// is PRIMARY and IN_PROGRESS for its own deploy time, then completes like any other.
+    fn supersede(&mut self, seed: u64, pi: usize, at: Millis, inflight: &mut [Inflight]) {
+        let ours = self.deployments.remove(pi);
+        Self::close(inflight, &ours.id, at);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let id = deployment_id(seed, &self.arn, seq);
+        let (min, max) = self.deploy_seconds.bounds();
+        let secs = SplitMix64::new(hash_parts(
+            seed,
+            &[&self.arn, &seq.to_string(), "superseding"],
+        ))
+        .range(min, max);
+        self.deployments.insert(
+            0,
+            Deployment {
+                id: id.clone(),
+                seq,
+                status: DeploymentStatus::Primary,
+                rollout: Rollout::InProgress,
+                rollout_reason: format!("ECS deployment {id} in progress."),
+                task_definition: next_revision(&ours.task_definition),
+                desired: self.desired,
+                failed_tasks: 0,
+                created_at: at,
+                updated_at: at,
+                finish_at: Some(at.saturating_add(secs_to_millis(secs))),
+                outcome: OnRestart::Complete,
+                kind: DeploymentKind::Superseding,
+            },
+        );
+        self.push_started_event(seed, seq, at);
+    }
+
+    /// The "has started N tasks" event of deployment `seq`.
+    fn push_started_event(&mut self, seed: u64, seq: u32, at: Millis) {
+        if self.desired == 0 {
+            return;
+        }
+        let tasks: Vec<String> = (0..self.desired.min(10))
+            .map(|k| format!("(task {})", task_id(self.index, seq, k, seed)))
+            .collect();
+        let message = format!(
+            "(service {}) has started {} tasks: {}.",
+            self.name,
+            self.desired,
+            tasks.join(" ")
+        );
+        self.push_event(seed, at, message);
+    }
+
     fn vanish(&mut self, seed: u64, at: Millis, inflight: &mut [Inflight]) {
         for d in &self.deployments {
             Self::close(inflight, &d.id, at);
@@ -468,6 +556,12 @@ impl Service {
                 ));
             }
         }
+        if self.on_restart == OnRestart::Reject {
+            return Err(RestartRefused::Rejected(format!(
+                "Unable to update service {}: the update was rejected.",
+                self.name
+            )));
+        }
         Ok(())
     }
 
@@ -490,7 +584,9 @@ impl Service {
         let secs = SplitMix64::new(hash_parts(seed, &parts)).range(min, max);
         let finish_at = match self.on_restart {
             OnRestart::Stuck => None,
-            _ => Some(now + i64::try_from(secs).unwrap_or(i64::MAX / 4) * 1000),
+            // Replaced halfway through its deploy time.
+            OnRestart::Superseded => Some(now.saturating_add(secs_to_millis(secs) / 2)),
+            _ => Some(now.saturating_add(secs_to_millis(secs))),
         };
         for d in &mut self.deployments {
             d.status = DeploymentStatus::Active;
@@ -524,21 +620,7 @@ impl Service {
             start: now,
             end: None,
         });
-        let name = self.name.clone();
-        let tasks: Vec<String> = (0..self.desired.min(10))
-            .map(|k| format!("(task {})", task_id(self.index, seq, k, seed)))
-            .collect();
-        if self.desired > 0 {
-            self.push_event(
-                seed,
-                now,
-                format!(
-                    "(service {name}) has started {} tasks: {}.",
-                    self.desired,
-                    tasks.join(" ")
-                ),
-            );
-        }
+        self.push_started_event(seed, seq, now);
         Ok(id)
     }
 
@@ -571,7 +653,24 @@ impl Service {
             (Rollout::InProgress, DeploymentStatus::Primary) => {
                 let elapsed = (now - d.created_at).max(0);
                 match (d.finish_at, d.outcome) {
-                    (Some(end), OnRestart::Complete | OnRestart::Vanish | OnRestart::Stuck) => {
+                    (Some(end), OnRestart::Superseded) => {
+                        // Replaced at `end`, halfway: tasks ramp up as over twice the span.
+                        let span = (end - d.created_at).max(1);
+                        let running = (u64::from(d.desired) * elapsed.min(span) as u64
+                            / (2 * span as u64)) as u32;
+                        Counts {
+                            running,
+                            pending: d.desired - running,
+                            failed: 0,
+                        }
+                    }
+                    (
+                        Some(end),
+                        OnRestart::Complete
+                        | OnRestart::Vanish
+                        | OnRestart::Stuck
+                        | OnRestart::Reject,
+                    ) => {
                         let span = (end - d.created_at).max(1);
                         let running =
                             (u64::from(d.desired) * elapsed.min(span) as u64 / span as u64) as u32;
@@ -645,7 +744,13 @@ pub fn build(spec: &FleetSpec, start: Millis) -> World {
         restarts: 0,
     };
     for acc in &spec.accounts {
-        add_account(&mut world, spec.seed, acc, start);
+        add_account(
+            &mut world,
+            spec.seed,
+            acc,
+            spec.account_faults.get(&acc.id),
+            start,
+        );
     }
     if let Some(g) = &spec.generate {
         generate(&mut world, spec, g, start);
@@ -653,12 +758,24 @@ pub fn build(spec: &FleetSpec, start: Millis) -> World {
     world
 }
 
-fn add_account(world: &mut World, seed: u64, acc: &AccountSpec, start: Millis) {
+fn add_account(
+    world: &mut World,
+    seed: u64,
+    acc: &AccountSpec,
+    faults: Option<&AccountFaults>,
+    start: Millis,
+) {
+    let faults = faults.cloned().unwrap_or_default();
     let mut account = Account {
         id: acc.id.clone(),
         regions: acc.regions.clone(),
         deny_assume_role: acc.deny_assume_role,
         external_id: acc.external_id.clone(),
+        deny_ecs_after_restarts: faults.deny_ecs_after_restarts,
+        server_error_rate: faults.server_error_rate,
+        updates_ok: 0,
+        ecs_calls: 0,
+
         by_region: acc
             .regions
             .iter()
@@ -666,7 +783,12 @@ fn add_account(world: &mut World, seed: u64, acc: &AccountSpec, start: Millis) {
             .collect(),
     };
     for cl in &acc.clusters {
-        let region = cl.region.clone().unwrap_or_else(|| acc.regions[0].clone());
+        // A validated spec gives every account a region; `build` does not panic without one.
+        let region = cl
+            .region
+            .clone()
+            .or_else(|| acc.regions.first().cloned())
+            .unwrap_or_else(|| crate::spec::DEFAULT_REGION.to_owned());
         add_cluster(&mut account, seed, &region, cl, start);
     }
     world.account_order.push(acc.id.clone());
@@ -853,6 +975,10 @@ fn generate(world: &mut World, spec: &FleetSpec, g: &GenerateSpec, start: Millis
             regions: g.regions.clone(),
             deny_assume_role: false,
             external_id: None,
+            deny_ecs_after_restarts: None,
+            server_error_rate: 0.0,
+            updates_ok: 0,
+            ecs_calls: 0,
             by_region: g
                 .regions
                 .iter()
@@ -860,7 +986,11 @@ fn generate(world: &mut World, spec: &FleetSpec, g: &GenerateSpec, start: Millis
                 .collect(),
         };
         for ci in 0..g.clusters_per_account {
-            let region = &g.regions[ci as usize % region_count];
+            // A validated spec has at least one generated region; without one, no clusters.
+            let Some(region) = g.regions.get(ci as usize % region_count.max(1)) else {
+                break;
+            };
+            // The draw is within 0..len of the constant list.
             let word = CLUSTER_WORDS[rng.range(0, CLUSTER_WORDS.len() as u64 - 1) as usize];
             let mut tags = BTreeMap::new();
             if rng.percent(g.cluster_team_percent) {
@@ -891,6 +1021,7 @@ fn generated_service(
     night_start: DateTime<Utc>,
     snooze: &str,
 ) -> ServiceSpec {
+    // The draw is within 0..len of the constant list.
     let word = SERVICE_WORDS[rng.range(0, SERVICE_WORDS.len() as u64 - 1) as usize];
     let mut sv = ServiceSpec::named(format!("{word}-{si:04}"));
     let (dmin, dmax) = g.desired.bounds();
@@ -1163,6 +1294,58 @@ mod tests {
     }
 
     #[test]
+    fn superseded_is_replaced_halfway_and_reject_never_starts() {
+        let (mut w, t0) = one(OnRestart::Superseded, 100);
+        let seed = w.seed;
+        let id = with_svc(&mut w, t0, |s, inf| {
+            s.force_new_deployment(seed, &["x"], t0, inf)
+        })
+        .expect("restart");
+        let td = with_svc(&mut w, t0 + 49_999, |s, _| {
+            assert_eq!(s.primary().map(|p| p.id.clone()), Some(id.clone()));
+            assert_eq!(s.counts(&s.deployments[0], t0 + 49_999).running, 1);
+            s.deployments[0].task_definition.clone()
+        });
+        with_svc(&mut w, t0 + 50_000, |s, inf| {
+            assert!(s.deployments.iter().all(|d| d.id != id));
+            let p = s.primary().expect("primary");
+            assert_eq!(p.kind, DeploymentKind::Superseding);
+            assert_eq!(p.rollout, Rollout::InProgress);
+            assert_eq!(p.task_definition, next_revision(&td));
+            assert_eq!(inf[0].end, Some(t0 + 50_000));
+        });
+        with_svc(&mut w, t0 + 150_000, |s, _| {
+            assert_eq!(s.deployments.len(), 1);
+            assert_eq!(s.primary().map(|p| p.rollout), Some(Rollout::Completed));
+            assert_eq!(s.last_good.1, next_revision(&td));
+        });
+        let (mut w, t0) = one(OnRestart::Reject, 100);
+        with_svc(&mut w, t0, |s, inf| {
+            assert!(matches!(
+                s.force_new_deployment(seed, &["x"], t0, inf),
+                Err(RestartRefused::Rejected(m)) if m.contains("service api")
+            ));
+            assert_eq!(s.deployments.len(), 1);
+            assert!(inf.is_empty());
+        });
+    }
+
+    #[test]
+    fn next_revision_bumps_the_revision() {
+        assert_eq!(
+            next_revision("arn:aws:ecs:eu-west-1:111111111111:task-definition/api:7"),
+            "arn:aws:ecs:eu-west-1:111111111111:task-definition/api:8"
+        );
+        assert_eq!(next_revision("api:1"), "api:2");
+        assert_eq!(
+            next_revision("arn:aws:ecs:eu-west-1:111111111111:task-definition/api"),
+            "arn:aws:ecs:eu-west-1:111111111111:task-definition/api:2"
+        );
+        assert_eq!(next_revision("api:4294967295"), "api:4294967295:2");
+        assert_eq!(next_revision(""), ":2");
+    }
+
+    #[test]
     fn overlap_counts_concurrent_intervals() {
         let iv = |s, e| Inflight {
             deployment_id: String::new(),
@@ -1237,11 +1420,11 @@ generate: {accounts: 20, clusters_per_account: 3, services_per_cluster: 5, fail_
         /// Lazy settling: polling at any pace gives the same state as one late read.
         #[test]
         fn settling_is_independent_of_polling(
-            outcome in 0usize..4,
+            outcome in 0usize..5,
             deploy in 1u64..1000,
             polls in proptest::collection::vec(0i64..2_000_000, 0..20),
         ) {
-            let on = [OnRestart::Complete, OnRestart::Fail, OnRestart::Stuck, OnRestart::Vanish][outcome];
+            let on = [OnRestart::Complete, OnRestart::Fail, OnRestart::Stuck, OnRestart::Vanish, OnRestart::Superseded][outcome];
             let (mut a, t0) = one(on, deploy);
             let (mut b, _) = one(on, deploy);
             let seed = a.seed;

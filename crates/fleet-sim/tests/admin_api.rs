@@ -208,7 +208,7 @@ fn binary_refuses_a_bad_spec_naming_the_field() {
     assert!(out.stdout.is_empty(), "nothing on stdout");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("accounts[0].clusters[0].services[1].on_restart: unknown variant `explode`, expected one of `complete`, `fail`, `stuck`, `vanish`"),
+        stderr.contains("accounts[0].clusters[0].services[1].on_restart: unknown variant `explode`, expected one of `complete`, `fail`, `stuck`, `vanish`, `reject`, `superseded`"),
         "{stderr}"
     );
 }
@@ -219,7 +219,7 @@ fn spec_error_message_snapshot() {
         "accounts:\n  - id: \"111111111111\"\n  - id: \"222222222222\"\n    clusters:\n      - name: a\n        services:\n          - name: x\n          - name: y\n          - name: z\n            on_restart: explode\n",
     )
     .expect_err("invalid");
-    insta::assert_snapshot!(err.to_string(), @"accounts[1].clusters[0].services[2].on_restart: unknown variant `explode`, expected one of `complete`, `fail`, `stuck`, `vanish` at line 10 column 25");
+    insta::assert_snapshot!(err.to_string(), @"accounts[1].clusters[0].services[2].on_restart: unknown variant `explode`, expected one of `complete`, `fail`, `stuck`, `vanish`, `reject`, `superseded` at line 10 column 25");
     let err = fleet_sim::FleetSpec::from_yaml_str("generate: {accounts: 2, stuck_percent: 250}\n")
         .expect_err("invalid");
     insta::assert_snapshot!(err.to_string(), @"generate.stuck_percent: must be within 0..=100, got 250");

@@ -284,3 +284,32 @@ async fn ranged_deploy_time_is_drawn_within_bounds_and_deterministic() {
     }
     assert_eq!(durations[0], durations[1]);
 }
+
+#[tokio::test]
+async fn a_stuck_restart_stays_in_flight_after_the_orchestrator_gives_up() {
+    let sim = start(FLEET).await;
+    let client = ecs(&sim, "eu-west-1");
+    restart(&client, "hang").await;
+    // Long past any orchestrator timeout, the stuck deployment is still rolling...
+    sim.handle().advance_seconds(6.0 * 3600.0);
+    restart(&client, "ok").await;
+    let stats = sim.handle().stats();
+    assert_eq!(
+        stats.max_inflight_per_cluster["111111111111/eu-west-1/c"], 2,
+        "the stuck restart overlaps the next one"
+    );
+    // ...and still overlaps restarts after that one completed.
+    sim.handle().advance_seconds(400.0);
+    let s = describe(&client, "ok").await;
+    assert_eq!(
+        primary(&s).rollout_state(),
+        Some(&DeploymentRolloutState::Completed)
+    );
+    restart(&client, "ok").await;
+    restart(&client, "ranged").await;
+    let stats = sim.handle().stats();
+    assert_eq!(
+        stats.max_inflight_per_cluster["111111111111/eu-west-1/c"], 3,
+        "stuck + ok + ranged"
+    );
+}

@@ -118,3 +118,58 @@ where
         .and_then(|s| s.code())
         .map(str::to_owned)
 }
+
+/// One raw ECS call (awsJson1_1) signed, as far as the simulator looks, with `key` in
+/// `region`; returns status and body. For bodies no SDK would send.
+pub async fn ecs_raw(
+    addr: std::net::SocketAddr,
+    key: &str,
+    region: &str,
+    action: &str,
+    body: Vec<u8>,
+) -> (u16, String) {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(conn);
+    let req = hyper::Request::builder()
+        .method("POST")
+        .uri("/")
+        .header("host", addr.to_string())
+        .header(
+            "x-amz-target",
+            format!("AmazonEC2ContainerServiceV20141113.{action}"),
+        )
+        .header("content-type", "application/x-amz-json-1.1")
+        .header(
+            "authorization",
+            format!(
+                "AWS4-HMAC-SHA256 Credential={key}/20261122/{region}/ecs/aws4_request, SignedHeaders=host, Signature=0"
+            ),
+        )
+        .body(Full::new(Bytes::from(body)))
+        .expect("request");
+    let resp = sender.send_request(req).await.expect("response");
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// HTTP status of an SDK error's raw response.
+pub fn status<E>(
+    e: &aws_sdk_ecs::error::SdkError<E, aws_sdk_ecs::config::http::HttpResponse>,
+) -> Option<u16> {
+    e.raw_response().map(|r| r.status().as_u16())
+}
+
+/// Error message of an SDK error (service error metadata).
+pub fn message<E, R>(e: &aws_sdk_ecs::error::SdkError<E, R>) -> Option<String>
+where
+    E: aws_sdk_ecs::error::ProvideErrorMetadata,
+{
+    e.as_service_error()
+        .and_then(|s| s.message())
+        .map(str::to_owned)
+}
