@@ -29,6 +29,7 @@ use restart_core::clock::Clock;
 use restart_core::config::AccountsSource;
 use restart_core::eligibility::SkipReason;
 use restart_core::ids::{AccountId, ServiceId};
+use restart_core::limits;
 use restart_core::night::{NightPlan, NightRecord, PlanSummary};
 use restart_core::outcome::NightState;
 use restart_core::planner::{self, PlanParams, PlanService, PlannedBatch};
@@ -142,6 +143,34 @@ where
         Ok(Some(self.store.read_batches(night).await?))
     }
 
+    /// Refuses a plan whose worst case (every batch polled until its restart timeout) would
+    /// not fit one execution's history ([`limits::HISTORY_BUDGET`]): the execution would fail
+    /// mid-night instead.
+    fn check_history(&self, batches: usize) -> Result<(), HandlerError> {
+        let c = &self.config;
+        let events = limits::worst_case_events(
+            u64::try_from(batches).unwrap_or(u64::MAX),
+            c.poll_interval,
+            c.restart_timeout,
+        );
+        if events <= limits::HISTORY_BUDGET {
+            return Ok(());
+        }
+        Err(HandlerError::misconfigured(format!(
+            "the plan has {batches} batches; polled until RESTART_TIMEOUT_MINUTES={} every \
+             POLL_INTERVAL_SECONDS={}, they could need {events} Step Functions history events, \
+             over the {} this night allows (the hard limit is {}): raise BATCH_INTERVAL_MINUTES \
+             (now {}), shorten the window ({}), lower RESTART_TIMEOUT_MINUTES or raise \
+             POLL_INTERVAL_SECONDS",
+            c.restart_timeout.num_minutes(),
+            c.poll_interval.num_seconds(),
+            limits::HISTORY_BUDGET,
+            limits::HISTORY_LIMIT,
+            c.batch_interval.num_minutes(),
+            c.window,
+        )))
+    }
+
     /// The accounts whose catalog is read: the configured list, or those inventory reached
     /// that night when the accounts come from an AWS Config aggregator.
     async fn accounts(&self, night: NaiveDate) -> Result<Vec<AccountId>, HandlerError> {
@@ -221,6 +250,7 @@ where
         };
         let plan = planner::plan(&services, &params)
             .map_err(|e| HandlerError::misconfigured(e.to_string()))?;
+        self.check_history(plan.batches.len())?;
         let start_of = |k: u32| window.start + self.config.batch_interval * k as i32;
 
         // The batch items first: a run that stops half-way leaves its records findable.

@@ -193,12 +193,14 @@ async fn the_output_holds_only_the_night_and_its_batches_and_stays_small() {
         ids.iter().map(|i| record(i, None, night())).collect(),
     )
     .await;
-    // A 24-hour window with a 5-minute interval: well over 200 batches.
+    // A 24-hour window with a 5-minute interval: well over 200 batches (10-minute polls keep
+    // their worst case inside one execution's history).
     let h = handler(
         config(&[
             ("WINDOW_START", "00:00"),
             ("WINDOW_END", "23:59"),
             ("BATCH_INTERVAL_MINUTES", "5"),
+            ("POLL_INTERVAL_SECONDS", "600"),
         ]),
         store,
     );
@@ -395,6 +397,44 @@ async fn no_eligible_service_is_an_empty_plan() {
     let again = h.handle(json!({ "night": "2026-11-22" })).await.unwrap();
     assert_eq!(again, plan);
     assert_eq!(h.store.night_writes(), writes);
+}
+
+/// The worst settings the configuration accepts (a 24-hour window of 1-minute batches, 720-minute
+/// timeouts, 1-second polls) would overflow one execution's 25,000 history events: refused
+/// before anything is written, naming the settings.
+#[tokio::test]
+async fn a_plan_whose_worst_case_overflows_the_execution_history_is_refused() {
+    let store = MemoryStore::default();
+    let ids = eligible(3000, 50);
+    put(
+        &store,
+        ids.iter().map(|i| record(i, None, night())).collect(),
+    )
+    .await;
+    let h = handler(
+        config(&[
+            ("WINDOW_START", "00:00"),
+            ("WINDOW_END", "23:59"),
+            ("BATCH_INTERVAL_MINUTES", "1"),
+            ("RESTART_TIMEOUT_MINUTES", "720"),
+            ("POLL_INTERVAL_SECONDS", "1"),
+        ]),
+        store,
+    );
+    let err = h
+        .handle(json!({ "night": "2026-11-22" }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type, ErrorType::Misconfigured);
+    for setting in [
+        "BATCH_INTERVAL_MINUTES",
+        "RESTART_TIMEOUT_MINUTES=720",
+        "POLL_INTERVAL_SECONDS=1",
+        "history events",
+    ] {
+        assert!(err.message.contains(setting), "{setting}: {err}");
+    }
+    assert_eq!(h.store.night_writes(), 0);
 }
 
 #[tokio::test]

@@ -25,6 +25,7 @@ pub mod eligibility;
 pub mod error;
 pub mod fakes;
 pub mod ids;
+pub mod limits;
 pub mod lambda;
 pub mod night;
 pub mod notice;

@@ -71,8 +71,7 @@ pub const CLAIM_LEASE: TimeDelta = TimeDelta::seconds(330);
 /// claim can still be the one the claim's UpdateService made.
 const CLOCK_SKEW: TimeDelta = TimeDelta::seconds(5);
 
-/// The longest wait between two polls, in poll intervals, once only slow restarts remain.
-pub const SLOW_POLL_FACTOR: i32 = 3;
+pub use restart_core::limits::SLOW_POLL_FACTOR;
 
 /// The function's input, by `mode`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -470,8 +469,11 @@ where
         let Some(earliest) = earliest else {
             return seconds(interval);
         };
-        let until_timeout = (earliest + timeout - now).max(interval);
-        seconds((interval * SLOW_POLL_FACTOR).min(until_timeout))
+        seconds(restart_core::limits::poll_wait(
+            now - earliest,
+            interval,
+            timeout,
+        ))
     }
 
     /// Judges the started records, trips the breaker if it must, then halts or starts what is
