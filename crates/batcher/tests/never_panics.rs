@@ -1,0 +1,238 @@
+//! Nothing fed from outside makes the batcher panic: any JSON event (any value, or objects
+//! with `night` and `replan` holding wrong types, odd dates and text in any script) gives a
+//! plan or a typed error, over a catalog whose owners are in any script, for windows in any
+//! timezone and nights up to the ends of the calendar.
+
+use std::sync::Arc;
+
+use batcher::Batcher;
+use chrono::{Datelike as _, NaiveDate};
+use proptest::prelude::*;
+use restart_core::catalog::CatalogRecord;
+use restart_core::clock::ManualClock;
+use restart_core::eligibility::SkipReason;
+use restart_core::fakes::MemoryStore;
+use restart_core::ids::ServiceId;
+use restart_core::owner::OwnerSource;
+use restart_core::ports::CatalogStore;
+use restart_core::service::{DeploymentController, SchedulingStrategy, ServiceStatus};
+use restart_core::tag::TagStateKind;
+use restart_core::{Config, ErrorType, HandlerError};
+use serde_json::{Value, json};
+
+/// Text in any script, some of it nearly a date.
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        "\\PC{0,24}",
+        prop::collection::vec(any::<u8>(), 0..24)
+            .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+        "[+-]?[0-9]{1,7}-[0-9]{1,2}-[0-9]{1,2}",
+        prop::sample::select(vec![
+            "2026-11-22",
+            "2026-11-21",
+            "+262142-12-31",
+            "-262143-01-01",
+            "2026-02-29",
+            "２０２６-11-22",
+            "true",
+            "決済チーム",
+            "e\u{301}quipe",
+            "🚀",
+            "",
+        ])
+        .prop_map(str::to_owned),
+    ]
+}
+
+/// Any JSON value, nested.
+fn any_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        text().prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 32, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::vec((prop_oneof!["night|replan", "\\PC{0,6}"], inner), 0..5)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+        ]
+    })
+}
+
+/// The batcher's event: any JSON, or an object with `night` and `replan` (each present or
+/// not, of the right type or not) and perhaps a key it does not know.
+fn event() -> impl Strategy<Value = Value> {
+    let night = prop_oneof![3 => text().prop_map(Value::from), 1 => any_json()];
+    let replan = prop_oneof![3 => any::<bool>().prop_map(Value::from), 1 => any_json()];
+    prop_oneof![
+        1 => any_json(),
+        3 => (
+            prop::option::of(night),
+            prop::option::of(replan),
+            prop::option::of((prop_oneof!["mode|execution|\\PC{1,6}"], any_json())),
+        )
+            .prop_map(|(night, replan, extra)| {
+                let mut o = serde_json::Map::new();
+                if let Some(n) = night {
+                    o.insert("night".into(), n);
+                }
+                if let Some(r) = replan {
+                    o.insert("replan".into(), r);
+                }
+                if let Some((k, v)) = extra {
+                    o.insert(k, v);
+                }
+                Value::Object(o)
+            }),
+    ]
+}
+
+fn day(d: &str) -> NaiveDate {
+    d.parse().unwrap()
+}
+
+fn config(extra: &[(&str, &str)]) -> Config {
+    let mut vars = vec![
+        ("TABLE_NAME", "t"),
+        ("ACCOUNTS", "111111111111,222222222222"),
+        ("REGIONS", "eu-west-1"),
+        ("MEMBER_ROLE_NAME", "member"),
+    ];
+    vars.extend_from_slice(extra);
+    Config::from_vars(vars).unwrap()
+}
+
+/// A catalog record seen on `seen`, owned by someone named in any script.
+fn record(i: usize, owner: &str, skip: Option<SkipReason>, seen: NaiveDate) -> CatalogRecord {
+    let id = ServiceId {
+        account: ["111111111111", "222222222222"][i % 2].parse().unwrap(),
+        region: "eu-west-1".into(),
+        cluster: format!("c{}", i % 3),
+        service: format!("s{i:03}"),
+    };
+    CatalogRecord {
+        arn: id.arn("aws"),
+        id,
+        owner: owner.to_owned(),
+        owner_source: OwnerSource::ServiceTag,
+        tag_value: Some("enabled".into()),
+        tag_state: TagStateKind::Enrolled,
+        status: ServiceStatus::Active,
+        desired: 2,
+        scheduling: SchedulingStrategy::Replica,
+        controller: DeploymentController::Ecs,
+        min_healthy_percent: 100,
+        max_percent: 200,
+        skip_reason: skip,
+        first_seen: day("2026-10-01"),
+        last_seen: seen,
+        gone_since: None,
+        last_restart_seconds: i.is_multiple_of(4).then_some(u32::MAX),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn seeded(config: Config, owners: &[String], seen: NaiveDate) -> Batcher<MemoryStore> {
+    let store = MemoryStore::default();
+    let records: Vec<CatalogRecord> = owners
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let skip = (i % 5 == 4).then_some(SkipReason::Untagged);
+            record(i, o, skip, seen)
+        })
+        .collect();
+    store.put_catalog(&records).await.unwrap();
+    Batcher {
+        config: Arc::new(config),
+        store,
+        clock: Arc::new(ManualClock::new("2026-11-21T23:30:00Z".parse().unwrap())),
+    }
+}
+
+fn check<T>(event: &Value, result: Result<T, HandlerError>) -> Result<(), TestCaseError> {
+    if let Err(e) = result {
+        prop_assert!(ErrorType::ALL.contains(&e.error_type));
+        prop_assert!(!e.message.is_empty());
+        // A bad event, or a window too short for the restarts (the configuration's fault).
+        prop_assert!(
+            matches!(
+                e.error_type,
+                ErrorType::InvalidInput | ErrorType::Misconfigured
+            ),
+            "{} for {}",
+            e.message,
+            event
+        );
+    }
+    Ok(())
+}
+
+fn owners() -> impl Strategy<Value = Vec<String>> {
+    prop::collection::vec(text(), 0..12)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn any_event_gives_a_plan_or_a_typed_error(event in event(), owners in owners()) {
+        let rt = runtime();
+        let h = rt.block_on(seeded(config(&[]), &owners, day("2026-11-22")));
+        let result = rt.block_on(h.handle(event.clone()));
+        check(&event, result)?;
+        // Planned again, whatever was planned before.
+        let again = json!({"night": "2026-11-22", "replan": true});
+        check(&again, rt.block_on(h.handle(again.clone())))?;
+    }
+
+    /// Any timezone and window, any night (the calendar's ends included): a plan or a typed
+    /// error.
+    #[test]
+    fn any_window_and_night(
+        tz in prop::sample::select(vec![
+            "UTC", "Pacific/Pago_Pago", "Pacific/Kiritimati", "America/Adak", "Europe/Madrid",
+            "America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu", "Pacific/Chatham",
+        ]),
+        start in "[01][0-9]|2[0-3]",
+        end in "[01][0-9]|2[0-3]",
+        interval in prop::sample::select(vec!["1", "10", "720"]),
+        timeout in prop::sample::select(vec!["1", "30", "720"]),
+        night in prop_oneof![
+            Just(NaiveDate::MAX),
+            Just(NaiveDate::MIN),
+            (NaiveDate::MIN.num_days_from_ce()..=NaiveDate::MAX.num_days_from_ce())
+                .prop_map(|d| NaiveDate::from_num_days_from_ce_opt(d).unwrap()),
+            (0i64..3).prop_map(|d| day("2026-11-21") + chrono::TimeDelta::days(d)),
+        ],
+        owners in owners(),
+    ) {
+        prop_assume!(start != end);
+        let (ws, we) = (format!("{start}:00"), format!("{end}:30"));
+        let config = config(&[
+            ("TIMEZONE", tz),
+            ("WINDOW_START", &ws),
+            ("WINDOW_END", &we),
+            ("BATCH_INTERVAL_MINUTES", interval),
+            ("RESTART_TIMEOUT_MINUTES", timeout),
+        ]);
+        let rt = runtime();
+        let h = rt.block_on(seeded(config, &owners, night));
+        for replan in [false, true] {
+            let event = json!({"night": night.to_string(), "replan": replan});
+            let result = rt.block_on(h.handle(event.clone()));
+            check(&event, result)?;
+        }
+    }
+}

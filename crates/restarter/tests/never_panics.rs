@@ -1,0 +1,413 @@
+//! Nothing fed from outside makes the restarter panic: any JSON event (any value, or objects
+//! with `mode`, `night`, `batch`, `service_arn` and `force` holding wrong types, odd dates,
+//! numbers at their limits, ARNs of every shape and text in any script), in every mode
+//! (`start`, `poll`, `service`), gives an output or a typed error, against a planned night
+//! whose owners and tags are in any script and a fleet held in memory.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use batcher::Batcher;
+use chrono::{DateTime, NaiveDate, Utc};
+use proptest::prelude::*;
+use restart_core::catalog::CatalogRecord;
+use restart_core::clock::{Clock, ManualClock};
+use restart_core::fakes::MemoryStore;
+use restart_core::ids::{ServiceArn, ServiceId};
+use restart_core::night::Pause;
+use restart_core::owner::OwnerSource;
+use restart_core::ports::{CatalogStore, ControlError, FleetControl, RestartStore};
+use restart_core::service::*;
+use restart_core::tag::{TagStateKind, Tags};
+use restart_core::{Config, ErrorType, HandlerError};
+use restarter::Restarter;
+use serde_json::{Value, json};
+
+const A: &str = "111111111111";
+const SERVICES: usize = 12;
+
+/// ECS held in memory: services by id; a forced deployment becomes the PRIMARY, and
+/// completes, fails or stays in progress by the service's number.
+#[derive(Debug, Default)]
+struct Fleet {
+    services: Mutex<HashMap<ServiceId, ServiceSnapshot>>,
+    deployments: Mutex<u64>,
+}
+
+impl FleetControl for Fleet {
+    async fn describe(&self, services: &[ServiceId]) -> Result<Vec<ServiceSnapshot>, ControlError> {
+        let known = self.services.lock().unwrap();
+        Ok(services
+            .iter()
+            .filter_map(|id| known.get(id).cloned())
+            .collect())
+    }
+
+    async fn force_new_deployment(&self, service: &ServiceId) -> Result<String, ControlError> {
+        let mut known = self.services.lock().unwrap();
+        let s = known.get_mut(service).ok_or_else(|| {
+            ControlError::NotFound(format!("{service}: introuvable 見つかりません"))
+        })?;
+        let mut n = self.deployments.lock().unwrap();
+        *n += 1;
+        let id = format!("ecs-svc/{n}");
+        for d in &mut s.deployments {
+            d.status = DeploymentStatus::Active;
+        }
+        let state = match s.id.service.len() % 3 {
+            0 => RolloutState::Completed,
+            1 => RolloutState::Failed,
+            _ => RolloutState::InProgress,
+        };
+        s.deployments.push(deployment(&id, state));
+        if state != RolloutState::InProgress {
+            s.deployments
+                .retain(|d| d.status == DeploymentStatus::Primary || d.id == id);
+            if let Some(d) = s.deployments.iter_mut().find(|d| d.id == id) {
+                d.status = DeploymentStatus::Primary;
+            }
+        }
+        Ok(id)
+    }
+
+    async fn tag(&self, service: &ServiceArn, key: &str, value: &str) -> Result<(), ControlError> {
+        let mut known = self.services.lock().unwrap();
+        if let Some(s) = known.values_mut().find(|s| &s.arn == service) {
+            s.tags.insert(key.to_owned(), value.to_owned());
+        }
+        Ok(())
+    }
+}
+
+fn deployment(id: &str, state: RolloutState) -> Deployment {
+    Deployment {
+        id: id.to_owned(),
+        status: DeploymentStatus::Primary,
+        rollout_state: Some(state),
+        desired: 2,
+        running: 2,
+        created_at: Some("2026-11-01T00:00:00Z".parse().unwrap()),
+        updated_at: None,
+    }
+}
+
+fn sid(i: usize) -> ServiceId {
+    ServiceId {
+        account: A.parse().unwrap(),
+        region: "eu-west-1".into(),
+        cluster: format!("c{}", i % 3),
+        // Lengths 1, 2, 3, ...: every kind of outcome (see `Fleet`).
+        service: "s".repeat(i + 1),
+    }
+}
+
+fn night() -> NaiveDate {
+    "2026-11-22".parse().unwrap()
+}
+
+fn at(t: &str) -> DateTime<Utc> {
+    t.parse().unwrap()
+}
+
+/// Text in any script, some of it nearly a date, a mode or an ARN.
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        "\\PC{0,24}",
+        prop::collection::vec(any::<u8>(), 0..24)
+            .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+        "[+-]?[0-9]{1,7}-[0-9]{1,2}-[0-9]{1,2}",
+        "arn:aws:ecs:eu-west-1:[0-9]{12}:service/(c[0-3]/)?s{1,14}",
+        "arn:\\PC{0,4}:ecs:\\PC{0,4}:\\PC{0,4}:service/\\PC{0,8}",
+        prop::sample::select(vec![
+            "2026-11-22",
+            "2026-11-21",
+            "+262142-12-31",
+            "-262143-01-01",
+            "start",
+            "poll",
+            "service",
+            "START",
+            "２０２６-11-22",
+            "決済チーム",
+            "e\u{301}quipe",
+            "🚀",
+            "",
+        ])
+        .prop_map(str::to_owned),
+    ]
+}
+
+/// Any JSON value, nested.
+fn any_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        text().prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 32, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::vec(
+                (
+                    prop_oneof!["mode|night|batch|service_arn|force", "\\PC{0,6}"],
+                    inner
+                ),
+                0..5
+            )
+            .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+        ]
+    })
+}
+
+/// A value for one of the restarter's fields: the right kind (often valid for the seeded
+/// night), or anything.
+fn field(key: &'static str) -> BoxedStrategy<Value> {
+    let right = match key {
+        "mode" => prop::sample::select(vec!["start", "poll", "service", "batch", "Start"])
+            .prop_map(Value::from)
+            .boxed(),
+        "night" => prop_oneof![
+            Just(json!("2026-11-22")),
+            Just(json!("+262142-12-31")),
+            Just(json!("-262143-01-01")),
+            text().prop_map(Value::from),
+        ]
+        .boxed(),
+        "batch" => prop_oneof![
+            (0u32..4).prop_map(Value::from),
+            Just(json!(u32::MAX)),
+            Just(json!(u64::from(u32::MAX) + 1)),
+            Just(json!(-1)),
+            Just(json!(1.5)),
+            Just(json!("0")),
+        ]
+        .boxed(),
+        "service_arn" => prop_oneof![
+            (0..SERVICES + 2).prop_map(|i| json!(sid(i).arn("aws").to_string())),
+            (0..SERVICES).prop_map(|i| {
+                let mut arn = sid(i).arn("aws");
+                arn.cluster = None;
+                json!(arn.to_string())
+            }),
+            text().prop_map(Value::from),
+        ]
+        .boxed(),
+        _ => any::<bool>().prop_map(Value::from).boxed(),
+    };
+    prop_oneof![4 => right, 1 => any_json()].boxed()
+}
+
+/// The restarter's event: any JSON, or an object with any of its fields and perhaps another.
+fn event() -> impl Strategy<Value = Value> {
+    let structured = (
+        prop::option::weighted(0.9, field("mode")),
+        prop::option::weighted(0.8, field("night")),
+        prop::option::of(field("batch")),
+        prop::option::of(field("service_arn")),
+        prop::option::of(field("force")),
+        prop::option::weighted(0.1, ("\\PC{1,8}", any_json())),
+    )
+        .prop_map(|(mode, night, batch, arn, force, extra)| {
+            let mut o = serde_json::Map::new();
+            for (k, v) in [
+                ("mode", mode),
+                ("night", night),
+                ("batch", batch),
+                ("service_arn", arn),
+                ("force", force),
+            ] {
+                if let Some(v) = v {
+                    o.insert(k.to_owned(), v);
+                }
+            }
+            if let Some((k, v)) = extra {
+                o.insert(k, v);
+            }
+            Value::Object(o)
+        });
+    prop_oneof![1 => any_json(), 4 => structured]
+}
+
+fn config() -> Config {
+    Config::from_vars([
+        ("TABLE_NAME", "t"),
+        ("ACCOUNTS", A),
+        ("REGIONS", "eu-west-1"),
+        ("MEMBER_ROLE_NAME", "member"),
+        ("BATCH_INTERVAL_MINUTES", "5"),
+        ("MAX_INFLIGHT_PER_CLUSTER", "2"),
+    ])
+    .unwrap()
+}
+
+/// Tonight planned by the batcher over services owned by people named in any script, the
+/// fleet that runs them, and a restarter on both.
+fn seeded(
+    owners: &[String],
+    paused: bool,
+) -> (tokio::runtime::Runtime, Restarter<Fleet, Arc<MemoryStore>>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = Arc::new(MemoryStore::default());
+    let fleet = Fleet::default();
+    let mut catalog = Vec::new();
+    for i in 0..SERVICES {
+        let id = sid(i);
+        let owner = owners
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| "決済チーム".into());
+        let mut tags = Tags::new();
+        tags.insert("ecs_task_daily_restart".into(), "enabled".into());
+        tags.insert("owner".into(), owner.clone());
+        fleet.services.lock().unwrap().insert(
+            id.clone(),
+            ServiceSnapshot {
+                arn: id.arn("aws"),
+                id: id.clone(),
+                status: ServiceStatus::Active,
+                desired: 2,
+                running: 2,
+                scheduling: SchedulingStrategy::Replica,
+                controller: DeploymentController::Ecs,
+                min_healthy_percent: 100,
+                max_percent: 200,
+                deployments: vec![deployment("ecs-svc/0", RolloutState::Completed)],
+                tags,
+            },
+        );
+        catalog.push(CatalogRecord {
+            arn: id.arn("aws"),
+            id,
+            owner,
+            owner_source: OwnerSource::ServiceTag,
+            tag_value: Some("enabled".into()),
+            tag_state: TagStateKind::Enrolled,
+            status: ServiceStatus::Active,
+            desired: 2,
+            scheduling: SchedulingStrategy::Replica,
+            controller: DeploymentController::Ecs,
+            min_healthy_percent: 100,
+            max_percent: 200,
+            skip_reason: None,
+            first_seen: "2026-10-01".parse().unwrap(),
+            last_seen: night(),
+            gone_since: None,
+            last_restart_seconds: None,
+        });
+    }
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(at("2026-11-21T23:30:00Z")));
+    rt.block_on(async {
+        store.put_catalog(&catalog).await.unwrap();
+        Batcher {
+            config: Arc::new(config()),
+            store: store.clone(),
+            clock: clock.clone(),
+        }
+        .handle(json!({"night": "2026-11-22"}))
+        .await
+        .unwrap();
+        if paused {
+            let pause = Pause {
+                reason: "réseau 🔧".into(),
+                by: "アリス".into(),
+                at: at("2026-11-22T00:01:00Z"),
+            };
+            store.set_pause(Some(&pause)).await.unwrap();
+        }
+    });
+    let restarter = Restarter {
+        config: Arc::new(config()),
+        fleet,
+        store,
+        clock: Arc::new(ManualClock::new(at("2026-11-22T00:20:00Z"))),
+        budget: Duration::from_secs(10),
+    };
+    (rt, restarter)
+}
+
+fn check<T>(event: &Value, result: Result<T, HandlerError>) -> Result<(), TestCaseError> {
+    match result {
+        Ok(_) => {
+            let mode = event.get("mode").and_then(Value::as_str);
+            prop_assert!(
+                matches!(mode, Some("start" | "poll" | "service")),
+                "{event}"
+            );
+        }
+        Err(e) => {
+            prop_assert!(ErrorType::ALL.contains(&e.error_type));
+            prop_assert!(!e.message.is_empty());
+            if !event.is_object() {
+                prop_assert_eq!(e.error_type, ErrorType::InvalidInput, "{}", e.message);
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// A sequence of events against the same night: each gives an output or a typed error.
+    #[test]
+    fn any_events_give_an_output_or_a_typed_error(
+        events in prop::collection::vec(event(), 1..6),
+        owners in prop::collection::vec(text(), 0..SERVICES),
+        paused in prop::bool::weighted(0.2),
+    ) {
+        let (rt, h) = seeded(&owners, paused);
+        for event in &events {
+            let result = rt.block_on(h.handle(event.clone()));
+            check(event, result)?;
+        }
+    }
+
+    /// Every mode with well-formed fields for the seeded night: start each batch, poll it
+    /// and each service, restart services by hand (forced or not), in any order.
+    #[test]
+    fn every_mode_on_a_planned_night(
+        steps in prop::collection::vec((0usize..5, 0u32..4, 0..SERVICES + 2, any::<bool>()), 1..10),
+        owners in prop::collection::vec(text(), 0..SERVICES),
+    ) {
+        let (rt, h) = seeded(&owners, false);
+        for (mode, batch, service, force) in steps {
+            let arn = sid(service).arn("aws").to_string();
+            let event = match mode {
+                0 => json!({"mode": "start", "night": "2026-11-22", "batch": batch}),
+                1 => json!({"mode": "poll", "night": "2026-11-22", "batch": batch}),
+                2 => json!({"mode": "poll", "night": "2026-11-22", "service_arn": arn}),
+                3 => json!({"mode": "service", "service_arn": arn, "force": force}),
+                _ => json!({"mode": "poll", "night": "2026-11-22", "batch": batch, "service_arn": arn}),
+            };
+            let result = rt.block_on(h.handle(event.clone()));
+            check(&event, result)?;
+        }
+    }
+}
+
+/// The seeded night works: a batch starts, its poll sees outcomes, a service restarts by hand.
+#[test]
+fn the_seeded_night_runs() {
+    let (rt, h) = seeded(&["決済チーム".into(), "e\u{301}quipe".into()], false);
+    let started = rt
+        .block_on(h.handle(json!({"mode": "start", "night": "2026-11-22", "batch": 0})))
+        .unwrap();
+    assert!(format!("{started:?}").contains("started"), "{started:?}");
+    rt.block_on(h.handle(json!({"mode": "poll", "night": "2026-11-22", "batch": 0})))
+        .unwrap();
+    let arn = sid(4).arn("aws").to_string();
+    rt.block_on(h.handle(json!({"mode": "service", "service_arn": arn, "force": true})))
+        .unwrap();
+    let err = rt
+        .block_on(h.handle(json!({"mode": "start", "night": "2026-11-22", "batch": 99})))
+        .unwrap_err();
+    assert_eq!(err.error_type, ErrorType::InvalidInput);
+}
