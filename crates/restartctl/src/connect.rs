@@ -336,6 +336,14 @@ pub async fn run(settings: &Settings, args: &ConnectArgs) -> anyhow::Result<Exit
         );
     }
     let command = view.command.clone().unwrap_or_default();
+    // `inspect` sets the command whenever every check passed; say so rather than index an
+    // empty list if that ever changes.
+    let Some((program, program_args)) = command.split_first() else {
+        bail!(
+            "no command to run for {}: every check passed but none was built",
+            view.service_arn
+        );
+    };
     if args.print {
         view.environment = Some(environment.clone());
         if settings.json() {
@@ -358,8 +366,8 @@ pub async fn run(settings: &Settings, args: &ConnectArgs) -> anyhow::Result<Exit
         print_checks(&view);
         eprintln!("\nRunning {}", command.join(" "));
     }
-    let status = std::process::Command::new(&command[0])
-        .args(&command[1..])
+    let status = std::process::Command::new(program)
+        .args(program_args)
         .envs(environment)
         .env_remove("AWS_PROFILE")
         .status()
@@ -367,7 +375,7 @@ pub async fn run(settings: &Settings, args: &ConnectArgs) -> anyhow::Result<Exit
             format!(
                 "could not run {}: install the AWS CLI v2 and the Session Manager plugin, pass \
                  --aws-cli PATH, or use --print",
-                command[0]
+                program
             )
         })?;
     Ok(match status.code() {

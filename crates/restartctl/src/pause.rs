@@ -34,11 +34,29 @@ fn pause_line(p: &Pause) -> String {
     )
 }
 
-pub async fn pause(settings: &Settings, args: &PauseArgs) -> anyhow::Result<ExitCode> {
-    let reason = args.reason.trim();
+/// The longest reason a pause takes, in characters: it is shown in every `status` and in the
+/// night's summary to the ops topic, whose message must stay under 256 KiB.
+pub const MAX_REASON_CHARS: usize = 1_000;
+
+/// The pause's reason as recorded: `--reason` trimmed, not empty, at most
+/// [`MAX_REASON_CHARS`] characters, any script welcome.
+pub fn reason(raw: &str) -> anyhow::Result<String> {
+    let reason = raw.trim();
     if reason.is_empty() {
         anyhow::bail!("--reason is empty: say why (it is shown to everyone who runs `status`)");
     }
+    let n = reason.chars().count();
+    if n > MAX_REASON_CHARS {
+        anyhow::bail!(
+            "--reason is {n} characters long: keep it to {MAX_REASON_CHARS} (it is shown in \
+             every `status` and in the night's summary); link to a ticket for the details"
+        );
+    }
+    Ok(reason.to_owned())
+}
+
+pub async fn pause(settings: &Settings, args: &PauseArgs) -> anyhow::Result<ExitCode> {
+    let reason = reason(&args.reason)?;
     let store = settings.store()?;
     let current = store
         .pause()
@@ -68,7 +86,7 @@ pub async fn pause(settings: &Settings, args: &PauseArgs) -> anyhow::Result<Exit
         );
     }
     let p = Pause {
-        reason: reason.to_owned(),
+        reason,
         by: caller.id.clone(),
         at: Utc::now(),
     };

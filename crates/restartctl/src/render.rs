@@ -1,7 +1,7 @@
 //! Output shared by the commands: tables (comfy-table, Markdown-style so they paste into
 //! tickets), JSON documents, times in the window's timezone and in UTC.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use comfy_table::{ContentArrangement, Table, presets};
 use serde::Serialize;
@@ -25,9 +25,22 @@ pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `2026-11-22 01:10 CET`.
+/// Whether `t` has a local time in `tz` that chrono can hold: not within a day of the end of
+/// its calendar. Formatting or changing a local time that does not panics.
+pub fn has_local_time(t: DateTime<Utc>, tz: Tz) -> bool {
+    let utc = t.naive_utc();
+    utc.checked_add_offset(tz.offset_from_utc_datetime(&utc).fix())
+        .is_some()
+}
+
+/// `2026-11-22 01:10 CET` (in UTC, `2026-11-22 00:10 UTC`, for an instant at the end of the
+/// calendar that has no local time).
 pub fn local(t: DateTime<Utc>, tz: Tz) -> String {
-    t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string()
+    if has_local_time(t, tz) {
+        t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string()
+    } else {
+        t.format("%Y-%m-%d %H:%M UTC").to_string()
+    }
 }
 
 /// `2026-11-22 00:10Z`.

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::cli::ReportArgs;
 use crate::night::NightData;
-use crate::render::{duration, local, print_json, utc_seconds};
+use crate::render::{duration, has_local_time, local, print_json, utc_seconds};
 use crate::settings::Settings;
 
 /// What the page is made of.
@@ -41,6 +41,7 @@ fn colour(s: NightState) -> &'static str {
         NightState::Completed => "#2e9d5b",
         NightState::Failed => "#d64545",
         NightState::RolledBack => "#e8833a",
+        NightState::Superseded => "#5fa8a0",
         NightState::TimedOut => "#9b59b6",
         NightState::Vanished => "#7f8c8d",
         NightState::Halted => "#34495e",
@@ -102,7 +103,11 @@ impl Night {
             .filter_map(|r| r.finished_at.or(r.started_at))
             .max()
             .unwrap_or(b.start_at)
-            .max(b.start_at + TimeDelta::minutes(2))
+            .max(
+                b.start_at
+                    .checked_add_signed(TimeDelta::minutes(2))
+                    .unwrap_or(b.start_at),
+            )
     }
 
     /// The page.
@@ -218,16 +223,22 @@ impl Night {
             x(self.window.end) - x(self.window.start),
             height - top - 4.0
         );
-        // Hour ticks in the window's timezone.
-        let mut tick = start
-            .with_timezone(&self.tz)
-            .with_minute(0)
-            .and_then(|t| t.with_second(0))
-            .map_or(start, |t| t.with_timezone(&Utc));
+        // Hour ticks in the window's timezone; every few hours when records span days (at
+        // most about 48 ticks), so that a record with a time far off cannot make the page huge.
+        let step = TimeDelta::hours(((end - start).num_hours() / 48).max(1));
+        let mut tick = if has_local_time(start, self.tz) {
+            start
+                .with_timezone(&self.tz)
+                .with_minute(0)
+                .and_then(|t| t.with_second(0))
+                .map_or(start, |t| t.with_timezone(&Utc))
+        } else {
+            start
+        };
         if tick < start {
-            tick += TimeDelta::hours(1);
+            tick = tick.checked_add_signed(step).unwrap_or(start);
         }
-        while tick <= end {
+        while tick <= end && has_local_time(tick, self.tz) {
             let tx = x(tick);
             let _ = writeln!(
                 h,
@@ -238,7 +249,10 @@ impl Night {
                 top - 14.0,
                 tick.with_timezone(&self.tz).format("%H:%M")
             );
-            tick += TimeDelta::hours(1);
+            match tick.checked_add_signed(step) {
+                Some(next) => tick = next,
+                None => break,
+            }
         }
         for (i, b) in self.batches.iter().enumerate() {
             let y = top + row * i as f64;

@@ -85,7 +85,9 @@ impl Settings {
     }
 }
 
-fn window(g: &Global) -> anyhow::Result<RestartWindow> {
+/// The restart window from `--timezone`, `--window-start` and `--window-end` (or their
+/// variables), every problem at once.
+pub fn window(g: &Global) -> anyhow::Result<RestartWindow> {
     let mut problems = Vec::new();
     let tz = parse_timezone(&g.timezone)
         .map_err(|e| problems.push(format!("--timezone/TIMEZONE: {e}")))

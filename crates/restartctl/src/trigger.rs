@@ -37,12 +37,17 @@ pub fn execution_name(what: &str, now: DateTime<Utc>, random: u64) -> String {
             }
         })
         .collect();
-    let suffix = format!(
-        "-{}-{:06x}",
-        now.format("%Y%m%dT%H%M%SZ"),
-        random & 0xff_ffff
-    );
-    let room = NAME_MAX - "restartctl-".len() - suffix.len();
+    // A year past 9999 prints with a sign: keep only what names allow there too.
+    let stamp: String = now
+        .format("%Y%m%dT%H%M%SZ")
+        .to_string()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    let suffix = format!("-{stamp}-{:06x}", random & 0xff_ffff);
+    let room = NAME_MAX
+        .saturating_sub("restartctl-".len())
+        .saturating_sub(suffix.len());
     let what: String = what.chars().take(room).collect();
     format!("restartctl-{what}{suffix}")
 }
