@@ -257,6 +257,7 @@ mod tests {
                 running: 3,
                 created_at: None,
                 updated_at: None,
+                task_definition: None,
             }],
             tags: Default::default(),
         }

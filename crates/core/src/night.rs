@@ -34,6 +34,11 @@ pub struct NightRecord {
     /// The PRIMARY deployment seen just before the restart: how a start retried after a crash
     /// between UpdateService and its record tells whether UpdateService already ran.
     pub previous_deployment: Option<String>,
+    /// The task definition of that PRIMARY deployment. A forced deployment keeps it and a
+    /// circuit-breaker rollback returns to it; a PRIMARY deployment with another one is a deploy
+    /// that overtook ours (`superseded`).
+    #[serde(default)]
+    pub task_definition: Option<String>,
     /// How long the restart took (`finished_at - started_at`), once completed.
     pub duration_seconds: Option<u32>,
     /// Why a restart failed, was refused or halted, in words for on-call and owners.
@@ -76,6 +81,7 @@ impl NightRecord {
             started_at: None,
             finished_at: None,
             previous_deployment: None,
+            task_definition: None,
             duration_seconds: None,
             detail: None,
         }
@@ -265,6 +271,7 @@ mod tests {
                 "started_at",
                 "finished_at",
                 "previous_deployment",
+                "task_definition",
                 "duration_seconds",
                 "detail",
                 "account",

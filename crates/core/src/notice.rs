@@ -848,11 +848,12 @@ impl NightSummary {
     }
 
     /// The metrics of the summary's EMF line, by name (the alarms use these names).
-    pub fn metrics(&self) -> [(&'static str, u64); 9] {
+    pub fn metrics(&self) -> [(&'static str, u64); 10] {
         [
             ("RestartsCompleted", self.count(NightState::Completed)),
             ("RestartsFailed", self.count(NightState::Failed)),
             ("RestartsRolledBack", self.count(NightState::RolledBack)),
+            ("RestartsSuperseded", self.count(NightState::Superseded)),
             ("RestartsTimedOut", self.count(NightState::TimedOut)),
             ("RestartsVanished", self.count(NightState::Vanished)),
             ("RestartsHalted", self.count(NightState::Halted)),

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!            ┌─────────► skipped
-//! (none) ──► planned ──► started ──► completed | failed | rolled_back | timed_out | vanished
+//! (none) ──► planned ──► started ──► completed | failed | rolled_back | superseded | timed_out | vanished
 //!    │          └─────────► halted
 //!    └──► skipped   (not eligible at planning)
 //! ```
@@ -23,6 +23,9 @@ pub enum NightState {
     Completed,
     Failed,
     RolledBack,
+    /// A deployment with another task definition (a deploy by its owners) replaced ours:
+    /// neither a success nor a failure.
+    Superseded,
     TimedOut,
     Vanished,
     Skipped,
@@ -30,12 +33,13 @@ pub enum NightState {
 }
 
 impl NightState {
-    pub const ALL: [NightState; 9] = [
+    pub const ALL: [NightState; 10] = [
         Self::Planned,
         Self::Started,
         Self::Completed,
         Self::Failed,
         Self::RolledBack,
+        Self::Superseded,
         Self::TimedOut,
         Self::Vanished,
         Self::Skipped,
@@ -49,6 +53,7 @@ impl NightState {
             Self::Completed => "completed",
             Self::Failed => "failed",
             Self::RolledBack => "rolled_back",
+            Self::Superseded => "superseded",
             Self::TimedOut => "timed_out",
             Self::Vanished => "vanished",
             Self::Skipped => "skipped",
@@ -64,7 +69,12 @@ impl NightState {
     pub fn is_restart_outcome(self) -> bool {
         matches!(
             self,
-            Self::Completed | Self::Failed | Self::RolledBack | Self::TimedOut | Self::Vanished
+            Self::Completed
+                | Self::Failed
+                | Self::RolledBack
+                | Self::Superseded
+                | Self::TimedOut
+                | Self::Vanished
         )
     }
 
@@ -80,7 +90,7 @@ impl NightState {
         match self {
             Planned => &[None],
             Started => &[Some(Planned)],
-            Completed | Failed | RolledBack | TimedOut | Vanished => &[Some(Started)],
+            Completed | Failed | RolledBack | Superseded | TimedOut | Vanished => &[Some(Started)],
             Skipped => &[None, Some(Planned)],
             Halted => &[Some(Planned)],
         }
@@ -131,6 +141,7 @@ pub enum Verdict {
     },
     Failed,
     RolledBack,
+    Superseded,
     TimedOut,
     Vanished,
 }
@@ -143,6 +154,7 @@ impl Verdict {
             Self::Completed { .. } => Some(NightState::Completed),
             Self::Failed => Some(NightState::Failed),
             Self::RolledBack => Some(NightState::RolledBack),
+            Self::Superseded => Some(NightState::Superseded),
             Self::TimedOut => Some(NightState::TimedOut),
             Self::Vanished => Some(NightState::Vanished),
         }
@@ -164,6 +176,7 @@ impl Verdict {
 pub fn verify(
     observed: Option<&ServiceSnapshot>,
     deployment_id: &str,
+    task_definition: Option<&str>,
     started_at: DateTime<Utc>,
     now: DateTime<Utc>,
     timeout: TimeDelta,
@@ -177,7 +190,12 @@ pub fn verify(
     }
     if let Some(primary) = s.primary() {
         if primary.id != deployment_id {
-            return Verdict::RolledBack;
+            // A rollback returns to the task definition we restarted; a deploy by the
+            // service's owners brings another one.
+            return match (task_definition, primary.task_definition.as_deref()) {
+                (Some(ours), Some(now)) if ours != now => Verdict::Superseded,
+                _ => Verdict::RolledBack,
+            };
         }
         let finished = match primary.rollout_state {
             Some(RolloutState::Completed) => true,
@@ -214,6 +232,7 @@ mod tests {
             (Some(Started), Completed),
             (Some(Started), Failed),
             (Some(Started), RolledBack),
+            (Some(Started), Superseded),
             (Some(Started), TimedOut),
             (Some(Started), Vanished),
         ];
@@ -280,6 +299,7 @@ mod tests {
             running: 2,
             created_at: Some(t(0)),
             updated_at: Some(t(7)),
+            task_definition: Some("arn:aws:ecs:eu-west-1:111111111111:task-definition/s:7".into()),
         }
     }
 
@@ -307,7 +327,14 @@ mod tests {
     }
 
     fn judge(s: Option<&ServiceSnapshot>, now: i64) -> Verdict {
-        verify(s, "ecs-svc/new", t(0), t(now), TimeDelta::minutes(30))
+        verify(
+            s,
+            "ecs-svc/new",
+            Some("arn:aws:ecs:eu-west-1:111111111111:task-definition/s:7"),
+            t(0),
+            t(now),
+            TimeDelta::minutes(30),
+        )
     }
 
     use DeploymentStatus::{Active as DActive, Primary};
@@ -349,6 +376,30 @@ mod tests {
             dep("ecs-svc/new", DActive, Some(RFailed)),
         ]);
         assert_eq!(judge(Some(&s), 12), Verdict::Failed);
+    }
+
+    #[test]
+    fn a_deploy_with_another_task_definition_overtaking_ours_is_superseded() {
+        let ci = Deployment {
+            task_definition: Some("arn:aws:ecs:eu-west-1:111111111111:task-definition/s:8".into()),
+            ..dep("ecs-svc/ci", Primary, Some(InProgress))
+        };
+        let s = snapshot(vec![ci.clone()]);
+        assert_eq!(judge(Some(&s), 4), Verdict::Superseded);
+        assert_eq!(Verdict::Superseded.outcome(), Some(NightState::Superseded));
+        assert!(!NightState::Superseded.is_failure());
+        // Without our task definition (a record from before it was kept), the rule of old.
+        assert_eq!(
+            verify(
+                Some(&s),
+                "ecs-svc/new",
+                None,
+                t(0),
+                t(4),
+                TimeDelta::minutes(30)
+            ),
+            Verdict::RolledBack
+        );
     }
 
     #[test]

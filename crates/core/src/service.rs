@@ -68,6 +68,9 @@ pub struct Deployment {
     pub running: u32,
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
+    /// The task definition the deployment runs (its ARN).
+    #[serde(default)]
+    pub task_definition: Option<String>,
 }
 
 /// A service as ECS describes it at one moment.

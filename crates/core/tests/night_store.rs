@@ -60,6 +60,7 @@ fn planned(i: usize, night: NaiveDate, batch: u32) -> NightRecord {
         started_at: None,
         finished_at: None,
         previous_deployment: None,
+        task_definition: None,
         duration_seconds: None,
         detail: None,
     }

@@ -50,14 +50,21 @@ async fn verdicts(now: DateTime<Utc>, started: DateTime<Utc>) -> BTreeMap<String
             let snap = snapshot(s, "payments").unwrap();
             (
                 snap.id.service.clone(),
-                verify(Some(&snap), OURS, started, now, TimeDelta::minutes(30)),
+                verify(
+                    Some(&snap),
+                    OURS,
+                    None,
+                    started,
+                    now,
+                    TimeDelta::minutes(30),
+                ),
             )
         })
         .collect();
     // ECS reports a deleted service under `failures`: the adapter leaves it out.
     v.insert(
         "deleted".into(),
-        verify(None, OURS, started, now, TimeDelta::minutes(30)),
+        verify(None, OURS, None, started, now, TimeDelta::minutes(30)),
     );
     v
 }

@@ -230,6 +230,7 @@ fn discovered(s: &Shape) -> DiscoveredService {
                     running: *n,
                     created_at: at.and_then(|t| DateTime::from_timestamp(t, 0)),
                     updated_at: None,
+                    task_definition: None,
                 })
                 .collect(),
             tags: s.tags.iter().cloned().collect::<Tags>(),

@@ -369,6 +369,7 @@ fn the_emf_line_carries_the_alarms_metrics() {
             "RestartsCompleted",
             "RestartsFailed",
             "RestartsRolledBack",
+            "RestartsSuperseded",
             "RestartsTimedOut",
             "RestartsVanished",
             "RestartsHalted",

@@ -792,6 +792,7 @@ where
             state: NightState::Started,
             started_at: Some(self.clock.now()),
             previous_deployment: observed.primary().map(|d| d.id.clone()),
+            task_definition: observed.primary().and_then(|d| d.task_definition.clone()),
             deployment_id: None,
             finished_at: None,
             duration_seconds: None,
@@ -895,8 +896,14 @@ where
             };
             let now = self.clock.now();
             let observed = live.get(r.id.service.as_str()).copied();
-            let verdict =
-                outcome::verify(observed, dep, started_at, now, self.config.restart_timeout);
+            let verdict = outcome::verify(
+                observed,
+                dep,
+                r.task_definition.as_deref(),
+                started_at,
+                now,
+                self.config.restart_timeout,
+            );
             let Some(state) = verdict.outcome() else {
                 continue;
             };
@@ -1143,6 +1150,11 @@ where
                 Unit::Count,
             )
             .metric(
+                "RestartsSuperseded",
+                outcome(NightState::Superseded),
+                Unit::Count,
+            )
+            .metric(
                 "RestartsTimedOut",
                 outcome(NightState::TimedOut),
                 Unit::Count,
@@ -1213,6 +1225,13 @@ fn describe_verdict(v: Verdict, observed: Option<&ServiceSnapshot>, timeout: Tim
         Verdict::RolledBack => {
             format!("the PRIMARY deployment is no longer ours (now {primary}): rolled back")
         }
+        Verdict::Superseded => format!(
+            "a deployment of another task definition ({}) replaced ours: superseded",
+            observed
+                .and_then(ServiceSnapshot::primary)
+                .and_then(|d| d.task_definition.as_deref())
+                .unwrap_or("unknown")
+        ),
         Verdict::TimedOut => format!(
             "not finished after {} minutes (PRIMARY {primary})",
             timeout.num_minutes()

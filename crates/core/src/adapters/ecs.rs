@@ -447,6 +447,7 @@ pub fn snapshot(s: &Service, cluster: &str) -> Result<ServiceSnapshot, String> {
                 running: count(d.running_count()),
                 created_at: d.created_at().and_then(to_chrono),
                 updated_at: d.updated_at().and_then(to_chrono),
+                task_definition: d.task_definition().map(str::to_owned),
             }
         })
         .collect();

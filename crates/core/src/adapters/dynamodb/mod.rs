@@ -1040,6 +1040,7 @@ pub fn night_item(r: &NightRecord, ttl_days: u32) -> Item {
             "previous_deployment",
             r.previous_deployment.as_deref().map(s),
         ),
+        ("task_definition", r.task_definition.as_deref().map(s)),
         ("duration_seconds", r.duration_seconds.map(n)),
         ("detail", r.detail.as_deref().map(s)),
     ];
@@ -1064,6 +1065,7 @@ pub fn night_record(item: &Item) -> Result<NightRecord, ItemError> {
         started_at: r.opt_parse("started_at")?,
         finished_at: r.opt_parse("finished_at")?,
         previous_deployment: r.opt_s("previous_deployment")?.map(str::to_owned),
+        task_definition: r.opt_s("task_definition")?.map(str::to_owned),
         duration_seconds: r.opt_n("duration_seconds")?,
         detail: r.opt_s("detail")?.map(str::to_owned),
     })
