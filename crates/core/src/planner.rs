@@ -163,6 +163,9 @@ pub fn assign(services: &[PlanService], batch_count: u32) -> (Vec<u32>, usize) {
         return (Vec::new(), 0);
     }
     let b = batch_count as usize;
+    // Indexing below never goes out of bounds: service indices come from `0..n`, batch
+    // indices from `0..b` (a previous batch is checked `p < b` first), cluster indices from
+    // `clusters`, and `count` holds `clusters × b` entries.
 
     // Clusters, in a deterministic order: biggest first, then by id.
     let mut order: Vec<usize> = (0..n).collect();
