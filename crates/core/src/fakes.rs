@@ -131,6 +131,15 @@ impl CatalogStore for MemoryStore {
             }
         }
     }
+
+    async fn unlock_night(&self, night: NaiveDate, holder: &str) -> Result<bool, StoreError> {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        if locks.get(&night).is_some_and(|held| held.holder == holder) {
+            locks.remove(&night);
+            return Ok(true);
+        }
+        Ok(false)
+    }
 }
 
 /// The night side of the table held in memory (the fields [`MemoryStore`] uses for
@@ -563,6 +572,10 @@ mod shared {
 
         async fn lock_night(&self, lock: &NightLock) -> Result<NightLock, StoreError> {
             self.as_ref().lock_night(lock).await
+        }
+
+        async fn unlock_night(&self, night: NaiveDate, holder: &str) -> Result<bool, StoreError> {
+            self.as_ref().unlock_night(night, holder).await
         }
     }
 

@@ -138,6 +138,14 @@ pub trait CatalogStore: Send + Sync {
         &self,
         lock: &NightLock,
     ) -> impl Future<Output = Result<NightLock, StoreError>> + Send;
+
+    /// Releases the night's lock if `holder` holds it (a conditional delete): an execution
+    /// that failed lets the next one run the night. `Ok(false)`: not held by `holder`.
+    fn unlock_night(
+        &self,
+        night: NaiveDate,
+        holder: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// The night side of the table (DESIGN 3.6, 3.7): the plan, its batches, each service's record.

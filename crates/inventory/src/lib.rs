@@ -38,6 +38,29 @@ pub struct Event {
     /// for it first (DESIGN 3.5: one nightly run at a time), and another execution holding the
     /// night is refused with `InvalidInput`.
     pub execution: Option<String>,
+    /// The state machine's failure path: release the night's lock that `execution` holds, so
+    /// that the next start of the same night runs instead of being refused until it lapses.
+    #[serde(default)]
+    pub release: bool,
+    /// With `release`: the failed execution's own input, whose `night` (if any) is the night
+    /// it locked.
+    #[serde(default)]
+    pub input: Option<serde_json::Value>,
+}
+
+/// What releasing a failed execution's lock did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Released {
+    /// The nights whose lock the execution held and no longer holds.
+    pub released: Vec<NaiveDate>,
+}
+
+/// The function's output, by event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Output {
+    Summary(Summary),
+    Released(Released),
 }
 
 /// The function's output.
@@ -112,13 +135,63 @@ where
     I: ServiceInventory,
     S: CatalogStore,
 {
-    /// Handles one invocation: the raw event in, the summary out.
-    pub async fn handle(&self, event: serde_json::Value) -> Result<Summary, HandlerError> {
-        let event: Event = if event.is_null() {
-            Event::default()
+    /// Handles one invocation of the function: a night's inventory, or (with `release`) the
+    /// release of a failed execution's lock.
+    pub async fn dispatch(&self, event: serde_json::Value) -> Result<Output, HandlerError> {
+        let parsed = Self::parse(event.clone())?;
+        if parsed.release {
+            return self.release(parsed).await.map(Output::Released);
+        }
+        self.handle(event).await.map(Output::Summary)
+    }
+
+    fn parse(event: serde_json::Value) -> Result<Event, HandlerError> {
+        if event.is_null() {
+            Ok(Event::default())
         } else {
-            HandlerError::parse_event(event)?
+            HandlerError::parse_event(event)
+        }
+    }
+
+    /// Releases the lock `execution` holds: of the night given, else of the night whose window
+    /// is open or last began, and of the night before (the lock was taken a moment ago, maybe
+    /// on the other side of a window's start).
+    async fn release(&self, event: Event) -> Result<Released, HandlerError> {
+        let execution = event.execution.ok_or_else(|| {
+            HandlerError::invalid_input("the event is not valid: release needs `execution`")
+        })?;
+        let given = event.night.or_else(|| {
+            event
+                .input
+                .as_ref()
+                .and_then(|i| i.get("night"))
+                .and_then(|n| serde_json::from_value::<NaiveDate>(n.clone()).ok())
+        });
+        let nights = match given {
+            Some(n) => vec![n],
+            None => {
+                let n = self.config.window.night_at(self.clock.now()).night;
+                n.pred_opt().into_iter().chain([n]).collect()
+            }
         };
+        let mut released = Vec::new();
+        for night in nights {
+            if self.store.unlock_night(night, &execution).await? {
+                tracing::warn!(night = %night, execution, "the failed execution's lock is released");
+                released.push(night);
+            }
+        }
+        Ok(Released { released })
+    }
+
+    /// Handles one night's inventory: the raw event in, the summary out.
+    pub async fn handle(&self, event: serde_json::Value) -> Result<Summary, HandlerError> {
+        let event = Self::parse(event)?;
+        if event.release {
+            return Err(HandlerError::invalid_input(
+                "the event is not valid: a release is handled by `dispatch`",
+            ));
+        }
         let started = self.clock.now();
         let window = match event.night {
             Some(n) => self.config.window.night(n),

@@ -9,5 +9,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = restart_core::Config::from_vars(std::env::vars())?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let handler = inventory::aws::handler(config, &sdk);
-    restart_core::lambda::serve(|event| handler.handle(event)).await
+    restart_core::lambda::serve(|event| handler.dispatch(event)).await
 }

@@ -63,7 +63,7 @@ impl Functions {
             })
         }
         Some(match name {
-            "inventory" => encode(self.inventory.handle(event).await),
+            "inventory" => encode(self.inventory.dispatch(event).await),
             "batcher" => encode(self.batcher.handle(event).await),
             "restarter" => encode(self.restarter.handle(event).await),
             "notifier" => encode(self.notifier.handle(event).await),

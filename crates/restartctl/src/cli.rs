@@ -168,6 +168,10 @@ pub struct TriggerArgs {
     /// was halted.
     #[arg(long, conflicts_with = "batch")]
     pub force: bool,
+    /// Start the batch's restarts even after the night's window has ended (recorded on each
+    /// restart). Without it, what is left of a batch past the window ends `window_closed`.
+    #[arg(long, requires = "batch")]
+    pub outside_window: bool,
     /// Follow the execution until it ends; the exit code says whether it succeeded.
     #[arg(long)]
     pub wait: bool,

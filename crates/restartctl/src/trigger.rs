@@ -97,7 +97,12 @@ pub async fn run(settings: &Settings, args: &TriggerArgs) -> anyhow::Result<Exit
                 );
             }
             (
-                json!({"mode": "batch", "night": night.to_string(), "batch": batch}),
+                json!({
+                    "mode": "batch",
+                    "night": night.to_string(),
+                    "batch": batch,
+                    "outside_window": args.outside_window,
+                }),
                 format!("batch-{}-{batch}", night.format("%Y%m%d")),
             )
         }

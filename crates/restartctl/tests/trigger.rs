@@ -59,7 +59,7 @@ async fn a_batch_is_started_with_the_manual_input_and_a_unique_name() {
     let v = json(&out);
     assert_eq!(
         v["input"],
-        serde_json::json!({"mode": "batch", "night": "2026-11-22", "batch": 2})
+        serde_json::json!({"mode": "batch", "night": "2026-11-22", "batch": 2, "outside_window": false})
     );
     let name = v["name"].as_str().unwrap();
     assert!(name.starts_with("restartctl-batch-20261122-2-"), "{name}");

@@ -938,6 +938,29 @@ impl CatalogStore for DynamoStore {
             Err(e) => Err(store_error(&self.table, "PutItem", &e)),
         }
     }
+
+    async fn unlock_night(&self, night: NaiveDate, holder: &str) -> Result<bool, StoreError> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(schema::PK, s(keys::night_pk(night)))
+            .key(schema::SK, s(keys::LOCK_SK))
+            .condition_expression("holder = :holder")
+            .expression_attribute_values(":holder", s(holder))
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(store_error(&self.table, "DeleteItem", &e)),
+        }
+    }
 }
 
 fn night_lock(item: &Item) -> Result<NightLock, ItemError> {
