@@ -251,7 +251,10 @@ where
         let plan = planner::plan(&services, &params)
             .map_err(|e| HandlerError::misconfigured(e.to_string()))?;
         self.check_history(plan.batches.len())?;
-        let start_of = |k: u32| window.start + self.config.batch_interval * k as i32;
+        // The planner computed each batch's start (checked, inside the window).
+        let starts: BTreeMap<u32, chrono::DateTime<chrono::Utc>> =
+            plan.batches.iter().map(|b| (b.batch, b.start_at)).collect();
+        let start_of = |k: u32| starts.get(&k).copied().unwrap_or(window.start);
 
         // The batch items first: a run that stops half-way leaves its records findable.
         self.store.put_batches(night, &plan.batches).await?;

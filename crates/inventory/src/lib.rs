@@ -215,7 +215,12 @@ where
             night: window.night,
             holder: execution,
             at: now,
-            until: window.end + self.config.restart_timeout,
+            // The window's instants stay far from chrono's limits (`window`), so this only
+            // guards the arithmetic.
+            until: window
+                .end
+                .checked_add_signed(self.config.restart_timeout)
+                .unwrap_or(window.end),
         };
         let held = self.store.lock_night(&wanted).await?;
         if held.holder == wanted.holder {

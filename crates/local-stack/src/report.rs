@@ -238,9 +238,11 @@ impl NightReport {
                 ));
             }
         }
+        // Restarts whose UpdateService answered with a deployment: one refused by ECS, or never
+        // answered (a claim that timed out), made none.
         let ran: u64 = records
             .iter()
-            .filter(|r| r.state.is_restart_outcome())
+            .filter(|r| r.state.is_restart_outcome() && r.deployment_id.is_some())
             .count() as u64;
         let expected = if dry_run { 0 } else { ran };
         let forced = sim_stats
