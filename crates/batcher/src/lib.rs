@@ -30,7 +30,7 @@ use restart_core::config::AccountsSource;
 use restart_core::eligibility::SkipReason;
 use restart_core::ids::{AccountId, ServiceId};
 use restart_core::limits;
-use restart_core::night::{NightPlan, NightRecord, PlanSummary};
+use restart_core::night::{CrowdedCluster, NightPlan, NightRecord, PlanSummary};
 use restart_core::outcome::NightState;
 use restart_core::planner::{self, PlanParams, PlanService, PlannedBatch};
 use restart_core::ports::{CatalogStore, NightStore};
@@ -70,6 +70,52 @@ pub struct RunCounts {
     pub created: u64,
     /// The plan was already complete and was returned as it was.
     pub reused: bool,
+    /// Clusters that cannot fit the window under the cap, most crowded first.
+    pub crowded: Vec<CrowdedCluster>,
+}
+
+/// How many crowded clusters the output names.
+pub const CROWDED_SAMPLE: usize = 10;
+
+/// The clusters among `services` whose restarts, `cap` at a time, need longer than `window`:
+/// the sum of their durations (`default` where unknown or 0) over the cap.
+pub fn crowded_clusters(
+    services: &[PlanService],
+    cap: u32,
+    window: TimeDelta,
+    default: TimeDelta,
+) -> Vec<CrowdedCluster> {
+    let mut by_cluster: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for s in services {
+        let d = s
+            .recent_duration
+            .filter(|d| *d > TimeDelta::zero())
+            .unwrap_or(default);
+        let e = by_cluster.entry(s.id.cluster_key()).or_default();
+        e.0 += 1;
+        e.1 =
+            e.1.saturating_add(u64::try_from(d.num_seconds()).unwrap_or(0));
+    }
+    let window_seconds = u64::try_from(window.num_seconds()).unwrap_or(0);
+    let mut crowded: Vec<CrowdedCluster> = by_cluster
+        .into_iter()
+        .filter_map(|(cluster, (services, restart_seconds))| {
+            let needs_seconds = restart_seconds / u64::from(cap.max(1));
+            (needs_seconds > window_seconds).then_some(CrowdedCluster {
+                cluster,
+                services,
+                restart_seconds,
+                needs_seconds,
+                window_seconds,
+            })
+        })
+        .collect();
+    crowded.sort_by(|a, b| {
+        b.needs_seconds
+            .cmp(&a.needs_seconds)
+            .then(a.cluster.cmp(&b.cluster))
+    });
+    crowded
 }
 
 impl<S> Batcher<S>
@@ -128,7 +174,17 @@ where
             reused = counts.reused,
             "plan ready"
         );
-        Ok(NightPlan { night, batches })
+        let crowded = counts
+            .crowded
+            .iter()
+            .take(CROWDED_SAMPLE)
+            .cloned()
+            .collect();
+        Ok(NightPlan {
+            night,
+            batches,
+            crowded,
+        })
     }
 
     /// The night's batches when its plan is complete and no replan is asked for.
@@ -250,6 +306,22 @@ where
         };
         let plan = planner::plan(&services, &params)
             .map_err(|e| HandlerError::misconfigured(e.to_string()))?;
+        let crowded = crowded_clusters(
+            &services,
+            self.config.max_inflight_per_cluster,
+            window.end - window.start,
+            DEFAULT_RESTART_DURATION,
+        );
+        for c in &crowded {
+            tracing::warn!(
+                cluster = %c.cluster,
+                services = c.services,
+                restart_seconds = c.restart_seconds,
+                needs_seconds = c.needs_seconds,
+                window_seconds = c.window_seconds,
+                "this cluster's restarts cannot all start inside the window under MAX_INFLIGHT_PER_CLUSTER"
+            );
+        }
         self.check_history(plan.batches.len())?;
         // The planner computed each batch's start (checked, inside the window).
         let starts: BTreeMap<u32, chrono::DateTime<chrono::Utc>> =
@@ -260,6 +332,7 @@ where
         self.store.put_batches(night, &plan.batches).await?;
 
         let mut counts = RunCounts {
+            crowded,
             kept_previous: plan.kept_previous as u64,
             ..RunCounts::default()
         };
@@ -357,6 +430,7 @@ pub fn metrics(
             Unit::Count,
         )
         .metric("ServicesSkipped", counts.skipped as f64, Unit::Count)
+        .metric("CrowdedClusters", counts.crowded.len() as f64, Unit::Count)
         .metric(
             "KeptPreviousBatch",
             counts.kept_previous as f64,

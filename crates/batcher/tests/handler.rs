@@ -518,3 +518,32 @@ async fn with_the_aggregator_the_accounts_are_those_inventory_reached() {
         [id(A, "c", "reached")]
     );
 }
+
+/// A cluster of 30 services restarting 10 minutes each, one at a time (cap 1), needs 5 hours
+/// in a 1-hour window: the plan names it (most crowded first), the other cluster is not named.
+#[tokio::test]
+async fn clusters_that_cannot_fit_the_window_under_the_cap_are_named() {
+    let store = MemoryStore::default();
+    let mut records: Vec<CatalogRecord> = (0..30)
+        .map(|i| record(&id(A, "crowded", &format!("s{i}")), None, night()))
+        .collect();
+    records.push(record(&id(B, "roomy", "s0"), None, night()));
+    put(&store, records).await;
+    let h = handler(
+        config(&[
+            ("WINDOW_START", "00:00"),
+            ("WINDOW_END", "01:00"),
+            ("MAX_INFLIGHT_PER_CLUSTER", "1"),
+        ]),
+        store,
+    );
+    let plan = h.handle(json!({ "night": "2026-11-22" })).await.unwrap();
+    assert_eq!(plan.crowded.len(), 1, "{:?}", plan.crowded);
+    let c = &plan.crowded[0];
+    assert_eq!(c.cluster, format!("{A}/eu-west-1/crowded"));
+    assert_eq!(c.services, 30);
+    assert_eq!(c.needs_seconds, 30 * 600);
+    assert_eq!(c.window_seconds, 3600);
+    let value = serde_json::to_value(&plan).unwrap();
+    assert_eq!(value["crowded"][0]["cluster"], c.cluster);
+}

@@ -138,6 +138,25 @@ pub struct PlanSummary {
 pub struct NightPlan {
     pub night: NaiveDate,
     pub batches: Vec<PlannedBatch>,
+    /// Clusters whose restarts cannot all start inside the window under
+    /// `MAX_INFLIGHT_PER_CLUSTER` (the first few; the batcher's log and metric have them all):
+    /// what is left of them at the window's end ends `window_closed`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crowded: Vec<CrowdedCluster>,
+}
+
+/// A cluster whose restarts, one after another `MAX_INFLIGHT_PER_CLUSTER` at a time, need
+/// longer than the window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrowdedCluster {
+    /// `account/region/cluster`.
+    pub cluster: String,
+    pub services: u64,
+    /// The restarts' known durations added up (the default for a service without one).
+    pub restart_seconds: u64,
+    /// `restart_seconds` over the cluster's cap: the least time its restarts need.
+    pub needs_seconds: u64,
+    pub window_seconds: u64,
 }
 
 /// What a conditional creation of records did.
