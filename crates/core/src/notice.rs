@@ -757,6 +757,10 @@ pub struct NightSummary {
     pub unreachable: Vec<Unreachable>,
     /// Distinct accounts with at least one unreachable region.
     pub unreachable_accounts: u64,
+    /// Account-regions lost during the night (after inventory reached them), with how many of
+    /// their services were skipped or timed out because of it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lost_during_night: BTreeMap<String, u64>,
     pub paused: Option<Pause>,
     pub halted: Option<Halt>,
 }
@@ -807,6 +811,18 @@ impl NightSummary {
             .map(|r| &r.id)
             .collect();
         opted_out.sort();
+        let mut lost_during_night: BTreeMap<String, u64> = BTreeMap::new();
+        for r in records.iter().filter(|r| {
+            r.skip_reason == Some(SkipReason::AccountUnreachable)
+                || (r.state == NightState::TimedOut
+                    && r.detail
+                        .as_deref()
+                        .is_some_and(|d| d.contains("account unreachable")))
+        }) {
+            *lost_during_night
+                .entry(format!("{} {}", r.id.account, r.id.region))
+                .or_default() += 1;
+        }
         let unreachable = run.map(|r| r.unreachable.clone()).unwrap_or_default();
         let unreachable_accounts = unreachable
             .iter()
@@ -834,6 +850,7 @@ impl NightSummary {
                 .map(|r| entry(r))
                 .collect(),
             opted_out_total: opted_out.len() as u64,
+            lost_during_night,
             opted_out: opted_out.into_iter().take(SUMMARY_LIST).cloned().collect(),
             inventory: run.is_some(),
             reached: run.map_or(0, |r| r.reached.len() as u64),
@@ -1023,6 +1040,25 @@ impl NightSummary {
                 "  ... and {} more",
                 self.unreachable.len() - SUMMARY_LIST
             );
+        }
+        if !self.lost_during_night.is_empty() {
+            let _ = writeln!(
+                b,
+                "Lost during the night (ECS stopped answering after inventory reached them):"
+            );
+            for (account_region, n) in self.lost_during_night.iter().take(SUMMARY_LIST) {
+                let _ = writeln!(
+                    b,
+                    "  {account_region}: {n} services skipped or timed out (account_unreachable)"
+                );
+            }
+            if self.lost_during_night.len() > SUMMARY_LIST {
+                let _ = writeln!(
+                    b,
+                    "  ... and {} more",
+                    self.lost_during_night.len() - SUMMARY_LIST
+                );
+            }
         }
         if self.opted_out_total > 0 {
             let _ = writeln!(b);

@@ -205,4 +205,9 @@ async fn a_chaos_night_ends_every_service_in_its_contracted_state() {
         .find(|n| n.topic.ends_with("OpsTopic"))
         .expect("the ops summary");
     assert!(summary.body.contains("100000000005"), "{}", summary.body);
+    assert!(
+        summary.body.contains("Lost during the night") && summary.body.contains("100000000002"),
+        "{}",
+        summary.body
+    );
 }
