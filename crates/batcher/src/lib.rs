@@ -312,14 +312,24 @@ where
             window.end - window.start,
             DEFAULT_RESTART_DURATION,
         );
-        for c in &crowded {
+        if let Some(worst) = crowded.first() {
             tracing::warn!(
+                clusters = crowded.len(),
+                worst = %worst.cluster,
+                worst_services = worst.services,
+                worst_needs_seconds = worst.needs_seconds,
+                window_seconds = worst.window_seconds,
+                "clusters whose restarts cannot all start inside the window under \
+                 MAX_INFLIGHT_PER_CLUSTER: what is left at its end is skipped (window_closed)"
+            );
+        }
+        for c in &crowded {
+            tracing::debug!(
                 cluster = %c.cluster,
                 services = c.services,
                 restart_seconds = c.restart_seconds,
                 needs_seconds = c.needs_seconds,
-                window_seconds = c.window_seconds,
-                "this cluster's restarts cannot all start inside the window under MAX_INFLIGHT_PER_CLUSTER"
+                "crowded cluster"
             );
         }
         self.check_history(plan.batches.len())?;
