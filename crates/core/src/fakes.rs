@@ -12,7 +12,7 @@ use crate::outcome::NightState;
 use crate::planner::PlannedBatch;
 use crate::ports::{
     CatalogStore, Claim, DiscoveryError, InventoryRun, NightStore, RestartStore, ServiceInventory,
-    StoreError,
+    SharedPace, StoreError,
 };
 
 /// A fleet held in memory: services per target, and targets that fail.
@@ -71,6 +71,25 @@ pub struct MemoryStore {
     pub nights: Mutex<MemoryNights>,
     /// Each night's lock.
     pub locks: Mutex<BTreeMap<NaiveDate, NightLock>>,
+    /// UpdateService slots taken per account and region and Unix second ([`SharedPace`]).
+    pub pace: Mutex<HashMap<(Target, i64), u32>>,
+}
+
+/// How many seconds of slots [`MemoryStore`] keeps behind the newest window asked for (the
+/// table's items expire).
+const PACE_KEPT_SECONDS: i64 = 300;
+
+impl SharedPace for MemoryStore {
+    async fn take(&self, target: &Target, second: i64, limit: u32) -> Result<bool, StoreError> {
+        let mut pace = self.pace.lock().unwrap_or_else(|e| e.into_inner());
+        pace.retain(|(_, s), _| *s >= second.saturating_sub(PACE_KEPT_SECONDS));
+        let taken = pace.entry((target.clone(), second)).or_default();
+        if *taken >= limit {
+            return Ok(false);
+        }
+        *taken += 1;
+        Ok(true)
+    }
 }
 
 impl CatalogStore for MemoryStore {
@@ -534,10 +553,19 @@ mod shared {
 
     use super::MemoryStore;
     use crate::catalog::CatalogRecord;
+    use crate::catalog::Target;
     use crate::ids::{AccountId, ServiceId};
     use crate::night::{Created, Halt, NightLock, NightRecord, NightStatus, Pause, PlanSummary};
     use crate::planner::PlannedBatch;
-    use crate::ports::{CatalogStore, Claim, InventoryRun, NightStore, RestartStore, StoreError};
+    use crate::ports::{
+        CatalogStore, Claim, InventoryRun, NightStore, RestartStore, SharedPace, StoreError,
+    };
+
+    impl SharedPace for Arc<MemoryStore> {
+        async fn take(&self, target: &Target, second: i64, limit: u32) -> Result<bool, StoreError> {
+            self.as_ref().take(target, second, limit).await
+        }
+    }
 
     impl CatalogStore for Arc<MemoryStore> {
         async fn read_catalog(
@@ -697,5 +725,77 @@ mod shared {
         ) -> Result<bool, StoreError> {
             self.as_ref().halt_record(planned, to).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn target(account: &str, region: &str) -> Target {
+        Target {
+            account: account.parse().unwrap(),
+            region: region.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_window_holds_at_most_its_limit() {
+        let store = MemoryStore::default();
+        let t = target("111111111111", "eu-west-1");
+        for _ in 0..4 {
+            assert!(store.take(&t, 100, 4).await.unwrap());
+        }
+        assert!(
+            !store.take(&t, 100, 4).await.unwrap(),
+            "the fifth is refused"
+        );
+        assert!(!store.take(&t, 100, 4).await.unwrap());
+        assert!(
+            store.take(&t, 101, 4).await.unwrap(),
+            "the next second is new"
+        );
+    }
+
+    #[tokio::test]
+    async fn accounts_and_regions_have_their_own_windows() {
+        let store = MemoryStore::default();
+        let a = target("111111111111", "eu-west-1");
+        let b = target("222222222222", "eu-west-1");
+        let c = target("111111111111", "us-east-1");
+        assert!(store.take(&a, 7, 1).await.unwrap());
+        assert!(!store.take(&a, 7, 1).await.unwrap());
+        assert!(store.take(&b, 7, 1).await.unwrap());
+        assert!(store.take(&c, 7, 1).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn concurrent_takes_never_exceed_the_limit() {
+        let store = Arc::new(MemoryStore::default());
+        let t = target("111111111111", "eu-west-1");
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let (store, t) = (store.clone(), t.clone());
+                tokio::spawn(async move { store.take(&t, 5, 3).await.unwrap() })
+            })
+            .collect();
+        let mut taken = 0;
+        for task in tasks {
+            taken += u32::from(task.await.unwrap());
+        }
+        assert_eq!(taken, 3);
+    }
+
+    #[tokio::test]
+    async fn old_windows_are_forgotten() {
+        let store = MemoryStore::default();
+        let t = target("111111111111", "eu-west-1");
+        for second in 0..1_000 {
+            store.take(&t, second, 4).await.unwrap();
+        }
+        let kept = store.pace.lock().unwrap().len();
+        assert_eq!(kept, usize::try_from(PACE_KEPT_SECONDS).unwrap() + 1);
     }
 }

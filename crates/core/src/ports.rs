@@ -306,6 +306,21 @@ pub trait RestartStore: NightStore {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
+/// UpdateService slots shared by every container of the orchestrator (DESIGN 3.5): each
+/// account and region has a fixed one-second window per Unix second, holding at most `limit`
+/// calls, whoever makes them. A Lambda container paces its own calls with
+/// [`crate::pacing::Pacer`]; this is what keeps many containers together under the same rate.
+pub trait SharedPace: Send + Sync {
+    /// Takes one slot of `target`'s window `second` (Unix seconds) if fewer than `limit` are
+    /// taken. `Ok(false)`: the window is full; nothing changed.
+    fn take(
+        &self,
+        target: &Target,
+        second: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
 /// Why a call that acts on AWS failed: ECS in a member account, or Step Functions in the hub
 /// (`adapters::sfn`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -36,7 +36,7 @@ use fleet_sim::{FleetSpec, SimHandle};
 use restart_core::adapters;
 use restart_core::adapters::ecs::EcsFleet;
 use restart_core::adapters::sts::{AccountSessions, MemberRole};
-use restart_core::clock::Clock;
+use restart_core::clock::{Clock, SystemClock};
 use restart_core::fakes::MemoryStore;
 use restart_core::ids::{ServiceArn, ServiceId};
 use restart_core::night::NightRecord;
@@ -431,7 +431,10 @@ async fn night() -> anyhow::Result<()> {
     let restarter = Arc::new(Restarter {
         config: config.clone(),
         fleet: Timed {
-            inner: ecs_fleet(&config, &sdk, clock.clone(), "restarter"),
+            // As production: UpdateService also waits for the slots shared through the
+            // table, in seconds of the wall clock.
+            inner: ecs_fleet(&config, &sdk, clock.clone(), "restarter")
+                .with_shared_pace(store.clone(), Arc::new(SystemClock)),
             updates: Mutex::new(Vec::new()),
         },
         store: store.clone(),

@@ -7,7 +7,7 @@ use restart_core::Config;
 use restart_core::adapters::sts::{AccountSessions, MemberRole};
 use restart_core::adapters::{self, dynamodb::DynamoStore, ecs::EcsFleet};
 use restart_core::clock::{Clock, SystemClock};
-use restart_core::pacing::Pacer;
+use restart_core::pacing::{PaceSlots, Pacer};
 use restart_core::telemetry::ApiCalls;
 
 use crate::{Restarter, START_BUDGET};
@@ -20,8 +20,23 @@ pub fn handler(config: Config, sdk: &SdkConfig) -> AwsRestarter {
     handler_with_clock(config, sdk, Arc::new(SystemClock))
 }
 
-/// [`handler`] with a chosen clock (tests).
+/// [`handler`] with a chosen clock (tests). UpdateService is paced across every container
+/// through the table ([`handler_with_pace`]).
 pub fn handler_with_clock(config: Config, sdk: &SdkConfig, clock: Arc<dyn Clock>) -> AwsRestarter {
+    let store = adapters::dynamo_store(sdk, &config.table_name, config.record_ttl_days);
+    handler_with_pace(config, sdk, clock, Arc::new(store))
+}
+
+/// [`handler_with_clock`] with the UpdateService slots shared across containers taken from
+/// `slots` (production: the table). The clock runs the night; the slots are counted in
+/// seconds of the wall clock whatever it is, since ECS counts real time and every container
+/// must agree on when a second starts.
+pub fn handler_with_pace(
+    config: Config,
+    sdk: &SdkConfig,
+    clock: Arc<dyn Clock>,
+    slots: Arc<dyn PaceSlots>,
+) -> AwsRestarter {
     let calls = Arc::new(ApiCalls::default());
     let sessions = AccountSessions::new(
         adapters::sts_client(sdk),
@@ -39,7 +54,8 @@ pub fn handler_with_clock(config: Config, sdk: &SdkConfig, clock: Arc<dyn Clock>
         sessions,
         Arc::new(Pacer::new(config.pacing)),
         calls,
-    );
+    )
+    .with_shared_pace(slots, Arc::new(SystemClock));
     let store = adapters::dynamo_store(sdk, &config.table_name, config.record_ttl_days);
     Restarter {
         config: Arc::new(config),

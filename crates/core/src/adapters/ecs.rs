@@ -6,6 +6,10 @@
 //! DescribeServices (10 a call, with tags). Never a ListTagsForResource per service. Every call
 //! waits for the account's and region's Describe bucket first, and the SDK retries throttling
 //! with backoff on top.
+//!
+//! UpdateService waits for its bucket and then, when the fleet has a [`SharedPacer`]
+//! ([`EcsFleet::with_shared_pace`]), for a slot of the account's and region's second shared by
+//! every container (the restarter's many batches at once).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -24,8 +28,9 @@ use aws_types::SdkConfig;
 use aws_types::region::Region;
 
 use crate::catalog::{DiscoveredService, Target};
+use crate::clock::Clock;
 use crate::ids::{AccountId, ServiceArn, ServiceId};
-use crate::pacing::{ApiClass, Pacer};
+use crate::pacing::{ApiClass, PaceSlots, Pacer, SharedPacer};
 use crate::ports::{ControlError, DiscoveryError, FleetControl, ServiceInventory};
 use crate::service::{
     Deployment, DeploymentController, DeploymentStatus, RolloutState, SchedulingStrategy,
@@ -51,6 +56,8 @@ pub struct EcsFleet {
     sessions: AccountSessions,
     base: SdkConfig,
     pacer: Arc<Pacer>,
+    /// UpdateService across containers; `None`: this container's pacer only.
+    shared: Option<SharedPacer>,
     calls: Arc<ApiCalls>,
     clients: Mutex<HashMap<(AccountId, String), aws_sdk_ecs::Client>>,
 }
@@ -68,9 +75,21 @@ impl EcsFleet {
             sessions,
             base,
             pacer,
+            shared: None,
             calls,
             clients: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Paces UpdateService across every container too: windows of the configured UpdateService
+    /// rate (rounded down, at least 1) per account, region and second of `clock`, counted in
+    /// `slots`. `clock` must be the wall clock: every container must agree on the seconds
+    /// (a clock that stands still never holds a call back for long, but its windows are not
+    /// real seconds).
+    pub fn with_shared_pace(mut self, slots: Arc<dyn PaceSlots>, clock: Arc<dyn Clock>) -> Self {
+        let rate = self.pacer.pacing().update_service_per_sec;
+        self.shared = Some(SharedPacer::new(slots, clock, rate));
+        self
     }
 
     /// The ECS client of one account and region (built once, then shared).
@@ -119,11 +138,17 @@ impl EcsFleet {
         }
     }
 
-    /// Waits for the pacing bucket and counts the call.
+    /// Waits for the pacing bucket (and, for UpdateService, the shared window) and counts the
+    /// call.
     async fn pace(&self, target: &Target, class: ApiClass, action: &str) {
         self.pacer
             .wait(&target.account, &target.region, class)
             .await;
+        if class == ApiClass::Update
+            && let Some(shared) = &self.shared
+        {
+            shared.wait(target).await;
+        }
         self.calls.record(action);
     }
 

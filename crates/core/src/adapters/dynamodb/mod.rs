@@ -29,6 +29,7 @@
 //! | a skipped service's night record | `NIGHT#<date>#SKIPPED` | `SVC#<account>#<region>#<cluster>#<service>` | `night_record` | night + `ttl_days` |
 //! | a batch of a night | `NIGHT#<date>` | `BATCH#<nnn>` | `batch` | night + `ttl_days` |
 //! | a night's plan summary (written last: "the plan is complete") | `NIGHT#<date>` | `PLAN` | `plan` | night + `ttl_days` |
+//! | UpdateService calls taken in one second of an account and region (`pace.rs`: the slots shared by every restarter container) | `PACE#<account>#<region>` | `<Unix second>` | `pace` | second + 5 min |
 //!
 //! A catalog item holds the [`CatalogRecord`] fields as attributes: `account`, `region`,
 //! `cluster`, `service` (the [`crate::ids::ServiceId`]), `arn`, `owner`, `owner_source`,
@@ -113,7 +114,9 @@ use crate::planner::PlannedBatch;
 use crate::ports::{CatalogStore, InventoryRun, NightStore, StoreError};
 
 mod notices;
+mod pace;
 mod restarts;
+pub use pace::{PACE_TTL_SECONDS, pace_keys};
 pub use restarts::restart_keys;
 
 /// An item as the SDK reads and writes it.

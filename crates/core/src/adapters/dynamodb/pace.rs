@@ -1,0 +1,91 @@
+//! The UpdateService slots every restarter container shares (the [`SharedPace`] port): one
+//! partition per account and region, one item per second.
+//!
+//! | item | `pk` | `sk` | `kind` | TTL |
+//! |---|---|---|---|---|
+//! | UpdateService calls taken in one second of one account and region | `PACE#<account>#<region>` | `<Unix second>` | `pace` | second + 5 min |
+//!
+//! The item holds `n` (N), the slots taken so far. A take is one UpdateItem, `ADD n 1` on
+//! condition `attribute_not_exists(n) OR n < :limit`: DynamoDB applies conditional writes to
+//! one item one at a time, so however many containers take at once, a second never holds more
+//! than `limit`. A failed condition (`ConditionalCheckFailedException`) is a full window. The
+//! item is useless once its second is over and expires five minutes later.
+//!
+//! Each account and region has its own partition, so the fleet's accounts never contend; the
+//! writes to one partition are the takes of one account and region (a few per second, plus one
+//! refused take per waiting container and second), far under a partition's 1,000 writes per
+//! second.
+
+use super::{DynamoStore, n, s, schema, store_error};
+use crate::catalog::Target;
+use crate::ports::{SharedPace, StoreError};
+
+/// How long a second's item is kept after the second (its TTL).
+pub const PACE_TTL_SECONDS: i64 = 300;
+
+/// Key formats of the pace items.
+pub mod pace_keys {
+    use crate::catalog::Target;
+
+    /// `PACE#<account>#<region>`.
+    pub fn pace_pk(target: &Target) -> String {
+        format!("PACE#{}#{}", target.account, target.region)
+    }
+
+    /// `<second>`: the Unix second, in decimal.
+    pub fn pace_sk(second: i64) -> String {
+        second.to_string()
+    }
+}
+
+mod kind {
+    pub const PACE: &str = "pace";
+}
+
+impl SharedPace for DynamoStore {
+    async fn take(&self, target: &Target, second: i64, limit: u32) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(schema::PK, s(pace_keys::pace_pk(target)))
+            .key(schema::SK, s(pace_keys::pace_sk(second)))
+            .update_expression("SET #kind = :kind, #ttl = :ttl ADD #n :one")
+            .condition_expression("attribute_not_exists(#n) OR #n < :limit")
+            .expression_attribute_names("#kind", schema::KIND)
+            .expression_attribute_names("#ttl", schema::TTL_ATTRIBUTE)
+            .expression_attribute_names("#n", "n")
+            .expression_attribute_values(":kind", s(kind::PACE))
+            .expression_attribute_values(":ttl", n(second.saturating_add(PACE_TTL_SECONDS)))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(limit))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(store_error(&self.table, "UpdateItem", &e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pace_keys::*;
+    use crate::catalog::Target;
+
+    #[test]
+    fn key_formats() {
+        let target = Target {
+            account: "111111111111".parse().unwrap(),
+            region: "eu-west-1".into(),
+        };
+        assert_eq!(pace_pk(&target), "PACE#111111111111#eu-west-1");
+        assert_eq!(pace_sk(1_795_305_600), "1795305600");
+    }
+}
