@@ -1,4 +1,4 @@
-//! The `batcher` function: the night's plan (DESIGN 3.6).
+//! The `batcher` function: the night's plan (docs/design.md 3.6).
 //!
 //! Reads the catalog that inventory wrote for the night, leaves out services gone or not seen
 //! that night, records every service inventory judged ineligible as skipped with its reason,

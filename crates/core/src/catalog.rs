@@ -1,4 +1,4 @@
-//! The catalog: what the orchestrator knows about each discovered service (DESIGN 3.7).
+//! The catalog: what the orchestrator knows about each discovered service (docs/design.md 3.7).
 //!
 //! Inventory writes one [`CatalogRecord`] per service it discovers; the batcher reads them to
 //! plan the night. A service that a reachable account no longer has is marked gone

@@ -1,4 +1,4 @@
-//! Typed configuration (DESIGN 3.9), parsed once at cold start.
+//! Typed configuration (docs/design.md 3.9), parsed once at cold start.
 //!
 //! [`Config::from_vars`] takes the variables as pairs, so that this crate never reads the
 //! environment itself: each `main` passes `std::env::vars()`. Every problem is collected and
@@ -36,7 +36,7 @@ pub enum InventorySource {
     Config,
 }
 
-/// Calls per second per account and region, below the documented ECS limits (DESIGN 3.5).
+/// Calls per second per account and region, below the documented ECS limits (docs/design.md 3.5).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Pacing {
     pub update_service_per_sec: f64,

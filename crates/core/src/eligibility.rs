@@ -1,4 +1,4 @@
-//! Eligibility (DESIGN 3.3): whether a service may be restarted tonight, and if not, why.
+//! Eligibility (docs/design.md 3.3): whether a service may be restarted tonight, and if not, why.
 //!
 //! Checked at planning time against the catalog and again, live, just before each restart.
 //! The checks run in a fixed order and the first that applies is the recorded reason:

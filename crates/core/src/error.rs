@@ -1,4 +1,4 @@
-//! The Lambda error contract (DESIGN 3.8).
+//! The Lambda error contract (docs/design.md 3.8).
 //!
 //! Every handler fails with a [`HandlerError`] whose [`ErrorType`] name is what the Lambda
 //! runtime reports as `errorType`, and what the state machine's Retry and Catch rules match.

@@ -1,6 +1,6 @@
 //! The Lambda runtime glue every function's `main` shares. A handler's [`HandlerError`]
 //! becomes the runtime's [`Diagnostic`], whose `errorType` is what the state machine's Retry
-//! and Catch rules match (DESIGN 3.8).
+//! and Catch rules match (docs/design.md 3.8).
 
 use std::future::Future;
 

@@ -2,10 +2,10 @@
 //!
 //! This crate is pure logic: it makes no AWS calls and never reads the environment or the
 //! wall clock. Functions take `now` and configuration as arguments. See `docs/ARCHITECTURE.md`
-//! for where everything lives and `../shared/DESIGN.md` for the contracts implemented here.
+//! for where everything lives and `docs/design.md` for the contracts implemented here.
 //!
 //! - [`ids`]: accounts, service and cluster ARNs (long and old format), [`ids::ServiceId`].
-//! - [`tag`]: the enrollment tag contract (DESIGN 3.1).
+//! - [`tag`]: the enrollment tag contract (docs/design.md 3.1).
 //! - [`owner`]: owner resolution (3.2).
 //! - [`service`]: a service as ECS describes it, in domain words.
 //! - [`eligibility`]: skip reasons and the eligibility check (3.3).
@@ -25,8 +25,8 @@ pub mod eligibility;
 pub mod error;
 pub mod fakes;
 pub mod ids;
-pub mod limits;
 pub mod lambda;
+pub mod limits;
 pub mod night;
 pub mod notice;
 pub mod outcome;

@@ -1,4 +1,4 @@
-//! A service's night record and the night's plan (DESIGN 3.6, 3.7).
+//! A service's night record and the night's plan (docs/design.md 3.6, 3.7).
 //!
 //! The batcher writes one [`NightRecord`] per service it planned (state `planned`, with its
 //! batch and start time) or skipped (state `skipped`, with the reason), one
@@ -168,7 +168,7 @@ pub struct Created {
     pub existing: Vec<ServiceId>,
 }
 
-/// The kill switch (DESIGN 3.5): while it is on, no new restart starts anywhere; restarts in
+/// The kill switch (docs/design.md 3.5): while it is on, no new restart starts anywhere; restarts in
 /// flight are still watched. It is not tied to a night: on-call turns it off with `resume`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pause {
@@ -178,7 +178,7 @@ pub struct Pause {
     pub at: DateTime<Utc>,
 }
 
-/// The night's lock (DESIGN 3.5: one nightly run at a time per night): the Step Functions
+/// The night's lock (docs/design.md 3.5: one nightly run at a time per night): the Step Functions
 /// execution running the night, taken by inventory, the night's first step.
 ///
 /// Another execution may take it only once it has lapsed (`until`: the end of the night's
@@ -209,7 +209,7 @@ pub struct NightStatus {
     pub halted: Option<Halt>,
 }
 
-/// The fewest finished restarts before the circuit breaker may trip (DESIGN 3.5).
+/// The fewest finished restarts before the circuit breaker may trip (docs/design.md 3.5).
 pub const BREAKER_MIN_FINISHED: u64 = 20;
 
 impl NightStatus {

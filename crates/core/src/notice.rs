@@ -1,4 +1,4 @@
-//! Notices (DESIGN 3.1-3.5): what service owners are told, and what on-call reads about a night.
+//! Notices (docs/design.md 3.1-3.5): what service owners are told, and what on-call reads about a night.
 //!
 //! Pure functions, no I/O:
 //! - [`findings`]: the owner-actionable facts of a night, from its records and the catalog;
@@ -47,7 +47,7 @@ pub const MAX_BATCH_ENTRIES: usize = 10;
 pub const MAX_SUBJECT_CHARS: usize = 99;
 /// What a digest part aims at (body + subject + attributes), leaving room under the limit.
 pub const PART_BUDGET_BYTES: usize = 240 * 1024;
-/// The owner that services without one are routed to (DESIGN 3.2).
+/// The owner that services without one are routed to (docs/design.md 3.2).
 pub const UNOWNED: &str = "unowned";
 /// The longest `detail` quoted in a notice; longer ones are cut.
 const MAX_DETAIL_CHARS: usize = 1_000;

@@ -1,5 +1,5 @@
 //! A service's night: its states, the moves allowed between them, and the verification of a
-//! restart (DESIGN 3.4, 3.7).
+//! restart (docs/design.md 3.4, 3.7).
 //!
 //! ```text
 //!            ┌─────────► skipped
@@ -161,7 +161,7 @@ impl Verdict {
     }
 }
 
-/// Judges a restart from what ECS describes now (DESIGN 3.4).
+/// Judges a restart from what ECS describes now (docs/design.md 3.4).
 ///
 /// - `vanished`: the service is gone, INACTIVE or DRAINING.
 /// - `completed`: our deployment (`deployment_id`, kept from UpdateService) is PRIMARY and its

@@ -1,4 +1,4 @@
-//! Owner resolution (DESIGN 3.2).
+//! Owner resolution (docs/design.md 3.2).
 //!
 //! The owner of a service is the first present of: the service's tags named in
 //! `OWNER_TAG_KEYS` (in that order), the same keys on its cluster, the account's default owner

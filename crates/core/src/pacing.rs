@@ -1,4 +1,4 @@
-//! Pacing (DESIGN 3.5): token buckets per account, region and kind of call, so that the
+//! Pacing (docs/design.md 3.5): token buckets per account, region and kind of call, so that the
 //! orchestrator stays far under the ECS throttles and leaves room for the tenants' own calls.
 //!
 //! A bucket holds at most one second's worth of tokens (`burst = max(1, rate)`). A caller

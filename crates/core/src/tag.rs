@@ -1,4 +1,4 @@
-//! The enrollment tag contract (DESIGN 3.1).
+//! The enrollment tag contract (docs/design.md 3.1).
 //!
 //! | tag value                         | state       |
 //! |-----------------------------------|-------------|

@@ -1,4 +1,4 @@
-//! The restart window in an IANA timezone, and the night's date (DESIGN 3.6).
+//! The restart window in an IANA timezone, and the night's date (docs/design.md 3.6).
 //!
 //! A window is two wall-clock times in a timezone, e.g. 00:00-06:00 Europe/Madrid. When the
 //! end is not after the start the window crosses midnight (22:00-04:00). The night's date is the

@@ -1,4 +1,4 @@
-//! Restart verification (DESIGN 3.4) over DescribeServices responses in the wire shape ECS
+//! Restart verification (docs/design.md 3.4) over DescribeServices responses in the wire shape ECS
 //! documents (`tests/fixtures/`), read by the real SDK client and converted by the ECS adapter:
 //! the path a poll takes, minus the network.
 

@@ -7,7 +7,7 @@
 //!
 //! Input: `{ "night": "YYYY-MM-DD", "execution": "arn:…" }` (both optional; the night defaults
 //! to tonight in the configured timezone). With `execution` (the state machine passes its
-//! execution id), the night's lock is taken first: one nightly run at a time (DESIGN 3.5). Output: a [`Summary`] small enough for a state payload.
+//! execution id), the night's lock is taken first: one nightly run at a time (docs/design.md 3.5). Output: a [`Summary`] small enough for a state payload.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -35,7 +35,7 @@ pub mod aws;
 pub struct Event {
     pub night: Option<NaiveDate>,
     /// The Step Functions execution running the night. When given, the night's lock is taken
-    /// for it first (DESIGN 3.5: one nightly run at a time), and another execution holding the
+    /// for it first (docs/design.md 3.5: one nightly run at a time), and another execution holding the
     /// night is refused with `InvalidInput`.
     pub execution: Option<String>,
     /// The state machine's failure path: release the night's lock that `execution` holds, so

@@ -5,7 +5,7 @@
 //!
 //! A handler's error is answered the way Lambda answers a function error: status 200, header
 //! `X-Amz-Function-Error: Unhandled`, body `{"errorType", "errorMessage"}` with the
-//! `ErrorType` name of DESIGN 3.8. moto's interpreter takes the failure's name from
+//! `ErrorType` name of docs/design.md 3.8. moto's interpreter takes the failure's name from
 //! `errorType`, so the definition's Retry and Catch rules match `Paused`, `Throttled`, ... as
 //! they do in AWS.
 

@@ -1,7 +1,7 @@
 //! The local stack: moto (DynamoDB, SNS, SQS, Step Functions in execute mode), fleet-sim (ECS,
 //! STS, Config) and a local Lambda host serving the four real handlers, so that moto's
 //! interpreter runs the real state machine definition (`infra/statemachine/`) against the real
-//! handlers (DESIGN 5).
+//! handlers (docs/design.md 4).
 //!
 //! [`run`] (`restartctl local run`) starts the stack, runs one nightly execution with the
 //! window compressed to a few minutes ([`compress`]), shows its progress, prints the night's
@@ -53,7 +53,7 @@ pub struct NightOptions {
     pub fleet: fleet_sim::FleetSpec,
     pub window_seconds: u64,
     pub align: Align,
-    /// Configuration variables (DESIGN 3.9); those the compression sets are replaced.
+    /// Configuration variables (docs/design.md 3.9); those the compression sets are replaced.
     pub vars: BTreeMap<String, String>,
     pub watch: Watch,
 }
@@ -93,7 +93,7 @@ pub async fn local_night(options: NightOptions) -> anyhow::Result<NightReport> {
     report
 }
 
-/// The configuration variables of DESIGN 3.9 set in this process's environment.
+/// The configuration variables of docs/design.md 3.9 set in this process's environment.
 fn config_vars_from_env() -> BTreeMap<String, String> {
     const NAMES: [&str; 30] = [
         "TABLE_NAME",

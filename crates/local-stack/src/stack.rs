@@ -68,7 +68,7 @@ pub fn sdk_config(moto: &str, sim: &str) -> SdkConfig {
 pub struct StackOptions {
     /// The fleet fleet-sim serves (its clock settings as given: see `night::compress`).
     pub fleet: FleetSpec,
-    /// Configuration variables (DESIGN 3.9) on top of the defaults fitting the fleet; those
+    /// Configuration variables (docs/design.md 3.9) on top of the defaults fitting the fleet; those
     /// naming the stack's own resources (`TABLE_NAME`, the topics) are always the stack's.
     pub vars: BTreeMap<String, String>,
     /// `infra/` (template and state machine definition).

@@ -1,6 +1,6 @@
 //! The local Lambda host answers the Lambda Invoke API as Lambda does: a handler's error is a
 //! function error (status 200, `X-Amz-Function-Error`, `{"errorType", "errorMessage"}` with the
-//! DESIGN 3.8 name, which moto's interpreter takes as the failure's name for Retry/Catch); an
+//! docs/design.md 3.8 name, which moto's interpreter takes as the failure's name for Retry/Catch); an
 //! unknown function is Lambda's ResourceNotFoundException; anything else goes to moto. No
 //! network beyond loopback: the handlers fail on their input before calling anything.
 

@@ -1,5 +1,5 @@
 //! The `notifier` function: one digest per owner, and the night's summary for on-call
-//! (DESIGN 3.1-3.5, 3.7).
+//! (docs/design.md 3.1-3.5, 3.7).
 //!
 //! Inputs:
 //! - `{ "mode": "owners", "night": "YYYY-MM-DD" }`: gathers the night's owner-actionable

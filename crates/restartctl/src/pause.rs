@@ -1,4 +1,4 @@
-//! `pause --reason` and `resume`: the kill switch (DESIGN 3.5), recording who, when and why.
+//! `pause --reason` and `resume`: the kill switch (docs/design.md 3.5), recording who, when and why.
 
 use std::process::ExitCode;
 

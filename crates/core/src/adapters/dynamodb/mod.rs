@@ -1,4 +1,4 @@
-//! The DynamoDB store: the single table of DESIGN 3.7, behind [`CatalogStore`] and [`NightStore`].
+//! The DynamoDB store: the single table of docs/design.md 3.7, behind [`CatalogStore`] and [`NightStore`].
 //!
 //! # The table
 //!
