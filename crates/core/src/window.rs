@@ -174,6 +174,39 @@ impl fmt::Display for RestartWindow {
     }
 }
 
+/// The years a night named in an event may fall in. A date chrono can hold but no night will
+/// ever be (`+262142-12-31`) would be accepted by the handlers and, for instance, hold back
+/// every owner notice after it: refused as bad input instead.
+pub const NIGHT_YEARS: std::ops::RangeInclusive<i32> = 2000..=2999;
+
+/// Deserializes a night (`YYYY-MM-DD`) within [`NIGHT_YEARS`].
+pub fn deserialize_night<'de, D>(d: D) -> Result<NaiveDate, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use chrono::Datelike;
+    let night = <NaiveDate as serde::Deserialize>::deserialize(d)?;
+    if NIGHT_YEARS.contains(&night.year()) {
+        Ok(night)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{night} is not a night this orchestrator runs (years {} to {})",
+            NIGHT_YEARS.start(),
+            NIGHT_YEARS.end()
+        )))
+    }
+}
+
+/// [`deserialize_night`] for an optional night (absent or `null`: `None`).
+pub fn deserialize_optional_night<'de, D>(d: D) -> Result<Option<NaiveDate>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(serde::Deserialize)]
+    struct Night(#[serde(deserialize_with = "deserialize_night")] NaiveDate);
+    Ok(<Option<Night> as serde::Deserialize>::deserialize(d)?.map(|Night(n)| n))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,6 +471,29 @@ mod tests {
             // The previous night had ended by now, or `now` would belong to it.
             let prev = rw.night(w.night.pred_opt().unwrap());
             prop_assert!(prev.end <= now);
+        }
+    }
+
+    #[test]
+    fn a_night_far_outside_any_plausible_year_is_refused() {
+        #[derive(Debug, serde::Deserialize)]
+        struct E {
+            #[serde(deserialize_with = "super::deserialize_night")]
+            #[allow(dead_code)]
+            night: NaiveDate,
+            #[serde(default, deserialize_with = "super::deserialize_optional_night")]
+            other: Option<NaiveDate>,
+        }
+        let ok: E = serde_json::from_value(serde_json::json!({"night": "2026-11-22"})).unwrap();
+        assert_eq!(ok.other, None);
+        for bad in ["+262142-12-31", "1970-01-01", "3000-01-01"] {
+            let err = serde_json::from_value::<E>(serde_json::json!({"night": bad})).unwrap_err();
+            assert!(err.to_string().contains("not a night"), "{bad}: {err}");
+            let err = serde_json::from_value::<E>(
+                serde_json::json!({"night": "2026-11-22", "other": bad}),
+            )
+            .unwrap_err();
+            assert!(err.to_string().contains("not a night"), "{bad}: {err}");
         }
     }
 }

@@ -51,6 +51,7 @@ pub enum Event {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NightField {
+    #[serde(deserialize_with = "restart_core::window::deserialize_night")]
     night: NaiveDate,
 }
 
