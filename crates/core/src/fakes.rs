@@ -175,6 +175,9 @@ pub struct MemoryNights {
     pub status: BTreeMap<NaiveDate, NightStatus>,
     /// Restarts in flight per night and cluster (`ServiceId::cluster_key`).
     pub inflight: BTreeMap<(NaiveDate, String), u32>,
+    /// Finished restarts still holding their place in `inflight` (their deployment rolls), per
+    /// night and cluster.
+    pub held: BTreeMap<(NaiveDate, String), std::collections::BTreeSet<crate::ports::HeldRestart>>,
 }
 
 impl MemoryNights {
@@ -447,6 +450,61 @@ impl RestartStore for MemoryStore {
             n.count(to.night, to.state);
         }
         Ok(ok)
+    }
+
+    async fn finish_holding(
+        &self,
+        started: &NightRecord,
+        to: &NightRecord,
+    ) -> Result<bool, StoreError> {
+        let mut n = self.nights();
+        let key = (to.night, to.id.clone());
+        let ok = n.records.get(&key).is_some_and(|r| {
+            r.state == NightState::Started && r.deployment_id == started.deployment_id
+        });
+        // The place is kept under the deployment as read, which the Put just checked.
+        let Some(deployment_id) = started.deployment_id.clone().filter(|_| ok) else {
+            return Ok(false);
+        };
+        n.records.insert(key, to.clone());
+        n.held
+            .entry((to.night, to.id.cluster_key()))
+            .or_default()
+            .insert(crate::ports::HeldRestart {
+                id: to.id.clone(),
+                deployment_id,
+            });
+        n.count(to.night, to.state);
+        Ok(true)
+    }
+
+    async fn held(
+        &self,
+        night: NaiveDate,
+        cluster: &ServiceId,
+    ) -> Result<Vec<crate::ports::HeldRestart>, StoreError> {
+        Ok(self
+            .nights()
+            .held
+            .get(&(night, cluster.cluster_key()))
+            .map(|h| h.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn release(
+        &self,
+        night: NaiveDate,
+        held: &crate::ports::HeldRestart,
+    ) -> Result<bool, StoreError> {
+        let mut n = self.nights();
+        let cluster = (night, held.id.cluster_key());
+        if !n.held.get_mut(&cluster).is_some_and(|h| h.remove(held)) {
+            return Ok(false);
+        }
+        let slot = n.inflight.entry(cluster).or_default();
+        *slot = slot.saturating_sub(1);
+        n.writes += 1;
+        Ok(true)
     }
 }
 
@@ -724,6 +782,30 @@ mod shared {
             to: &NightRecord,
         ) -> Result<bool, StoreError> {
             self.as_ref().halt_record(planned, to).await
+        }
+
+        async fn finish_holding(
+            &self,
+            started: &NightRecord,
+            to: &NightRecord,
+        ) -> Result<bool, StoreError> {
+            self.as_ref().finish_holding(started, to).await
+        }
+
+        async fn held(
+            &self,
+            night: NaiveDate,
+            cluster: &ServiceId,
+        ) -> Result<Vec<crate::ports::HeldRestart>, StoreError> {
+            self.as_ref().held(night, cluster).await
+        }
+
+        async fn release(
+            &self,
+            night: NaiveDate,
+            held: &crate::ports::HeldRestart,
+        ) -> Result<bool, StoreError> {
+            self.as_ref().release(night, held).await
         }
     }
 }

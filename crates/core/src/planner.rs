@@ -35,7 +35,8 @@ pub struct PlanService {
     pub id: ServiceId,
     /// Desired tasks (informational: batches are balanced by count).
     pub desired: u32,
-    /// How long its recent restarts took, if known.
+    /// How long its recent restarts took, if known. Zero (or less) is not a restart that took
+    /// no time but a duration nobody measured, and counts as unknown.
     pub recent_duration: Option<TimeDelta>,
     /// Its batch in last night's plan, if it had one.
     pub previous_batch: Option<u32>,
@@ -113,7 +114,11 @@ pub fn slots(params: &PlanParams, allowance: TimeDelta) -> Result<u32, PlanError
 pub fn plan(services: &[PlanService], params: &PlanParams) -> Result<Plan, PlanError> {
     let longest = services
         .iter()
-        .map(|s| s.recent_duration.unwrap_or(params.default_duration))
+        .map(|s| {
+            s.recent_duration
+                .filter(|d| *d > TimeDelta::zero())
+                .unwrap_or(params.default_duration)
+        })
         .max()
         .unwrap_or(params.default_duration);
     let allowance = longest.min(params.timeout).max(TimeDelta::zero());
@@ -554,6 +559,36 @@ mod tests {
         let plan = plan(&services, &p).unwrap();
         assert_eq!(plan.allowance, TimeDelta::minutes(30));
         assert_eq!(plan.batches.len(), 34);
+    }
+
+    #[test]
+    fn a_recent_duration_of_zero_counts_as_unknown() {
+        let p = params(6);
+        let mut services = fleet(&[100]);
+        for s in &mut services {
+            s.recent_duration = Some(TimeDelta::zero());
+        }
+        // Taken at its word, zero would let the last batch start at the window's end.
+        let zeros = plan(&services, &p).unwrap();
+        assert_eq!(zeros.allowance, p.default_duration);
+        assert_eq!(zeros.batches.len(), 36);
+        assert_eq!(zeros, plan(&fleet(&[100]), &p).unwrap());
+        check_invariants(&services, &p, &zeros);
+        services[3].recent_duration = Some(TimeDelta::seconds(-5));
+        assert_eq!(plan(&services, &p).unwrap().allowance, p.default_duration);
+        // A measured duration among them still counts, short or long.
+        services[7].recent_duration = Some(TimeDelta::minutes(25));
+        assert_eq!(
+            plan(&services, &p).unwrap().allowance,
+            TimeDelta::minutes(25)
+        );
+        for s in &mut services {
+            s.recent_duration = Some(TimeDelta::seconds(30));
+        }
+        assert_eq!(
+            plan(&services, &p).unwrap().allowance,
+            TimeDelta::seconds(30)
+        );
     }
 
     #[test]

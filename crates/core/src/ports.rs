@@ -304,6 +304,41 @@ pub trait RestartStore: NightStore {
         planned: &NightRecord,
         to: &NightRecord,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Like [`RestartStore::finish`], but the restart keeps its place in the cluster: its
+    /// deployment still rolls (a restart given up on at its timeout), and ECS counts it until it
+    /// ends. The record moves to `to` and is counted; the service and its deployment are kept
+    /// among the cluster's held restarts until [`RestartStore::release`]. `Ok(false)`: the
+    /// record had moved on, and nothing changed.
+    fn finish_holding(
+        &self,
+        started: &NightRecord,
+        to: &NightRecord,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The restarts held in the cluster of `cluster` (any service of that cluster) on `night`.
+    fn held(
+        &self,
+        night: NaiveDate,
+        cluster: &ServiceId,
+    ) -> impl Future<Output = Result<Vec<HeldRestart>, StoreError>> + Send;
+
+    /// Gives a held restart's place in its cluster back (its deployment has ended).
+    /// `Ok(false)`: it was not held any more (released already), and nothing changed.
+    fn release(
+        &self,
+        night: NaiveDate,
+        held: &HeldRestart,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// A finished restart that still holds its place among its cluster's restarts in flight,
+/// because its deployment was still rolling when the restart was given up on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HeldRestart {
+    pub id: ServiceId,
+    /// The deployment that still rolls: the place is given back once ECS ends it.
+    pub deployment_id: String,
 }
 
 /// UpdateService slots shared by every container of the orchestrator (DESIGN 3.5): each

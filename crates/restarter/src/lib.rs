@@ -18,14 +18,25 @@
 //! `planned` to `started` first (a conditional write that also takes one of the cluster's
 //! `MAX_INFLIGHT_PER_CLUSTER` places and remembers the PRIMARY deployment seen live), then
 //! UpdateService runs, then the new deployment's id is recorded. A start that finds a record
-//! `started` without a deployment (a crash, or a timeout, between the two) looks at the service:
-//! a PRIMARY deployment other than the one remembered means UpdateService ran, and that
-//! deployment is recorded; the same one means it did not, and it runs now. So a service is never
-//! restarted twice in one night, however often a batch is retried.
+//! `started` without a deployment (a crash, or a timeout, between the two) leaves it to its
+//! invocation for [`CLAIM_LEASE`], then looks at the service: a deployment created since the
+//! claim means UpdateService ran, and that deployment is recorded; none means it did not, and it
+//! runs now. So a service is never restarted twice in one night, however often a batch is
+//! retried.
+//!
+//! One account or cluster that fails is handled alone: a cluster that cannot be described is
+//! deferred (its planned restarts end `skipped/account_unreachable` when access is denied), and
+//! an UpdateService denied ends the cluster's other planned restarts the same way; its claim, and
+//! restarts that cannot be watched, end `timed_out` at their timeout with the reason.
+//!
+//! A restart given up on at its timeout while ECS still rolls its deployment keeps its place
+//! among the cluster's `MAX_INFLIGHT_PER_CLUSTER` (the store's held restarts): ECS still counts
+//! it. When a claim finds its cluster full, the held restarts are looked at and those whose
+//! deployment has ended (or whose service is gone) give their place back.
 //!
 //! With `DRY_RUN=true` nothing calls UpdateService or TagResource: the "restart" is the service's
 //! current PRIMARY deployment, so the same records are written and each one completes at the
-//! next poll.
+//! next poll. A dry run keeps no restart duration in the catalog: it restarted nothing.
 //!
 //! No invocation waits for a deployment: the state machine waits `wait_seconds` between polls.
 
@@ -43,7 +54,7 @@ use restart_core::ids::{ServiceArn, ServiceId};
 use restart_core::night::{Halt, NightRecord};
 use restart_core::outcome::{self, NightState, Verdict};
 use restart_core::ports::{CatalogStore, Claim, ControlError, FleetControl, RestartStore};
-use restart_core::service::{DeploymentStatus, ServiceSnapshot};
+use restart_core::service::{DeploymentStatus, RolloutState, ServiceSnapshot};
 use restart_core::tag::{TagState, restart_tag_value};
 use restart_core::telemetry::{Emf, Unit};
 use restart_core::window::NightWindow;
@@ -66,6 +77,10 @@ const CLUSTER_CONCURRENCY: usize = 128;
 /// run it: longer than any invocation lives (the state machine gives each 330 s), so two
 /// invocations never both send UpdateService for one claim.
 pub const CLAIM_LEASE: TimeDelta = TimeDelta::seconds(330);
+
+/// Said of a timed-out restart whose deployment still rolls.
+const HELD_DETAIL: &str =
+    "its deployment still rolls and keeps its place in the cluster until ECS ends it";
 
 /// ECS and Lambda clocks may differ by this much: a deployment created this long before a
 /// claim can still be the one the claim's UpdateService made.
@@ -627,9 +642,11 @@ where
     ) -> Result<Tally, HandlerError> {
         let mut tally = Tally::default();
         let now = self.clock.now();
-        // Claims another invocation may still be working on are left to it; claims that never
-        // got a deployment within the timeout end timed out, without a look at ECS.
+        // Claims another invocation may still be working on are left to it. Claims that got no
+        // deployment within the timeout (`expired`) end now, after one look at ECS: a deployment
+        // made since the claim is recorded instead, and the reason it could not be seen is kept.
         let mut todo = Vec::with_capacity(group.len());
+        let mut expired = Vec::new();
         for r in group {
             if r.state != NightState::Started {
                 todo.push(r);
@@ -637,15 +654,7 @@ where
             }
             let claimed_at = r.started_at.unwrap_or(now);
             if now - claimed_at >= self.config.restart_timeout {
-                let to = self.finished(
-                    &r,
-                    NightState::TimedOut,
-                    "no deployment was recorded for this restart within the timeout (UpdateService \
-                     did not answer, or the account could not be reached)",
-                );
-                if self.store.finish(&r, &to).await? {
-                    *tally.outcomes.entry(NightState::TimedOut).or_default() += 1;
-                }
+                expired.push(r);
             } else if now - claimed_at >= CLAIM_LEASE {
                 todo.push(r);
             }
@@ -656,48 +665,73 @@ where
                 .filter(|r| r.state == NightState::Planned)
                 .count() as u64
         };
-        if todo.is_empty() {
-            return Ok(tally);
-        }
         if Instant::now() >= pass.deadline {
+            // Out of time: nothing starts, and no claim is sent UpdateService; expired claims
+            // still end.
             tally.deferred += planned(&todo);
+            todo.clear();
+        }
+        if todo.is_empty() && expired.is_empty() {
             return Ok(tally);
         }
-        let ids: Vec<ServiceId> = todo.iter().map(|r| r.id.clone()).collect();
+        let ids: Vec<ServiceId> = todo.iter().chain(&expired).map(|r| r.id.clone()).collect();
         let live = match self.fleet.describe(&ids).await {
             Ok(live) => live,
-            Err(ControlError::AccessDenied(e)) => {
-                // The account was lost: its planned restarts end here, and claims time out.
-                for r in todo.iter().filter(|r| r.state == NightState::Planned) {
-                    let to = NightRecord {
-                        detail: Some(e.clone()),
-                        ..r.now_skipped(SkipReason::AccountUnreachable)
-                    };
-                    if self.store.move_record(r, &to).await? {
-                        tally.skipped += 1;
-                    }
-                }
-                tracing::warn!(cluster = %ids_cluster(&ids), error = %e, "account unreachable");
-                return Ok(tally);
-            }
             Err(e) => {
-                // Throttled, a 5xx, an answer not understood: the next poll looks again.
-                tracing::warn!(cluster = %ids_cluster(&ids), error = %e, "describe failed; deferred");
-                tally.deferred += planned(&todo);
+                let why = match &e {
+                    ControlError::AccessDenied(m) => format!("account unreachable: {m}"),
+                    other => format!("ECS could not be asked: {other}"),
+                };
+                if let ControlError::AccessDenied(m) = &e {
+                    // The account was lost: its planned restarts end here; claims time out.
+                    tally.skipped += self.skip_unreachable(&todo, m).await?;
+                    tracing::warn!(cluster = %ids_cluster(&ids), error = %m, "account unreachable");
+                } else {
+                    // Throttled, a 5xx, an answer not understood: the next poll looks again.
+                    tally.deferred += planned(&todo);
+                    tracing::warn!(cluster = %ids_cluster(&ids), error = %e, "describe failed; deferred");
+                }
+                for r in &expired {
+                    tally.add(self.expire_claim(r, &why).await?);
+                }
                 return Ok(tally);
             }
         };
         let live: BTreeMap<&str, &ServiceSnapshot> =
             live.iter().map(|s| (s.id.service.as_str(), s)).collect();
+        for r in &expired {
+            let observed = live.get(r.id.service.as_str()).copied();
+            let settled = self.settle_claim(r, observed, false).await?;
+            if settled.settled {
+                tally.add(settled.tally);
+            } else {
+                tally.add(
+                    self.expire_claim(
+                        r,
+                        "UpdateService did not answer, and no deployment was made since the claim",
+                    )
+                    .await?,
+                );
+            }
+        }
         let closed = !pass.outside_window && now >= pass.window.end;
         let mut full = false;
+        // Set once UpdateService was denied: the account was lost meanwhile.
+        let mut unreachable: Option<String> = None;
         for r in &todo {
             let observed = live.get(r.id.service.as_str()).copied();
+            if let Some(m) = &unreachable {
+                if r.state == NightState::Planned {
+                    tally.skipped += self.skip_unreachable(std::slice::from_ref(r), m).await?;
+                }
+                continue;
+            }
             if r.state == NightState::Started {
-                tally.add(
-                    self.settle_claim(r, observed, pass.may_deploy && !closed)
-                        .await?,
-                );
+                let settled = self
+                    .settle_claim(r, observed, pass.may_deploy && !closed)
+                    .await?;
+                tally.add(settled.tally);
+                unreachable = settled.unreachable;
                 continue;
             }
             if full || Instant::now() >= pass.deadline || !pass.may_deploy || closed {
@@ -723,6 +757,7 @@ where
             match self.begin(Some(r), r.clone(), observed).await? {
                 Begun::Started(_) => tally.started += 1,
                 Begun::Refused(_) => tally.refused += 1,
+                Begun::Unreachable(m) => unreachable = Some(m),
                 Begun::Pending | Begun::Moved(_) => {}
                 Begun::ClusterFull => {
                     full = true;
@@ -733,22 +768,61 @@ where
         Ok(tally)
     }
 
+    /// Moves the planned records among `records` to `skipped/account_unreachable`, with the
+    /// denial in their detail. How many moved.
+    async fn skip_unreachable(
+        &self,
+        records: &[NightRecord],
+        denial: &str,
+    ) -> Result<u64, HandlerError> {
+        let mut skipped = 0;
+        for r in records.iter().filter(|r| r.state == NightState::Planned) {
+            let to = NightRecord {
+                detail: Some(denial.to_owned()),
+                ..r.now_skipped(SkipReason::AccountUnreachable)
+            };
+            if self.store.move_record(r, &to).await? {
+                skipped += 1;
+            }
+        }
+        Ok(skipped)
+    }
+
+    /// A claim that got no deployment within the timeout ends `timed_out`, saying why. Its
+    /// UpdateService did not run (or ECS could not show it): its place is given back.
+    async fn expire_claim(&self, r: &NightRecord, why: &str) -> Result<Tally, HandlerError> {
+        let mut tally = Tally::default();
+        let to = self.finished(
+            r,
+            NightState::TimedOut,
+            &format!(
+                "no deployment was recorded for this restart within {} minutes: {why}",
+                self.config.restart_timeout.num_minutes()
+            ),
+        );
+        if self.store.finish(r, &to).await? {
+            *tally.outcomes.entry(NightState::TimedOut).or_default() += 1;
+        }
+        Ok(tally)
+    }
+
     /// A claimed start without a deployment: did UpdateService run? (See the module
-    /// documentation.)
+    /// documentation.) Sends it when it did not and `may_deploy`.
     async fn settle_claim(
         &self,
         r: &NightRecord,
         observed: Option<&ServiceSnapshot>,
         may_deploy: bool,
-    ) -> Result<Tally, HandlerError> {
-        let mut tally = Tally::default();
+    ) -> Result<Settled, HandlerError> {
+        let mut out = Settled::default();
         let Some(s) = observed.filter(|s| s.status == restart_core::service::ServiceStatus::Active)
         else {
             let to = self.finished(r, NightState::Vanished, "the service is gone or inactive");
             if self.store.finish(r, &to).await? {
-                *tally.outcomes.entry(NightState::Vanished).or_default() += 1;
+                *out.tally.outcomes.entry(NightState::Vanished).or_default() += 1;
             }
-            return Ok(tally);
+            out.settled = true;
+            return Ok(out);
         };
         // Did the claim's UpdateService run? Only a deployment created since the claim (not the
         // one seen when claiming) says so; which deployment is PRIMARY now proves nothing.
@@ -768,17 +842,53 @@ where
             };
             self.store.record_deployment(&with).await?;
             tracing::info!(service = %r.id, deployment = %d.id, "recovered the deployment of an interrupted start");
-            return Ok(tally);
+            out.settled = true;
+            return Ok(out);
         }
         if !may_deploy {
-            return Ok(tally);
+            return Ok(out);
         }
+        out.settled = true;
         match self.deploy(r, s).await? {
-            Begun::Started(_) => tally.started += 1,
-            Begun::Refused(_) => tally.refused += 1,
+            Begun::Started(_) => out.tally.started += 1,
+            Begun::Refused(_) => out.tally.refused += 1,
+            Begun::Unreachable(m) => out.unreachable = Some(m),
             _ => {}
         }
-        Ok(tally)
+        Ok(out)
+    }
+
+    /// Releases the cluster places of `cluster`'s held restarts whose deployment ECS has ended
+    /// (or that are gone). How many. A cluster that cannot be described keeps them.
+    async fn release_ended(
+        &self,
+        night: NaiveDate,
+        cluster: &ServiceId,
+    ) -> Result<u64, HandlerError> {
+        let held = self.store.held(night, cluster).await?;
+        if held.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<ServiceId> = held.iter().map(|h| h.id.clone()).collect();
+        let live = match self.fleet.describe(&ids).await {
+            Ok(live) => live,
+            Err(e) => {
+                tracing::warn!(cluster = %cluster.cluster_key(), error = %e, "held restarts not looked at; their places stay taken");
+                return Ok(0);
+            }
+        };
+        let mut released = 0;
+        for h in &held {
+            let observed = live.iter().find(|s| s.id.service == h.id.service);
+            if still_rolling(observed, &h.deployment_id) {
+                continue;
+            }
+            if self.store.release(night, h).await? {
+                tracing::info!(service = %h.id, deployment = %h.deployment_id, "a timed-out restart's deployment ended; its place in the cluster is free");
+                released += 1;
+            }
+        }
+        Ok(released)
     }
 
     /// Claims `from` (as read) as started and runs the restart.
@@ -800,11 +910,15 @@ where
             skip_reason: None,
             ..base
         };
-        match self
-            .store
-            .claim(from, &claimed, self.config.max_inflight_per_cluster)
-            .await?
+        let cap = self.config.max_inflight_per_cluster;
+        let mut claim = self.store.claim(from, &claimed, cap).await?;
+        // A full cluster may hold timed-out restarts whose deployment has ended since: their
+        // places are given back, and the claim tried once more.
+        if claim == Claim::ClusterFull && self.release_ended(claimed.night, &claimed.id).await? > 0
         {
+            claim = self.store.claim(from, &claimed, cap).await?;
+        }
+        match claim {
             Claim::Claimed => self.deploy(&claimed, observed).await,
             Claim::ClusterFull => Ok(Begun::ClusterFull),
             Claim::Moved(now) => Ok(Begun::Moved(now)),
@@ -845,8 +959,14 @@ where
                     tracing::warn!(service = %claimed.id, error = %e, "restart refused");
                     return Ok(Begun::Refused(state));
                 }
-                // Throttled, transient, or the account lost: the claim stays; once its lease has
-                // lapsed a poll settles it from the service's deployments, or it times out.
+                // Denied (an SCP, the role changed): the request did not run, and nothing else
+                // will in this account. The claim stays and ends at its timeout with the reason.
+                Err(ControlError::AccessDenied(m)) => {
+                    tracing::warn!(service = %claimed.id, error = %m, "UpdateService denied: account unreachable");
+                    return Ok(Begun::Unreachable(m));
+                }
+                // Throttled or transient: the claim stays; once its lease has lapsed a poll
+                // settles it from the service's deployments, or it times out.
                 Err(e) => {
                     tracing::warn!(service = %claimed.id, error = %e, "UpdateService did not answer; the next poll settles it");
                     return Ok(Begun::Pending);
@@ -939,12 +1059,31 @@ where
                     &describe_verdict(other, observed, self.config.restart_timeout),
                 ),
             };
-            if self.store.finish(r, &to).await? {
+            // Given up on while ECS still rolls it: it keeps its place in the cluster.
+            let hold = state == NightState::TimedOut
+                && !self.config.dry_run
+                && still_rolling(observed, dep);
+            let to = if hold {
+                NightRecord {
+                    detail: to.detail.map(|d| format!("{d}; {HELD_DETAIL}")),
+                    ..to
+                }
+            } else {
+                to
+            };
+            let moved = if hold {
+                self.store.finish_holding(r, &to).await?
+            } else {
+                self.store.finish(r, &to).await?
+            };
+            if moved {
                 *tally.outcomes.entry(state).or_default() += 1;
-                tracing::info!(service = %r.id, outcome = %state, "restart finished");
+                tracing::info!(service = %r.id, outcome = %state, held = hold, "restart finished");
                 // For the planner's next nights; the record above is what proves the restart,
-                // so a failure here is only logged.
-                if let (NightState::Completed, Some(seconds)) = (state, to.duration_seconds)
+                // so a failure here is only logged. A dry run restarted nothing: it has no
+                // duration to keep.
+                if let (NightState::Completed, Some(seconds), false) =
+                    (state, to.duration_seconds, self.config.dry_run)
                     && let Err(e) = self.store.record_restart_duration(&r.id, seconds).await
                 {
                     tracing::warn!(service = %r.id, error = %e, "the restart's duration was not kept in the catalog");
@@ -984,7 +1123,14 @@ where
                     self.config.restart_timeout.num_minutes()
                 ),
             );
-            if self.store.finish(r, &to).await? {
+            // Whether its deployment still rolls is unknown: it keeps its place in the cluster
+            // until ECS can be asked again.
+            let moved = if self.config.dry_run {
+                self.store.finish(r, &to).await?
+            } else {
+                self.store.finish_holding(r, &to).await?
+            };
+            if moved {
                 *tally.outcomes.entry(NightState::TimedOut).or_default() += 1;
             }
         }
@@ -1113,6 +1259,13 @@ where
                 "{arn}'s record changed meanwhile (now {}); look again",
                 now.map_or("absent".into(), |s| s.to_string())
             ))),
+            Begun::Unreachable(m) => Err(HandlerError::new(
+                ErrorType::Misconfigured,
+                format!(
+                    "UpdateService on {arn} was denied ({m}): the account cannot be reached; \
+                     nothing was restarted, and the claim ends timed_out at its timeout"
+                ),
+            )),
             _ => {
                 let after = after.ok_or_else(|| {
                     HandlerError::unexpected(format!("{arn}'s record vanished after its start"))
@@ -1202,8 +1355,35 @@ enum Begun {
     Refused(NightState),
     /// UpdateService did not answer: the claim stays for the next poll.
     Pending,
+    /// UpdateService was denied (the account was lost): the claim stays until its timeout.
+    Unreachable(String),
     Moved(Option<NightState>),
     ClusterFull,
+}
+
+/// What settling a claim came to.
+#[derive(Debug, Default)]
+struct Settled {
+    tally: Tally,
+    /// Whether the claim was settled: its deployment found, sent, or its service gone.
+    settled: bool,
+    /// UpdateService was denied: the account was lost.
+    unreachable: Option<String>,
+}
+
+/// Whether `deployment_id` still rolls on the service as observed: present and neither
+/// completed nor failed. Such a restart keeps its place in the cluster even once given up on,
+/// since ECS still runs it.
+fn still_rolling(observed: Option<&ServiceSnapshot>, deployment_id: &str) -> bool {
+    observed
+        .filter(|s| s.status == restart_core::service::ServiceStatus::Active)
+        .and_then(|s| s.deployments.iter().find(|d| d.id == deployment_id))
+        .is_some_and(|d| {
+            !matches!(
+                d.rollout_state,
+                Some(RolloutState::Completed | RolloutState::Failed)
+            )
+        })
 }
 
 fn service_id(arn: &ServiceArn) -> Result<ServiceId, HandlerError> {

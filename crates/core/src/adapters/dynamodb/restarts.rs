@@ -8,7 +8,9 @@
 //!
 //! The pause item holds `reason`, `by`, `at`. The summary holds one counter per state it has
 //! seen, `count_<state>` (N, updated with `ADD`), and, once halted, `halted_at` and
-//! `halt_reason`. The in-flight item holds `inflight` (N).
+//! `halt_reason`. The in-flight item holds `inflight` (N) and, while some finished restart
+//! still rolls, `held` (SS): one `<service>#<deployment>` per restart that keeps its place in
+//! `inflight` after it was given up on (ECS service names never hold `#`).
 //!
 //! A record moves with one TransactWriteItems, so that the record, the night's counters and
 //! the cluster's count never disagree:
@@ -17,12 +19,16 @@
 //!   `attribute_not_exists(inflight) OR inflight < cap`, `ADD count_started 1`;
 //! - outcome (`finish`): Put on condition `state = started` and the deployment as read,
 //!   `ADD inflight -1`, `ADD count_<outcome> 1`;
+//! - outcome with the deployment still rolling (`finish_holding`): the same Put, `ADD held
+//!   <service>#<deployment>` (inflight unchanged), `ADD count_<outcome> 1`;
+//! - release of a held restart (`release`, one UpdateItem): `DELETE held <entry>`, `ADD
+//!   inflight -1`, on condition `contains(held, <entry>)`, so a place is given back once;
 //! - halt (`halt_record`): Put on condition `state = planned`, `ADD count_halted 1`.
 //!
 //! A cancelled transaction is told apart by reading the record again: still as read means the
 //! cluster was full.
 
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::NaiveDate;
 
 use super::{
@@ -32,7 +38,7 @@ use super::{
 use crate::ids::ServiceId;
 use crate::night::{Halt, NightRecord, NightStatus, Pause};
 use crate::outcome::NightState;
-use crate::ports::{Claim, RestartStore, StoreError};
+use crate::ports::{Claim, HeldRestart, RestartStore, StoreError};
 
 /// Key formats of the restarter's items.
 pub mod restart_keys {
@@ -65,6 +71,40 @@ mod kind {
 /// The counter attribute of a state.
 fn counter(state: NightState) -> String {
     format!("count_{state}")
+}
+
+/// The in-flight item's set of held restarts.
+const HELD: &str = "held";
+
+/// A held restart as an element of `held`.
+fn held_entry(h: &HeldRestart) -> String {
+    format!("{}#{}", h.id.service, h.deployment_id)
+}
+
+/// The held restarts of an in-flight item (`cluster`: any service of its cluster).
+fn held_of(item: &Item, cluster: &ServiceId) -> Result<Vec<HeldRestart>, super::ItemError> {
+    let r = Reader::new(item);
+    r.expect_kind(kind::INFLIGHT)?;
+    let entries = match item.get(HELD) {
+        None | Some(AttributeValue::Null(_)) => return Ok(Vec::new()),
+        Some(AttributeValue::Ss(entries)) => entries,
+        Some(_) => return Err(r.err(HELD, "is not a string set (SS)")),
+    };
+    entries
+        .iter()
+        .map(|e| {
+            let (service, deployment) = e
+                .split_once('#')
+                .ok_or_else(|| r.err(HELD, format!("holds {e:?}, not <service>#<deployment>")))?;
+            Ok(HeldRestart {
+                id: ServiceId {
+                    service: service.to_owned(),
+                    ..cluster.clone()
+                },
+                deployment_id: deployment.to_owned(),
+            })
+        })
+        .collect()
 }
 
 impl DynamoStore {
@@ -467,6 +507,85 @@ impl RestartStore for DynamoStore {
         let record = self.put_if(to, Some(planned.state), None)?;
         self.transact(vec![put_item(record), self.count(to.night, to.state)?])
             .await
+    }
+
+    async fn finish_holding(
+        &self,
+        started: &NightRecord,
+        to: &NightRecord,
+    ) -> Result<bool, StoreError> {
+        // Only a restart with its deployment has something that still rolls; the Put checks
+        // that the record still has this one.
+        let Some(deployment_id) = started.deployment_id.clone() else {
+            return Ok(false);
+        };
+        let record = self.put_if(to, Some(NightState::Started), Some(Some(&deployment_id)))?;
+        let entry = held_entry(&HeldRestart {
+            id: to.id.clone(),
+            deployment_id,
+        });
+        let hold = Update::builder()
+            .table_name(&self.table)
+            .key(schema::PK, s(keys::night_pk(to.night)))
+            .key(schema::SK, s(restart_keys::inflight_sk(&to.id)))
+            .update_expression("SET #kind = :kind, #ttl = :ttl, #night = :night ADD #held :entry")
+            .expression_attribute_names("#kind", schema::KIND)
+            .expression_attribute_names("#ttl", schema::TTL_ATTRIBUTE)
+            .expression_attribute_names("#night", "night")
+            .expression_attribute_names("#held", HELD)
+            .expression_attribute_values(":kind", s(kind::INFLIGHT))
+            .expression_attribute_values(":ttl", n(expires_at(to.night, self.ttl_days)))
+            .expression_attribute_values(":night", date(to.night))
+            .expression_attribute_values(":entry", AttributeValue::Ss(vec![entry]))
+            .build()
+            .map_err(|e| build_error("to hold a restart's place in its cluster", e))?;
+        self.transact(vec![
+            put_item(record),
+            TransactWriteItem::builder().update(hold).build(),
+            self.count(to.night, to.state)?,
+        ])
+        .await
+    }
+
+    async fn held(
+        &self,
+        night: NaiveDate,
+        cluster: &ServiceId,
+    ) -> Result<Vec<HeldRestart>, StoreError> {
+        let key = key(&keys::night_pk(night), &restart_keys::inflight_sk(cluster));
+        Ok(self
+            .get(key, |item| held_of(item, cluster))
+            .await?
+            .unwrap_or_default())
+    }
+
+    async fn release(&self, night: NaiveDate, held: &HeldRestart) -> Result<bool, StoreError> {
+        let entry = held_entry(held);
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(schema::PK, s(keys::night_pk(night)))
+            .key(schema::SK, s(restart_keys::inflight_sk(&held.id)))
+            .update_expression("DELETE #held :entries ADD #c :minus")
+            .condition_expression("contains(#held, :entry)")
+            .expression_attribute_names("#held", HELD)
+            .expression_attribute_names("#c", "inflight")
+            .expression_attribute_values(":entries", AttributeValue::Ss(vec![entry.clone()]))
+            .expression_attribute_values(":entry", s(entry))
+            .expression_attribute_values(":minus", n(-1))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(store_error(&self.table, "UpdateItem", &e)),
+        }
     }
 }
 
