@@ -450,43 +450,44 @@ impl Config {
     }
 }
 
+/// Every variable [`Config::from_vars`] reads (docs/design.md 3.9).
+pub const VARIABLES: [&str; 30] = [
+    "TABLE_NAME",
+    "ACCOUNTS_SOURCE",
+    "AGGREGATOR_NAME",
+    "ACCOUNTS",
+    "INVENTORY_SOURCE",
+    "REGIONS",
+    "MEMBER_ROLE_NAME",
+    "EXTERNAL_ID",
+    "WINDOW_START",
+    "WINDOW_END",
+    "TIMEZONE",
+    "BATCH_INTERVAL_MINUTES",
+    "TAG_KEY",
+    "OWNER_TAG_KEYS",
+    "ACCOUNT_OWNERS",
+    "UNTAGGED_POLICY",
+    "RISK_POLICY",
+    "NOTICE_COOLDOWN_DAYS",
+    "FAILURE_THRESHOLD_PERCENT",
+    "RESTART_TIMEOUT_MINUTES",
+    "POLL_INTERVAL_SECONDS",
+    "MAX_INFLIGHT_PER_CLUSTER",
+    "ACCOUNT_CONCURRENCY",
+    "UPDATE_SERVICE_RATE",
+    "TAG_RESOURCE_RATE",
+    "DESCRIBE_RATE",
+    "RECORD_TTL_DAYS",
+    "OWNER_TOPIC_ARN",
+    "OPS_TOPIC_ARN",
+    "DRY_RUN",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    /// Every variable `from_vars` reads.
-    const VARS: [&str; 29] = [
-        "TABLE_NAME",
-        "ACCOUNTS_SOURCE",
-        "AGGREGATOR_NAME",
-        "ACCOUNTS",
-        "INVENTORY_SOURCE",
-        "REGIONS",
-        "MEMBER_ROLE_NAME",
-        "EXTERNAL_ID",
-        "WINDOW_START",
-        "WINDOW_END",
-        "TIMEZONE",
-        "BATCH_INTERVAL_MINUTES",
-        "TAG_KEY",
-        "OWNER_TAG_KEYS",
-        "ACCOUNT_OWNERS",
-        "UNTAGGED_POLICY",
-        "RISK_POLICY",
-        "NOTICE_COOLDOWN_DAYS",
-        "FAILURE_THRESHOLD_PERCENT",
-        "RESTART_TIMEOUT_MINUTES",
-        "POLL_INTERVAL_SECONDS",
-        "MAX_INFLIGHT_PER_CLUSTER",
-        "ACCOUNT_CONCURRENCY",
-        "UPDATE_SERVICE_RATE",
-        "TAG_RESOURCE_RATE",
-        "DESCRIBE_RATE",
-        "RECORD_TTL_DAYS",
-        "OWNER_TOPIC_ARN",
-        "OPS_TOPIC_ARN",
-    ];
 
     /// A value for any variable: anything at all, or something close to a real value.
     fn value() -> impl Strategy<Value = String> {
@@ -558,7 +559,7 @@ mod tests {
                 prop_assert!(!e.problems.is_empty());
                 let text = e.to_string();
                 for p in &e.problems {
-                    prop_assert!(VARS.contains(&p.var), "{}", p.var);
+                    prop_assert!(VARIABLES.contains(&p.var), "{}", p.var);
                     prop_assert!(text.contains(&p.message));
                 }
                 Ok(None)
@@ -572,10 +573,10 @@ mod tests {
         /// Any values for every variable, and any other keys: Ok, or Err with all problems.
         #[test]
         fn any_values_give_a_config_or_every_problem(
-            values in prop::collection::vec(prop::option::of(value()), VARS.len()),
+            values in prop::collection::vec(prop::option::of(value()), VARIABLES.len()),
             extra in prop::collection::vec((any::<String>(), value()), 0..4),
         ) {
-            let mut vars: Vec<(String, String)> = VARS
+            let mut vars: Vec<(String, String)> = VARIABLES
                 .iter()
                 .zip(values)
                 .filter_map(|(k, v)| v.map(|v| ((*k).to_owned(), v)))
@@ -587,7 +588,7 @@ mod tests {
         /// One variable of a working configuration set to anything: a problem naming a
         /// variable, or a configuration.
         #[test]
-        fn one_variable_set_to_anything(var in prop::sample::select(VARS.to_vec()), v in value()) {
+        fn one_variable_set_to_anything(var in prop::sample::select(VARIABLES.to_vec()), v in value()) {
             let mut vars = base();
             vars.retain(|(k, _)| k != var);
             vars.push((var.to_owned(), v));

@@ -95,40 +95,10 @@ pub async fn local_night(options: NightOptions) -> anyhow::Result<NightReport> {
 
 /// The configuration variables of docs/design.md 3.9 set in this process's environment.
 fn config_vars_from_env() -> BTreeMap<String, String> {
-    const NAMES: [&str; 30] = [
-        "TABLE_NAME",
-        "ACCOUNTS",
-        "ACCOUNTS_SOURCE",
-        "AGGREGATOR_NAME",
-        "INVENTORY_SOURCE",
-        "REGIONS",
-        "MEMBER_ROLE_NAME",
-        "EXTERNAL_ID",
-        "WINDOW_START",
-        "WINDOW_END",
-        "TIMEZONE",
-        "BATCH_INTERVAL_MINUTES",
-        "TAG_KEY",
-        "OWNER_TAG_KEYS",
-        "ACCOUNT_OWNERS",
-        "UNTAGGED_POLICY",
-        "RISK_POLICY",
-        "NOTICE_COOLDOWN_DAYS",
-        "FAILURE_THRESHOLD_PERCENT",
-        "RESTART_TIMEOUT_MINUTES",
-        "POLL_INTERVAL_SECONDS",
-        "MAX_INFLIGHT_PER_CLUSTER",
-        "ACCOUNT_CONCURRENCY",
-        "UPDATE_SERVICE_RATE",
-        "TAG_RESOURCE_RATE",
-        "DESCRIBE_RATE",
-        "RECORD_TTL_DAYS",
-        "OWNER_TOPIC_ARN",
-        "OPS_TOPIC_ARN",
-        "DRY_RUN",
-    ];
     std::env::vars()
-        .filter(|(k, v)| NAMES.contains(&k.as_str()) && !v.trim().is_empty())
+        .filter(|(k, v)| {
+            restart_core::config::VARIABLES.contains(&k.as_str()) && !v.trim().is_empty()
+        })
         .collect()
 }
 
