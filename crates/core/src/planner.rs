@@ -1,4 +1,4 @@
-//! The night planner (DESIGN 3.6): eligible services into batches with start times.
+//! The night planner (docs/design.md 3.6): eligible services into batches with start times.
 //!
 //! Invariants, each property-tested below:
 //! 1. every service is in exactly one batch;

@@ -98,7 +98,7 @@ pub struct InventoryRun {
     pub counts: InventoryCounts,
 }
 
-/// The catalog side of the table (DESIGN 3.7).
+/// The catalog side of the table (docs/design.md 3.7).
 pub trait CatalogStore: Send + Sync {
     /// Every catalog record of these accounts, gone ones included.
     fn read_catalog(
@@ -148,7 +148,7 @@ pub trait CatalogStore: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
-/// The night side of the table (DESIGN 3.6, 3.7): the plan, its batches, each service's record.
+/// The night side of the table (docs/design.md 3.6, 3.7): the plan, its batches, each service's record.
 ///
 /// A plan is written in this order, so that a run that stops half-way is found and finished
 /// by the next: batch items ([`NightStore::put_batches`]), then records
@@ -240,7 +240,7 @@ pub enum Claim {
     ClusterFull,
 }
 
-/// The restarter's side of the table (DESIGN 3.5, 3.7): moves of a record from planned to
+/// The restarter's side of the table (docs/design.md 3.5, 3.7): moves of a record from planned to
 /// started to its outcome, each one conditional and, with the night's counters and the
 /// cluster's restarts in flight, atomic; the kill switch; the night's halt.
 pub trait RestartStore: NightStore {
@@ -341,7 +341,7 @@ pub struct HeldRestart {
     pub deployment_id: String,
 }
 
-/// UpdateService slots shared by every container of the orchestrator (DESIGN 3.5): each
+/// UpdateService slots shared by every container of the orchestrator (docs/design.md 3.5): each
 /// account and region has a fixed one-second window per Unix second, holding at most `limit`
 /// calls, whoever makes them. A Lambda container paces its own calls with
 /// [`crate::pacing::Pacer`]; this is what keeps many containers together under the same rate.
@@ -405,8 +405,8 @@ impl From<ControlError> for HandlerError {
 }
 
 /// Drives ECS services in the member accounts: the live look before and after a restart, the
-/// forced deployment itself, and the enrollment tag (DESIGN 3.4). Calls are paced per account
-/// and region (DESIGN 3.5).
+/// forced deployment itself, and the enrollment tag (docs/design.md 3.4). Calls are paced per account
+/// and region (docs/design.md 3.5).
 pub trait FleetControl: Send + Sync {
     /// Describes services of one cluster (all of `services` share account, region and
     /// cluster), 10 a call, with tags. A service ECS does not know is left out.
@@ -459,7 +459,7 @@ impl From<PublishError> for HandlerError {
     }
 }
 
-/// Publishes notices to an SNS topic (DESIGN 3.2): owners' digests and the night summary.
+/// Publishes notices to an SNS topic (docs/design.md 3.2): owners' digests and the night summary.
 pub trait Publisher: Send + Sync {
     /// Publishes `messages` to `topic` in order, in PublishBatch requests
     /// ([`crate::notice::publish_batches`]: at most 10 entries and 256 KiB a request). Returns
@@ -472,7 +472,7 @@ pub trait Publisher: Send + Sync {
     ) -> impl Future<Output = Vec<Result<(), PublishError>>> + Send;
 }
 
-/// The notices side of the table (DESIGN 3.7): per owner, the last night each service was told
+/// The notices side of the table (docs/design.md 3.7): per owner, the last night each service was told
 /// each kind of finding (the cooldown), and how far each night's digest went out.
 pub trait NoticeStore: Send + Sync {
     /// What the table knows of `owner`'s notices.

@@ -1,5 +1,5 @@
 //! The `restarter` function: starts a batch's restarts, watches them, and proves each one
-//! finished (DESIGN 3.3-3.5).
+//! finished (docs/design.md 3.3-3.5).
 //!
 //! Inputs:
 //! - `{ "mode": "start", "night", "batch" }`: refuses with `Paused` while the kill switch is on
@@ -99,6 +99,7 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StartEvent {
+    #[serde(deserialize_with = "restart_core::window::deserialize_night")]
     pub night: NaiveDate,
     pub batch: u32,
     /// On-call's explicit choice to start restarts after the window's end (a manual batch).
@@ -109,6 +110,7 @@ pub struct StartEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PollEvent {
+    #[serde(deserialize_with = "restart_core::window::deserialize_night")]
     pub night: NaiveDate,
     pub batch: Option<u32>,
     pub service_arn: Option<ServiceArn>,
@@ -1156,7 +1158,7 @@ where
         let window = {
             let w = self.config.window.night_at(now);
             if w.start > now {
-                self.window(w.night - TimeDelta::days(1))
+                self.window(w.night.pred_opt().unwrap_or(w.night))
             } else {
                 w
             }
