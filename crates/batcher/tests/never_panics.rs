@@ -13,82 +13,31 @@ use restart_core::clock::ManualClock;
 use restart_core::eligibility::SkipReason;
 use restart_core::fakes::MemoryStore;
 use restart_core::ids::ServiceId;
-use restart_core::owner::OwnerSource;
 use restart_core::ports::CatalogStore;
-use restart_core::service::{DeploymentController, SchedulingStrategy, ServiceStatus};
-use restart_core::tag::TagStateKind;
 use restart_core::{Config, ErrorType, HandlerError};
 use serde_json::{Value, json};
+use testkit::fixtures::enrolled_record;
+use testkit::runtime;
+use testkit::strategies::{any_json, object, text, text_or_json};
 
-/// Text in any script, some of it nearly a date.
-fn text() -> impl Strategy<Value = String> {
-    prop_oneof![
-        any::<String>(),
-        "\\PC{0,24}",
-        prop::collection::vec(any::<u8>(), 0..24)
-            .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
-        "[+-]?[0-9]{1,7}-[0-9]{1,2}-[0-9]{1,2}",
-        prop::sample::select(vec![
-            "2026-11-22",
-            "2026-11-21",
-            "+262142-12-31",
-            "-262143-01-01",
-            "2026-02-29",
-            "２０２６-11-22",
-            "true",
-            "決済チーム",
-            "e\u{301}quipe",
-            "🚀",
-            "",
-        ])
-        .prop_map(str::to_owned),
-    ]
-}
-
-/// Any JSON value, nested.
-fn any_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_map(Value::from),
-        text().prop_map(Value::from),
-    ];
-    leaf.prop_recursive(3, 32, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
-            prop::collection::vec((prop_oneof!["night|replan", "\\PC{0,6}"], inner), 0..5)
-                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
-        ]
-    })
-}
+/// Object keys in any JSON: often the event's own.
+const KEYS: &str = "night|replan";
 
 /// The batcher's event: any JSON, or an object with `night` and `replan` (each present or
 /// not, of the right type or not) and perhaps a key it does not know.
 fn event() -> impl Strategy<Value = Value> {
-    let night = prop_oneof![3 => text().prop_map(Value::from), 1 => any_json()];
-    let replan = prop_oneof![3 => any::<bool>().prop_map(Value::from), 1 => any_json()];
+    let night = text_or_json(KEYS);
+    let replan = prop_oneof![3 => any::<bool>().prop_map(Value::from), 1 => any_json(KEYS)];
+    let extra = ("mode|execution|\\PC{1,6}", any_json(KEYS));
     prop_oneof![
-        1 => any_json(),
-        3 => (
-            prop::option::of(night),
-            prop::option::of(replan),
-            prop::option::of((prop_oneof!["mode|execution|\\PC{1,6}"], any_json())),
-        )
-            .prop_map(|(night, replan, extra)| {
-                let mut o = serde_json::Map::new();
-                if let Some(n) = night {
-                    o.insert("night".into(), n);
-                }
-                if let Some(r) = replan {
-                    o.insert("replan".into(), r);
-                }
-                if let Some((k, v)) = extra {
-                    o.insert(k, v);
-                }
-                Value::Object(o)
-            }),
+        1 => any_json(KEYS),
+        3 => object(
+            vec![
+                ("night", prop::option::of(night).boxed()),
+                ("replan", prop::option::of(replan).boxed()),
+            ],
+            prop::option::of(extra).boxed(),
+        ),
     ]
 }
 
@@ -116,31 +65,10 @@ fn record(i: usize, owner: &str, skip: Option<SkipReason>, seen: NaiveDate) -> C
         service: format!("s{i:03}"),
     };
     CatalogRecord {
-        arn: id.arn("aws"),
-        id,
-        owner: owner.to_owned(),
-        owner_source: OwnerSource::ServiceTag,
-        tag_value: Some("enabled".into()),
-        tag_state: TagStateKind::Enrolled,
-        status: ServiceStatus::Active,
-        desired: 2,
-        scheduling: SchedulingStrategy::Replica,
-        controller: DeploymentController::Ecs,
-        min_healthy_percent: 100,
-        max_percent: 200,
         skip_reason: skip,
-        first_seen: day("2026-10-01"),
-        last_seen: seen,
-        gone_since: None,
         last_restart_seconds: i.is_multiple_of(4).then_some(u32::MAX),
+        ..enrolled_record(id, owner, seen)
     }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 async fn seeded(config: Config, owners: &[String], seen: NaiveDate) -> Batcher<MemoryStore> {

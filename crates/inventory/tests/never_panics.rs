@@ -17,86 +17,20 @@ use restart_core::tag::Tags;
 use restart_core::telemetry::ApiCalls;
 use restart_core::{Config, ErrorType, HandlerError};
 use serde_json::{Value, json};
+use testkit::runtime;
+use testkit::strategies::{text, text_fields_event};
 
 const A: &str = "111111111111";
 const B: &str = "222222222222";
 
-/// Text in any script, some of it nearly a date, a tag value or an ARN.
-fn text() -> impl Strategy<Value = String> {
-    prop_oneof![
-        any::<String>(),
-        "\\PC{0,24}",
-        prop::collection::vec(any::<u8>(), 0..24)
-            .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
-        "[+-]?[0-9]{1,7}-[0-9]{1,2}-[0-9]{1,2}",
-        "(skip-until:)?[+-]?[0-9]{4,6}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}Z)?",
-        prop::sample::select(vec![
-            "2026-11-22",
-            "2026-11-21",
-            "+262142-12-31",
-            "-262143-01-01",
-            "2026-02-29",
-            "２０２６-11-22",
-            "enabled",
-            "ENABLED ",
-            "disabled",
-            "skip-until:2026-12-01",
-            "skip-until:+262142-12-31",
-            "2026-11-21T01:10:00Z",
-            "決済チーム",
-            "e\u{301}quipe",
-            "🚀",
-            "arn:aws:states:eu-west-1:111111111111:execution:nightly:run-1",
-            "",
-        ])
-        .prop_map(str::to_owned),
-    ]
-}
-
-/// Any JSON value, nested.
-fn any_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_map(Value::from),
-        text().prop_map(Value::from),
-    ];
-    leaf.prop_recursive(3, 32, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
-            prop::collection::vec((prop_oneof!["night|execution", "\\PC{0,6}"], inner), 0..5)
-                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
-        ]
-    })
-}
-
 /// Inventory's event: any JSON, or an object with `night` and `execution` (each present or
 /// not, of the right type or not) and perhaps a key it does not know.
 fn event() -> impl Strategy<Value = Value> {
-    let field = prop_oneof![3 => text().prop_map(Value::from), 1 => any_json()];
-    prop_oneof![
-        1 => any_json(),
-        3 => (
-            prop::option::of(field.clone()),
-            prop::option::of(field.clone()),
-            prop::option::of((prop_oneof!["mode|replan|\\PC{1,6}"], field)),
-        )
-            .prop_map(|(night, execution, extra)| {
-                let mut o = serde_json::Map::new();
-                if let Some(n) = night {
-                    o.insert("night".into(), n);
-                }
-                if let Some(e) = execution {
-                    o.insert("execution".into(), e);
-                }
-                if let Some((k, v)) = extra {
-                    o.insert(k, v);
-                }
-                Value::Object(o)
-            }),
-    ]
+    text_fields_event(
+        "night|execution",
+        &["night", "execution"],
+        "mode|replan|\\PC{1,6}",
+    )
 }
 
 fn config() -> Config {
@@ -275,13 +209,6 @@ fn check<T>(event: &Value, result: Result<T, HandlerError>) -> Result<(), TestCa
         );
     }
     Ok(())
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 proptest! {

@@ -14,82 +14,15 @@ use restart_core::fakes::{MemoryNotices, MemoryStore, MemoryTopics};
 use restart_core::night::NightRecord;
 use restart_core::{ErrorType, HandlerError};
 use serde_json::{Value, json};
+use testkit::runtime;
+use testkit::strategies::text_fields_event;
 
 type Handler = Notifier<MemoryStore, MemoryNotices, MemoryTopics>;
-
-/// Text in any script, some of it nearly a date or a mode.
-fn text() -> impl Strategy<Value = String> {
-    prop_oneof![
-        any::<String>(),
-        "\\PC{0,24}",
-        prop::collection::vec(any::<u8>(), 0..24)
-            .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
-        "[+-]?[0-9]{1,7}-[0-9]{1,2}-[0-9]{1,2}",
-        prop::sample::select(vec![
-            "2026-11-22",
-            "2026-11-23",
-            "2026-11-21",
-            "+262142-12-31",
-            "-262143-01-01",
-            "2026-02-29",
-            "２０２６-11-22",
-            "2026-11-22T00:00:00Z",
-            "owners",
-            "summary",
-            "OWNERS",
-            " owners",
-            "決済チーム",
-            "e\u{301}quipe",
-            "🚀",
-        ])
-        .prop_map(str::to_owned),
-    ]
-}
-
-/// Any JSON value, nested.
-fn any_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_map(Value::from),
-        text().prop_map(Value::from),
-    ];
-    leaf.prop_recursive(3, 32, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
-            prop::collection::vec((prop_oneof!["mode|night", "\\PC{0,6}"], inner), 0..5)
-                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
-        ]
-    })
-}
 
 /// The notifier's event: any JSON, or an object with `mode` and `night` (each present or not,
 /// of the right type or not) and perhaps a key it does not know.
 fn event() -> impl Strategy<Value = Value> {
-    let field = prop_oneof![3 => text().prop_map(Value::from), 1 => any_json()];
-    prop_oneof![
-        1 => any_json(),
-        3 => (
-            prop::option::of(field.clone()),
-            prop::option::of(field.clone()),
-            prop::option::of((prop_oneof!["batch|replan|\\PC{1,6}"], field)),
-        )
-            .prop_map(|(mode, night, extra)| {
-                let mut o = serde_json::Map::new();
-                if let Some(m) = mode {
-                    o.insert("mode".into(), m);
-                }
-                if let Some(n) = night {
-                    o.insert("night".into(), n);
-                }
-                if let Some((k, v)) = extra {
-                    o.insert(k, v);
-                }
-                Value::Object(o)
-            }),
-    ]
+    text_fields_event("mode|night", &["mode", "night"], "batch|replan|\\PC{1,6}")
 }
 
 /// A night like the tests' scenario, with owners, details and tag values in other scripts.
@@ -140,13 +73,6 @@ fn check<T>(event: &Value, result: Result<T, HandlerError>) -> Result<(), TestCa
         }
     }
     Ok(())
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 proptest! {

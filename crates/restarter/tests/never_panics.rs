@@ -11,18 +11,19 @@ use std::time::Duration;
 use batcher::Batcher;
 use chrono::{DateTime, NaiveDate, Utc};
 use proptest::prelude::*;
-use restart_core::catalog::CatalogRecord;
 use restart_core::clock::{Clock, ManualClock};
 use restart_core::fakes::MemoryStore;
 use restart_core::ids::{ServiceArn, ServiceId};
 use restart_core::night::Pause;
-use restart_core::owner::OwnerSource;
 use restart_core::ports::{CatalogStore, ControlError, FleetControl, RestartStore};
 use restart_core::service::*;
-use restart_core::tag::{TagStateKind, Tags};
+use restart_core::tag::Tags;
 use restart_core::{Config, ErrorType, HandlerError};
 use restarter::Restarter;
 use serde_json::{Value, json};
+use testkit::fixtures::enrolled_record;
+use testkit::runtime;
+use testkit::strategies::{any_json, object, text};
 
 const A: &str = "111111111111";
 const SERVICES: usize = 12;
@@ -111,59 +112,8 @@ fn at(t: &str) -> DateTime<Utc> {
     t.parse().unwrap()
 }
 
-/// Text in any script, some of it nearly a date, a mode or an ARN.
-fn text() -> impl Strategy<Value = String> {
-    prop_oneof![
-        any::<String>(),
-        "\\PC{0,24}",
-        prop::collection::vec(any::<u8>(), 0..24)
-            .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
-        "[+-]?[0-9]{1,7}-[0-9]{1,2}-[0-9]{1,2}",
-        "arn:aws:ecs:eu-west-1:[0-9]{12}:service/(c[0-3]/)?s{1,14}",
-        "arn:\\PC{0,4}:ecs:\\PC{0,4}:\\PC{0,4}:service/\\PC{0,8}",
-        prop::sample::select(vec![
-            "2026-11-22",
-            "2026-11-21",
-            "+262142-12-31",
-            "-262143-01-01",
-            "start",
-            "poll",
-            "service",
-            "START",
-            "２０２６-11-22",
-            "決済チーム",
-            "e\u{301}quipe",
-            "🚀",
-            "",
-        ])
-        .prop_map(str::to_owned),
-    ]
-}
-
-/// Any JSON value, nested.
-fn any_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_map(Value::from),
-        text().prop_map(Value::from),
-    ];
-    leaf.prop_recursive(3, 32, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
-            prop::collection::vec(
-                (
-                    prop_oneof!["mode|night|batch|service_arn|force", "\\PC{0,6}"],
-                    inner
-                ),
-                0..5
-            )
-            .prop_map(|kv| Value::Object(kv.into_iter().collect())),
-        ]
-    })
-}
+/// Object keys in any JSON: often the event's own.
+const KEYS: &str = "mode|night|batch|service_arn|force";
 
 /// A value for one of the restarter's fields: the right kind (often valid for the seeded
 /// night), or anything.
@@ -200,38 +150,25 @@ fn field(key: &'static str) -> BoxedStrategy<Value> {
         .boxed(),
         _ => any::<bool>().prop_map(Value::from).boxed(),
     };
-    prop_oneof![4 => right, 1 => any_json()].boxed()
+    prop_oneof![4 => right, 1 => any_json(KEYS)].boxed()
 }
 
 /// The restarter's event: any JSON, or an object with any of its fields and perhaps another.
 fn event() -> impl Strategy<Value = Value> {
-    let structured = (
-        prop::option::weighted(0.9, field("mode")),
-        prop::option::weighted(0.8, field("night")),
-        prop::option::of(field("batch")),
-        prop::option::of(field("service_arn")),
-        prop::option::of(field("force")),
-        prop::option::weighted(0.1, ("\\PC{1,8}", any_json())),
-    )
-        .prop_map(|(mode, night, batch, arn, force, extra)| {
-            let mut o = serde_json::Map::new();
-            for (k, v) in [
-                ("mode", mode),
-                ("night", night),
-                ("batch", batch),
-                ("service_arn", arn),
-                ("force", force),
-            ] {
-                if let Some(v) = v {
-                    o.insert(k.to_owned(), v);
-                }
-            }
-            if let Some((k, v)) = extra {
-                o.insert(k, v);
-            }
-            Value::Object(o)
-        });
-    prop_oneof![1 => any_json(), 4 => structured]
+    let structured = object(
+        vec![
+            ("mode", prop::option::weighted(0.9, field("mode")).boxed()),
+            ("night", prop::option::weighted(0.8, field("night")).boxed()),
+            ("batch", prop::option::of(field("batch")).boxed()),
+            (
+                "service_arn",
+                prop::option::of(field("service_arn")).boxed(),
+            ),
+            ("force", prop::option::of(field("force")).boxed()),
+        ],
+        prop::option::weighted(0.1, ("\\PC{1,8}", any_json(KEYS))).boxed(),
+    );
+    prop_oneof![1 => any_json(KEYS), 4 => structured]
 }
 
 fn config() -> Config {
@@ -252,10 +189,7 @@ fn seeded(
     owners: &[String],
     paused: bool,
 ) -> (tokio::runtime::Runtime, Restarter<Fleet, Arc<MemoryStore>>) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let store = Arc::new(MemoryStore::default());
     let fleet = Fleet::default();
     let mut catalog = Vec::new();
@@ -284,25 +218,7 @@ fn seeded(
                 tags,
             },
         );
-        catalog.push(CatalogRecord {
-            arn: id.arn("aws"),
-            id,
-            owner,
-            owner_source: OwnerSource::ServiceTag,
-            tag_value: Some("enabled".into()),
-            tag_state: TagStateKind::Enrolled,
-            status: ServiceStatus::Active,
-            desired: 2,
-            scheduling: SchedulingStrategy::Replica,
-            controller: DeploymentController::Ecs,
-            min_healthy_percent: 100,
-            max_percent: 200,
-            skip_reason: None,
-            first_seen: "2026-10-01".parse().unwrap(),
-            last_seen: night(),
-            gone_since: None,
-            last_restart_seconds: None,
-        });
+        catalog.push(enrolled_record(id, owner, night()));
     }
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(at("2026-11-21T23:30:00Z")));
     rt.block_on(async {

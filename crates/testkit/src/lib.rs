@@ -7,6 +7,9 @@
 //!
 //! Every test creates its own table ([`create_table`], named by [`unique_name`]), so tests run
 //! in parallel against one moto without seeing each other's items.
+//!
+//! [`strategies`] holds the proptest strategies the handlers' `never_panics` tests share: text
+//! in any script, any JSON and events of named fields; [`fixtures`] the records they seed.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -16,6 +19,21 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use restart_core::adapters::dynamodb;
+
+pub mod fixtures;
+pub mod strategies;
+
+/// A current-thread runtime with time and I/O, to drive async handlers from a synchronous test
+/// body (a proptest case).
+///
+/// # Panics
+/// When the runtime cannot be built.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
 
 /// The region every test client uses.
 pub const REGION: &str = "us-east-1";

@@ -1,0 +1,33 @@
+//! Records for seeding the fakes: the plain shape a test then changes where it matters.
+
+use chrono::NaiveDate;
+use restart_core::ServiceId;
+use restart_core::catalog::CatalogRecord;
+use restart_core::owner::OwnerSource;
+use restart_core::service::{DeploymentController, SchedulingStrategy, ServiceStatus};
+use restart_core::tag::TagStateKind;
+
+/// The catalog record of a service enrolled by its own tag (`enabled`), owned by `owner`
+/// (from the service's tag), active with two replicas under the ECS controller (100% / 200%),
+/// first seen on 2026-10-01 and last on `seen`, with nothing to skip it and no restart timed.
+pub fn enrolled_record(id: ServiceId, owner: impl Into<String>, seen: NaiveDate) -> CatalogRecord {
+    CatalogRecord {
+        arn: id.arn("aws"),
+        id,
+        owner: owner.into(),
+        owner_source: OwnerSource::ServiceTag,
+        tag_value: Some("enabled".into()),
+        tag_state: TagStateKind::Enrolled,
+        status: ServiceStatus::Active,
+        desired: 2,
+        scheduling: SchedulingStrategy::Replica,
+        controller: DeploymentController::Ecs,
+        min_healthy_percent: 100,
+        max_percent: 200,
+        skip_reason: None,
+        first_seen: NaiveDate::from_ymd_opt(2026, 10, 1).expect("a date"),
+        last_seen: seen,
+        gone_since: None,
+        last_restart_seconds: None,
+    }
+}
