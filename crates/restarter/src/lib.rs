@@ -756,7 +756,20 @@ where
                 continue;
             }
             let Some(observed) = observed else { continue };
-            match self.begin(Some(r), r.clone(), observed).await? {
+            // Only on-call's explicit `outside_window` gets here after the window's end: the
+            // record says so.
+            let base = if now >= pass.window.end {
+                NightRecord {
+                    detail: Some(
+                        "started after the window's end at on-call's request (outside_window)"
+                            .into(),
+                    ),
+                    ..r.clone()
+                }
+            } else {
+                r.clone()
+            };
+            match self.begin(Some(r), base, observed).await? {
                 Begun::Started(_) => tally.started += 1,
                 Begun::Refused(_) => tally.refused += 1,
                 Begun::Unreachable(m) => unreachable = Some(m),
@@ -827,13 +840,22 @@ where
             return Ok(out);
         };
         // Did the claim's UpdateService run? Only a deployment created since the claim (not the
-        // one seen when claiming) says so; which deployment is PRIMARY now proves nothing.
+        // one seen when claiming) with the task definition seen then says so (a deploy of
+        // another one is the owners'); which deployment is PRIMARY now proves nothing.
         let claimed_at = r.started_at.unwrap_or_else(|| self.clock.now()) - CLOCK_SKEW;
+        let same_task = |d: &&restart_core::service::Deployment| match (
+            r.task_definition.as_deref(),
+            d.task_definition.as_deref(),
+        ) {
+            (Some(ours), Some(theirs)) => ours == theirs,
+            _ => true,
+        };
         let made = s
             .deployments
             .iter()
             .filter(|d| Some(&d.id) != r.previous_deployment.as_ref())
             .filter(|d| d.created_at.is_some_and(|t| t >= claimed_at))
+            .filter(same_task)
             .max_by_key(|d| (d.status == DeploymentStatus::Primary, d.created_at));
         if let Some(d) = made
             && !self.config.dry_run
@@ -908,7 +930,8 @@ where
             deployment_id: None,
             finished_at: None,
             duration_seconds: None,
-            detail: None,
+            // What the caller says of this start (by hand, outside the window), else nothing.
+            detail: base.detail.clone(),
             skip_reason: None,
             ..base
         };

@@ -758,3 +758,51 @@ async fn nothing_starts_after_the_window_and_what_is_left_ends_window_closed() {
     assert_eq!(n.update_calls(), 2);
     n.sim.shutdown().await.unwrap();
 }
+
+/// After the window's end only on-call's explicit `outside_window` starts a batch's restarts,
+/// and each such record says so; a batch started after the window without it closes.
+#[tokio::test]
+async fn outside_the_window_only_on_request_and_the_record_says_so() {
+    let n = Night::new(ok_services(4, 120), &[]).await;
+    assert!(n.batches.len() >= 2, "{:?}", n.batches);
+    let r = n.restarter();
+    n.advance(3700); // 01:01:40, the window ended at 01:00
+    let first = n.batches[0];
+    r.handle(json!({"mode": "start", "night": n.night, "batch": first, "outside_window": true}))
+        .await
+        .unwrap();
+    let started = n.update_calls();
+    assert!(started >= 1);
+    let store = n.store();
+    for rec in store.read_batch(n.night, first).await.unwrap() {
+        assert_eq!(rec.state, NightState::Started, "{}", rec.id);
+        assert!(
+            rec.detail
+                .as_deref()
+                .unwrap_or_default()
+                .contains("outside_window"),
+            "{:?}",
+            rec.detail
+        );
+    }
+    let second = n.batches[1];
+    let planned: Vec<String> = store
+        .read_batch(n.night, second)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|rec| rec.id.service)
+        .collect();
+    assert!(!planned.is_empty());
+    n.start(&r, second).await.unwrap();
+    assert_eq!(n.update_calls(), started, "no start without outside_window");
+    let records = n.records().await;
+    for service in &planned {
+        assert_eq!(
+            records[service].skip_reason,
+            Some(restart_core::eligibility::SkipReason::WindowClosed),
+            "{service}"
+        );
+    }
+    n.sim.shutdown().await.unwrap();
+}
