@@ -47,7 +47,10 @@ pub const DEFAULT_RESTART_DURATION: TimeDelta = TimeDelta::minutes(10);
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Event {
-    #[serde(default, deserialize_with = "restart_core::window::deserialize_optional_night")]
+    #[serde(
+        default,
+        deserialize_with = "restart_core::window::deserialize_optional_night"
+    )]
     pub night: Option<NaiveDate>,
     #[serde(default)]
     pub replan: bool,

@@ -33,7 +33,10 @@ pub mod aws;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Event {
-    #[serde(default, deserialize_with = "restart_core::window::deserialize_optional_night")]
+    #[serde(
+        default,
+        deserialize_with = "restart_core::window::deserialize_optional_night"
+    )]
     pub night: Option<NaiveDate>,
     /// The Step Functions execution running the night. When given, the night's lock is taken
     /// for it first (docs/design.md 3.5: one nightly run at a time), and another execution holding the
