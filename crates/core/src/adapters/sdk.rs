@@ -161,16 +161,24 @@ where
     DisplayErrorContext(err).to_string()
 }
 
+/// [`sdk_message`] after the call's name (`what`), when there is one.
+fn naming<E>(what: &str, err: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    if what.is_empty() {
+        sdk_message(err)
+    } else {
+        format!("{what}: {}", sdk_message(err))
+    }
+}
+
 /// Classifies an SDK error of a call into a member account; `what` says which call.
 pub fn discovery_error<E>(what: &str, err: &SdkError<E, HttpResponse>) -> DiscoveryError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let message = if what.is_empty() {
-        sdk_message(err)
-    } else {
-        format!("{what}: {}", sdk_message(err))
-    };
+    let message = naming(what, err);
     match ErrorClass::of_sdk(err) {
         ErrorClass::Throttled => DiscoveryError::Throttled(message),
         ErrorClass::Transient => DiscoveryError::Transient(message),
@@ -204,11 +212,7 @@ pub fn control_error<E>(what: &str, err: &SdkError<E, HttpResponse>) -> ControlE
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let message = if what.is_empty() {
-        sdk_message(err)
-    } else {
-        format!("{what}: {}", sdk_message(err))
-    };
+    let message = naming(what, err);
     match error_code(err) {
         Some(code) if NOT_FOUND.contains(&code) => ControlError::NotFound(message),
         Some(code) if REFUSED.contains(&code) => ControlError::Refused(message),

@@ -368,6 +368,23 @@ where
     }
 }
 
+/// A conditional write's answer: `Ok(true)` written, `Ok(false)` its condition failed (someone
+/// else wrote first), any other failure as a [`StoreError`] naming the action and the table.
+pub(super) fn conditional_write<T, E>(
+    table: &str,
+    action: &str,
+    out: Result<T, SdkError<E>>,
+) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match out {
+        Ok(_) => Ok(true),
+        Err(e) if error_code(&e) == Some("ConditionalCheckFailedException") => Ok(false),
+        Err(e) => Err(store_error(table, action, &e)),
+    }
+}
+
 /// Why a stored item could not be read: which item, which attribute, what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("item pk={pk:?} sk={sk:?}: attribute `{field}` {problem}")]
@@ -880,16 +897,7 @@ impl CatalogStore for DynamoStore {
             .expression_attribute_values(":seconds", n(seconds))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(store_error(&self.table, "UpdateItem", &e)),
-        }
+        conditional_write(&self.table, "UpdateItem", out).map(drop)
     }
 
     async fn lock_night(&self, lock: &NightLock) -> Result<NightLock, StoreError> {
@@ -953,16 +961,7 @@ impl CatalogStore for DynamoStore {
             .expression_attribute_values(":holder", s(holder))
             .send()
             .await;
-        match deleted {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(store_error(&self.table, "DeleteItem", &e)),
-        }
+        conditional_write(&self.table, "DeleteItem", deleted)
     }
 }
 
@@ -1221,16 +1220,7 @@ impl DynamoStore {
             .expression_attribute_names("#pk", schema::PK)
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(store_error(&self.table, "PutItem", &e)),
-        }
+        conditional_write(&self.table, "PutItem", out)
     }
 }
 

@@ -16,7 +16,7 @@
 //! refused take per waiting container and second), far under a partition's 1,000 writes per
 //! second.
 
-use super::{DynamoStore, n, s, schema, store_error};
+use super::{DynamoStore, conditional_write, n, s, schema};
 use crate::catalog::Target;
 use crate::ports::{SharedPace, StoreError};
 
@@ -61,16 +61,7 @@ impl SharedPace for DynamoStore {
             .expression_attribute_values(":limit", n(limit))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(store_error(&self.table, "UpdateItem", &e)),
-        }
+        conditional_write(&self.table, "UpdateItem", out)
     }
 }
 

@@ -32,8 +32,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::NaiveDate;
 
 use super::{
-    DynamoStore, Item, Reader, build_error, date, expires_at, keys, n, name, night_item,
-    night_keys, night_record, record_key, s, schema, store_error, time,
+    DynamoStore, Item, Reader, build_error, conditional_write, date, expires_at, keys, n, name,
+    night_item, night_keys, night_record, record_key, s, schema, store_error, time,
 };
 use crate::ids::ServiceId;
 use crate::night::{Halt, NightRecord, NightStatus, Pause};
@@ -397,16 +397,7 @@ impl RestartStore for DynamoStore {
             .expression_attribute_values(":reason", s(&halt.reason))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(store_error(&self.table, "UpdateItem", &e)),
-        }
+        conditional_write(&self.table, "UpdateItem", out)
     }
 
     async fn find_record(
@@ -576,16 +567,7 @@ impl RestartStore for DynamoStore {
             .expression_attribute_values(":minus", n(-1))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(store_error(&self.table, "UpdateItem", &e)),
-        }
+        conditional_write(&self.table, "UpdateItem", out)
     }
 }
 
