@@ -80,7 +80,7 @@ DEMO_WINDOW ?= 120
 .PHONY: demo
 demo: tools ## one night of examples/demo-fleet.yaml (50 accounts, 2,000 services) through the local stack, in DEMO_WINDOW seconds
 	@mkdir -p target
-	$(CARGO) run --locked -p restartctl -- local run --fleet examples/demo-fleet.yaml --window-seconds $(DEMO_WINDOW) --report-json target/demo-report.json
+	$(CARGO) run --locked -p local-stack --bin restart-local -- run --fleet examples/demo-fleet.yaml --window-seconds $(DEMO_WINDOW) --report-json target/demo-report.json
 
 .PHONY: clean
 clean: ## remove build output and the tool environment

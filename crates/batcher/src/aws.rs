@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
+use restart_aws::dynamodb::DynamoStore;
 use restart_core::Config;
-use restart_core::adapters::{self, dynamodb::DynamoStore};
 use restart_core::clock::{Clock, SystemClock};
 
 use crate::Batcher;
@@ -19,7 +19,7 @@ pub fn handler(config: Config, sdk: &SdkConfig) -> AwsBatcher {
 
 /// [`handler`] with a chosen clock (tests).
 pub fn handler_with_clock(config: Config, sdk: &SdkConfig, clock: Arc<dyn Clock>) -> AwsBatcher {
-    let store = adapters::dynamo_store(sdk, &config.table_name, config.record_ttl_days);
+    let store = restart_aws::dynamo_store(sdk, &config.table_name, config.record_ttl_days);
     Batcher {
         config: Arc::new(config),
         store,

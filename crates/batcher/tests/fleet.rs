@@ -164,7 +164,7 @@ async fn inventory_then_batcher_plans_every_eligible_service_once() {
     }
     assert_eq!(plan.batches.iter().map(|b| b.size).sum::<u32>(), 11);
 
-    let store = restart_core::adapters::dynamo_store(&sdk, &table, 90);
+    let store = restart_aws::dynamo_store(&sdk, &table, 90);
     let mut seen: BTreeMap<ServiceId, u32> = BTreeMap::new();
     for b in &plan.batches {
         let records = store.read_batch(night, b.batch).await.unwrap();

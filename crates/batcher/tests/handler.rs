@@ -8,7 +8,6 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use restart_core::catalog::{CatalogRecord, InventoryCounts, Target};
 use restart_core::clock::ManualClock;
 use restart_core::eligibility::SkipReason;
-use restart_core::fakes::MemoryStore;
 use restart_core::ids::ServiceId;
 use restart_core::night::NightPlan;
 use restart_core::outcome::NightState;
@@ -18,6 +17,7 @@ use restart_core::service::{DeploymentController, SchedulingStrategy, ServiceSta
 use restart_core::tag::TagStateKind;
 use restart_core::{Config, ErrorType};
 use serde_json::json;
+use testkit::fakes::MemoryStore;
 
 const A: &str = "111111111111";
 const B: &str = "222222222222";

@@ -15,17 +15,14 @@
 //! - [`catalog`]: catalog records and inventory counts (3.7).
 //! - [`ports`]: the traits handlers use, in domain words; adapters implement them.
 //! - [`config`]: typed configuration from environment variables (3.9).
-//! - [`error`]: the Lambda error contract (3.8); [`lambda`]: the runtime glue of every `main`.
+//! - [`error`]: the Lambda error contract (3.8).
 
-pub mod adapters;
 pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod eligibility;
 pub mod error;
-pub mod fakes;
 pub mod ids;
-pub mod lambda;
 pub mod limits;
 pub mod night;
 pub mod notice;

@@ -389,7 +389,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn containers_share_each_second_and_none_waits_longer_than_needed() {
-        let store = Arc::new(crate::fakes::MemoryStore::default());
+        let store = Arc::new(Table::default());
         let clock = TokioClock::new(300);
         // Three containers, each with its own pacer object, on one table.
         let pacers: Vec<_> = (0..3)
@@ -431,11 +431,29 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::ZERO);
     }
 
+    /// The table's slots in memory: a slot is taken while its second has fewer than `limit`.
+    #[derive(Debug, Default)]
+    struct Table {
+        pace: Mutex<HashMap<(Target, i64), u32>>,
+    }
+
+    impl SharedPace for Table {
+        async fn take(&self, target: &Target, second: i64, limit: u32) -> Result<bool, StoreError> {
+            let mut pace = self.pace.lock().unwrap();
+            let n = pace.entry((target.clone(), second)).or_default();
+            let free = *n < limit;
+            if free {
+                *n += 1;
+            }
+            Ok(free)
+        }
+    }
+
     /// A table that answers each take after the next delay of `delays` (none once used up).
     #[derive(Debug)]
     struct Slow {
         delays: Mutex<Vec<Duration>>,
-        store: crate::fakes::MemoryStore,
+        store: Table,
     }
 
     impl SharedPace for Slow {
@@ -450,7 +468,7 @@ mod tests {
     async fn a_slot_granted_after_its_second_is_left_and_the_current_one_taken() {
         let slots = Arc::new(Slow {
             delays: Mutex::new(vec![Duration::from_millis(1_500)]),
-            store: crate::fakes::MemoryStore::default(),
+            store: Table::default(),
         });
         let pacer = SharedPacer::new(slots.clone(), TokioClock::new(800), 4.0);
         let first = 1_795_305_600;
@@ -465,7 +483,7 @@ mod tests {
     async fn a_table_that_always_answers_late_does_not_hold_the_call() {
         let slots = Arc::new(Slow {
             delays: Mutex::new(vec![Duration::from_millis(1_100); 10]),
-            store: crate::fakes::MemoryStore::default(),
+            store: Table::default(),
         });
         let pacer = SharedPacer::new(slots.clone(), TokioClock::new(0), 4.0);
         let start = Instant::now();
@@ -478,7 +496,7 @@ mod tests {
     async fn a_clock_that_stands_still_still_moves_on() {
         let at = chrono::DateTime::from_timestamp(1_795_305_600, 0).unwrap();
         let clock = Arc::new(crate::clock::ManualClock::new(at));
-        let store = Arc::new(crate::fakes::MemoryStore::default());
+        let store = Arc::new(Table::default());
         let pacer = SharedPacer::new(store, clock, 1.0);
         let start = Instant::now();
         for k in 0..3 {

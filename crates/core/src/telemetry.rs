@@ -1,5 +1,5 @@
-//! Telemetry: `tracing` set-up for the functions, CloudWatch Embedded Metric Format (EMF)
-//! lines, and a counter of AWS API calls per action.
+//! Telemetry: CloudWatch Embedded Metric Format (EMF) lines, and a counter of AWS API calls
+//! per action. The `tracing` set-up is the Lambda glue's (`restart-lambda`).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -9,29 +9,6 @@ use serde_json::{Map, Value, json};
 
 /// The CloudWatch namespace of every metric.
 pub const NAMESPACE: &str = "EcsNightlyRestart";
-
-/// Sets up `tracing`: JSON lines (as Lambda wants them) or human-readable text. `filter` is an
-/// `EnvFilter` directive such as `info` (each `main` passes `RUST_LOG`).
-pub fn init_tracing(json: bool, filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .with_target(false);
-    let result = if json {
-        builder
-            .json()
-            .flatten_event(true)
-            .without_time()
-            .with_current_span(false)
-            .try_init()
-    } else {
-        builder.with_writer(std::io::stderr).try_init()
-    };
-    // A second initialisation (tests) keeps the first subscriber.
-    drop(result);
-}
 
 /// Counts AWS API calls by action, shared by the adapters of one invocation.
 #[derive(Debug, Default)]

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
+use restart_aws::config_aggregator::ConfigAggregator;
+use restart_aws::dynamodb::DynamoStore;
+use restart_aws::ecs::EcsFleet;
+use restart_aws::sts::{AccountSessions, MemberRole};
 use restart_core::Config;
-use restart_core::adapters::dynamodb::DynamoStore;
-use restart_core::adapters::ecs::EcsFleet;
-use restart_core::adapters::sts::{AccountSessions, MemberRole};
-use restart_core::adapters::{self, config_aggregator::ConfigAggregator};
 use restart_core::catalog::{DiscoveredService, Target};
 use restart_core::clock::{Clock, SystemClock};
 use restart_core::config::{AccountsSource, InventorySource};
@@ -64,7 +64,11 @@ pub fn handler_with_clock(config: Config, sdk: &SdkConfig, clock: Arc<dyn Clock>
     // Config::from_vars guarantees a name wherever an aggregator is used.
     let aggregator_name = config.aggregator().unwrap_or_default();
     let aggregator = |name: &str| {
-        ConfigAggregator::new(adapters::config_client(sdk), name.to_owned(), calls.clone())
+        ConfigAggregator::new(
+            restart_aws::config_client(sdk),
+            name.to_owned(),
+            calls.clone(),
+        )
     };
     let directory = match &config.accounts {
         AccountsSource::List(accounts) => Directory::Listed(ListedAccounts(accounts.clone())),
@@ -74,9 +78,9 @@ pub fn handler_with_clock(config: Config, sdk: &SdkConfig, clock: Arc<dyn Clock>
         InventorySource::Config => Fleet::Config(aggregator(aggregator_name)),
         InventorySource::Ecs => {
             let sessions = AccountSessions::new(
-                adapters::sts_client(sdk),
+                restart_aws::sts_client(sdk),
                 MemberRole {
-                    partition: adapters::partition(sdk).into(),
+                    partition: restart_aws::partition(sdk).into(),
                     role_name: config.member_role_name.clone(),
                     external_id: config.external_id.clone(),
                     session_name: "ecs-nightly-restart-inventory".into(),
@@ -92,7 +96,7 @@ pub fn handler_with_clock(config: Config, sdk: &SdkConfig, clock: Arc<dyn Clock>
             )))
         }
     };
-    let store = adapters::dynamo_store(sdk, &config.table_name, config.record_ttl_days);
+    let store = restart_aws::dynamo_store(sdk, &config.table_name, config.record_ttl_days);
     Inventory {
         config: Arc::new(config),
         directory,

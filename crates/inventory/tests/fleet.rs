@@ -149,7 +149,7 @@ fn accounts() -> Vec<AccountId> {
 }
 
 async fn catalog(table: &str, sim: &RunningSim) -> BTreeMap<String, CatalogRecord> {
-    let store = restart_core::adapters::dynamo_store(&sdk(sim), table, 90);
+    let store = restart_aws::dynamo_store(&sdk(sim), table, 90);
     store
         .read_catalog(&accounts())
         .await

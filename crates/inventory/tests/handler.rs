@@ -7,7 +7,6 @@ use inventory::Inventory;
 use restart_core::catalog::{DiscoveredService, Target};
 use restart_core::clock::ManualClock;
 use restart_core::eligibility::SkipReason;
-use restart_core::fakes::{MemoryFleet, MemoryStore};
 use restart_core::ids::ServiceId;
 use restart_core::ports::{DiscoveryError, ListedAccounts};
 use restart_core::service::*;
@@ -15,6 +14,7 @@ use restart_core::tag::{TagStateKind, Tags};
 use restart_core::telemetry::ApiCalls;
 use restart_core::{Config, ErrorType};
 use serde_json::json;
+use testkit::fakes::{MemoryFleet, MemoryStore};
 
 const A: &str = "111111111111";
 const B: &str = "222222222222";

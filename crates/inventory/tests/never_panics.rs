@@ -9,7 +9,6 @@ use inventory::Inventory;
 use proptest::prelude::*;
 use restart_core::catalog::{DiscoveredService, Target};
 use restart_core::clock::ManualClock;
-use restart_core::fakes::{MemoryFleet, MemoryStore};
 use restart_core::ids::ServiceId;
 use restart_core::ports::{CatalogStore, DiscoveryError, ListedAccounts};
 use restart_core::service::*;
@@ -17,6 +16,7 @@ use restart_core::tag::Tags;
 use restart_core::telemetry::ApiCalls;
 use restart_core::{Config, ErrorType, HandlerError};
 use serde_json::{Value, json};
+use testkit::fakes::{MemoryFleet, MemoryStore};
 use testkit::runtime;
 use testkit::strategies::{text, text_fields_event};
 

@@ -50,7 +50,7 @@ async fn night(batches: u32, per_batch: u32) -> anyhow::Result<String> {
     let stack = LocalStack::start(StackOptions {
         fleet,
         vars: compression.vars().into_iter().collect(),
-        infra_dir: local_stack::infra::infra_dir(),
+        infra_dir: local_stack::infra::infra_dir().expect("infra/ is found from the crate folder"),
     })
     .await?;
     let began = Instant::now();

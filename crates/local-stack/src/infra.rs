@@ -20,12 +20,24 @@ pub const ACCOUNT: &str = "123456789012";
 /// The hub's region in the local stack.
 pub const REGION: &str = "us-east-1";
 
-/// `infra/` of this workspace, or `$INFRA_DIR`.
-pub fn infra_dir() -> PathBuf {
-    std::env::var_os("INFRA_DIR")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra"))
+/// `$INFRA_DIR`, else the nearest `infra/` above the current directory that holds
+/// `template.yaml` (a checkout of this repository). Nothing points into the build tree, so an
+/// installed `restart-local` works from any checkout.
+pub fn infra_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("INFRA_DIR").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    cwd.ancestors()
+        .map(|d| d.join("infra"))
+        .find(|d| d.join("template.yaml").is_file())
+        .with_context(|| {
+            format!(
+                "no infra/template.yaml in {} or above it: run from a checkout of the \
+                 repository, or set INFRA_DIR to its infra/ folder",
+                cwd.display()
+            )
+        })
 }
 
 /// What was created.

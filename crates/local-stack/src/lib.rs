@@ -3,7 +3,7 @@
 //! interpreter runs the real state machine definition (`infra/statemachine/`) against the real
 //! handlers (docs/design.md 4).
 //!
-//! [`run`] (`restartctl local run`) starts the stack, runs one nightly execution with the
+//! [`run`] (`restart-local run`) starts the stack, runs one nightly execution with the
 //! window compressed to a few minutes ([`compress`]), shows its progress, prints the night's
 //! report ([`report`]), writes it as JSON if asked and stops the stack.
 //!
@@ -32,7 +32,7 @@ pub use night::{Watch, run_night};
 pub use report::NightReport;
 pub use stack::{LocalStack, StackOptions};
 
-/// `restartctl local run`: one night of a fleet file through the real state machine, locally.
+/// `restart-local run`: one night of a fleet file through the real state machine, locally.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LocalRunArgs {
     /// The fleet-sim fleet spec (YAML or JSON), e.g. examples/demo-fleet.yaml.
@@ -77,7 +77,7 @@ pub fn prepare(options: &NightOptions) -> anyhow::Result<(StackOptions, Compress
         StackOptions {
             fleet,
             vars,
-            infra_dir: infra::infra_dir(),
+            infra_dir: infra::infra_dir()?,
         },
         compression,
     ))

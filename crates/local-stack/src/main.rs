@@ -1,21 +1,34 @@
-//! `local-stack`: the same as `restartctl local run`, for working on the stack itself.
+//! `restart-local`: the whole product on this machine (moto, fleet-sim, the four handlers, the
+//! real state machine definition).
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(about = "Run one night of a fleet file through the local stack")]
+#[command(
+    name = "restart-local",
+    version,
+    about = "The nightly ECS restarts on this machine: moto, fleet-sim, the four handlers and the real state machine"
+)]
 struct Cli {
-    #[command(flatten)]
-    args: local_stack::LocalRunArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one night of a fleet file through the real state machine, locally, and print its
+    /// report (needs `make tools` for moto).
+    Run(local_stack::LocalRunArgs),
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    restart_core::telemetry::init_tracing(
+    restart_lambda::init_tracing(
         false,
         &std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,inventory=error".into()),
     );
-    match local_stack::run(Cli::parse().args).await {
+    let Command::Run(args) = Cli::parse().command;
+    match local_stack::run(args).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

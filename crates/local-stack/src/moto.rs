@@ -93,7 +93,7 @@ pub struct Moto {
 }
 
 /// The project's virtual environment: `$VENV`, else the nearest `.venv` above the current
-/// directory, else the workspace's `.venv`.
+/// directory.
 pub fn find_venv() -> anyhow::Result<PathBuf> {
     let mut candidates = Vec::new();
     if let Some(v) = std::env::var_os("VENV").filter(|v| !v.is_empty()) {
@@ -102,7 +102,6 @@ pub fn find_venv() -> anyhow::Result<PathBuf> {
     if let Ok(cwd) = std::env::current_dir() {
         candidates.extend(cwd.ancestors().map(|d| d.join(".venv")));
     }
-    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
     candidates
         .iter()
         .find(|v| v.join("bin/moto_server").is_file() && v.join("bin/python").is_file())

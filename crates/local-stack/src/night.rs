@@ -99,7 +99,7 @@ pub async fn run_night(
     watch: &Watch,
 ) -> anyhow::Result<NightReport> {
     let night = stack.config.window.night_at(Utc::now()).night;
-    let store = restart_core::adapters::dynamo_store(
+    let store = restart_aws::dynamo_store(
         &stack.sdk,
         &stack.config.table_name,
         stack.config.record_ttl_days,
@@ -283,7 +283,7 @@ fn progress_bar(enabled: bool) -> ProgressBar {
 
 /// Where the night stands, from the table: the plan's size and the restarter's counters.
 async fn progress_line(
-    store: &restart_core::adapters::dynamodb::DynamoStore,
+    store: &restart_aws::dynamodb::DynamoStore,
     night: NaiveDate,
     compression: &Compression,
     bar: &ProgressBar,

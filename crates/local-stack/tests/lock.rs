@@ -44,7 +44,7 @@ async fn a_failed_execution_releases_the_nights_lock() {
     let (stack_options, compression) = local_stack::prepare(&options).unwrap();
     let stack = LocalStack::start(stack_options).await.unwrap();
     let first = local_stack::run_night(&stack, &compression, &options.watch).await;
-    let store = restart_core::adapters::dynamo_store(
+    let store = restart_aws::dynamo_store(
         &stack.sdk,
         &stack.config.table_name,
         stack.config.record_ttl_days,

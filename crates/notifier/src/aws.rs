@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
+use restart_aws::{dynamodb::DynamoStore, sns::SnsPublisher};
 use restart_core::Config;
-use restart_core::adapters::{self, dynamodb::DynamoStore, sns::SnsPublisher};
 use restart_core::clock::{Clock, SystemClock};
 
 use crate::Notifier;
@@ -19,12 +19,12 @@ pub fn handler(config: Config, sdk: &SdkConfig) -> AwsNotifier {
 
 /// [`handler`] with a chosen clock (tests).
 pub fn handler_with_clock(config: Config, sdk: &SdkConfig, clock: Arc<dyn Clock>) -> AwsNotifier {
-    let store = adapters::dynamo_store(sdk, &config.table_name, config.record_ttl_days);
+    let store = restart_aws::dynamo_store(sdk, &config.table_name, config.record_ttl_days);
     Notifier {
         config: Arc::new(config),
         notices: store.clone(),
         store,
-        publisher: SnsPublisher::new(adapters::sns_client(sdk)),
+        publisher: SnsPublisher::new(restart_aws::sns_client(sdk)),
         clock,
     }
 }

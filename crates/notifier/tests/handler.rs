@@ -11,11 +11,11 @@ use notifier::{Notifier, Output};
 use restart_core::ErrorType;
 use restart_core::clock::ManualClock;
 use restart_core::eligibility::SkipReason;
-use restart_core::fakes::{MemoryNotices, MemoryStore, MemoryTopics};
 use restart_core::notice::{MAX_BATCH_ENTRIES, MAX_MESSAGE_BYTES, Message};
 use restart_core::outcome::NightState;
 use restart_core::ports::PublishError;
 use serde_json::json;
+use testkit::fakes::{MemoryNotices, MemoryStore, MemoryTopics};
 
 type Handler = Notifier<MemoryStore, MemoryNotices, MemoryTopics>;
 

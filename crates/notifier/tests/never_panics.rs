@@ -10,10 +10,10 @@ use common::*;
 use notifier::Notifier;
 use proptest::prelude::*;
 use restart_core::clock::ManualClock;
-use restart_core::fakes::{MemoryNotices, MemoryStore, MemoryTopics};
 use restart_core::night::NightRecord;
 use restart_core::{ErrorType, HandlerError};
 use serde_json::{Value, json};
+use testkit::fakes::{MemoryNotices, MemoryStore, MemoryTopics};
 use testkit::runtime;
 use testkit::strategies::text_fields_event;
 

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use common::*;
 use notifier::Notifier;
 use restart_core::clock::ManualClock;
-use restart_core::fakes::{MemoryNotices, MemoryStore, MemoryTopics};
 use restart_core::night::Pause;
 use restart_core::ports::RestartStore;
 use serde_json::json;
+use testkit::fakes::{MemoryNotices, MemoryStore, MemoryTopics};
 
 async fn night_of_scenario() -> Notifier<MemoryStore, MemoryNotices, MemoryTopics> {
     let h = Notifier {

@@ -13,13 +13,13 @@ use notifier::Notifier;
 use restart_core::catalog::{CatalogRecord, InventoryCounts, Target, Unreachable};
 use restart_core::clock::ManualClock;
 use restart_core::eligibility::SkipReason;
-use restart_core::fakes::{MemoryNotices, MemoryStore, MemoryTopics};
 use restart_core::night::{Halt, NightRecord, Pause};
 use restart_core::notice::{MAX_MESSAGE_BYTES, Message};
 use restart_core::outcome::NightState;
 use restart_core::ports::{CatalogStore, InventoryRun, NightStore, RestartStore};
 use restart_core::tag::TagStateKind;
 use serde_json::{Value, json};
+use testkit::fakes::{MemoryNotices, MemoryStore, MemoryTopics};
 
 const CJK: &str = "決済チーム";
 const ACCENT: &str = "équipe-paiements";

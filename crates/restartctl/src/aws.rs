@@ -1,9 +1,9 @@
-//! Who is at the keyboard: the caller's identity from STS (`restart_core::adapters::sts`), or
+//! Who is at the keyboard: the caller's identity from STS (`restart_aws::sts`), or
 //! the `USER` variable when STS cannot tell. Every AWS call goes through
 //! `restart_core::adapters`.
 
 use aws_types::SdkConfig;
-use restart_core::adapters::sts::caller_identity;
+use restart_aws::sts::caller_identity;
 use serde::Serialize;
 
 /// Who is at the keyboard, for the pause record.

@@ -97,12 +97,6 @@ pub enum Command {
     Report(ReportArgs),
     /// A shell in a running task of a service (ECS Exec), in its member account.
     Connect(ConnectArgs),
-    /// The whole product on this machine (moto, fleet-sim, the four handlers, the real state
-    /// machine).
-    Local {
-        #[command(subcommand)]
-        command: LocalCommand,
-    },
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -212,11 +206,4 @@ pub struct ConnectArgs {
         value_name = "PATH"
     )]
     pub aws_cli: String,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum LocalCommand {
-    /// Run one night of a fleet file through the real state machine, locally, and print its
-    /// report (needs `make tools` for moto).
-    Run(local_stack::LocalRunArgs),
 }

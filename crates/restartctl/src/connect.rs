@@ -4,15 +4,15 @@
 //! needs (enableExecuteCommand on the service and the task, the ExecuteCommandAgent running in
 //! the container, a writable root filesystem in its task definition), then runs
 //! `aws ecs execute-command --interactive` with those credentials, or prints the exact command.
-//! The ECS calls are `restart_core::adapters::ecs_exec`'s.
+//! The ECS calls are `restart_aws::ecs_exec`'s.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
-use restart_core::adapters::ecs_exec::{EXEC_AGENT, EcsExec, ExecTask, ServiceLookup};
-use restart_core::adapters::sts::{AccountSessions, MemberRole};
-use restart_core::adapters::sts_client;
+use restart_aws::ecs_exec::{EXEC_AGENT, EcsExec, ExecTask, ServiceLookup};
+use restart_aws::sts::{AccountSessions, MemberRole};
+use restart_aws::sts_client;
 use restart_core::clock::SystemClock;
 use restart_core::ids::ServiceId;
 use restart_core::ports::ControlError;

@@ -8,7 +8,7 @@
 //! - [`aws`]: the few SDK calls only this CLI makes (Step Functions, STS GetCallerIdentity).
 //! - [`night`]: one night read from the table (plan, records, counters, kill switch).
 //! - one module per command: [`pause`], [`status`], [`plan`], [`history`], [`trigger`],
-//!   [`report`], [`connect`]; `local run` is `local_stack::run`.
+//!   [`report`], [`connect`].
 //!   [`render`] shares the table and JSON output.
 //!
 //! Errors are `anyhow` errors whose messages say what went wrong and what to do next; `main`
@@ -31,7 +31,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use cli::{Cli, Command, LocalCommand};
+use cli::{Cli, Command};
 use settings::Settings;
 
 /// Parses the command line, runs the command, prints any error and returns the exit code.
@@ -63,16 +63,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         clap_complete::generate(shell, &mut cmd, "restartctl", &mut std::io::stdout());
         return Ok(ExitCode::SUCCESS);
     }
-    if let Command::Local {
-        command: LocalCommand::Run(args),
-    } = cli.command
-    {
-        restart_core::telemetry::init_tracing(
-            false,
-            &std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,inventory=error".into()),
-        );
-        return local_stack::run(args).await;
-    }
     let settings = Settings::load(&cli.global).await?;
     match cli.command {
         Command::Pause(args) => pause::pause(&settings, &args).await,
@@ -83,6 +73,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Trigger(args) => trigger::run(&settings, &args).await,
         Command::Report(args) => report::run(&settings, &args).await,
         Command::Connect(args) => connect::run(&settings, &args).await,
-        Command::Completions { .. } | Command::Local { .. } => Ok(ExitCode::SUCCESS),
+        Command::Completions { .. } => Ok(ExitCode::SUCCESS),
     }
 }

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use chrono::NaiveDate;
-use restart_core::adapters::dynamodb::DynamoStore;
+use restart_aws::dynamodb::DynamoStore;
 use restart_core::night::{NightRecord, NightStatus, Pause, PlanSummary};
 use restart_core::planner::PlannedBatch;
 use restart_core::ports::{NightStore, RestartStore};

@@ -6,7 +6,7 @@ use aws_config::BehaviorVersion;
 use aws_types::SdkConfig;
 use aws_types::region::Region;
 use chrono::{DateTime, NaiveDate, Utc};
-use restart_core::adapters::dynamodb::DynamoStore;
+use restart_aws::dynamodb::DynamoStore;
 use restart_core::window::{RestartWindow, parse_time_of_day, parse_timezone};
 
 use crate::cli::{Global, Output};
@@ -70,9 +70,7 @@ impl Settings {
                  `aws cloudformation describe-stacks --query \"Stacks[0].Outputs\"`)"
             )
         })?;
-        Ok(restart_core::adapters::dynamo_store(
-            &self.sdk, table, TTL_DAYS,
-        ))
+        Ok(restart_aws::dynamo_store(&self.sdk, table, TTL_DAYS))
     }
 
     /// `night`, else the night in progress, else the last one.

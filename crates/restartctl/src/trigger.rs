@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use chrono::{DateTime, Utc};
-use restart_core::adapters::sfn::{ExecutionState, ExecutionStatus, Executions, Started};
+use restart_aws::sfn::{ExecutionState, ExecutionStatus, Executions, Started};
 use restart_core::clock::SystemClock;
 use restart_core::ports::{CatalogStore, NightStore};
 use serde::Serialize;

@@ -82,7 +82,6 @@ const COMMANDS: &[(&str, &[&str])] = &[
         ],
     ),
     ("completions", &[]),
-    ("local", &["run"]),
 ];
 
 const GLOBAL: &[&str] = &[
@@ -190,7 +189,7 @@ fn validate(cli: &Cli) -> Result<(), TestCaseError> {
             night(a.night);
         }
         Command::Connect(a) => service(Some(&a.service)),
-        Command::Resume | Command::Completions { .. } | Command::Local { .. } => {}
+        Command::Resume | Command::Completions { .. } => {}
     }
     Ok(())
 }

@@ -351,19 +351,6 @@ fn completions_are_printed_for_each_shell() {
     }
 }
 
-#[test]
-fn local_run_is_the_local_stacks_and_checks_its_input_first() {
-    let help = ok(restartctl().args(["local", "run", "--help"]));
-    assert!(help.contains("--fleet <FILE>"), "{help}");
-    assert!(help.contains("--window-seconds <N>"), "{help}");
-    // A missing fleet file is refused before anything starts; no AWS settings are needed.
-    let err = fails(common::bare().args(["local", "run", "--fleet", "/nonexistent/fleet.yaml"]));
-    assert!(
-        err.contains("reading the fleet file /nonexistent/fleet.yaml"),
-        "{err}"
-    );
-}
-
 #[tokio::test]
 async fn a_profile_gives_the_region_and_credentials() {
     let f = Fixture::new().await;

@@ -33,11 +33,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use chrono::{DateTime, NaiveDate, Utc};
 use fleet_sim::{FleetSpec, SimHandle};
-use restart_core::adapters;
-use restart_core::adapters::ecs::EcsFleet;
-use restart_core::adapters::sts::{AccountSessions, MemberRole};
+use restart_aws::ecs::EcsFleet;
+use restart_aws::sts::{AccountSessions, MemberRole};
 use restart_core::clock::{Clock, SystemClock};
-use restart_core::fakes::MemoryStore;
 use restart_core::ids::{ServiceArn, ServiceId};
 use restart_core::night::NightRecord;
 use restart_core::outcome::NightState;
@@ -50,6 +48,7 @@ use restart_core::telemetry::ApiCalls;
 use restart_core::{Config, ErrorType};
 use restarter::{Output, Restarter, START_BUDGET};
 use serde_json::json;
+use testkit::fakes::{MemoryStore, SharedStore};
 
 const CHILD: &str = "RESTARTER_NIGHT_BENCH_CHILD";
 const ACCOUNTS: usize = 50;
@@ -129,7 +128,7 @@ impl<F: FleetControl> FleetControl for Timed<F> {
     }
 }
 
-type Bench = Restarter<Timed<EcsFleet>, Arc<MemoryStore>>;
+type Bench = Restarter<Timed<EcsFleet>, SharedStore>;
 
 /// The ECS adapter as each function's `aws.rs` wires it.
 fn ecs_fleet(
@@ -140,9 +139,9 @@ fn ecs_fleet(
 ) -> EcsFleet {
     let calls = Arc::new(ApiCalls::default());
     let sessions = AccountSessions::new(
-        adapters::sts_client(sdk),
+        restart_aws::sts_client(sdk),
         MemberRole {
-            partition: adapters::partition(sdk).into(),
+            partition: restart_aws::partition(sdk).into(),
             role_name: config.member_role_name.clone(),
             external_id: config.external_id.clone(),
             session_name: format!("ecs-nightly-restart-{who}"),
@@ -204,7 +203,7 @@ struct BatchRun {
 /// `poll` after every `wait_seconds` until done.
 async fn run_batch(
     restarter: Arc<Bench>,
-    store: Arc<MemoryStore>,
+    store: SharedStore,
     clock: Arc<SimTime>,
     night: NaiveDate,
     planned: PlannedBatch,
@@ -360,7 +359,7 @@ async fn night() -> anyhow::Result<()> {
     let handle = sim.handle().clone();
     let sdk = testkit::hub_sdk_config(&sim.endpoint_url());
     let clock = Arc::new(SimTime(handle.clone()));
-    let store = Arc::new(MemoryStore::default());
+    let store = SharedStore::default();
     let night: NaiveDate = NIGHT.parse()?;
     let config = Config::from_vars([
         ("TABLE_NAME", "in-memory"),
@@ -434,7 +433,7 @@ async fn night() -> anyhow::Result<()> {
             // As production: UpdateService also waits for the slots shared through the
             // table, in seconds of the wall clock.
             inner: ecs_fleet(&config, &sdk, clock.clone(), "restarter")
-                .with_shared_pace(store.clone(), Arc::new(SystemClock)),
+                .with_shared_pace(store.0.clone(), Arc::new(SystemClock)),
             updates: Mutex::new(Vec::new()),
         },
         store: store.clone(),

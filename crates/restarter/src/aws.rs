@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
+use restart_aws::sts::{AccountSessions, MemberRole};
+use restart_aws::{dynamodb::DynamoStore, ecs::EcsFleet};
 use restart_core::Config;
-use restart_core::adapters::sts::{AccountSessions, MemberRole};
-use restart_core::adapters::{self, dynamodb::DynamoStore, ecs::EcsFleet};
 use restart_core::clock::{Clock, SystemClock};
 use restart_core::pacing::{PaceSlots, Pacer};
 use restart_core::telemetry::ApiCalls;
@@ -23,7 +23,7 @@ pub fn handler(config: Config, sdk: &SdkConfig) -> AwsRestarter {
 /// [`handler`] with a chosen clock (tests). UpdateService is paced across every container
 /// through the table ([`handler_with_pace`]).
 pub fn handler_with_clock(config: Config, sdk: &SdkConfig, clock: Arc<dyn Clock>) -> AwsRestarter {
-    let store = adapters::dynamo_store(sdk, &config.table_name, config.record_ttl_days);
+    let store = restart_aws::dynamo_store(sdk, &config.table_name, config.record_ttl_days);
     handler_with_pace(config, sdk, clock, Arc::new(store))
 }
 
@@ -39,9 +39,9 @@ pub fn handler_with_pace(
 ) -> AwsRestarter {
     let calls = Arc::new(ApiCalls::default());
     let sessions = AccountSessions::new(
-        adapters::sts_client(sdk),
+        restart_aws::sts_client(sdk),
         MemberRole {
-            partition: adapters::partition(sdk).into(),
+            partition: restart_aws::partition(sdk).into(),
             role_name: config.member_role_name.clone(),
             external_id: config.external_id.clone(),
             session_name: "ecs-nightly-restart-restarter".into(),
@@ -56,7 +56,7 @@ pub fn handler_with_pace(
         calls,
     )
     .with_shared_pace(slots, Arc::new(SystemClock));
-    let store = adapters::dynamo_store(sdk, &config.table_name, config.record_ttl_days);
+    let store = restart_aws::dynamo_store(sdk, &config.table_name, config.record_ttl_days);
     Restarter {
         config: Arc::new(config),
         fleet,

@@ -13,7 +13,7 @@ use fleet_sim::spec::{
     AccountFaults, AccountSpec, ClusterSpec, DeploySeconds, OnRestart, ServiceSpec,
 };
 use fleet_sim::{FleetSpec, RunningSim};
-use restart_core::adapters::dynamodb::DynamoStore;
+use restart_aws::dynamodb::DynamoStore;
 use restart_core::clock::{ManualClock, SystemClock};
 use restart_core::eligibility::SkipReason;
 use restart_core::ids::ServiceId;
@@ -249,7 +249,7 @@ impl Night {
     }
 
     fn store(&self) -> DynamoStore {
-        restart_core::adapters::dynamo_store(&self.sdk(), &self.table, 90)
+        restart_aws::dynamo_store(&self.sdk(), &self.table, 90)
     }
 
     /// A handler instance of its own (its own sessions and pacer), as a Lambda container is.
@@ -1007,9 +1007,9 @@ async fn held_places_trace<S: RestartStore>(store: &S) -> Vec<String> {
 async fn the_store_and_its_fake_agree_on_held_places() {
     let table = testkit::create_table(&testkit::dynamodb_client()).await;
     let sdk = testkit::hub_sdk_config("http://127.0.0.1:9");
-    let dynamo = restart_core::adapters::dynamo_store(&sdk, &table, 90);
+    let dynamo = restart_aws::dynamo_store(&sdk, &table, 90);
     let real = held_places_trace(&dynamo).await;
-    let fake = held_places_trace(&restart_core::fakes::MemoryStore::default()).await;
+    let fake = held_places_trace(&testkit::fakes::MemoryStore::default()).await;
     assert_eq!(real, fake);
     let expected = [
         "claim x: Ok(Claimed)",

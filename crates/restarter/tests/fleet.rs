@@ -11,7 +11,7 @@ use fleet_sim::spec::{
     AccountSpec, ClusterSpec, Controller, DeploySeconds, OnRestart, ServiceSpec,
 };
 use fleet_sim::{FleetSpec, RunningSim};
-use restart_core::adapters::dynamodb::DynamoStore;
+use restart_aws::dynamodb::DynamoStore;
 use restart_core::clock::{ManualClock, SystemClock};
 use restart_core::eligibility::SkipReason;
 use restart_core::ids::ServiceId;
@@ -116,7 +116,7 @@ impl Night {
     }
 
     fn store(&self) -> DynamoStore {
-        restart_core::adapters::dynamo_store(&self.sdk(), &self.table, 90)
+        restart_aws::dynamo_store(&self.sdk(), &self.table, 90)
     }
 
     fn restarter(&self) -> AwsRestarter {

@@ -12,7 +12,6 @@ use batcher::Batcher;
 use chrono::{DateTime, NaiveDate, Utc};
 use proptest::prelude::*;
 use restart_core::clock::{Clock, ManualClock};
-use restart_core::fakes::MemoryStore;
 use restart_core::ids::{ServiceArn, ServiceId};
 use restart_core::night::Pause;
 use restart_core::ports::{CatalogStore, ControlError, FleetControl, RestartStore};
@@ -21,6 +20,7 @@ use restart_core::tag::Tags;
 use restart_core::{Config, ErrorType, HandlerError};
 use restarter::Restarter;
 use serde_json::{Value, json};
+use testkit::fakes::SharedStore;
 use testkit::fixtures::enrolled_record;
 use testkit::runtime;
 use testkit::strategies::{any_json, object, text};
@@ -188,9 +188,9 @@ fn config() -> Config {
 fn seeded(
     owners: &[String],
     paused: bool,
-) -> (tokio::runtime::Runtime, Restarter<Fleet, Arc<MemoryStore>>) {
+) -> (tokio::runtime::Runtime, Restarter<Fleet, SharedStore>) {
     let rt = runtime();
-    let store = Arc::new(MemoryStore::default());
+    let store = SharedStore::default();
     let fleet = Fleet::default();
     let mut catalog = Vec::new();
     for i in 0..SERVICES {

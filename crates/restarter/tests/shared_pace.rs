@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use fleet_sim::spec::{AccountSpec, ClusterSpec, DeploySeconds, ServiceSpec};
 use fleet_sim::{FleetSpec, RunningSim};
+use restart_aws::dynamodb::DynamoStore;
 use restart_core::Config;
-use restart_core::adapters::dynamodb::DynamoStore;
 use restart_core::catalog::Target;
 use restart_core::clock::{ManualClock, SystemClock};
 use restart_core::ports::{SharedPace, StoreError};
@@ -198,7 +198,7 @@ async fn eight_containers_together_stay_within_twice_the_rate() {
     let max_rate = night
         .start_all(|| {
             let slots = Isolated {
-                store: restart_core::adapters::dynamo_store(&night.sdk(), &night.table, 90),
+                store: restart_aws::dynamo_store(&night.sdk(), &night.table, 90),
                 lock: lock.clone(),
             };
             restarter::aws::handler_with_pace(

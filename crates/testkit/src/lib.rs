@@ -8,8 +8,9 @@
 //! Every test creates its own table ([`create_table`], named by [`unique_name`]), so tests run
 //! in parallel against one moto without seeing each other's items.
 //!
-//! [`strategies`] holds the proptest strategies the handlers' `never_panics` tests share: text
-//! in any script, any JSON and events of named fields; [`fixtures`] the records they seed.
+//! [`fakes`] holds in-memory implementations of the ports for handler tests; [`strategies`] the
+//! proptest strategies the handlers' `never_panics` tests share: text in any script, any JSON
+//! and events of named fields; [`fixtures`] the records they seed.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -18,8 +19,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::error::DisplayErrorContext;
-use restart_core::adapters::dynamodb;
+use restart_aws::dynamodb;
 
+pub mod fakes;
 pub mod fixtures;
 pub mod strategies;
 

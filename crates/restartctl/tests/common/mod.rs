@@ -13,7 +13,7 @@ use std::process::Command;
 
 use assert_cmd::cargo::CommandCargoExt;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
-use restart_core::adapters::dynamodb::DynamoStore;
+use restart_aws::dynamodb::DynamoStore;
 use restart_core::catalog::CatalogRecord;
 use restart_core::eligibility::SkipReason;
 use restart_core::ids::ServiceId;

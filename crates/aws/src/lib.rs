@@ -1,5 +1,5 @@
 //! AWS adapters: the only code that imports `aws_sdk_*`. Each implements a port of
-//! [`crate::ports`] and converts between SDK shapes and domain types; the calls only on-call's
+//! [`restart_core::ports`] and converts between SDK shapes and domain types; the calls only on-call's
 //! `restartctl` makes (`sfn`, `ecs_exec`, `sts::caller_identity`) return domain types of their
 //! own. The `*_client` functions build SDK clients from the hub's settings, so that no function
 //! crate imports an SDK crate.

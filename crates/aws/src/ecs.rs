@@ -27,17 +27,17 @@ use aws_smithy_types::retry::RetryConfig;
 use aws_types::SdkConfig;
 use aws_types::region::Region;
 
-use crate::catalog::{DiscoveredService, Target};
-use crate::clock::Clock;
-use crate::ids::{AccountId, ServiceArn, ServiceId};
-use crate::pacing::{ApiClass, PaceSlots, Pacer, SharedPacer};
-use crate::ports::{ControlError, DiscoveryError, FleetControl, ServiceInventory};
-use crate::service::{
+use restart_core::catalog::{DiscoveredService, Target};
+use restart_core::clock::Clock;
+use restart_core::ids::{AccountId, ServiceArn, ServiceId};
+use restart_core::pacing::{ApiClass, PaceSlots, Pacer, SharedPacer};
+use restart_core::ports::{ControlError, DiscoveryError, FleetControl, ServiceInventory};
+use restart_core::service::{
     Deployment, DeploymentController, DeploymentStatus, RolloutState, SchedulingStrategy,
     ServiceSnapshot, ServiceStatus,
 };
-use crate::tag::Tags;
-use crate::telemetry::ApiCalls;
+use restart_core::tag::Tags;
+use restart_core::telemetry::ApiCalls;
 
 use super::Timeouts;
 use super::sdk::{ErrorClass, control_error, discovery_error, error_code, to_chrono};
@@ -419,7 +419,7 @@ pub fn snapshot(s: &Service, cluster: &str) -> Result<ServiceSnapshot, String> {
         .service_arn()
         .ok_or("a service has no serviceArn")?
         .parse()
-        .map_err(|e: crate::ids::IdError| e.to_string())?;
+        .map_err(|e: restart_core::ids::IdError| e.to_string())?;
     let id = ServiceId {
         account: arn.account.clone(),
         region: arn.region.clone(),

@@ -35,17 +35,17 @@ use super::{
     DynamoStore, Item, Reader, build_error, conditional_write, date, expires_at, keys, n, name,
     night_item, night_keys, night_record, record_key, s, schema, store_error, time,
 };
-use crate::ids::ServiceId;
-use crate::night::{Halt, NightRecord, NightStatus, Pause};
-use crate::outcome::NightState;
-use crate::ports::{Claim, HeldRestart, RestartStore, StoreError};
+use restart_core::ids::ServiceId;
+use restart_core::night::{Halt, NightRecord, NightStatus, Pause};
+use restart_core::outcome::NightState;
+use restart_core::ports::{Claim, HeldRestart, RestartStore, StoreError};
 
 /// Key formats of the restarter's items.
 pub mod restart_keys {
     use chrono::NaiveDate;
 
-    use crate::adapters::dynamodb::keys::night_pk;
-    use crate::ids::ServiceId;
+    use crate::dynamodb::keys::night_pk;
+    use restart_core::ids::ServiceId;
 
     pub const CONTROL_PK: &str = "CONTROL";
     pub const PAUSE_SK: &str = "PAUSE";

@@ -12,9 +12,9 @@ use aws_types::SdkConfig;
 use chrono::TimeDelta;
 use tokio::sync::Mutex;
 
-use crate::clock::Clock;
-use crate::ids::AccountId;
-use crate::ports::DiscoveryError;
+use restart_core::clock::Clock;
+use restart_core::ids::AccountId;
+use restart_core::ports::DiscoveryError;
 
 use super::sdk::{discovery_error, sdk_message, to_chrono};
 
@@ -61,7 +61,7 @@ struct Inner {
     role: MemberRole,
     clock: Arc<dyn Clock>,
     cache: std::sync::Mutex<HashMap<AccountId, Arc<Mutex<Option<Cached>>>>>,
-    calls: Arc<crate::telemetry::ApiCalls>,
+    calls: Arc<restart_core::telemetry::ApiCalls>,
 }
 
 impl AccountSessions {
@@ -69,7 +69,7 @@ impl AccountSessions {
         sts: aws_sdk_sts::Client,
         role: MemberRole,
         clock: Arc<dyn Clock>,
-        calls: Arc<crate::telemetry::ApiCalls>,
+        calls: Arc<restart_core::telemetry::ApiCalls>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {

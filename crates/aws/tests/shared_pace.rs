@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use restart_core::adapters::dynamodb::{DynamoStore, PACE_TTL_SECONDS, pace_keys};
+use restart_aws::dynamodb::{DynamoStore, PACE_TTL_SECONDS, pace_keys};
 use restart_core::catalog::Target;
 use restart_core::clock::SystemClock;
 use restart_core::pacing::{SharedPacer, SharedWait};

@@ -13,12 +13,14 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::catalog::{DiscoveredService, Target};
-use crate::ids::{AccountId, ServiceArn, ServiceId};
-use crate::ports::{AccountDirectory, DiscoveryError, ServiceInventory};
-use crate::service::{DeploymentController, SchedulingStrategy, ServiceSnapshot, ServiceStatus};
-use crate::tag::Tags;
-use crate::telemetry::ApiCalls;
+use restart_core::catalog::{DiscoveredService, Target};
+use restart_core::ids::{AccountId, ServiceArn, ServiceId};
+use restart_core::ports::{AccountDirectory, DiscoveryError, ServiceInventory};
+use restart_core::service::{
+    DeploymentController, SchedulingStrategy, ServiceSnapshot, ServiceStatus,
+};
+use restart_core::tag::Tags;
+use restart_core::telemetry::ApiCalls;
 
 use super::sdk::discovery_error;
 
@@ -194,7 +196,7 @@ fn service_from_item(
         .ok_or("no service ARN")?;
     let arn: ServiceArn = arn_text
         .parse()
-        .map_err(|e: crate::ids::IdError| e.to_string())?;
+        .map_err(|e: restart_core::ids::IdError| e.to_string())?;
     let cluster_ref = str_field(conf, "cluster").unwrap_or_default();
     let (cluster_name, cluster_tags) = match clusters.get(cluster_ref) {
         Some((name, tags)) => (name.clone(), tags.clone()),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use aws_smithy_types::error::display::DisplayErrorContext;
 use chrono::{DateTime, TimeDelta, Utc};
-use restart_core::adapters::ecs::snapshot;
+use restart_aws::ecs::snapshot;
 use restart_core::outcome::{Verdict, verify};
 
 const OURS: &str = "ecs-svc/5104416528451337601";

@@ -13,8 +13,8 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_types::SdkConfig;
 use aws_types::region::Region;
 
-use crate::ids::AccountId;
-use crate::ports::ControlError;
+use restart_core::ids::AccountId;
+use restart_core::ports::ControlError;
 
 use super::sdk::control_error;
 use super::sts::AccountSessions;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use chrono::{TimeDelta, Utc};
 use fleet_sim::FleetSpec;
-use restart_core::adapters::sts::{AccountSessions, MemberRole};
-use restart_core::adapters::sts_client;
+use restart_aws::sts::{AccountSessions, MemberRole};
+use restart_aws::sts_client;
 use restart_core::clock::ManualClock;
 use restart_core::ids::AccountId;
 use restart_core::ports::DiscoveryError;

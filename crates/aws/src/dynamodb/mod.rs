@@ -32,7 +32,7 @@
 //! | UpdateService calls taken in one second of an account and region (`pace.rs`: the slots shared by every restarter container) | `PACE#<account>#<region>` | `<Unix second>` | `pace` | second + 5 min |
 //!
 //! A catalog item holds the [`CatalogRecord`] fields as attributes: `account`, `region`,
-//! `cluster`, `service` (the [`crate::ids::ServiceId`]), `arn`, `owner`, `owner_source`,
+//! `cluster`, `service` (the [`restart_core::ids::ServiceId`]), `arn`, `owner`, `owner_source`,
 //! `tag_value`, `tag_state`, `status`, `desired`, `scheduling`, `controller`,
 //! `min_healthy_percent`, `max_percent`, `skip_reason`, `first_seen`, `last_seen`, `gone_since`,
 //! `last_restart_seconds`. Enumerations are stored by their serde names (`enrolled`,
@@ -106,12 +106,12 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::sdk::{ErrorClass, error_code, sdk_message};
-use crate::catalog::CatalogRecord;
-use crate::ids::{AccountId, ServiceArn, ServiceId};
-use crate::night::{Created, NightLock, NightRecord, PlanSummary};
-use crate::outcome::NightState;
-use crate::planner::PlannedBatch;
-use crate::ports::{CatalogStore, InventoryRun, NightStore, StoreError};
+use restart_core::catalog::CatalogRecord;
+use restart_core::ids::{AccountId, ServiceArn, ServiceId};
+use restart_core::night::{Created, NightLock, NightRecord, PlanSummary};
+use restart_core::outcome::NightState;
+use restart_core::planner::PlannedBatch;
+use restart_core::ports::{CatalogStore, InventoryRun, NightStore, StoreError};
 
 mod notices;
 mod pace;
@@ -144,7 +144,7 @@ pub mod schema {
 pub mod keys {
     use chrono::NaiveDate;
 
-    use crate::ids::{AccountId, ServiceId};
+    use restart_core::ids::{AccountId, ServiceId};
 
     pub const INVENTORY_SK: &str = "INVENTORY";
     /// The night's lock (one nightly run at a time).
@@ -981,7 +981,7 @@ pub mod night_keys {
     use chrono::NaiveDate;
 
     use super::keys::night_pk;
-    use crate::ids::ServiceId;
+    use restart_core::ids::ServiceId;
 
     /// The sort key of a night's plan summary.
     pub const PLAN_SK: &str = "PLAN";
@@ -1408,11 +1408,11 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     use super::*;
-    use crate::catalog::{InventoryCounts, Target, Unreachable};
-    use crate::eligibility::SkipReason;
-    use crate::owner::OwnerSource;
-    use crate::service::{DeploymentController, SchedulingStrategy, ServiceStatus};
-    use crate::tag::TagStateKind;
+    use restart_core::catalog::{InventoryCounts, Target, Unreachable};
+    use restart_core::eligibility::SkipReason;
+    use restart_core::owner::OwnerSource;
+    use restart_core::service::{DeploymentController, SchedulingStrategy, ServiceStatus};
+    use restart_core::tag::TagStateKind;
 
     fn day(d: &str) -> NaiveDate {
         d.parse().unwrap()

@@ -3,7 +3,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
-use restart_core::adapters::dynamodb::{self, DynamoStore, night_keys, schema};
+use restart_aws::dynamodb::{self, DynamoStore, night_keys, schema};
 use restart_core::eligibility::SkipReason;
 use restart_core::ids::ServiceId;
 use restart_core::night::{NightRecord, PlanSummary};

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{NaiveDate, TimeZone, Utc};
-use restart_core::adapters::dynamodb::{DynamoStore, keys};
+use restart_aws::dynamodb::{DynamoStore, keys};
 use restart_core::catalog::{CatalogRecord, InventoryCounts, Target, Unreachable};
 use restart_core::eligibility::SkipReason;
 use restart_core::ids::{AccountId, ServiceId};

@@ -8,8 +8,8 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_types::SdkConfig;
 use aws_types::region::Region;
-use restart_core::adapters::dynamodb::DynamoStore;
-use restart_core::adapters::{Timeouts, with_timeouts};
+use restart_aws::dynamodb::DynamoStore;
+use restart_aws::{Timeouts, with_timeouts};
 use restart_core::ports::{RestartStore, StoreError};
 
 fn sdk(endpoint: &str) -> SdkConfig {

@@ -6,7 +6,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use chrono::{DateTime, Utc};
 
-use crate::ports::{ControlError, DiscoveryError};
+use restart_core::ports::{ControlError, DiscoveryError};
 
 /// Error codes AWS uses for throttling (DynamoDB's and KMS's included).
 const THROTTLING: &[&str] = &[

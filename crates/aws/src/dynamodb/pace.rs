@@ -17,15 +17,15 @@
 //! second.
 
 use super::{DynamoStore, conditional_write, n, s, schema};
-use crate::catalog::Target;
-use crate::ports::{SharedPace, StoreError};
+use restart_core::catalog::Target;
+use restart_core::ports::{SharedPace, StoreError};
 
 /// How long a second's item is kept after the second (its TTL).
 pub const PACE_TTL_SECONDS: i64 = 300;
 
 /// Key formats of the pace items.
 pub mod pace_keys {
-    use crate::catalog::Target;
+    use restart_core::catalog::Target;
 
     /// `PACE#<account>#<region>`.
     pub fn pace_pk(target: &Target) -> String {
@@ -68,7 +68,7 @@ impl SharedPace for DynamoStore {
 #[cfg(test)]
 mod tests {
     use super::pace_keys::*;
-    use crate::catalog::Target;
+    use restart_core::catalog::Target;
 
     #[test]
     fn key_formats() {

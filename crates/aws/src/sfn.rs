@@ -14,8 +14,8 @@ use aws_types::SdkConfig;
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 
-use crate::clock::Clock;
-use crate::ports::ControlError;
+use restart_core::clock::Clock;
+use restart_core::ports::ControlError;
 
 use super::sdk::{control_error, error_code, sdk_message, to_chrono};
 

@@ -1,16 +1,17 @@
-//! In-memory implementations of the ports, for handler tests.
+//! In-memory implementations of the ports, for handler tests. The port contract suite
+//! (`crates/aws/tests/store_contract.rs`) holds them to what the DynamoDB adapter does.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use chrono::NaiveDate;
 
-use crate::catalog::{CatalogRecord, DiscoveredService, Target};
-use crate::ids::{AccountId, ServiceId};
-use crate::night::{Created, Halt, NightLock, NightRecord, NightStatus, Pause, PlanSummary};
-use crate::outcome::NightState;
-use crate::planner::PlannedBatch;
-use crate::ports::{
+use restart_core::catalog::{CatalogRecord, DiscoveredService, Target};
+use restart_core::ids::{AccountId, ServiceId};
+use restart_core::night::{Created, Halt, NightLock, NightRecord, NightStatus, Pause, PlanSummary};
+use restart_core::outcome::NightState;
+use restart_core::planner::PlannedBatch;
+use restart_core::ports::{
     CatalogStore, Claim, DiscoveryError, InventoryRun, NightStore, RestartStore, ServiceInventory,
     SharedPace, StoreError,
 };
@@ -177,7 +178,8 @@ pub struct MemoryNights {
     pub inflight: BTreeMap<(NaiveDate, String), u32>,
     /// Finished restarts still holding their place in `inflight` (their deployment rolls), per
     /// night and cluster.
-    pub held: BTreeMap<(NaiveDate, String), std::collections::BTreeSet<crate::ports::HeldRestart>>,
+    pub held:
+        BTreeMap<(NaiveDate, String), std::collections::BTreeSet<restart_core::ports::HeldRestart>>,
 }
 
 impl MemoryNights {
@@ -470,7 +472,7 @@ impl RestartStore for MemoryStore {
         n.held
             .entry((to.night, to.id.cluster_key()))
             .or_default()
-            .insert(crate::ports::HeldRestart {
+            .insert(restart_core::ports::HeldRestart {
                 id: to.id.clone(),
                 deployment_id,
             });
@@ -482,7 +484,7 @@ impl RestartStore for MemoryStore {
         &self,
         night: NaiveDate,
         cluster: &ServiceId,
-    ) -> Result<Vec<crate::ports::HeldRestart>, StoreError> {
+    ) -> Result<Vec<restart_core::ports::HeldRestart>, StoreError> {
         Ok(self
             .nights()
             .held
@@ -494,7 +496,7 @@ impl RestartStore for MemoryStore {
     async fn release(
         &self,
         night: NaiveDate,
-        held: &crate::ports::HeldRestart,
+        held: &restart_core::ports::HeldRestart,
     ) -> Result<bool, StoreError> {
         let mut n = self.nights();
         let cluster = (night, held.id.cluster_key());
@@ -512,17 +514,24 @@ impl RestartStore for MemoryStore {
 #[derive(Debug, Default)]
 pub struct MemoryNotices {
     /// Last notices per (owner, service, kind).
-    pub notices:
-        Mutex<BTreeMap<(String, ServiceId, crate::notice::FindingKind), crate::notice::NoticeSent>>,
+    pub notices: Mutex<
+        BTreeMap<
+            (String, ServiceId, restart_core::notice::FindingKind),
+            restart_core::notice::NoticeSent,
+        >,
+    >,
     /// Digest progress per (owner, night).
-    pub digests: Mutex<BTreeMap<(String, NaiveDate), crate::notice::DigestSent>>,
+    pub digests: Mutex<BTreeMap<(String, NaiveDate), restart_core::notice::DigestSent>>,
 }
 
-impl crate::ports::NoticeStore for MemoryNotices {
-    async fn owner_notices(&self, owner: &str) -> Result<crate::notice::OwnerNotices, StoreError> {
+impl restart_core::ports::NoticeStore for MemoryNotices {
+    async fn owner_notices(
+        &self,
+        owner: &str,
+    ) -> Result<restart_core::notice::OwnerNotices, StoreError> {
         let notices = self.notices.lock().unwrap_or_else(|e| e.into_inner());
         let digests = self.digests.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(crate::notice::OwnerNotices {
+        Ok(restart_core::notice::OwnerNotices {
             notices: notices
                 .values()
                 .filter(|n| n.owner == owner)
@@ -536,7 +545,10 @@ impl crate::ports::NoticeStore for MemoryNotices {
         })
     }
 
-    async fn put_notices(&self, notices: &[crate::notice::NoticeSent]) -> Result<(), StoreError> {
+    async fn put_notices(
+        &self,
+        notices: &[restart_core::notice::NoticeSent],
+    ) -> Result<(), StoreError> {
         let mut map = self.notices.lock().unwrap_or_else(|e| e.into_inner());
         for n in notices {
             map.insert((n.owner.clone(), n.id.clone(), n.kind), n.clone());
@@ -544,7 +556,10 @@ impl crate::ports::NoticeStore for MemoryNotices {
         Ok(())
     }
 
-    async fn put_digests(&self, digests: &[crate::notice::DigestSent]) -> Result<(), StoreError> {
+    async fn put_digests(
+        &self,
+        digests: &[restart_core::notice::DigestSent],
+    ) -> Result<(), StoreError> {
         let mut map = self.digests.lock().unwrap_or_else(|e| e.into_inner());
         for d in digests {
             map.insert((d.owner.clone(), d.night), d.clone());
@@ -557,15 +572,15 @@ impl crate::ports::NoticeStore for MemoryNotices {
 #[derive(Debug, Default)]
 pub struct MemoryTopics {
     /// (topic, the messages of one PublishBatch request), in the order sent.
-    pub requests: Mutex<Vec<(String, Vec<crate::notice::Message>)>>,
+    pub requests: Mutex<Vec<(String, Vec<restart_core::notice::Message>)>>,
     /// When set, the request with this index (0-based, over all requests) fails with this
     /// error, and every later request is still accepted.
-    pub fail_request: Mutex<Option<(usize, crate::ports::PublishError)>>,
+    pub fail_request: Mutex<Option<(usize, restart_core::ports::PublishError)>>,
 }
 
 impl MemoryTopics {
     /// Every message published to `topic`.
-    pub fn messages(&self, topic: &str) -> Vec<crate::notice::Message> {
+    pub fn messages(&self, topic: &str) -> Vec<restart_core::notice::Message> {
         let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
         requests
             .iter()
@@ -575,15 +590,18 @@ impl MemoryTopics {
     }
 }
 
-impl crate::ports::Publisher for MemoryTopics {
+impl restart_core::ports::Publisher for MemoryTopics {
     async fn publish(
         &self,
         topic: &str,
-        messages: &[crate::notice::Message],
-    ) -> Vec<Result<(), crate::ports::PublishError>> {
-        let sizes: Vec<usize> = messages.iter().map(crate::notice::Message::size).collect();
+        messages: &[restart_core::notice::Message],
+    ) -> Vec<Result<(), restart_core::ports::PublishError>> {
+        let sizes: Vec<usize> = messages
+            .iter()
+            .map(restart_core::notice::Message::size)
+            .collect();
         let mut out = Vec::with_capacity(messages.len());
-        for range in crate::notice::publish_batches(&sizes) {
+        for range in restart_core::notice::publish_batches(&sizes) {
             let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
             let index = requests.len();
             let mut fail = self.fail_request.lock().unwrap_or_else(|e| e.into_inner());
@@ -603,49 +621,60 @@ impl crate::ports::Publisher for MemoryTopics {
 
 /// One [`MemoryStore`] shared by several handlers (a benchmark's inventory, batcher and
 /// restarter, as they share one table): every port of the store, through the `Arc`.
+#[derive(Debug, Clone, Default)]
+pub struct SharedStore(pub std::sync::Arc<MemoryStore>);
+
+impl std::ops::Deref for SharedStore {
+    type Target = MemoryStore;
+    fn deref(&self) -> &MemoryStore {
+        &self.0
+    }
+}
+
 mod shared {
     use std::collections::BTreeMap;
-    use std::sync::Arc;
 
     use chrono::NaiveDate;
 
-    use super::MemoryStore;
-    use crate::catalog::CatalogRecord;
-    use crate::catalog::Target;
-    use crate::ids::{AccountId, ServiceId};
-    use crate::night::{Created, Halt, NightLock, NightRecord, NightStatus, Pause, PlanSummary};
-    use crate::planner::PlannedBatch;
-    use crate::ports::{
+    use super::SharedStore;
+    use restart_core::catalog::CatalogRecord;
+    use restart_core::catalog::Target;
+    use restart_core::ids::{AccountId, ServiceId};
+    use restart_core::night::{
+        Created, Halt, NightLock, NightRecord, NightStatus, Pause, PlanSummary,
+    };
+    use restart_core::planner::PlannedBatch;
+    use restart_core::ports::{
         CatalogStore, Claim, InventoryRun, NightStore, RestartStore, SharedPace, StoreError,
     };
 
-    impl SharedPace for Arc<MemoryStore> {
+    impl SharedPace for SharedStore {
         async fn take(&self, target: &Target, second: i64, limit: u32) -> Result<bool, StoreError> {
-            self.as_ref().take(target, second, limit).await
+            self.0.take(target, second, limit).await
         }
     }
 
-    impl CatalogStore for Arc<MemoryStore> {
+    impl CatalogStore for SharedStore {
         async fn read_catalog(
             &self,
             accounts: &[AccountId],
         ) -> Result<Vec<CatalogRecord>, StoreError> {
-            self.as_ref().read_catalog(accounts).await
+            self.0.read_catalog(accounts).await
         }
 
         async fn put_catalog(&self, records: &[CatalogRecord]) -> Result<(), StoreError> {
-            self.as_ref().put_catalog(records).await
+            self.0.put_catalog(records).await
         }
 
         async fn put_inventory_run(&self, run: &InventoryRun) -> Result<(), StoreError> {
-            self.as_ref().put_inventory_run(run).await
+            self.0.put_inventory_run(run).await
         }
 
         async fn get_inventory_run(
             &self,
             night: NaiveDate,
         ) -> Result<Option<InventoryRun>, StoreError> {
-            self.as_ref().get_inventory_run(night).await
+            self.0.get_inventory_run(night).await
         }
 
         async fn record_restart_duration(
@@ -653,29 +682,29 @@ mod shared {
             id: &ServiceId,
             seconds: u32,
         ) -> Result<(), StoreError> {
-            self.as_ref().record_restart_duration(id, seconds).await
+            self.0.record_restart_duration(id, seconds).await
         }
 
         async fn lock_night(&self, lock: &NightLock) -> Result<NightLock, StoreError> {
-            self.as_ref().lock_night(lock).await
+            self.0.lock_night(lock).await
         }
 
         async fn unlock_night(&self, night: NaiveDate, holder: &str) -> Result<bool, StoreError> {
-            self.as_ref().unlock_night(night, holder).await
+            self.0.unlock_night(night, holder).await
         }
     }
 
-    impl NightStore for Arc<MemoryStore> {
+    impl NightStore for SharedStore {
         async fn plan_summary(&self, night: NaiveDate) -> Result<Option<PlanSummary>, StoreError> {
-            self.as_ref().plan_summary(night).await
+            self.0.plan_summary(night).await
         }
 
         async fn put_plan_summary(&self, summary: &PlanSummary) -> Result<(), StoreError> {
-            self.as_ref().put_plan_summary(summary).await
+            self.0.put_plan_summary(summary).await
         }
 
         async fn read_batches(&self, night: NaiveDate) -> Result<Vec<PlannedBatch>, StoreError> {
-            self.as_ref().read_batches(night).await
+            self.0.read_batches(night).await
         }
 
         async fn put_batches(
@@ -683,7 +712,7 @@ mod shared {
             night: NaiveDate,
             batches: &[PlannedBatch],
         ) -> Result<(), StoreError> {
-            self.as_ref().put_batches(night, batches).await
+            self.0.put_batches(night, batches).await
         }
 
         async fn delete_batches(
@@ -691,7 +720,7 @@ mod shared {
             night: NaiveDate,
             batches: &[u32],
         ) -> Result<(), StoreError> {
-            self.as_ref().delete_batches(night, batches).await
+            self.0.delete_batches(night, batches).await
         }
 
         async fn read_batch(
@@ -699,26 +728,26 @@ mod shared {
             night: NaiveDate,
             batch: u32,
         ) -> Result<Vec<NightRecord>, StoreError> {
-            self.as_ref().read_batch(night, batch).await
+            self.0.read_batch(night, batch).await
         }
 
         async fn read_skipped(&self, night: NaiveDate) -> Result<Vec<NightRecord>, StoreError> {
-            self.as_ref().read_skipped(night).await
+            self.0.read_skipped(night).await
         }
 
         async fn read_night(&self, night: NaiveDate) -> Result<Vec<NightRecord>, StoreError> {
-            self.as_ref().read_night(night).await
+            self.0.read_night(night).await
         }
 
         async fn read_assignment(
             &self,
             night: NaiveDate,
         ) -> Result<BTreeMap<ServiceId, u32>, StoreError> {
-            self.as_ref().read_assignment(night).await
+            self.0.read_assignment(night).await
         }
 
         async fn create_records(&self, records: &[NightRecord]) -> Result<Created, StoreError> {
-            self.as_ref().create_records(records).await
+            self.0.create_records(records).await
         }
 
         async fn move_record(
@@ -726,25 +755,25 @@ mod shared {
             from: &NightRecord,
             to: &NightRecord,
         ) -> Result<bool, StoreError> {
-            self.as_ref().move_record(from, to).await
+            self.0.move_record(from, to).await
         }
     }
 
-    impl RestartStore for Arc<MemoryStore> {
+    impl RestartStore for SharedStore {
         async fn pause(&self) -> Result<Option<Pause>, StoreError> {
-            self.as_ref().pause().await
+            self.0.pause().await
         }
 
         async fn set_pause(&self, pause: Option<&Pause>) -> Result<(), StoreError> {
-            self.as_ref().set_pause(pause).await
+            self.0.set_pause(pause).await
         }
 
         async fn night_status(&self, night: NaiveDate) -> Result<NightStatus, StoreError> {
-            self.as_ref().night_status(night).await
+            self.0.night_status(night).await
         }
 
         async fn halt(&self, night: NaiveDate, halt: &Halt) -> Result<bool, StoreError> {
-            self.as_ref().halt(night, halt).await
+            self.0.halt(night, halt).await
         }
 
         async fn find_record(
@@ -752,7 +781,7 @@ mod shared {
             night: NaiveDate,
             id: &ServiceId,
         ) -> Result<Option<NightRecord>, StoreError> {
-            self.as_ref().find_record(night, id).await
+            self.0.find_record(night, id).await
         }
 
         async fn claim(
@@ -761,11 +790,11 @@ mod shared {
             to: &NightRecord,
             cap: u32,
         ) -> Result<Claim, StoreError> {
-            self.as_ref().claim(from, to, cap).await
+            self.0.claim(from, to, cap).await
         }
 
         async fn record_deployment(&self, started: &NightRecord) -> Result<bool, StoreError> {
-            self.as_ref().record_deployment(started).await
+            self.0.record_deployment(started).await
         }
 
         async fn finish(
@@ -773,7 +802,7 @@ mod shared {
             started: &NightRecord,
             to: &NightRecord,
         ) -> Result<bool, StoreError> {
-            self.as_ref().finish(started, to).await
+            self.0.finish(started, to).await
         }
 
         async fn halt_record(
@@ -781,7 +810,7 @@ mod shared {
             planned: &NightRecord,
             to: &NightRecord,
         ) -> Result<bool, StoreError> {
-            self.as_ref().halt_record(planned, to).await
+            self.0.halt_record(planned, to).await
         }
 
         async fn finish_holding(
@@ -789,23 +818,23 @@ mod shared {
             started: &NightRecord,
             to: &NightRecord,
         ) -> Result<bool, StoreError> {
-            self.as_ref().finish_holding(started, to).await
+            self.0.finish_holding(started, to).await
         }
 
         async fn held(
             &self,
             night: NaiveDate,
             cluster: &ServiceId,
-        ) -> Result<Vec<crate::ports::HeldRestart>, StoreError> {
-            self.as_ref().held(night, cluster).await
+        ) -> Result<Vec<restart_core::ports::HeldRestart>, StoreError> {
+            self.0.held(night, cluster).await
         }
 
         async fn release(
             &self,
             night: NaiveDate,
-            held: &crate::ports::HeldRestart,
+            held: &restart_core::ports::HeldRestart,
         ) -> Result<bool, StoreError> {
-            self.as_ref().release(night, held).await
+            self.0.release(night, held).await
         }
     }
 }

@@ -2,7 +2,7 @@
 //! index) against moto, run through `tools/with-moto`.
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
-use restart_core::adapters::dynamodb::DynamoStore;
+use restart_aws::dynamodb::DynamoStore;
 use restart_core::eligibility::SkipReason;
 use restart_core::ids::ServiceId;
 use restart_core::night::NightRecord;

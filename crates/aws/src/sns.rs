@@ -13,8 +13,8 @@ use aws_sdk_sns::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 
 use super::sdk::{ErrorClass, error_code, sdk_message};
-use crate::notice::{self, Message};
-use crate::ports::{PublishError, Publisher};
+use restart_core::notice::{self, Message};
+use restart_core::ports::{PublishError, Publisher};
 
 /// Publishes to SNS topics of the hub account.
 #[derive(Debug, Clone)]

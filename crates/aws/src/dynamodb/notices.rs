@@ -22,15 +22,15 @@ use super::{
     DynamoStore, Item, ItemError, Reader, build_error, date, expires_at, n, name, read_service_id,
     s, schema, time,
 };
-use crate::notice::{DigestSent, NoticeSent, OwnerNotices};
-use crate::ports::{NoticeStore, StoreError};
+use restart_core::notice::{DigestSent, NoticeSent, OwnerNotices};
+use restart_core::ports::{NoticeStore, StoreError};
 
 /// Key formats of the notifier's items.
 pub mod notice_keys {
     use chrono::NaiveDate;
 
-    use crate::ids::ServiceId;
-    use crate::notice::FindingKind;
+    use restart_core::ids::ServiceId;
+    use restart_core::notice::FindingKind;
 
     pub const NOTICE_SK_PREFIX: &str = "SVC#";
     pub const DIGEST_SK_PREFIX: &str = "DIGEST#";
@@ -175,8 +175,8 @@ impl NoticeStore for DynamoStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::ServiceId;
-    use crate::notice::FindingKind;
+    use restart_core::ids::ServiceId;
+    use restart_core::notice::FindingKind;
 
     fn id() -> ServiceId {
         ServiceId {

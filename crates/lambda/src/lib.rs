@@ -1,0 +1,70 @@
+//! The Lambda runtime glue every function's `main` shares: [`serve`] runs a handler on the
+//! runtime, a handler's [`HandlerError`] becomes the runtime's [`Diagnostic`] (its `errorType`
+//! is what the state machine's Retry and Catch rules match, docs/design.md 3.8), and
+//! [`init_tracing`] sets up the logs.
+
+use std::future::Future;
+
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde::Serialize;
+
+use restart_core::HandlerError;
+
+/// The runtime's error for a handler's: the state machine matches `error_type`.
+pub fn diagnostic(e: HandlerError) -> Diagnostic {
+    Diagnostic {
+        error_type: e.error_type.as_str().to_owned(),
+        error_message: e.message,
+    }
+}
+
+/// Sets up `tracing`: JSON lines (as Lambda wants them) or human-readable text. `filter` is an
+/// `EnvFilter` directive such as `info` (each `main` passes `RUST_LOG`).
+pub fn init_tracing(json: bool, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_target(false);
+    let result = if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .without_time()
+            .with_current_span(false)
+            .try_init()
+    } else {
+        builder.with_writer(std::io::stderr).try_init()
+    };
+    // A second initialisation (tests) keeps the first subscriber.
+    drop(result);
+}
+
+/// Serves `handler` (raw JSON event in, serializable output or [`HandlerError`] out) on the
+/// Lambda runtime until the runtime stops.
+pub async fn serve<H, F, T>(handler: H) -> Result<(), lambda_runtime::Error>
+where
+    H: Fn(serde_json::Value) -> F,
+    F: Future<Output = Result<T, HandlerError>>,
+    T: Serialize,
+{
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+        let run = handler(event.payload);
+        async move { run.await.map_err(diagnostic) }
+    }))
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use restart_core::ErrorType;
+
+    #[test]
+    fn a_handler_error_keeps_its_type_name_and_message() {
+        let d = diagnostic(HandlerError::new(ErrorType::Paused, "the night is paused"));
+        assert_eq!(d.error_type, "Paused");
+        assert_eq!(d.error_message, "the night is paused");
+    }
+}
