@@ -59,9 +59,10 @@ fmt: ## format the code
 	$(CARGO) fmt --all
 
 .PHONY: lint
-lint: ## rustfmt check and clippy with -D warnings
+lint: ## rustfmt check, clippy with -D warnings, the crate boundaries (tools/check-boundaries)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	CARGO=$(CARGO) tools/check-boundaries
 
 .PHONY: test
 test: lint tools infra-lint chromium ## lint, then every test (unit, property, integration against fleet-sim, AWS CLI checks)

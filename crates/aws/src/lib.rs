@@ -16,7 +16,8 @@ pub mod sts;
 use std::time::Duration;
 
 use aws_smithy_types::timeout::TimeoutConfig;
-use aws_types::SdkConfig;
+/// The SDK's shared settings (region, credentials, endpoint) every client here is built from.
+pub use aws_types::SdkConfig;
 
 /// How long a call may take: each attempt, and all attempts with the SDK's retries together.
 /// A hung endpoint then costs seconds, not the Lambda's whole timeout.

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use aws_config::SdkConfig;
+use restart_aws::SdkConfig;
 use restart_aws::config_aggregator::ConfigAggregator;
 use restart_aws::dynamodb::DynamoStore;
 use restart_aws::ecs::EcsFleet;

@@ -1,13 +1,9 @@
-//! The `inventory` Lambda function: telemetry, configuration, clients, then the runtime.
+//! The `inventory` Lambda function: the shared start (logs, configuration, SDK settings), the
+//! handler wired to the AWS adapters, then the runtime.
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    restart_lambda::init_tracing(
-        true,
-        &std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-    );
-    let config = restart_core::Config::from_vars(std::env::vars())?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+async fn main() -> Result<(), restart_lambda::Error> {
+    let (config, sdk) = restart_lambda::start().await?;
     let handler = inventory::aws::handler(config, &sdk);
     restart_lambda::serve(|event| handler.dispatch(event)).await
 }

@@ -1,14 +1,17 @@
 //! The Lambda runtime glue every function's `main` shares: [`serve`] runs a handler on the
 //! runtime, a handler's [`HandlerError`] becomes the runtime's [`Diagnostic`] (its `errorType`
-//! is what the state machine's Retry and Catch rules match, docs/design.md 3.8), and
-//! [`init_tracing`] sets up the logs.
+//! is what the state machine's Retry and Catch rules match, docs/design.md 3.8),
+//! [`init_tracing`] sets up the logs and [`start`] does what every `main` does first.
 
 use std::future::Future;
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde::Serialize;
 
-use restart_core::HandlerError;
+use aws_types::SdkConfig;
+/// The runtime's error, what a function's `main` returns.
+pub use lambda_runtime::Error;
+use restart_core::{Config, HandlerError};
 
 /// The runtime's error for a handler's: the state machine matches `error_type`.
 pub fn diagnostic(e: HandlerError) -> Diagnostic {
@@ -41,9 +44,23 @@ pub fn init_tracing(json: bool, filter: &str) {
     drop(result);
 }
 
+/// What every function does before it serves: JSON logs at `RUST_LOG` (default `info`), the
+/// configuration parsed once from the environment (every problem at once, docs/design.md 3.9;
+/// a bad variable fails the cold start with a message that names it), and the SDK's settings
+/// from the Lambda environment.
+pub async fn start() -> Result<(Config, SdkConfig), Error> {
+    init_tracing(
+        true,
+        &std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+    );
+    let config = Config::from_vars(std::env::vars())?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    Ok((config, sdk))
+}
+
 /// Serves `handler` (raw JSON event in, serializable output or [`HandlerError`] out) on the
 /// Lambda runtime until the runtime stops.
-pub async fn serve<H, F, T>(handler: H) -> Result<(), lambda_runtime::Error>
+pub async fn serve<H, F, T>(handler: H) -> Result<(), Error>
 where
     H: Fn(serde_json::Value) -> F,
     F: Future<Output = Result<T, HandlerError>>,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use aws_config::SdkConfig;
+use restart_aws::SdkConfig;
 use restart_aws::{dynamodb::DynamoStore, sns::SnsPublisher};
 use restart_core::Config;
 use restart_core::clock::{Clock, SystemClock};

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use aws_config::SdkConfig;
+use restart_aws::SdkConfig;
 use restart_aws::sts::{AccountSessions, MemberRole};
 use restart_aws::{dynamodb::DynamoStore, ecs::EcsFleet};
 use restart_core::Config;
