@@ -3,7 +3,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
-use restart_aws::dynamodb::{self, DynamoStore, night_keys, schema};
+use restart_aws::dynamodb::{self, DynamoStore, keys, schema};
 use restart_core::eligibility::SkipReason;
 use restart_core::ids::ServiceId;
 use restart_core::night::{NightRecord, PlanSummary};
@@ -160,7 +160,7 @@ async fn a_conditional_create_never_overwrites_a_record() {
     client
         .put_item()
         .table_name(&table)
-        .set_item(Some(dynamodb::night_item(&started, TTL_DAYS)))
+        .set_item(Some(dynamodb::night::night_item(&started, TTL_DAYS)))
         .send()
         .await
         .unwrap();
@@ -231,7 +231,7 @@ async fn night_items_expire_and_carry_the_service_index() {
     store.put_plan_summary(&summary).await.unwrap();
     assert_eq!(store.plan_summary(night()).await.unwrap(), Some(summary));
 
-    let expires = AttributeValue::N(dynamodb::expires_at(night(), TTL_DAYS).to_string());
+    let expires = AttributeValue::N(dynamodb::codec::expires_at(night(), TTL_DAYS).to_string());
     let get = |pk: String, sk: String| {
         let client = client.clone();
         let table = table.clone();
@@ -263,13 +263,13 @@ async fn night_items_expire_and_carry_the_service_index() {
         record.get("state"),
         Some(&AttributeValue::S("planned".into()))
     );
-    let batch_item = get("NIGHT#2026-11-22".into(), night_keys::batch_sk(3)).await;
+    let batch_item = get("NIGHT#2026-11-22".into(), keys::batch_sk(3)).await;
     assert_eq!(batch_item.get(schema::TTL_ATTRIBUTE), Some(&expires));
     assert_eq!(
         batch_item.get("start_at"),
         Some(&AttributeValue::S("2026-11-22T00:30:00Z".into()))
     );
-    let plan = get("NIGHT#2026-11-22".into(), night_keys::PLAN_SK.into()).await;
+    let plan = get("NIGHT#2026-11-22".into(), keys::PLAN_SK.into()).await;
     assert_eq!(plan.get(schema::TTL_ATTRIBUTE), Some(&expires));
 
     // One service's history is one Query on the index.
@@ -283,7 +283,10 @@ async fn night_items_expire_and_carry_the_service_index() {
         .await
         .unwrap();
     assert_eq!(history.count, 1);
-    assert_eq!(dynamodb::night_record(&history.items()[0]).unwrap(), r);
+    assert_eq!(
+        dynamodb::night::night_record(&history.items()[0]).unwrap(),
+        r
+    );
 
     // Deleted batch items are gone.
     store.delete_batches(night(), &[3]).await.unwrap();
@@ -292,14 +295,11 @@ async fn night_items_expire_and_carry_the_service_index() {
 
 #[test]
 fn night_items_round_trip_with_their_key_formats() {
+    assert_eq!(keys::batch_pk(night(), 7), "NIGHT#2026-11-22#BATCH#007");
+    assert_eq!(keys::skipped_pk(night()), "NIGHT#2026-11-22#SKIPPED");
+    assert_eq!(keys::batch_sk(12), "BATCH#012");
     assert_eq!(
-        night_keys::batch_pk(night(), 7),
-        "NIGHT#2026-11-22#BATCH#007"
-    );
-    assert_eq!(night_keys::skipped_pk(night()), "NIGHT#2026-11-22#SKIPPED");
-    assert_eq!(night_keys::batch_sk(12), "BATCH#012");
-    assert_eq!(
-        night_keys::service_key(&id(5)),
+        keys::service_key(&id(5)),
         "SVC#111111111111#eu-west-1#c1#svc-005"
     );
     let full = NightRecord {
@@ -309,14 +309,14 @@ fn night_items_round_trip_with_their_key_formats() {
         finished_at: Some("2026-11-22T00:17:40Z".parse().unwrap()),
         ..planned(5, night(), 1)
     };
-    let item = dynamodb::night_item(&full, TTL_DAYS);
+    let item = dynamodb::night::night_item(&full, TTL_DAYS);
     assert_eq!(
         item.get(schema::PK),
         Some(&AttributeValue::S("NIGHT#2026-11-22#BATCH#001".into()))
     );
-    assert_eq!(dynamodb::night_record(&item).unwrap(), full);
+    assert_eq!(dynamodb::night::night_record(&item).unwrap(), full);
     let skip = skipped(6, SkipReason::DeploymentBlocked);
-    let item = dynamodb::night_item(&skip, TTL_DAYS);
+    let item = dynamodb::night::night_item(&skip, TTL_DAYS);
     assert_eq!(
         item.get(schema::PK),
         Some(&AttributeValue::S("NIGHT#2026-11-22#SKIPPED".into()))
@@ -326,18 +326,22 @@ fn night_items_round_trip_with_their_key_formats() {
         item.get("skip_reason"),
         Some(&AttributeValue::S("deployment_blocked".into()))
     );
-    assert_eq!(dynamodb::night_record(&item).unwrap(), skip);
+    assert_eq!(dynamodb::night::night_record(&item).unwrap(), skip);
     let b = PlannedBatch {
         batch: 4,
         start_at: start(4),
         size: 17,
     };
     assert_eq!(
-        dynamodb::planned_batch(&dynamodb::batch_item(night(), &b, TTL_DAYS)).unwrap(),
+        dynamodb::night::planned_batch(&dynamodb::night::batch_item(night(), &b, TTL_DAYS))
+            .unwrap(),
         b
     );
     // An unknown state is named by its attribute.
-    let mut wrong = dynamodb::night_item(&full, TTL_DAYS);
+    let mut wrong = dynamodb::night::night_item(&full, TTL_DAYS);
     wrong.insert("state".into(), AttributeValue::S("sleeping".into()));
-    assert_eq!(dynamodb::night_record(&wrong).unwrap_err().field, "state");
+    assert_eq!(
+        dynamodb::night::night_record(&wrong).unwrap_err().field,
+        "state"
+    );
 }

@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use restart_aws::dynamodb::{DynamoStore, PACE_TTL_SECONDS, pace_keys};
+use restart_aws::dynamodb::pace::PACE_TTL_SECONDS;
+use restart_aws::dynamodb::{DynamoStore, keys};
 use restart_core::catalog::Target;
 use restart_core::clock::SystemClock;
 use restart_core::pacing::{SharedPacer, SharedWait};
@@ -81,7 +82,7 @@ async fn a_second_holds_at_most_the_limit_and_is_stored_readably() {
         .unwrap()
         .item
         .unwrap();
-    assert_eq!(item["pk"], AttributeValue::S(pace_keys::pace_pk(&t)));
+    assert_eq!(item["pk"], AttributeValue::S(keys::pace_pk(&t)));
     assert_eq!(item["kind"], AttributeValue::S("pace".into()));
     assert_eq!(
         item["n"],

@@ -1,4 +1,5 @@
-//! The notifier's items (the [`NoticeStore`] port): one partition per owner.
+//! The notifier's items (the [`NoticeStore`] port): one partition per owner; their keys are in
+//! [`keys`].
 //!
 //! | item | `pk` | `sk` | `kind` | TTL |
 //! |---|---|---|---|---|
@@ -15,58 +16,23 @@
 //! told, a digest item after each PublishBatch request. The cooldown (`NOTICE_COOLDOWN_DAYS`)
 //! is decided by the notifier from `night`; an item expires `ttl_days` after the night it was
 //! last told, so a cooldown longer than the TTL ends when its item expires.
+//!
+//! [`FindingKind`]: restart_core::notice::FindingKind
 
-use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 
-use super::{
-    DynamoStore, Item, ItemError, Reader, build_error, date, expires_at, n, name, read_service_id,
-    s, schema, time,
-};
+use super::DynamoStore;
+use super::codec::{Item, ItemError, Reader, date, expires_at, n, name, read_service_id, s, time};
+use super::errors::build_error;
+use super::keys::{self, kind, schema};
 use restart_core::notice::{DigestSent, NoticeSent, OwnerNotices};
 use restart_core::ports::{NoticeStore, StoreError};
-
-/// Key formats of the notifier's items.
-pub mod notice_keys {
-    use chrono::NaiveDate;
-
-    use restart_core::ids::ServiceId;
-    use restart_core::notice::FindingKind;
-
-    pub const NOTICE_SK_PREFIX: &str = "SVC#";
-    pub const DIGEST_SK_PREFIX: &str = "DIGEST#";
-
-    /// `NOTICE#<owner>`.
-    pub fn owner_pk(owner: &str) -> String {
-        format!("NOTICE#{owner}")
-    }
-
-    /// `SVC#<account>#<region>#<cluster>#<service>#<finding kind>`.
-    pub fn notice_sk(id: &ServiceId, kind: FindingKind) -> String {
-        format!(
-            "{NOTICE_SK_PREFIX}{}#{}#{}#{}#{kind}",
-            id.account, id.region, id.cluster, id.service
-        )
-    }
-
-    /// `DIGEST#<YYYY-MM-DD>`.
-    pub fn digest_sk(night: NaiveDate) -> String {
-        format!("{DIGEST_SK_PREFIX}{}", night.format("%Y-%m-%d"))
-    }
-}
-
-mod kind {
-    pub const NOTICE: &str = "notice";
-    pub const DIGEST: &str = "digest";
-}
 
 /// The item of a last notice.
 pub fn notice_item(x: &NoticeSent, ttl_days: u32) -> Item {
     Item::from([
-        (schema::PK.to_owned(), s(notice_keys::owner_pk(&x.owner))),
-        (
-            schema::SK.to_owned(),
-            s(notice_keys::notice_sk(&x.id, x.kind)),
-        ),
+        (schema::PK.to_owned(), s(keys::owner_pk(&x.owner))),
+        (schema::SK.to_owned(), s(keys::notice_sk(&x.id, x.kind))),
         (schema::KIND.to_owned(), s(kind::NOTICE)),
         ("owner".to_owned(), s(&x.owner)),
         ("account".to_owned(), s(x.id.account.as_str())),
@@ -86,8 +52,8 @@ pub fn notice_item(x: &NoticeSent, ttl_days: u32) -> Item {
 /// The item of a digest's progress.
 pub fn digest_item(d: &DigestSent, ttl_days: u32) -> Item {
     Item::from([
-        (schema::PK.to_owned(), s(notice_keys::owner_pk(&d.owner))),
-        (schema::SK.to_owned(), s(notice_keys::digest_sk(d.night))),
+        (schema::PK.to_owned(), s(keys::owner_pk(&d.owner))),
+        (schema::SK.to_owned(), s(keys::digest_sk(d.night))),
         (schema::KIND.to_owned(), s(kind::DIGEST)),
         ("owner".to_owned(), s(&d.owner)),
         ("night".to_owned(), date(d.night)),
@@ -135,19 +101,17 @@ fn put(item: Item) -> Result<WriteRequest, StoreError> {
 
 impl NoticeStore for DynamoStore {
     async fn owner_notices(&self, owner: &str) -> Result<OwnerNotices, StoreError> {
-        let items = self
-            .query_partition(notice_keys::owner_pk(owner), None)
-            .await?;
+        let items = self.query_partition(keys::owner_pk(owner), None).await?;
         let mut out = OwnerNotices::default();
         for item in &items {
             let sk = match item.get(schema::SK) {
-                Some(aws_sdk_dynamodb::types::AttributeValue::S(sk)) => sk.as_str(),
+                Some(AttributeValue::S(sk)) => sk.as_str(),
                 _ => "",
             };
-            if sk.starts_with(notice_keys::DIGEST_SK_PREFIX) {
+            if sk.starts_with(keys::DIGEST_SK_PREFIX) {
                 out.digests
                     .push(digest_sent(item).map_err(|e| self.corrupt(e))?);
-            } else if sk.starts_with(notice_keys::NOTICE_SK_PREFIX) {
+            } else if sk.starts_with(keys::NOTICE_SK_PREFIX) {
                 out.notices
                     .push(notice_sent(item).map_err(|e| self.corrupt(e))?);
             }

@@ -1,5 +1,5 @@
 //! The UpdateService slots every restarter container shares (the [`SharedPace`] port): one
-//! partition per account and region, one item per second.
+//! partition per account and region, one item per second; the keys are in [`keys`].
 //!
 //! | item | `pk` | `sk` | `kind` | TTL |
 //! |---|---|---|---|---|
@@ -16,31 +16,15 @@
 //! refused take per waiting container and second), far under a partition's 1,000 writes per
 //! second.
 
-use super::{DynamoStore, conditional_write, n, s, schema};
+use super::DynamoStore;
+use super::codec::{n, s};
+use super::errors::conditional_write;
+use super::keys::{self, kind, schema};
 use restart_core::catalog::Target;
 use restart_core::ports::{SharedPace, StoreError};
 
 /// How long a second's item is kept after the second (its TTL).
 pub const PACE_TTL_SECONDS: i64 = 300;
-
-/// Key formats of the pace items.
-pub mod pace_keys {
-    use restart_core::catalog::Target;
-
-    /// `PACE#<account>#<region>`.
-    pub fn pace_pk(target: &Target) -> String {
-        format!("PACE#{}#{}", target.account, target.region)
-    }
-
-    /// `<second>`: the Unix second, in decimal.
-    pub fn pace_sk(second: i64) -> String {
-        second.to_string()
-    }
-}
-
-mod kind {
-    pub const PACE: &str = "pace";
-}
 
 impl SharedPace for DynamoStore {
     async fn take(&self, target: &Target, second: i64, limit: u32) -> Result<bool, StoreError> {
@@ -48,8 +32,8 @@ impl SharedPace for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key(schema::PK, s(pace_keys::pace_pk(target)))
-            .key(schema::SK, s(pace_keys::pace_sk(second)))
+            .key(schema::PK, s(keys::pace_pk(target)))
+            .key(schema::SK, s(keys::pace_sk(second)))
             .update_expression("SET #kind = :kind, #ttl = :ttl ADD #n :one")
             .condition_expression("attribute_not_exists(#n) OR #n < :limit")
             .expression_attribute_names("#kind", schema::KIND)
@@ -62,21 +46,5 @@ impl SharedPace for DynamoStore {
             .send()
             .await;
         conditional_write(&self.table, "UpdateItem", out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::pace_keys::*;
-    use restart_core::catalog::Target;
-
-    #[test]
-    fn key_formats() {
-        let target = Target {
-            account: "111111111111".parse().unwrap(),
-            region: "eu-west-1".into(),
-        };
-        assert_eq!(pace_pk(&target), "PACE#111111111111#eu-west-1");
-        assert_eq!(pace_sk(1_795_305_600), "1795305600");
     }
 }

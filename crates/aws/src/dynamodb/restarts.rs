@@ -1,4 +1,4 @@
-//! The restarter's items (the [`RestartStore`] port).
+//! The restarter's items (the [`RestartStore`] port); their keys are in [`keys`].
 //!
 //! | item | `pk` | `sk` | `kind` | TTL |
 //! |---|---|---|---|---|
@@ -31,42 +31,15 @@
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::NaiveDate;
 
-use super::{
-    DynamoStore, Item, Reader, build_error, conditional_write, date, expires_at, keys, n, name,
-    night_item, night_keys, night_record, record_key, s, schema, store_error, time,
-};
+use super::DynamoStore;
+use super::codec::{Item, ItemError, Reader, date, expires_at, n, name, s, time};
+use super::errors::{build_error, conditional_write, store_error};
+use super::keys::{self, kind, schema};
+use super::night::{night_item, night_record, record_key};
 use restart_core::ids::ServiceId;
 use restart_core::night::{Halt, NightRecord, NightStatus, Pause};
 use restart_core::outcome::NightState;
 use restart_core::ports::{Claim, HeldRestart, RestartStore, StoreError};
-
-/// Key formats of the restarter's items.
-pub mod restart_keys {
-    use chrono::NaiveDate;
-
-    use crate::dynamodb::keys::night_pk;
-    use restart_core::ids::ServiceId;
-
-    pub const CONTROL_PK: &str = "CONTROL";
-    pub const PAUSE_SK: &str = "PAUSE";
-    pub const SUMMARY_SK: &str = "SUMMARY";
-
-    /// `INFLIGHT#<account>#<region>#<cluster>`.
-    pub fn inflight_sk(id: &ServiceId) -> String {
-        format!("INFLIGHT#{}#{}#{}", id.account, id.region, id.cluster)
-    }
-
-    /// The key of the night's summary.
-    pub fn summary_pk(night: NaiveDate) -> String {
-        night_pk(night)
-    }
-}
-
-mod kind {
-    pub const PAUSE: &str = "pause";
-    pub const SUMMARY: &str = "night_summary";
-    pub const INFLIGHT: &str = "inflight";
-}
 
 /// The counter attribute of a state.
 fn counter(state: NightState) -> String {
@@ -82,7 +55,7 @@ fn held_entry(h: &HeldRestart) -> String {
 }
 
 /// The held restarts of an in-flight item (`cluster`: any service of its cluster).
-fn held_of(item: &Item, cluster: &ServiceId) -> Result<Vec<HeldRestart>, super::ItemError> {
+fn held_of(item: &Item, cluster: &ServiceId) -> Result<Vec<HeldRestart>, ItemError> {
     let r = Reader::new(item);
     r.expect_kind(kind::INFLIGHT)?;
     let entries = match item.get(HELD) {
@@ -136,75 +109,14 @@ impl DynamoStore {
         let update = self
             .add_to(
                 night,
-                restart_keys::SUMMARY_SK.into(),
-                kind::SUMMARY,
+                keys::SUMMARY_SK.into(),
+                kind::NIGHT_SUMMARY,
                 &counter(state),
                 1,
             )
             .build()
             .map_err(|e| build_error("to count a move", e))?;
         Ok(TransactWriteItem::builder().update(update).build())
-    }
-
-    /// Sends a transaction: `Ok(false)` when one of its conditions failed. A transaction
-    /// cancelled for another reason (a conflict with a concurrent transaction on one of its
-    /// items, throttling) says nothing about the conditions: it is sent again after a backoff,
-    /// and is `Transient` if it never gets through.
-    pub(super) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
-        let mut retry = 0;
-        loop {
-            let out = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await;
-            let e = match out {
-                Ok(_) => return Ok(true),
-                Err(e) => e,
-            };
-            let Some(reasons) = e
-                .as_service_error()
-                .filter(|s| s.is_transaction_canceled_exception())
-                .map(cancellation_codes)
-            else {
-                return Err(store_error(&self.table, "TransactWriteItems", &e));
-            };
-            // No reasons at all (an emulator may send none) is read as a failed condition, the
-            // answer that never writes twice.
-            if reasons.is_empty() || reasons.iter().any(|c| c == "ConditionalCheckFailed") {
-                return Ok(false);
-            }
-            retry += 1;
-            if retry >= self.backoff.max_attempts {
-                return Err(StoreError::Transient(format!(
-                    "TransactWriteItems on table {} was cancelled {retry} times ({})",
-                    self.table,
-                    reasons.join(", ")
-                )));
-            }
-            tokio::time::sleep(self.backoff.delay(retry - 1, super::random())).await;
-        }
-    }
-
-    /// The item at `key`, read consistently, converted by `read`.
-    pub(super) async fn get<T>(
-        &self,
-        key: Item,
-        read: impl Fn(&Item) -> Result<T, super::ItemError>,
-    ) -> Result<Option<T>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error(&self.table, "GetItem", &e))?;
-        out.item
-            .map(|item| read(&item).map_err(|e| self.corrupt(e)))
-            .transpose()
     }
 
     /// The record at `r`'s key.
@@ -259,7 +171,7 @@ fn put_item(put: Put) -> TransactWriteItem {
     TransactWriteItem::builder().put(put).build()
 }
 
-fn pause_of(item: &Item) -> Result<Pause, super::ItemError> {
+fn pause_of(item: &Item) -> Result<Pause, ItemError> {
     let r = Reader::new(item);
     r.expect_kind(kind::PAUSE)?;
     Ok(Pause {
@@ -269,9 +181,9 @@ fn pause_of(item: &Item) -> Result<Pause, super::ItemError> {
     })
 }
 
-fn status_of(item: &Item) -> Result<NightStatus, super::ItemError> {
+fn status_of(item: &Item) -> Result<NightStatus, ItemError> {
     let r = Reader::new(item);
-    r.expect_kind(kind::SUMMARY)?;
+    r.expect_kind(kind::NIGHT_SUMMARY)?;
     let mut status = NightStatus::default();
     for state in NightState::ALL {
         if let Some(c) = r.opt_n::<u64>(&counter(state))? {
@@ -307,7 +219,7 @@ impl DynamoStore {
                 .key_condition_expression("#pk = :pk AND begins_with(#sk, :night)")
                 .expression_attribute_names("#pk", schema::GSI1PK)
                 .expression_attribute_names("#sk", schema::GSI1SK)
-                .expression_attribute_values(":pk", s(night_keys::service_key(id)))
+                .expression_attribute_values(":pk", s(keys::service_key(id)))
                 .expression_attribute_values(":night", s("NIGHT#"))
                 .scan_index_forward(false)
                 .limit(i32::try_from(nights).unwrap_or(i32::MAX).max(1))
@@ -330,19 +242,16 @@ impl DynamoStore {
 
 impl RestartStore for DynamoStore {
     async fn pause(&self) -> Result<Option<Pause>, StoreError> {
-        self.get(
-            key(restart_keys::CONTROL_PK, restart_keys::PAUSE_SK),
-            pause_of,
-        )
-        .await
+        self.get(key(keys::CONTROL_PK, keys::PAUSE_SK), pause_of)
+            .await
     }
 
     async fn set_pause(&self, pause: Option<&Pause>) -> Result<(), StoreError> {
         match pause {
             Some(p) => {
                 let item = Item::from([
-                    (schema::PK.to_owned(), s(restart_keys::CONTROL_PK)),
-                    (schema::SK.to_owned(), s(restart_keys::PAUSE_SK)),
+                    (schema::PK.to_owned(), s(keys::CONTROL_PK)),
+                    (schema::SK.to_owned(), s(keys::PAUSE_SK)),
                     (schema::KIND.to_owned(), s(kind::PAUSE)),
                     ("reason".to_owned(), s(&p.reason)),
                     ("by".to_owned(), s(&p.by)),
@@ -360,8 +269,8 @@ impl RestartStore for DynamoStore {
                 self.client
                     .delete_item()
                     .table_name(&self.table)
-                    .key(schema::PK, s(restart_keys::CONTROL_PK))
-                    .key(schema::SK, s(restart_keys::PAUSE_SK))
+                    .key(schema::PK, s(keys::CONTROL_PK))
+                    .key(schema::SK, s(keys::PAUSE_SK))
                     .send()
                     .await
                     .map_err(|e| store_error(&self.table, "DeleteItem", &e))?;
@@ -371,7 +280,7 @@ impl RestartStore for DynamoStore {
     }
 
     async fn night_status(&self, night: NaiveDate) -> Result<NightStatus, StoreError> {
-        let key = key(&restart_keys::summary_pk(night), restart_keys::SUMMARY_SK);
+        let key = key(&keys::summary_pk(night), keys::SUMMARY_SK);
         Ok(self.get(key, status_of).await?.unwrap_or_default())
     }
 
@@ -380,8 +289,8 @@ impl RestartStore for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key(schema::PK, s(restart_keys::summary_pk(night)))
-            .key(schema::SK, s(restart_keys::SUMMARY_SK))
+            .key(schema::PK, s(keys::summary_pk(night)))
+            .key(schema::SK, s(keys::SUMMARY_SK))
             .update_expression(
                 "SET #kind = :kind, #ttl = :ttl, #night = :night, halted_at = :at, \
                  halt_reason = :reason",
@@ -390,7 +299,7 @@ impl RestartStore for DynamoStore {
             .expression_attribute_names("#kind", schema::KIND)
             .expression_attribute_names("#ttl", schema::TTL_ATTRIBUTE)
             .expression_attribute_names("#night", "night")
-            .expression_attribute_values(":kind", s(kind::SUMMARY))
+            .expression_attribute_values(":kind", s(kind::NIGHT_SUMMARY))
             .expression_attribute_values(":ttl", n(expires_at(night, self.ttl_days)))
             .expression_attribute_values(":night", date(night))
             .expression_attribute_values(":at", time(halt.at))
@@ -413,7 +322,7 @@ impl RestartStore for DynamoStore {
             .key_condition_expression("#pk = :pk AND #sk = :sk")
             .expression_attribute_names("#pk", schema::GSI1PK)
             .expression_attribute_names("#sk", schema::GSI1SK)
-            .expression_attribute_values(":pk", s(night_keys::service_key(id)))
+            .expression_attribute_values(":pk", s(keys::service_key(id)))
             .expression_attribute_values(":sk", s(keys::night_pk(night)))
             .send()
             .await
@@ -436,7 +345,7 @@ impl RestartStore for DynamoStore {
         let inflight = self
             .add_to(
                 to.night,
-                restart_keys::inflight_sk(&to.id),
+                keys::inflight_sk(&to.id),
                 kind::INFLIGHT,
                 "inflight",
                 1,
@@ -475,7 +384,7 @@ impl RestartStore for DynamoStore {
         let inflight = self
             .add_to(
                 to.night,
-                restart_keys::inflight_sk(&to.id),
+                keys::inflight_sk(&to.id),
                 kind::INFLIGHT,
                 "inflight",
                 -1,
@@ -518,7 +427,7 @@ impl RestartStore for DynamoStore {
         let hold = Update::builder()
             .table_name(&self.table)
             .key(schema::PK, s(keys::night_pk(to.night)))
-            .key(schema::SK, s(restart_keys::inflight_sk(&to.id)))
+            .key(schema::SK, s(keys::inflight_sk(&to.id)))
             .update_expression("SET #kind = :kind, #ttl = :ttl, #night = :night ADD #held :entry")
             .expression_attribute_names("#kind", schema::KIND)
             .expression_attribute_names("#ttl", schema::TTL_ATTRIBUTE)
@@ -543,7 +452,7 @@ impl RestartStore for DynamoStore {
         night: NaiveDate,
         cluster: &ServiceId,
     ) -> Result<Vec<HeldRestart>, StoreError> {
-        let key = key(&keys::night_pk(night), &restart_keys::inflight_sk(cluster));
+        let key = key(&keys::night_pk(night), &keys::inflight_sk(cluster));
         Ok(self
             .get(key, |item| held_of(item, cluster))
             .await?
@@ -557,7 +466,7 @@ impl RestartStore for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .key(schema::PK, s(keys::night_pk(night)))
-            .key(schema::SK, s(restart_keys::inflight_sk(&held.id)))
+            .key(schema::SK, s(keys::inflight_sk(&held.id)))
             .update_expression("DELETE #held :entries ADD #c :minus")
             .condition_expression("contains(#held, :entry)")
             .expression_attribute_names("#held", HELD)
@@ -568,20 +477,5 @@ impl RestartStore for DynamoStore {
             .send()
             .await;
         conditional_write(&self.table, "UpdateItem", out)
-    }
-}
-
-/// The cancellation reason codes of a cancelled transaction, one per item (`None` where that
-/// item was fine).
-fn cancellation_codes(
-    e: &aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
-) -> Vec<String> {
-    match e {
-        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => c
-            .cancellation_reasons()
-            .iter()
-            .filter_map(|r| r.code().map(str::to_owned))
-            .collect(),
-        _ => Vec::new(),
     }
 }

@@ -1,0 +1,280 @@
+//! The table's layout in one place: its schema ([`create_table`], [`enable_ttl`], the attribute
+//! names in [`schema`]), what each item is (the `kind` values in [`kind`]), and the key of every
+//! item, so that "what is this item's `pk` and `sk`" has one answer. What the items hold is
+//! described in the [module documentation](super) and in the module of each port.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder;
+use aws_sdk_dynamodb::operation::update_time_to_live::builders::UpdateTimeToLiveFluentBuilder;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use chrono::NaiveDate;
+
+use restart_core::catalog::Target;
+use restart_core::ids::{AccountId, ServiceId};
+use restart_core::night::NightRecord;
+use restart_core::notice::FindingKind;
+
+/// The names of the table's schema, shared with the test tables and the CloudFormation template.
+pub mod schema {
+    /// Partition key (S).
+    pub const PK: &str = "pk";
+    /// Sort key (S).
+    pub const SK: &str = "sk";
+    /// The global secondary index over one service's nights.
+    pub const GSI_BY_SERVICE: &str = "by_service";
+    /// Partition key of [`GSI_BY_SERVICE`] (S).
+    pub const GSI1PK: &str = "gsi1pk";
+    /// Sort key of [`GSI_BY_SERVICE`] (S).
+    pub const GSI1SK: &str = "gsi1sk";
+    /// The TTL attribute (N, epoch seconds), on per-night items only.
+    pub const TTL_ATTRIBUTE: &str = "expires_at";
+    /// What an item is: `catalog`, `inventory`, ...
+    pub const KIND: &str = "kind";
+}
+
+/// The `kind` attribute values, one per item, grouped by the module that writes the item.
+pub mod kind {
+    // catalog.rs
+    pub const CATALOG: &str = "catalog";
+    pub const INVENTORY: &str = "inventory";
+    pub const LOCK: &str = "lock";
+    // night.rs
+    pub const NIGHT_RECORD: &str = "night_record";
+    pub const BATCH: &str = "batch";
+    pub const PLAN: &str = "plan";
+    // restarts.rs
+    pub const PAUSE: &str = "pause";
+    pub const NIGHT_SUMMARY: &str = "night_summary";
+    pub const INFLIGHT: &str = "inflight";
+    // notices.rs
+    pub const NOTICE: &str = "notice";
+    pub const DIGEST: &str = "digest";
+    // pace.rs
+    pub const PACE: &str = "pace";
+}
+
+/// The CreateTable request for the table (on demand, the `by_service` index), named `name`.
+/// Send it with `.send().await`; then [`enable_ttl`].
+pub fn create_table(client: &Client, name: impl Into<String>) -> CreateTableFluentBuilder {
+    let s = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+    };
+    let key = |n: &str, t: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(t);
+    // The builders fail only when a required field is missing, and every one is set here.
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_attribute_definitions(
+            [schema::PK, schema::SK, schema::GSI1PK, schema::GSI1SK]
+                .into_iter()
+                .map(s)
+                .collect::<Result<Vec<_>, _>>()
+                .ok(),
+        )
+        .set_key_schema(
+            [
+                key(schema::PK, KeyType::Hash).build(),
+                key(schema::SK, KeyType::Range).build(),
+            ]
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .ok(),
+        )
+        .set_global_secondary_indexes(
+            [
+                key(schema::GSI1PK, KeyType::Hash).build(),
+                key(schema::GSI1SK, KeyType::Range).build(),
+            ]
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .ok()
+            .and_then(|keys| {
+                GlobalSecondaryIndex::builder()
+                    .index_name(schema::GSI_BY_SERVICE)
+                    .set_key_schema(Some(keys))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .ok()
+            })
+            .map(|gsi| vec![gsi]),
+        )
+}
+
+/// The UpdateTimeToLive request that turns on expiry of per-night items on table `name`.
+pub fn enable_ttl(client: &Client, name: impl Into<String>) -> UpdateTimeToLiveFluentBuilder {
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .set_time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(schema::TTL_ATTRIBUTE)
+                .build()
+                .ok(),
+        )
+}
+
+// The catalog, and a night's inventory run and lock (catalog.rs).
+
+pub const INVENTORY_SK: &str = "INVENTORY";
+/// The night's lock (one nightly run at a time).
+pub const LOCK_SK: &str = "LOCK";
+/// The prefix of every catalog sort key.
+pub const SERVICE_SK_PREFIX: &str = "SVC#";
+
+/// `CATALOG#<account>`: the partition holding an account's catalog.
+pub fn catalog_pk(account: &AccountId) -> String {
+    format!("CATALOG#{account}")
+}
+
+/// `SVC#<region>#<cluster>#<service>`. ECS names never contain `#`.
+pub fn catalog_sk(id: &ServiceId) -> String {
+    format!(
+        "{SERVICE_SK_PREFIX}{}#{}#{}",
+        id.region, id.cluster, id.service
+    )
+}
+
+/// `NIGHT#<YYYY-MM-DD>`: the partition of a night's items.
+pub fn night_pk(night: NaiveDate) -> String {
+    format!("NIGHT#{}", night.format("%Y-%m-%d"))
+}
+
+// Night records, batches and the plan summary (night.rs).
+
+/// The sort key of a night's plan summary.
+pub const PLAN_SK: &str = "PLAN";
+/// The prefix of a night's batch items' sort keys.
+pub const BATCH_SK_PREFIX: &str = "BATCH#";
+
+/// `NIGHT#<date>#BATCH#<nnn>`: the partition of one batch's records.
+pub fn batch_pk(night: NaiveDate, batch: u32) -> String {
+    format!("{}#BATCH#{batch:03}", night_pk(night))
+}
+
+/// `NIGHT#<date>#SKIPPED`: the partition of the night's skipped services.
+pub fn skipped_pk(night: NaiveDate) -> String {
+    format!("{}#SKIPPED", night_pk(night))
+}
+
+/// The partition of a night record: its batch's, or the skipped one.
+pub fn record_pk(r: &NightRecord) -> String {
+    match r.batch {
+        Some(b) => batch_pk(r.night, b),
+        None => skipped_pk(r.night),
+    }
+}
+
+/// `SVC#<account>#<region>#<cluster>#<service>`: a record's sort key, and the `by_service`
+/// partition key.
+pub fn service_key(id: &ServiceId) -> String {
+    format!(
+        "SVC#{}#{}#{}#{}",
+        id.account, id.region, id.cluster, id.service
+    )
+}
+
+/// `BATCH#<nnn>`: a batch item's sort key.
+pub fn batch_sk(batch: u32) -> String {
+    format!("{BATCH_SK_PREFIX}{batch:03}")
+}
+
+// The restarter's items: the kill switch, a night's counters, a cluster's restarts in flight
+// (restarts.rs).
+
+pub const CONTROL_PK: &str = "CONTROL";
+pub const PAUSE_SK: &str = "PAUSE";
+pub const SUMMARY_SK: &str = "SUMMARY";
+
+/// `INFLIGHT#<account>#<region>#<cluster>`.
+pub fn inflight_sk(id: &ServiceId) -> String {
+    format!("INFLIGHT#{}#{}#{}", id.account, id.region, id.cluster)
+}
+
+/// The key of the night's summary.
+pub fn summary_pk(night: NaiveDate) -> String {
+    night_pk(night)
+}
+
+// The notifier's items, one partition per owner (notices.rs).
+
+pub const NOTICE_SK_PREFIX: &str = "SVC#";
+pub const DIGEST_SK_PREFIX: &str = "DIGEST#";
+
+/// `NOTICE#<owner>`.
+pub fn owner_pk(owner: &str) -> String {
+    format!("NOTICE#{owner}")
+}
+
+/// `SVC#<account>#<region>#<cluster>#<service>#<finding kind>`.
+pub fn notice_sk(id: &ServiceId, kind: FindingKind) -> String {
+    format!(
+        "{NOTICE_SK_PREFIX}{}#{}#{}#{}#{kind}",
+        id.account, id.region, id.cluster, id.service
+    )
+}
+
+/// `DIGEST#<YYYY-MM-DD>`.
+pub fn digest_sk(night: NaiveDate) -> String {
+    format!("{DIGEST_SK_PREFIX}{}", night.format("%Y-%m-%d"))
+}
+
+// The UpdateService slots of one second of an account and region (pace.rs).
+
+/// `PACE#<account>#<region>`.
+pub fn pace_pk(target: &Target) -> String {
+    format!("PACE#{}#{}", target.account, target.region)
+}
+
+/// `<second>`: the Unix second, in decimal.
+pub fn pace_sk(second: i64) -> String {
+    second.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(d: &str) -> NaiveDate {
+        d.parse().unwrap()
+    }
+
+    fn id() -> ServiceId {
+        ServiceId {
+            account: "111111111111".parse().unwrap(),
+            region: "eu-west-1".into(),
+            cluster: "payments".into(),
+            service: "api".into(),
+        }
+    }
+
+    #[test]
+    fn key_formats() {
+        let id = id();
+        assert_eq!(catalog_pk(&id.account), "CATALOG#111111111111");
+        assert_eq!(catalog_sk(&id), "SVC#eu-west-1#payments#api");
+        assert_eq!(night_pk(day("2026-01-05")), "NIGHT#2026-01-05");
+        assert_eq!(INVENTORY_SK, "INVENTORY");
+    }
+
+    #[test]
+    fn pace_key_formats() {
+        let target = Target {
+            account: "111111111111".parse().unwrap(),
+            region: "eu-west-1".into(),
+        };
+        assert_eq!(pace_pk(&target), "PACE#111111111111#eu-west-1");
+        assert_eq!(pace_sk(1_795_305_600), "1795305600");
+    }
+}
