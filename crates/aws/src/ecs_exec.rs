@@ -3,7 +3,7 @@
 //! containers and their ExecuteCommandAgent) and a task definition's containers
 //! (DescribeTaskDefinition: readonlyRootFilesystem). Used by on-call's `restartctl connect`.
 //!
-//! Errors are [`ControlError`]s carrying the SDK's words ([`sdk_message`]); the caller names
+//! Errors are [`ControlError`]s carrying the SDK's words ([`crate::sdk::sdk_message`]); the caller names
 //! the call and the resource in its own message.
 
 use aws_sdk_ecs::types::{ContainerDefinition, DesiredStatus, Task};

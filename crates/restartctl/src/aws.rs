@@ -1,6 +1,6 @@
 //! Who is at the keyboard: the caller's identity from STS (`restart_aws::sts`), or
-//! the `USER` variable when STS cannot tell. Every AWS call goes through
-//! `restart_core::adapters`.
+//! the `USER` variable when STS cannot tell. Every AWS call goes through the adapters
+//! (`restart_aws`).
 
 use aws_types::SdkConfig;
 use restart_aws::sts::caller_identity;

@@ -146,9 +146,13 @@ pub fn catalog_sk(id: &ServiceId) -> String {
     )
 }
 
+/// What every night key starts with: a night's partition, and the `by_service` index's sort
+/// key (a service's records, night by night).
+pub const NIGHT_PREFIX: &str = "NIGHT#";
+
 /// `NIGHT#<YYYY-MM-DD>`: the partition of a night's items.
 pub fn night_pk(night: NaiveDate) -> String {
-    format!("NIGHT#{}", night.format("%Y-%m-%d"))
+    format!("{NIGHT_PREFIX}{}", night.format("%Y-%m-%d"))
 }
 
 // Night records, batches and the plan summary (night.rs).

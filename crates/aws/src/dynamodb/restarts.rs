@@ -220,7 +220,7 @@ impl DynamoStore {
                 .expression_attribute_names("#pk", schema::GSI1PK)
                 .expression_attribute_names("#sk", schema::GSI1SK)
                 .expression_attribute_values(":pk", s(keys::service_key(id)))
-                .expression_attribute_values(":night", s("NIGHT#"))
+                .expression_attribute_values(":night", s(keys::NIGHT_PREFIX))
                 .scan_index_forward(false)
                 .limit(i32::try_from(nights).unwrap_or(i32::MAX).max(1))
                 .set_exclusive_start_key(start.take())
