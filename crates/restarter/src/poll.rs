@@ -1,0 +1,144 @@
+//! The `poll` mode: the started restarts judged (see `watch`), the window closed, the circuit
+//! breaker tripped when it must, then what is still planned halted, or started unless paused.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+
+use restart_core::HandlerError;
+use restart_core::ids::ServiceArn;
+use restart_core::night::{Halt, NightRecord};
+use restart_core::outcome::NightState;
+use restart_core::ports::{CatalogStore, FleetControl, RestartStore};
+
+use crate::cluster::Tally;
+use crate::event::service_id;
+use crate::{PollOutput, Restarter, metrics};
+
+impl<F, S> Restarter<F, S>
+where
+    F: FleetControl,
+    S: RestartStore + CatalogStore,
+{
+    /// `poll` of a batch: see the crate documentation.
+    #[tracing::instrument(skip(self))]
+    pub async fn poll_batch(
+        &self,
+        night: NaiveDate,
+        batch: u32,
+        outside_window: bool,
+    ) -> Result<PollOutput, HandlerError> {
+        self.check_batch(night, batch).await?;
+        let records = self.store.read_batch(night, batch).await?;
+        let tally = self.poll_records(night, records, outside_window).await?;
+        self.emit(night, Some(batch), "poll", &tally);
+        let after = self.store.read_batch(night, batch).await?;
+        Ok(self.poll_output(night, Some(batch), None, &after))
+    }
+
+    /// `poll` of one service's record (a manual restart).
+    #[tracing::instrument(skip(self), fields(service = %arn))]
+    pub async fn poll_service(
+        &self,
+        night: NaiveDate,
+        arn: &ServiceArn,
+    ) -> Result<PollOutput, HandlerError> {
+        let id = service_id(arn)?;
+        let Some(record) = self.store.find_record(night, &id).await? else {
+            return Err(HandlerError::invalid_input(format!(
+                "night {night} has no record of {arn}"
+            )));
+        };
+        // A manual restart is on-call's explicit request: the window does not hold it back.
+        let tally = self.poll_records(night, vec![record], true).await?;
+        self.emit(night, None, "poll", &tally);
+        let after: Vec<NightRecord> = self
+            .store
+            .find_record(night, &id)
+            .await?
+            .into_iter()
+            .collect();
+        Ok(self.poll_output(night, None, Some(arn.clone()), &after))
+    }
+
+    fn poll_output(
+        &self,
+        night: NaiveDate,
+        batch: Option<u32>,
+        service_arn: Option<ServiceArn>,
+        records: &[NightRecord],
+    ) -> PollOutput {
+        let mut counts = BTreeMap::new();
+        for r in records {
+            *counts.entry(r.state).or_default() += 1;
+        }
+        let pending = records.iter().filter(|r| !r.state.is_terminal()).count() as u64;
+        PollOutput {
+            night,
+            batch,
+            service_arn,
+            done: pending == 0,
+            pending,
+            counts,
+            wait_seconds: self.poll_wait(records),
+        }
+    }
+    /// Judges the started records, trips the breaker if it must, then halts or starts what is
+    /// still planned (unless paused).
+    async fn poll_records(
+        &self,
+        night: NaiveDate,
+        records: Vec<NightRecord>,
+        outside_window: bool,
+    ) -> Result<Tally, HandlerError> {
+        let (watched, rest): (Vec<_>, Vec<_>) = records
+            .into_iter()
+            .partition(|r| r.state == NightState::Started && r.deployment_id.is_some());
+        let mut tally = self.watch(watched).await?;
+        let closed = self.close_window(night, &rest, outside_window).await?;
+        tally.skipped += closed;
+        let rest: Vec<NightRecord> = if closed > 0 {
+            rest.into_iter()
+                .filter(|r| r.state != NightState::Planned)
+                .collect()
+        } else {
+            rest
+        };
+        let status = self.store.night_status(night).await?;
+        let halt = match status.halted {
+            Some(h) => Some(h),
+            None => match status.breaker_trips(self.config.failure_threshold_percent) {
+                Some(reason) => {
+                    let halt = Halt {
+                        reason,
+                        at: self.clock.now(),
+                    };
+                    if self.store.halt(night, &halt).await? {
+                        tracing::error!(night = %night, reason = %halt.reason, "circuit breaker: night halted");
+                        metrics::night_halted(night, &halt);
+                    }
+                    Some(halt)
+                }
+                None => None,
+            },
+        };
+        if let Some(halt) = halt {
+            tally.halted += self.halt_planned(&rest, &halt).await?;
+            // Claimed starts without a deployment still need one look: UpdateService may
+            // have run. Halted, it is never sent now.
+            let unfinished: Vec<NightRecord> = rest
+                .into_iter()
+                .filter(|r| r.state == NightState::Started)
+                .collect();
+            let pass = self.pass(night, outside_window, false);
+            tally.add(self.advance(unfinished, &pass).await?);
+            return Ok(tally);
+        }
+        if self.store.pause().await?.is_some() {
+            return Ok(tally);
+        }
+        let pass = self.pass(night, outside_window, true);
+        tally.add(self.advance(rest, &pass).await?);
+        Ok(tally)
+    }
+}

@@ -1,0 +1,306 @@
+//! The `start` mode, and the pass over a batch's planned records that `poll` shares: cluster by
+//! cluster, within the invocation's time budget ([`START_BUDGET`](crate::START_BUDGET)), each
+//! eligible service started (see `claim`), what cannot start now deferred, and a cluster whose
+//! account cannot be reached handled alone.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use futures::stream::{self, StreamExt};
+
+use restart_core::eligibility::{self, SkipReason, Tonight};
+use restart_core::ids::ServiceId;
+use restart_core::night::NightRecord;
+use restart_core::outcome::NightState;
+use restart_core::ports::{CatalogStore, ControlError, FleetControl, RestartStore};
+use restart_core::service::ServiceSnapshot;
+use restart_core::tag::TagState;
+use restart_core::window::NightWindow;
+use restart_core::{ErrorType, HandlerError};
+
+use crate::claim::{Begun, CLAIM_LEASE};
+use crate::cluster::{CLUSTER_CONCURRENCY, Tally, by_cluster, ids_cluster, sum};
+use crate::{Restarter, StartOutput};
+
+impl<F, S> Restarter<F, S>
+where
+    F: FleetControl,
+    S: RestartStore + CatalogStore,
+{
+    /// `start`: see the crate documentation.
+    #[tracing::instrument(skip(self))]
+    pub async fn start(
+        &self,
+        night: NaiveDate,
+        batch: u32,
+        outside_window: bool,
+    ) -> Result<StartOutput, HandlerError> {
+        self.check_batch(night, batch).await?;
+        let records = self.store.read_batch(night, batch).await?;
+        // Past the window nothing starts, paused or not: what is left ends `window_closed`, so
+        // the batch ends instead of waiting for a resume that cannot start anything.
+        let closed = self.close_window(night, &records, outside_window).await?;
+        let records = if closed > 0 {
+            self.store.read_batch(night, batch).await?
+        } else {
+            records
+        };
+        self.refuse_if_paused().await?;
+        if let Some(halt) = self.store.night_status(night).await?.halted {
+            let halted = self.halt_planned(&records, &halt).await?;
+            tracing::warn!(night = %night, batch, halted, reason = %halt.reason, "night halted");
+            return Err(HandlerError::new(
+                ErrorType::Halted,
+                format!(
+                    "night {night} was halted at {}: {}; batch {batch}'s {halted} planned \
+                     services are recorded halted",
+                    halt.at, halt.reason
+                ),
+            ));
+        }
+        let pass = self.pass(night, outside_window, true);
+        let mut tally = self.advance(records, &pass).await?;
+        tally.skipped += closed;
+        self.emit(night, Some(batch), "start", &tally);
+        Ok(StartOutput {
+            night,
+            batch,
+            started: tally.started,
+            deferred: tally.deferred,
+            skipped: tally.skipped,
+            refused: tally.refused,
+            dry_run: self.config.dry_run,
+            wait_seconds: self.wait_seconds(),
+        })
+    }
+
+    /// How one invocation works through records.
+    pub(crate) fn pass(&self, night: NaiveDate, outside_window: bool, may_deploy: bool) -> Pass {
+        Pass {
+            window: self.window(night),
+            deadline: Instant::now() + self.budget,
+            outside_window,
+            may_deploy,
+        }
+    }
+
+    /// Starts what can start among planned records (and settles claimed starts that have no
+    /// deployment yet), cluster by cluster, until the pass's deadline. A cluster whose account
+    /// cannot be reached or answers with errors is handled alone: every other cluster goes on.
+    pub(crate) async fn advance(
+        &self,
+        records: Vec<NightRecord>,
+        pass: &Pass,
+    ) -> Result<Tally, HandlerError> {
+        let todo: Vec<NightRecord> = records
+            .into_iter()
+            .filter(|r| {
+                r.state == NightState::Planned
+                    || (r.state == NightState::Started && r.deployment_id.is_none())
+            })
+            .collect();
+        sum(stream::iter(by_cluster(todo))
+            .map(|group| self.advance_cluster(pass, group))
+            .buffer_unordered(CLUSTER_CONCURRENCY)
+            .collect()
+            .await)
+    }
+
+    async fn advance_cluster(
+        &self,
+        pass: &Pass,
+        group: Vec<NightRecord>,
+    ) -> Result<Tally, HandlerError> {
+        let mut tally = Tally::default();
+        let now = self.clock.now();
+        // Claims another invocation may still be working on are left to it. Claims that got no
+        // deployment within the timeout (`expired`) end now, after one look at ECS: a deployment
+        // made since the claim is recorded instead, and the reason it could not be seen is kept.
+        let mut todo = Vec::with_capacity(group.len());
+        let mut expired = Vec::new();
+        for r in group {
+            if r.state != NightState::Started {
+                todo.push(r);
+                continue;
+            }
+            let claimed_at = r.started_at.unwrap_or(now);
+            if now - claimed_at >= self.config.restart_timeout {
+                expired.push(r);
+            } else if now - claimed_at >= CLAIM_LEASE {
+                todo.push(r);
+            }
+        }
+        let planned = |records: &[NightRecord]| {
+            records
+                .iter()
+                .filter(|r| r.state == NightState::Planned)
+                .count() as u64
+        };
+        if Instant::now() >= pass.deadline {
+            // Out of time: nothing starts, and no claim is sent UpdateService; expired claims
+            // still end.
+            tally.deferred += planned(&todo);
+            todo.clear();
+        }
+        if todo.is_empty() && expired.is_empty() {
+            return Ok(tally);
+        }
+        let ids: Vec<ServiceId> = todo.iter().chain(&expired).map(|r| r.id.clone()).collect();
+        let live = match self.fleet.describe(&ids).await {
+            Ok(live) => live,
+            Err(e) => {
+                let why = match &e {
+                    ControlError::AccessDenied(m) => format!("account unreachable: {m}"),
+                    other => format!("ECS could not be asked: {other}"),
+                };
+                if let ControlError::AccessDenied(m) = &e {
+                    // The account was lost: its planned restarts end here; claims time out.
+                    tally.skipped += self.skip_unreachable(&todo, m).await?;
+                    tracing::warn!(cluster = %ids_cluster(&ids), error = %m, "account unreachable");
+                } else {
+                    // Throttled, a 5xx, an answer not understood: the next poll looks again.
+                    tally.deferred += planned(&todo);
+                    tracing::warn!(cluster = %ids_cluster(&ids), error = %e, "describe failed; deferred");
+                }
+                for r in &expired {
+                    tally.add(self.expire_claim(r, &why).await?);
+                }
+                return Ok(tally);
+            }
+        };
+        let live: BTreeMap<&str, &ServiceSnapshot> =
+            live.iter().map(|s| (s.id.service.as_str(), s)).collect();
+        for r in &expired {
+            let observed = live.get(r.id.service.as_str()).copied();
+            let settled = self.settle_claim(r, observed, false).await?;
+            if settled.settled {
+                tally.add(settled.tally);
+            } else {
+                tally.add(
+                    self.expire_claim(
+                        r,
+                        "UpdateService did not answer, and no deployment was made since the claim",
+                    )
+                    .await?,
+                );
+            }
+        }
+        let closed = !pass.outside_window && now >= pass.window.end;
+        let mut full = false;
+        // Set once UpdateService was denied: the account was lost meanwhile.
+        let mut unreachable: Option<String> = None;
+        for r in &todo {
+            let observed = live.get(r.id.service.as_str()).copied();
+            if let Some(m) = &unreachable {
+                if r.state == NightState::Planned {
+                    tally.skipped += self.skip_unreachable(std::slice::from_ref(r), m).await?;
+                }
+                continue;
+            }
+            if r.state == NightState::Started {
+                let settled = self
+                    .settle_claim(r, observed, pass.may_deploy && !closed)
+                    .await?;
+                tally.add(settled.tally);
+                unreachable = settled.unreachable;
+                continue;
+            }
+            if full || Instant::now() >= pass.deadline || !pass.may_deploy || closed {
+                tally.deferred += 1;
+                continue;
+            }
+            let window = pass.window;
+            let tag = observed.map_or(TagState::Untagged, |s| {
+                TagState::from_tags(&s.tags, &self.config.tag_key, window.start.date_naive())
+            });
+            let tonight = Tonight {
+                window_start: window.start,
+                restarted_tonight: false,
+            };
+            if let Err(reason) = eligibility::check(observed, &tag, &tonight, &self.config.policy) {
+                if self.store.move_record(r, &r.now_skipped(reason)).await? {
+                    tracing::info!(service = %r.id, %reason, "skipped at the live check");
+                    tally.skipped += 1;
+                }
+                continue;
+            }
+            let Some(observed) = observed else { continue };
+            // Only on-call's explicit `outside_window` gets here after the window's end: the
+            // record says so.
+            let base = if now >= pass.window.end {
+                NightRecord {
+                    detail: Some(
+                        "started after the window's end at on-call's request (outside_window)"
+                            .into(),
+                    ),
+                    ..r.clone()
+                }
+            } else {
+                r.clone()
+            };
+            match self.begin(Some(r), base, observed).await? {
+                Begun::Started(_) => tally.started += 1,
+                Begun::Refused(_) => tally.refused += 1,
+                Begun::Unreachable(m) => unreachable = Some(m),
+                Begun::Pending | Begun::Moved(_) => {}
+                Begun::ClusterFull => {
+                    full = true;
+                    tally.deferred += 1;
+                }
+            }
+        }
+        Ok(tally)
+    }
+
+    /// Moves the planned records among `records` to `skipped/account_unreachable`, with the
+    /// denial in their detail. How many moved.
+    async fn skip_unreachable(
+        &self,
+        records: &[NightRecord],
+        denial: &str,
+    ) -> Result<u64, HandlerError> {
+        let mut skipped = 0;
+        for r in records.iter().filter(|r| r.state == NightState::Planned) {
+            let to = NightRecord {
+                detail: Some(denial.to_owned()),
+                ..r.now_skipped(SkipReason::AccountUnreachable)
+            };
+            if self.store.move_record(r, &to).await? {
+                skipped += 1;
+            }
+        }
+        Ok(skipped)
+    }
+
+    /// A claim that got no deployment within the timeout ends `timed_out`, saying why. Its
+    /// UpdateService did not run (or ECS could not show it): its place is given back.
+    async fn expire_claim(&self, r: &NightRecord, why: &str) -> Result<Tally, HandlerError> {
+        let mut tally = Tally::default();
+        let to = self.finished(
+            r,
+            NightState::TimedOut,
+            &format!(
+                "no deployment was recorded for this restart within {} minutes: {why}",
+                self.config.restart_timeout.num_minutes()
+            ),
+        );
+        if self.store.finish(r, &to).await? {
+            *tally.outcomes.entry(NightState::TimedOut).or_default() += 1;
+        }
+        Ok(tally)
+    }
+}
+
+/// How one invocation works through a batch's records.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pass {
+    window: NightWindow,
+    /// Nothing new starts after this (the invocation's time budget).
+    deadline: Instant,
+    /// On-call asked to start restarts after the window's end.
+    outside_window: bool,
+    /// False once the night is halted: claims are settled from what ECS shows, never by
+    /// sending UpdateService.
+    may_deploy: bool,
+}

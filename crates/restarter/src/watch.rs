@@ -1,0 +1,196 @@
+//! Started restarts judged ([`outcome::verify`]) cluster by cluster: the completed ones tagged,
+//! every outcome recorded, and a cluster that cannot be described handled alone.
+
+use std::collections::BTreeMap;
+
+use chrono::TimeDelta;
+use futures::stream::{self, StreamExt};
+
+use restart_core::HandlerError;
+use restart_core::ids::ServiceId;
+use restart_core::night::NightRecord;
+use restart_core::outcome::{self, NightState, Verdict};
+use restart_core::ports::{CatalogStore, ControlError, FleetControl, RestartStore};
+use restart_core::service::ServiceSnapshot;
+use restart_core::tag::restart_tag_value;
+
+use crate::Restarter;
+use crate::cluster::{CLUSTER_CONCURRENCY, Tally, by_cluster, sum};
+use crate::held::{HELD_DETAIL, still_rolling};
+
+impl<F, S> Restarter<F, S>
+where
+    F: FleetControl,
+    S: RestartStore + CatalogStore,
+{
+    /// Judges started restarts (with their deployment) and records the ones that ended.
+    pub(crate) async fn watch(&self, started: Vec<NightRecord>) -> Result<Tally, HandlerError> {
+        sum(stream::iter(by_cluster(started))
+            .map(|group| self.watch_cluster(group))
+            .buffer_unordered(CLUSTER_CONCURRENCY)
+            .collect()
+            .await)
+    }
+
+    async fn watch_cluster(&self, group: Vec<NightRecord>) -> Result<Tally, HandlerError> {
+        let ids: Vec<ServiceId> = group.iter().map(|r| r.id.clone()).collect();
+        let live = match self.fleet.describe(&ids).await {
+            Ok(live) => live,
+            Err(e) => return self.unwatchable(&group, &e).await,
+        };
+        let live: BTreeMap<&str, &ServiceSnapshot> =
+            live.iter().map(|s| (s.id.service.as_str(), s)).collect();
+        let mut tally = Tally::default();
+        for r in &group {
+            let (Some(dep), Some(started_at)) = (r.deployment_id.as_deref(), r.started_at) else {
+                continue;
+            };
+            let now = self.clock.now();
+            let observed = live.get(r.id.service.as_str()).copied();
+            let verdict = outcome::verify(
+                observed,
+                dep,
+                r.task_definition.as_deref(),
+                started_at,
+                now,
+                self.config.restart_timeout,
+            );
+            let Some(state) = verdict.outcome() else {
+                continue;
+            };
+            let to = match verdict {
+                Verdict::Completed { at } => {
+                    // The tag is the proof owners read: written before the record says so.
+                    let tagged = if self.config.dry_run {
+                        Ok(())
+                    } else {
+                        self.fleet
+                            .tag(&r.arn, &self.config.tag_key, &restart_tag_value(at))
+                            .await
+                    };
+                    if let Err(e) = tagged {
+                        if matches!(e, ControlError::Throttled(_) | ControlError::Transient(_)) {
+                            tracing::warn!(service = %r.id, error = %e, "tagging failed; the next poll tries again");
+                            continue;
+                        }
+                        tracing::error!(service = %r.id, error = %e, "the restart completed but the tag could not be written");
+                        tally.tag_failures += 1;
+                    }
+                    let at = at.max(started_at);
+                    NightRecord {
+                        state,
+                        finished_at: Some(at),
+                        duration_seconds: u32::try_from((at - started_at).num_seconds()).ok(),
+                        ..r.clone()
+                    }
+                }
+                other => self.finished(
+                    r,
+                    state,
+                    &describe_verdict(other, observed, self.config.restart_timeout),
+                ),
+            };
+            // Given up on while ECS still rolls it: it keeps its place in the cluster.
+            let hold = state == NightState::TimedOut
+                && !self.config.dry_run
+                && still_rolling(observed, dep);
+            let to = if hold {
+                NightRecord {
+                    detail: to.detail.map(|d| format!("{d}; {HELD_DETAIL}")),
+                    ..to
+                }
+            } else {
+                to
+            };
+            let moved = if hold {
+                self.store.finish_holding(r, &to).await?
+            } else {
+                self.store.finish(r, &to).await?
+            };
+            if moved {
+                *tally.outcomes.entry(state).or_default() += 1;
+                tracing::info!(service = %r.id, outcome = %state, held = hold, "restart finished");
+                // For the planner's next nights; the record above is what proves the restart,
+                // so a failure here is only logged. A dry run restarted nothing: it has no
+                // duration to keep.
+                if let (NightState::Completed, Some(seconds), false) =
+                    (state, to.duration_seconds, self.config.dry_run)
+                    && let Err(e) = self.store.record_restart_duration(&r.id, seconds).await
+                {
+                    tracing::warn!(service = %r.id, error = %e, "the restart's duration was not kept in the catalog");
+                }
+            }
+        }
+        Ok(tally)
+    }
+
+    /// Started restarts whose cluster could not be described (the account lost, or errors
+    /// after retries): each keeps being looked at until its timeout, then ends `timed_out`
+    /// with the reason in its detail. The rest of the batch goes on.
+    async fn unwatchable(
+        &self,
+        group: &[NightRecord],
+        e: &ControlError,
+    ) -> Result<Tally, HandlerError> {
+        let mut tally = Tally::default();
+        let now = self.clock.now();
+        let why = match e {
+            ControlError::AccessDenied(m) => format!("account unreachable: {m}"),
+            other => format!("ECS could not be asked: {other}"),
+        };
+        tracing::warn!(cluster = %group.first().map(|r| r.id.cluster_key()).unwrap_or_default(), error = %why, "restarts not watched this time");
+        for r in group {
+            let Some(started_at) = r.started_at else {
+                continue;
+            };
+            if now - started_at < self.config.restart_timeout {
+                continue;
+            }
+            let to = self.finished(
+                r,
+                NightState::TimedOut,
+                &format!(
+                    "not seen finished within {} minutes: {why}",
+                    self.config.restart_timeout.num_minutes()
+                ),
+            );
+            // Whether its deployment still rolls is unknown: it keeps its place in the cluster
+            // until ECS can be asked again.
+            let moved = if self.config.dry_run {
+                self.store.finish(r, &to).await?
+            } else {
+                self.store.finish_holding(r, &to).await?
+            };
+            if moved {
+                *tally.outcomes.entry(NightState::TimedOut).or_default() += 1;
+            }
+        }
+        Ok(tally)
+    }
+}
+
+/// A failed restart in words, for on-call and the owner.
+fn describe_verdict(v: Verdict, observed: Option<&ServiceSnapshot>, timeout: TimeDelta) -> String {
+    let primary = observed
+        .and_then(ServiceSnapshot::primary)
+        .map_or("none".to_owned(), |d| d.id.clone());
+    match v {
+        Verdict::Failed => "the deployment's rolloutState is FAILED".into(),
+        Verdict::RolledBack => {
+            format!("the PRIMARY deployment is no longer ours (now {primary}): rolled back")
+        }
+        Verdict::Superseded => format!(
+            "a deployment of another task definition ({}) replaced ours: superseded",
+            observed
+                .and_then(ServiceSnapshot::primary)
+                .and_then(|d| d.task_definition.as_deref())
+                .unwrap_or("unknown")
+        ),
+        Verdict::TimedOut => format!(
+            "not finished after {} minutes (PRIMARY {primary})",
+            timeout.num_minutes()
+        ),
+        Verdict::Vanished => "the service is gone or inactive".into(),
+        Verdict::Pending | Verdict::Completed { .. } => String::new(),
+    }
+}
