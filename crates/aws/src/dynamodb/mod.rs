@@ -109,6 +109,8 @@
 //! [`NightLock`]: restart_core::night::NightLock
 //! [`NightRecord`]: restart_core::night::NightRecord
 
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{TransactWriteItem, WriteRequest};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
@@ -227,9 +229,10 @@ impl DynamoStore {
         .await
     }
 
-    /// Sends write requests with BatchWriteItem, 25 a request, unprocessed items retried.
+    /// Sends write requests with BatchWriteItem, 25 a request, unprocessed items retried; of
+    /// several requests for one key, only the last is sent ([`last_per_key`]).
     async fn write_all(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
-        let batches: Vec<Vec<WriteRequest>> = requests
+        let batches: Vec<Vec<WriteRequest>> = last_per_key(requests)
             .chunks(BATCH_SIZE)
             .map(<[WriteRequest]>::to_vec)
             .collect();
@@ -300,5 +303,100 @@ impl DynamoStore {
         out.item
             .map(|item| read(&item).map_err(|e| self.corrupt(e)))
             .transpose()
+    }
+}
+
+/// The table key (`pk`, `sk`) a write request names.
+fn request_key(r: &WriteRequest) -> Option<(&str, &str)> {
+    let item = match (r.put_request(), r.delete_request()) {
+        (Some(put), _) => put.item(),
+        (None, Some(delete)) => delete.key(),
+        (None, None) => return None,
+    };
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str);
+    Some((text(schema::PK)?, text(schema::SK)?))
+}
+
+/// One request per key, the last given, in the order given: DynamoDB refuses a BatchWriteItem
+/// that names a key twice, and requests in different chunks are sent concurrently, so only the
+/// last write of a key may be sent.
+fn last_per_key(requests: Vec<WriteRequest>) -> Vec<WriteRequest> {
+    let last: HashMap<(&str, &str), usize> = requests
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| Some((request_key(r)?, i)))
+        .collect();
+    let keep: Vec<bool> = requests
+        .iter()
+        .enumerate()
+        .map(|(i, r)| request_key(r).is_none_or(|k| last[&k] == i))
+        .collect();
+    requests
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(r, keep)| keep.then_some(r))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest};
+
+    fn put(pk: &str, sk: &str, v: &str) -> WriteRequest {
+        let put = PutRequest::builder()
+            .item(schema::PK, s(pk))
+            .item(schema::SK, s(sk))
+            .item("v", AttributeValue::S(v.into()))
+            .build()
+            .unwrap();
+        WriteRequest::builder().put_request(put).build()
+    }
+
+    fn delete(pk: &str, sk: &str) -> WriteRequest {
+        let delete = DeleteRequest::builder()
+            .key(schema::PK, s(pk))
+            .key(schema::SK, s(sk))
+            .build()
+            .unwrap();
+        WriteRequest::builder().delete_request(delete).build()
+    }
+
+    #[test]
+    fn of_several_writes_of_one_key_only_the_last_is_sent_in_order() {
+        let kept = last_per_key(vec![
+            put("A", "1", "first"),
+            put("A", "2", "only"),
+            put("A", "1", "second"),
+            delete("B", "1"),
+            put("B", "1", "after the delete"),
+            put("A", "1", "last"),
+        ]);
+        let seen: Vec<(String, String, Option<String>)> = kept
+            .iter()
+            .map(|r| {
+                let (pk, sk) = request_key(r).unwrap();
+                let v = r
+                    .put_request()
+                    .and_then(|p| p.item().get("v"))
+                    .and_then(|v| v.as_s().ok())
+                    .cloned();
+                (pk.to_owned(), sk.to_owned(), v)
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("A".into(), "2".into(), Some("only".into())),
+                ("B".into(), "1".into(), Some("after the delete".into())),
+                ("A".into(), "1".into(), Some("last".into())),
+            ]
+        );
+    }
+
+    #[test]
+    fn distinct_keys_are_all_sent() {
+        let requests: Vec<_> = (0..60).map(|i| put("P", &i.to_string(), "x")).collect();
+        assert_eq!(last_per_key(requests).len(), 60);
     }
 }
