@@ -313,7 +313,11 @@ fn request_key(r: &WriteRequest) -> Option<(&str, &str)> {
         (None, Some(delete)) => delete.key(),
         (None, None) => return None,
     };
-    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str);
+    let text = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+    };
     Some((text(schema::PK)?, text(schema::SK)?))
 }
 
