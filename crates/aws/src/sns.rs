@@ -1,20 +1,54 @@
-//! The SNS adapter: [`Publisher`] over PublishBatch.
+//! The SNS adapter: [`Publisher`] over PublishBatch, and SNS's limits (docs/design.md 2).
 //!
-//! Messages go out in order, grouped by [`notice::publish_batches`]: at most 10 entries a
-//! request and at most 256 KiB in all of them together (SNS limits both). Every message
-//! attribute is of type `String` (an account id must keep its leading zeros, and a filter
-//! policy on `owner`, `kind` or `account_id` matches strings exactly).
+//! Messages go out in order, grouped by [`publish_batches`]: at most [`MAX_BATCH_ENTRIES`]
+//! entries a request and at most [`MAX_MESSAGE_BYTES`] in all of them together (SNS limits
+//! both). A subject SNS takes is at most [`MAX_SUBJECT_CHARS`] long (the notifier renders
+//! subjects within it). Every message attribute is of type `String` (an account id must keep
+//! its leading zeros, and a filter policy on `owner`, `kind` or `account_id` matches strings
+//! exactly).
 //!
 //! A request that fails (after the SDK's retries) fails its messages and stops the sending; an
 //! entry SNS reports in `Failed` fails alone.
+
+use std::ops::Range;
 
 use aws_sdk_sns::Client;
 use aws_sdk_sns::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 
 use super::sdk::{ErrorClass, error_code, sdk_message};
-use restart_core::notice::{self, Message};
+use restart_core::notice::Message;
 use restart_core::ports::{PublishError, Publisher};
+
+/// The most an SNS message may weigh: body and attributes (256 KiB). PublishBatch takes at
+/// most this much in all its entries together.
+pub const MAX_MESSAGE_BYTES: usize = 262_144;
+/// The most entries PublishBatch takes.
+pub const MAX_BATCH_ENTRIES: usize = 10;
+/// The longest subject SNS accepts: "ASCII text that begins with a letter, number, or
+/// punctuation mark; must not include line breaks or control characters; and must be less
+/// than 100 characters long" (Publish API), so 99 at most.
+pub const MAX_SUBJECT_CHARS: usize = 99;
+
+/// Groups messages (given by their [`Message::size`]) into PublishBatch requests: in order, at
+/// most [`MAX_BATCH_ENTRIES`] a request and at most [`MAX_MESSAGE_BYTES`] in all.
+pub fn publish_batches(sizes: &[usize]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut total = 0;
+    for (i, &size) in sizes.iter().enumerate() {
+        if i > start && (i - start == MAX_BATCH_ENTRIES || total + size > MAX_MESSAGE_BYTES) {
+            out.push(start..i);
+            start = i;
+            total = 0;
+        }
+        total += size;
+    }
+    if start < sizes.len() {
+        out.push(start..sizes.len());
+    }
+    out
+}
 
 /// Publishes to SNS topics of the hub account.
 #[derive(Debug, Clone)]
@@ -105,7 +139,7 @@ impl Publisher for SnsPublisher {
     async fn publish(&self, topic: &str, messages: &[Message]) -> Vec<Result<(), PublishError>> {
         let sizes: Vec<usize> = messages.iter().map(Message::size).collect();
         let mut out: Vec<Result<(), PublishError>> = Vec::with_capacity(messages.len());
-        for range in notice::publish_batches(&sizes) {
+        for range in publish_batches(&sizes) {
             let entries: Result<Vec<_>, _> = range
                 .clone()
                 .map(|i| entry(i - range.start, &messages[i]))
@@ -163,6 +197,36 @@ impl Publisher for SnsPublisher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn publish_batches_hold_ten_entries_and_256_kib_at_most() {
+        assert_eq!(publish_batches(&[1; 25]), [0..10, 10..20, 20..25]);
+        assert_eq!(publish_batches(&[200_000, 200_000, 10]), [0..1, 1..3]);
+        assert_eq!(publish_batches(&[]), Vec::<Range<usize>>::new());
+        assert_eq!(publish_batches(&[MAX_MESSAGE_BYTES, 1]), [0..1, 1..2]);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// PublishBatch requests: in order, every message once, at most 10 entries and
+        /// 256 KiB each (a lone message over it goes alone, and SNS says so).
+        #[test]
+        fn publish_batches_cover_every_message_within_the_limits(
+            sizes in prop::collection::vec(0usize..=MAX_MESSAGE_BYTES * 2, 0..40),
+        ) {
+            let batches = publish_batches(&sizes);
+            let mut next = 0;
+            for r in &batches {
+                prop_assert_eq!(r.start, next);
+                prop_assert!(!r.is_empty() && r.len() <= MAX_BATCH_ENTRIES);
+                prop_assert!(r.len() == 1 || sizes[r.clone()].iter().sum::<usize>() <= MAX_MESSAGE_BYTES);
+                next = r.end;
+            }
+            prop_assert_eq!(next, sizes.len());
+        }
+    }
 
     #[test]
     fn errors_are_classified_by_code() {

@@ -2,11 +2,12 @@
 //!
 //! Inventory writes one [`CatalogRecord`] per service it discovers; the batcher reads them to
 //! plan the night. A service that a reachable account no longer has is marked gone
-//! (`gone_since`), never deleted, so its history stays readable.
+//! (`gone_since`), never deleted, so its history stays readable. Each night's run is kept as
+//! an [`InventoryRun`]: the targets reached and unreachable, and the counts.
 
 use std::collections::BTreeMap;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::eligibility::SkipReason;
@@ -116,4 +117,15 @@ pub struct InventoryCounts {
     pub eligible: u64,
     pub gone: u64,
     pub written: u64,
+}
+
+/// The record of one night's inventory run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryRun {
+    pub night: NaiveDate,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub reached: Vec<Target>,
+    pub unreachable: Vec<Unreachable>,
+    pub counts: InventoryCounts,
 }

@@ -12,7 +12,9 @@
 //! - [`outcome`]: night states, allowed transitions, restart verification (3.4).
 //! - [`window`]: the restart window in an IANA timezone, the night's date (3.6).
 //! - [`planner`]: eligible services into batches (3.6).
-//! - [`catalog`]: catalog records and inventory counts (3.7).
+//! - [`catalog`]: catalog records, inventory runs and their counts (3.7).
+//! - [`notice`]: owners' findings of a night, the cooldown, the message a publisher takes
+//!   (3.1-3.5).
 //! - [`ports`]: the traits handlers use, in domain words; adapters implement them.
 //! - [`config`]: typed configuration from environment variables (3.9).
 //! - [`error`]: the Lambda error contract (3.8).

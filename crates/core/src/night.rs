@@ -350,8 +350,6 @@ mod tests {
             decode::<crate::catalog::Unreachable>(&v);
             decode::<crate::catalog::Target>(&v);
             decode::<crate::ids::ServiceId>(&v);
-            decode::<crate::notice::Finding>(&v);
-            decode::<crate::notice::Message>(&v);
             decode::<crate::HandlerError>(&v);
             let _ = crate::HandlerError::parse_event::<NightRecord>(v.clone());
         }

@@ -1,18 +1,18 @@
-//! Ports: what the handlers need from the outside world, in domain words. Adapters in
-//! `crate::adapters` implement them with the AWS SDK; tests implement them in memory.
+//! Ports: what the handlers need from the outside world, in domain words. Adapters in the
+//! `restart-aws` crate implement them with the AWS SDK; tests implement them in memory.
 //!
 //! Methods return `impl Future + Send` so that handlers can run them on any tokio task.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 
-use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::NaiveDate;
 
-use crate::catalog::{CatalogRecord, DiscoveredService, InventoryCounts, Target, Unreachable};
+use crate::catalog::{CatalogRecord, DiscoveredService, Target};
 use crate::error::{ErrorType, HandlerError};
 use crate::ids::{AccountId, ServiceArn, ServiceId};
 use crate::night::{Created, Halt, NightLock, NightRecord, NightStatus, Pause, PlanSummary};
+use crate::notice::{DigestSent, Message, NoticeSent, OwnerNotices};
 use crate::outcome::NightState;
 use crate::planner::PlannedBatch;
 use crate::service::ServiceSnapshot;
@@ -87,16 +87,9 @@ impl From<StoreError> for HandlerError {
     }
 }
 
-/// The record of one night's inventory run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InventoryRun {
-    pub night: NaiveDate,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
-    pub reached: Vec<Target>,
-    pub unreachable: Vec<Unreachable>,
-    pub counts: InventoryCounts,
-}
+/// An inventory run is a domain record ([`crate::catalog::InventoryRun`]), named here too for
+/// the callers that import it as `ports::InventoryRun`.
+pub use crate::catalog::InventoryRun;
 
 /// The catalog side of the table (docs/design.md 3.7).
 pub trait CatalogStore: Send + Sync {
@@ -344,7 +337,8 @@ pub struct HeldRestart {
 /// UpdateService slots shared by every container of the orchestrator (docs/design.md 3.5): each
 /// account and region has a fixed one-second window per Unix second, holding at most `limit`
 /// calls, whoever makes them. A Lambda container paces its own calls with
-/// [`crate::pacing::Pacer`]; this is what keeps many containers together under the same rate.
+/// `pacing::Pacer`; this port is what keeps many containers together under the same rate
+/// (`pacing::SharedPacer` takes its slots).
 pub trait SharedPace: Send + Sync {
     /// Takes one slot of `target`'s window `second` (Unix seconds) if fewer than `limit` are
     /// taken. `Ok(false)`: the window is full; nothing changed.
@@ -461,14 +455,14 @@ impl From<PublishError> for HandlerError {
 
 /// Publishes notices to an SNS topic (docs/design.md 3.2): owners' digests and the night summary.
 pub trait Publisher: Send + Sync {
-    /// Publishes `messages` to `topic` in order, in PublishBatch requests
-    /// ([`crate::notice::publish_batches`]: at most 10 entries and 256 KiB a request). Returns
+    /// Publishes `messages` to `topic` in order, in PublishBatch requests (at most 10 entries
+    /// and 256 KiB a request: `restart_aws::sns::publish_batches` groups them). Returns
     /// one result per message: a request that fails fails its messages, and nothing after it
     /// is sent.
     fn publish(
         &self,
         topic: &str,
-        messages: &[crate::notice::Message],
+        messages: &[Message],
     ) -> impl Future<Output = Vec<Result<(), PublishError>>> + Send;
 }
 
@@ -479,17 +473,17 @@ pub trait NoticeStore: Send + Sync {
     fn owner_notices(
         &self,
         owner: &str,
-    ) -> impl Future<Output = Result<crate::notice::OwnerNotices, StoreError>> + Send;
+    ) -> impl Future<Output = Result<OwnerNotices, StoreError>> + Send;
 
     /// Upserts last-notice records (one per owner, service and kind).
     fn put_notices(
         &self,
-        notices: &[crate::notice::NoticeSent],
+        notices: &[NoticeSent],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Upserts digest progress (one per owner and night).
     fn put_digests(
         &self,
-        digests: &[crate::notice::DigestSent],
+        digests: &[DigestSent],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

@@ -7,11 +7,16 @@
 //!   a forced deployment does not apply to, old-format ARNs, and restarts that failed, rolled
 //!   back or timed out, tonight's and last night's), keeps those the cooldown lets through
 //!   ([`notice::due`], `NOTICE_COOLDOWN_DAYS` per owner, service and kind), and publishes one
-//!   digest per owner to `OWNER_TOPIC_ARN` ([`notice::digest`]: one account per message,
-//!   "part i of n", each message under 256 KiB, PublishBatch in requests of at most 10).
+//!   digest per owner to `OWNER_TOPIC_ARN` ([`digest::digest`]: one account per message,
+//!   "part i of n", each message under 256 KiB, PublishBatch in requests of at most 10:
+//!   [`sns::publish_batches`]).
 //! - `{ "mode": "summary", "night": "YYYY-MM-DD" }`: publishes the night's summary
-//!   ([`NightSummary`]) to `OPS_TOPIC_ARN` and prints one EMF line with its counts (namespace
-//!   `EcsNightlyRestart`, dimension `Function=notifier`, which the alarms match).
+//!   ([`NightSummary`], [`summary`]) to `OPS_TOPIC_ARN` and prints one EMF line with its counts
+//!   (namespace `EcsNightlyRestart`, dimension `Function=notifier`, which the alarms match).
+//!
+//! What the domain decides (findings, cooldown) is `restart_core::notice`'s; how a digest and
+//! the summary read is this crate's ([`digest`], [`summary`]); SNS's limits are the adapter's
+//! ([`sns`]).
 //!
 //! A digest is sent once per owner and night. The table records, per owner, how many of the
 //! night's digest messages went out (after each PublishBatch request) and, once all did, the
@@ -30,15 +35,23 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use restart_aws::sns;
 use restart_core::clock::Clock;
 use restart_core::config::AccountsSource;
 use restart_core::ids::AccountId;
-use restart_core::notice::{self, DigestSent, Finding, Message, NightSummary, NoticeSent};
+use restart_core::notice::{self, DigestSent, Finding, Message, NoticeSent};
 use restart_core::ports::{CatalogStore, NightStore, NoticeStore, Publisher, RestartStore};
 use restart_core::telemetry::{Emf, Unit};
 use restart_core::{Config, HandlerError};
 
 pub mod aws;
+pub mod digest;
+pub mod summary;
+#[cfg(test)]
+mod testing;
+mod text;
+
+pub use summary::NightSummary;
 
 /// The function's input, by `mode`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,7 +220,7 @@ where
             if due.is_empty() {
                 continue;
             }
-            let messages = notice::digest(
+            let messages = digest::digest(
                 &owner,
                 night,
                 &due,
@@ -241,7 +254,7 @@ where
         let mut sent: Vec<usize> = digests.iter().map(|d| d.already).collect();
         // `publish_batches` gives ranges within `sizes`, one per entry of `pending`; each
         // pending entry's owner index is an index of `digests` and `sent`.
-        for range in notice::publish_batches(&sizes) {
+        for range in sns::publish_batches(&sizes) {
             let batch: Vec<Message> = pending[range.clone()]
                 .iter()
                 .map(|(_, m)| (*m).clone())

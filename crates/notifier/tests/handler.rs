@@ -8,10 +8,11 @@ use std::sync::Arc;
 use chrono::TimeDelta;
 use common::*;
 use notifier::{Notifier, Output};
+use restart_aws::sns::{MAX_BATCH_ENTRIES, MAX_MESSAGE_BYTES};
 use restart_core::ErrorType;
 use restart_core::clock::ManualClock;
 use restart_core::eligibility::SkipReason;
-use restart_core::notice::{MAX_BATCH_ENTRIES, MAX_MESSAGE_BYTES, Message};
+use restart_core::notice::Message;
 use restart_core::outcome::NightState;
 use restart_core::ports::PublishError;
 use serde_json::json;
@@ -343,14 +344,7 @@ async fn bad_input_and_missing_topics_are_refused_with_the_contract_types() {
 
 #[test]
 fn the_emf_line_carries_the_alarms_metrics() {
-    let s = restart_core::notice::NightSummary::build(
-        night(),
-        &[],
-        &Default::default(),
-        None,
-        None,
-        None,
-    );
+    let s = notifier::NightSummary::build(night(), &[], &Default::default(), None, None, None);
     let line = notifier::emf(&s).line(at("2026-11-22T06:00:00Z"));
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
     let d = &v["_aws"]["CloudWatchMetrics"][0];

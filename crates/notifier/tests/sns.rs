@@ -7,9 +7,9 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 
 use common::*;
+use restart_aws::sns::MAX_MESSAGE_BYTES;
 use restart_core::clock::ManualClock;
 use restart_core::eligibility::SkipReason;
-use restart_core::notice::MAX_MESSAGE_BYTES;
 use serde_json::{Value, json};
 
 /// A topic created in moto with the AWS CLI (an outside client).

@@ -10,13 +10,14 @@ use std::sync::Arc;
 
 use common::*;
 use notifier::Notifier;
-use restart_core::catalog::{CatalogRecord, InventoryCounts, Target, Unreachable};
+use restart_aws::sns::MAX_MESSAGE_BYTES;
+use restart_core::catalog::{CatalogRecord, InventoryCounts, InventoryRun, Target, Unreachable};
 use restart_core::clock::ManualClock;
 use restart_core::eligibility::SkipReason;
 use restart_core::night::{Halt, NightRecord, Pause};
-use restart_core::notice::{MAX_MESSAGE_BYTES, Message};
+use restart_core::notice::Message;
 use restart_core::outcome::NightState;
-use restart_core::ports::{CatalogStore, InventoryRun, NightStore, RestartStore};
+use restart_core::ports::{CatalogStore, NightStore, RestartStore};
 use restart_core::tag::TagStateKind;
 use serde_json::{Value, json};
 use testkit::fakes::{MemoryNotices, MemoryStore, MemoryTopics};

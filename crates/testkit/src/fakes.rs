@@ -143,8 +143,11 @@ impl CatalogStore for MemoryStore {
 
     async fn lock_night(&self, lock: &NightLock) -> Result<NightLock, StoreError> {
         let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        // The table compares whole epoch seconds (`until_epoch < at`): a lock lapses once the
+        // second of its `until` is over.
+        let lapsed = |held: &NightLock| held.until.timestamp() < lock.at.timestamp();
         match locks.get(&lock.night) {
-            Some(held) if held.holder != lock.holder && held.until > lock.at => Ok(held.clone()),
+            Some(held) if held.holder != lock.holder && !lapsed(held) => Ok(held.clone()),
             _ => {
                 locks.insert(lock.night, lock.clone());
                 Ok(lock.clone())
@@ -192,6 +195,25 @@ impl MemoryNights {
             .entry(state)
             .or_default() += 1;
         self.writes += 1;
+    }
+
+    /// The record at `r`'s key. The table keys a record by its night, its partition (its
+    /// batch, or the skipped one) and its service, and every conditional write looks at that
+    /// key only: a record of the service in another partition is not there.
+    fn at_key(&self, r: &NightRecord) -> Option<&NightRecord> {
+        self.records
+            .get(&(r.night, r.id.clone()))
+            .filter(|found| found.batch == r.batch)
+    }
+
+    /// Whether reads of the whole night see `r`: skipped records always, a batch's records
+    /// only while the batch has its batch item (the table finds batches by their items).
+    fn listed(&self, r: &NightRecord) -> bool {
+        r.batch.is_none_or(|b| {
+            self.batches
+                .get(&r.night)
+                .is_some_and(|batches| batches.contains_key(&b))
+        })
     }
 }
 
@@ -288,11 +310,10 @@ impl NightStore for MemoryStore {
     }
 
     async fn read_night(&self, night: NaiveDate) -> Result<Vec<NightRecord>, StoreError> {
-        Ok(self
-            .nights()
-            .records
+        let n = self.nights();
+        Ok(n.records
             .values()
-            .filter(|r| r.night == night)
+            .filter(|r| r.night == night && n.listed(r))
             .cloned()
             .collect())
     }
@@ -301,11 +322,10 @@ impl NightStore for MemoryStore {
         &self,
         night: NaiveDate,
     ) -> Result<BTreeMap<ServiceId, u32>, StoreError> {
-        Ok(self
-            .nights()
-            .records
+        let n = self.nights();
+        Ok(n.records
             .values()
-            .filter(|r| r.night == night)
+            .filter(|r| r.night == night && n.listed(r))
             .filter_map(|r| r.batch.map(|b| (r.id.clone(), b)))
             .collect())
     }
@@ -323,20 +343,26 @@ impl NightStore for MemoryStore {
                 out.existing.push(r.id.clone());
             }
         }
+        out.existing.sort();
         Ok(out)
     }
 
     async fn move_record(&self, from: &NightRecord, to: &NightRecord) -> Result<bool, StoreError> {
         let mut n = self.nights();
-        let key = (from.night, from.id.clone());
-        let still_planned = n
-            .records
-            .get(&key)
-            .is_some_and(|r| r.state == NightState::Planned && r.batch == from.batch);
-        if !still_planned {
+        // A move to the key it is at is no move.
+        if from.night == to.night && from.id == to.id && from.batch == to.batch {
             return Ok(false);
         }
-        n.records.insert(key, to.clone());
+        let still_planned = n
+            .at_key(from)
+            .is_some_and(|r| r.state == NightState::Planned);
+        let (from_key, to_key) = ((from.night, from.id.clone()), (to.night, to.id.clone()));
+        // The target must not exist (a record of another service or night than `from`'s).
+        if !still_planned || (to_key != from_key && n.records.contains_key(&to_key)) {
+            return Ok(false);
+        }
+        n.records.remove(&from_key);
+        n.records.insert(to_key, to.clone());
         n.writes += 1;
         Ok(true)
     }
@@ -387,9 +413,16 @@ impl RestartStore for MemoryStore {
     ) -> Result<Claim, StoreError> {
         let mut n = self.nights();
         let key = (to.night, to.id.clone());
-        let now = n.records.get(&key).map(|r| r.state);
+        // The table conditions the Put on the state at `to`'s key, and reads it there when
+        // the transaction is refused.
+        let now = n.at_key(to).map(|r| r.state);
         if now != from.map(|f| f.state) {
             return Ok(Claim::Moved(now));
+        }
+        // This fake holds one record per service and night: a claim that would create a
+        // second one in another partition is refused with the state of the one it has.
+        if let (None, Some(other)) = (now, n.records.get(&key)) {
+            return Ok(Claim::Moved(Some(other.state)));
         }
         let slot = n
             .inflight
@@ -408,8 +441,7 @@ impl RestartStore for MemoryStore {
         let mut n = self.nights();
         let key = (started.night, started.id.clone());
         let ok = n
-            .records
-            .get(&key)
+            .at_key(started)
             .is_some_and(|r| r.state == NightState::Started && r.deployment_id.is_none());
         if ok {
             n.records.insert(key, started.clone());
@@ -421,7 +453,7 @@ impl RestartStore for MemoryStore {
     async fn finish(&self, started: &NightRecord, to: &NightRecord) -> Result<bool, StoreError> {
         let mut n = self.nights();
         let key = (to.night, to.id.clone());
-        let ok = n.records.get(&key).is_some_and(|r| {
+        let ok = n.at_key(to).is_some_and(|r| {
             r.state == NightState::Started && r.deployment_id == started.deployment_id
         });
         if ok {
@@ -443,10 +475,9 @@ impl RestartStore for MemoryStore {
     ) -> Result<bool, StoreError> {
         let mut n = self.nights();
         let key = (to.night, to.id.clone());
-        let ok = n
-            .records
-            .get(&key)
-            .is_some_and(|r| r.state == planned.state);
+        // As the table: the Put of `to` on condition that the record at its key is in the
+        // state read.
+        let ok = n.at_key(to).is_some_and(|r| r.state == planned.state);
         if ok {
             n.records.insert(key, to.clone());
             n.count(to.night, to.state);
@@ -461,7 +492,7 @@ impl RestartStore for MemoryStore {
     ) -> Result<bool, StoreError> {
         let mut n = self.nights();
         let key = (to.night, to.id.clone());
-        let ok = n.records.get(&key).is_some_and(|r| {
+        let ok = n.at_key(to).is_some_and(|r| {
             r.state == NightState::Started && r.deployment_id == started.deployment_id
         });
         // The place is kept under the deployment as read, which the Put just checked.
@@ -601,7 +632,7 @@ impl restart_core::ports::Publisher for MemoryTopics {
             .map(restart_core::notice::Message::size)
             .collect();
         let mut out = Vec::with_capacity(messages.len());
-        for range in restart_core::notice::publish_batches(&sizes) {
+        for range in restart_aws::sns::publish_batches(&sizes) {
             let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
             let index = requests.len();
             let mut fail = self.fail_request.lock().unwrap_or_else(|e| e.into_inner());

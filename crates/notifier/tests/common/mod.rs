@@ -3,14 +3,14 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use restart_core::Config;
-use restart_core::catalog::{CatalogRecord, InventoryCounts, Target, Unreachable};
+use restart_core::catalog::{CatalogRecord, InventoryCounts, InventoryRun, Target, Unreachable};
 use restart_core::eligibility::SkipReason;
 use restart_core::ids::ServiceId;
 use restart_core::night::{NightRecord, PlanSummary};
 use restart_core::outcome::NightState;
 use restart_core::owner::OwnerSource;
 use restart_core::planner::PlannedBatch;
-use restart_core::ports::{CatalogStore, InventoryRun, NightStore};
+use restart_core::ports::{CatalogStore, NightStore};
 use restart_core::service::{DeploymentController, SchedulingStrategy, ServiceStatus};
 use restart_core::tag::TagStateKind;
 

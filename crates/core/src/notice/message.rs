@@ -1,0 +1,49 @@
+//! A notice ready to publish: what the `Publisher` port (`ports::Publisher`) takes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One message to publish.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub subject: String,
+    pub body: String,
+    /// SNS message attributes, all of type String.
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl Message {
+    /// What SNS counts against the 256 KiB limit: the body and every attribute's name, type
+    /// and value; the subject is counted too, to be safe.
+    pub fn size(&self) -> usize {
+        self.body.len()
+            + self.subject.len()
+            + self
+                .attributes
+                .iter()
+                .map(|(k, v)| k.len() + "String".len() + v.len())
+                .sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// A message as JSON carries it: any JSON decodes or fails, never panics, and what
+        /// decodes encodes again.
+        #[test]
+        fn any_json_decodes_to_a_message_or_fails(
+            v in testkit::strategies::any_json("subject|body|attributes|owner|kind|account_id"),
+        ) {
+            if let Ok(m) = serde_json::from_value::<Message>(v) {
+                serde_json::to_value(&m).unwrap();
+            }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Records, services, text in any script and the subject check, for this crate's unit tests.
+
+use chrono::NaiveDate;
+use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
+
+use restart_aws::sns::MAX_SUBJECT_CHARS;
+use restart_core::catalog::CatalogRecord;
+use restart_core::eligibility::SkipReason;
+use restart_core::ids::ServiceId;
+use restart_core::night::NightRecord;
+use restart_core::outcome::NightState;
+use restart_core::owner::OwnerSource;
+use restart_core::service::{DeploymentController, SchedulingStrategy, ServiceStatus};
+use restart_core::tag::TagStateKind;
+
+pub(crate) fn night() -> NaiveDate {
+    "2026-11-22".parse().unwrap()
+}
+
+pub(crate) fn sid(account: &str, cluster: &str, service: &str) -> ServiceId {
+    ServiceId {
+        account: account.parse().unwrap(),
+        region: "eu-west-1".into(),
+        cluster: cluster.into(),
+        service: service.into(),
+    }
+}
+
+pub(crate) fn catalog(
+    id: &ServiceId,
+    owner: &str,
+    tag: TagStateKind,
+    value: Option<&str>,
+) -> CatalogRecord {
+    CatalogRecord {
+        id: id.clone(),
+        arn: id.arn("aws"),
+        owner: owner.into(),
+        owner_source: OwnerSource::ServiceTag,
+        tag_value: value.map(str::to_owned),
+        tag_state: tag,
+        status: ServiceStatus::Active,
+        desired: 2,
+        scheduling: SchedulingStrategy::Replica,
+        controller: DeploymentController::Ecs,
+        min_healthy_percent: 100,
+        max_percent: 200,
+        skip_reason: None,
+        first_seen: night(),
+        last_seen: night(),
+        gone_since: None,
+        last_restart_seconds: None,
+    }
+}
+
+pub(crate) fn record(
+    id: &ServiceId,
+    owner: &str,
+    state: NightState,
+    reason: Option<SkipReason>,
+) -> NightRecord {
+    let c = catalog(id, owner, TagStateKind::Enrolled, None);
+    let mut r = match reason {
+        Some(reason) => NightRecord::skipped(&c, night(), reason),
+        None => NightRecord::planned(&c, night(), 0, "2026-11-22T00:10:00Z".parse().unwrap()),
+    };
+    r.state = state;
+    r
+}
+
+/// Text of a team, a tag value or a failure: anything, printable Unicode, bytes read as
+/// UTF-8, or names with accents, CJK, emoji, full-width digits and combining marks.
+pub(crate) fn text(max: usize) -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::collection::vec(any::<char>(), 0..max).prop_map(String::from_iter),
+        prop::string::string_regex(&format!("\\PC{{0,{max}}}")).unwrap(),
+        prop::collection::vec(any::<u8>(), 0..max)
+            .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+        prop::sample::select(vec![
+            "équipe-paiements",
+            "決済チーム",
+            "🚀 platform 🚀",
+            "ｔｅａｍ１２",
+            "e\u{301}quipe",
+            "\u{200b}",
+            "<script>alert('x')</script>",
+            "a\r\nb",
+            "\"quoted\"",
+            "ok",
+        ])
+        .prop_map(str::to_owned),
+    ]
+}
+
+/// What SNS takes as a subject (see [`MAX_SUBJECT_CHARS`]).
+pub(crate) fn assert_subject(s: &str) -> Result<(), TestCaseError> {
+    prop_assert!(s.len() <= MAX_SUBJECT_CHARS && s.len() < 100, "{s:?}");
+    prop_assert!(s.chars().all(|c| c == ' ' || c.is_ascii_graphic()), "{s:?}");
+    prop_assert!(
+        s.chars().next().is_none_or(|c| c.is_ascii_graphic()),
+        "{s:?}"
+    );
+    Ok(())
+}
+
+/// A record of tonight for `id`, with an owner-actionable outcome or skip.
+pub(crate) fn any_record(
+    id: ServiceId,
+    owner: String,
+    kind: usize,
+    detail: Option<String>,
+) -> NightRecord {
+    let mut r = NightRecord::unbatched(id.clone(), id.arn("aws"), night(), owner);
+    let outcomes = [
+        NightState::Failed,
+        NightState::RolledBack,
+        NightState::TimedOut,
+    ];
+    let skips = [
+        SkipReason::Untagged,
+        SkipReason::DowntimeRisk,
+        SkipReason::DeploymentBlocked,
+        SkipReason::ControllerCodeDeploy,
+        SkipReason::ControllerExternal,
+        SkipReason::NeedsLongArn,
+        SkipReason::OptedOut,
+    ];
+    match outcomes.get(kind) {
+        Some(&state) => r.state = state,
+        None => r.skip_reason = Some(skips[(kind - outcomes.len()) % skips.len()]),
+    }
+    r.detail = detail;
+    r
+}
