@@ -25,10 +25,8 @@ use restart_core::ports::{PublishError, Publisher};
 pub const MAX_MESSAGE_BYTES: usize = 262_144;
 /// The most entries PublishBatch takes.
 pub const MAX_BATCH_ENTRIES: usize = 10;
-/// The longest subject SNS accepts: "ASCII text that begins with a letter, number, or
-/// punctuation mark; must not include line breaks or control characters; and must be less
-/// than 100 characters long" (Publish API), so 99 at most.
-pub const MAX_SUBJECT_CHARS: usize = 99;
+/// The longest subject SNS accepts, which every [`Message`] keeps to.
+pub use restart_core::notice::MAX_SUBJECT_CHARS;
 
 /// Groups messages (given by their [`Message::size`]) into PublishBatch requests: in order, at
 /// most [`MAX_BATCH_ENTRIES`] a request and at most [`MAX_MESSAGE_BYTES`] in all.
@@ -136,6 +134,10 @@ fn entry(id: usize, m: &Message) -> Result<PublishBatchRequestEntry, PublishErro
 }
 
 impl Publisher for SnsPublisher {
+    fn requests(&self, sizes: &[usize]) -> Vec<Range<usize>> {
+        publish_batches(sizes)
+    }
+
     async fn publish(&self, topic: &str, messages: &[Message]) -> Vec<Result<(), PublishError>> {
         let sizes: Vec<usize> = messages.iter().map(Message::size).collect();
         let mut out: Vec<Result<(), PublishError>> = Vec::with_capacity(messages.len());

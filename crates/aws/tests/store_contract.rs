@@ -21,7 +21,7 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use proptest::prelude::*;
 
 use restart_aws::dynamodb::DynamoStore;
-use restart_core::catalog::{CatalogRecord, InventoryCounts, Target, Unreachable};
+use restart_core::catalog::{CatalogRecord, InventoryCounts, InventoryRun, Target, Unreachable};
 use restart_core::eligibility::SkipReason;
 use restart_core::ids::ServiceId;
 use restart_core::night::{Halt, NightLock, NightRecord, Pause, PlanSummary};
@@ -29,8 +29,7 @@ use restart_core::notice::{DigestSent, FindingKind, NoticeSent};
 use restart_core::outcome::NightState;
 use restart_core::planner::PlannedBatch;
 use restart_core::ports::{
-    CatalogStore, Claim, HeldRestart, InventoryRun, NightStore, NoticeStore, RestartStore,
-    SharedPace,
+    CatalogStore, Claim, HeldRestart, NightStore, NoticeStore, RestartStore, SharedPace,
 };
 use restart_core::tag::TagStateKind;
 use testkit::fakes::MemoryStore;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use batcher::Batcher;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use restart_core::catalog::InventoryRun;
 use restart_core::catalog::{CatalogRecord, InventoryCounts, Target};
 use restart_core::clock::ManualClock;
 use restart_core::eligibility::SkipReason;
@@ -12,7 +13,7 @@ use restart_core::ids::ServiceId;
 use restart_core::night::NightPlan;
 use restart_core::outcome::NightState;
 use restart_core::owner::OwnerSource;
-use restart_core::ports::{CatalogStore, InventoryRun, NightStore};
+use restart_core::ports::{CatalogStore, NightStore};
 use restart_core::service::{DeploymentController, SchedulingStrategy, ServiceStatus};
 use restart_core::tag::TagStateKind;
 use restart_core::{Config, ErrorType};

@@ -5,10 +5,11 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::ops::Range;
 
 use chrono::NaiveDate;
 
-use crate::catalog::{CatalogRecord, DiscoveredService, Target};
+use crate::catalog::{CatalogRecord, DiscoveredService, InventoryRun, Target};
 use crate::error::{ErrorType, HandlerError};
 use crate::ids::{AccountId, ServiceArn, ServiceId};
 use crate::night::{Created, Halt, NightLock, NightRecord, NightStatus, Pause, PlanSummary};
@@ -86,10 +87,6 @@ impl From<StoreError> for HandlerError {
         HandlerError::new(error_type, e.to_string())
     }
 }
-
-/// An inventory run is a domain record ([`crate::catalog::InventoryRun`]), named here too for
-/// the callers that import it as `ports::InventoryRun`.
-pub use crate::catalog::InventoryRun;
 
 /// The catalog side of the table (docs/design.md 3.7).
 pub trait CatalogStore: Send + Sync {
@@ -455,10 +452,14 @@ impl From<PublishError> for HandlerError {
 
 /// Publishes notices to an SNS topic (docs/design.md 3.2): owners' digests and the night summary.
 pub trait Publisher: Send + Sync {
-    /// Publishes `messages` to `topic` in order, in PublishBatch requests (at most 10 entries
-    /// and 256 KiB a request: `restart_aws::sns::publish_batches` groups them). Returns
-    /// one result per message: a request that fails fails its messages, and nothing after it
-    /// is sent.
+    /// How [`Publisher::publish`] groups messages of these sizes ([`Message::size`]) into
+    /// requests, in order: one range of `sizes` a request. A caller that records progress
+    /// after each request publishes one range at a time.
+    fn requests(&self, sizes: &[usize]) -> Vec<Range<usize>>;
+
+    /// Publishes `messages` to `topic` in order, in the requests [`Publisher::requests`] gives
+    /// (for SNS: PublishBatch, at most 10 entries and 256 KiB a request). Returns one result
+    /// per message: a request that fails fails its messages, and nothing after it is sent.
     fn publish(
         &self,
         topic: &str,

@@ -16,12 +16,13 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 
+use restart_core::catalog::InventoryRun;
 use restart_core::catalog::{CatalogRecord, InventoryCounts, Target, Unreachable};
 use restart_core::clock::Clock;
 use restart_core::eligibility::{self, Tonight};
 use restart_core::ids::AccountId;
 use restart_core::night::NightLock;
-use restart_core::ports::{AccountDirectory, CatalogStore, InventoryRun, ServiceInventory};
+use restart_core::ports::{AccountDirectory, CatalogStore, ServiceInventory};
 use restart_core::tag::TagState;
 use restart_core::telemetry::{ApiCalls, Emf, Unit};
 use restart_core::window::NightWindow;

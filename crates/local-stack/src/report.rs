@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use chrono::NaiveDate;
+use restart_core::catalog::InventoryRun;
 use restart_core::catalog::Unreachable;
 use restart_core::ids::ServiceId;
 use restart_core::night::{NightRecord, NightStatus};
 use restart_core::outcome::NightState;
-use restart_core::ports::InventoryRun;
 use serde::Serialize;
 
 use crate::compress::Compression;

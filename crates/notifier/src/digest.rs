@@ -16,8 +16,8 @@ use std::fmt::Write as _;
 use chrono::NaiveDate;
 use serde_json::json;
 
-use restart_aws::sns::MAX_SUBJECT_CHARS;
 use restart_core::ids::{AccountId, ServiceId};
+use restart_core::notice::MAX_SUBJECT_CHARS;
 use restart_core::notice::{Finding, FindingKind, Message};
 
 use crate::text::{subject, subject_safe};

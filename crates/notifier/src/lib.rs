@@ -8,15 +8,15 @@
 //!   back or timed out, tonight's and last night's), keeps those the cooldown lets through
 //!   ([`notice::due`], `NOTICE_COOLDOWN_DAYS` per owner, service and kind), and publishes one
 //!   digest per owner to `OWNER_TOPIC_ARN` ([`digest::digest`]: one account per message,
-//!   "part i of n", each message under 256 KiB, PublishBatch in requests of at most 10:
-//!   [`sns::publish_batches`]).
+//!   "part i of n", each message under 256 KiB, in the publisher's requests:
+//!   [`Publisher::requests`], for SNS PublishBatch with at most 10 entries).
 //! - `{ "mode": "summary", "night": "YYYY-MM-DD" }`: publishes the night's summary
 //!   ([`NightSummary`], [`summary`]) to `OPS_TOPIC_ARN` and prints one EMF line with its counts
 //!   (namespace `EcsNightlyRestart`, dimension `Function=notifier`, which the alarms match).
 //!
 //! What the domain decides (findings, cooldown) is `restart_core::notice`'s; how a digest and
 //! the summary read is this crate's ([`digest`], [`summary`]); SNS's limits are the adapter's
-//! ([`sns`]).
+//! (`restart_aws::sns`), reached through the [`Publisher`] port.
 //!
 //! A digest is sent once per owner and night. The table records, per owner, how many of the
 //! night's digest messages went out (after each PublishBatch request) and, once all did, the
@@ -35,7 +35,6 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use restart_aws::sns;
 use restart_core::clock::Clock;
 use restart_core::config::AccountsSource;
 use restart_core::ids::AccountId;
@@ -254,7 +253,7 @@ where
         let mut sent: Vec<usize> = digests.iter().map(|d| d.already).collect();
         // `publish_batches` gives ranges within `sizes`, one per entry of `pending`; each
         // pending entry's owner index is an index of `digests` and `sent`.
-        for range in sns::publish_batches(&sizes) {
+        for range in self.publisher.requests(&sizes) {
             let batch: Vec<Message> = pending[range.clone()]
                 .iter()
                 .map(|(_, m)| (*m).clone())

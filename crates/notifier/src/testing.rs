@@ -4,11 +4,11 @@ use chrono::NaiveDate;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
-use restart_aws::sns::MAX_SUBJECT_CHARS;
 use restart_core::catalog::CatalogRecord;
 use restart_core::eligibility::SkipReason;
 use restart_core::ids::ServiceId;
 use restart_core::night::NightRecord;
+use restart_core::notice::MAX_SUBJECT_CHARS;
 use restart_core::outcome::NightState;
 use restart_core::owner::OwnerSource;
 use restart_core::service::{DeploymentController, SchedulingStrategy, ServiceStatus};

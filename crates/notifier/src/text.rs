@@ -1,7 +1,7 @@
 //! Text rules shared by the digest and the summary: subjects SNS takes, and text cut to a
 //! length without splitting a character.
 
-use restart_aws::sns::MAX_SUBJECT_CHARS;
+use restart_core::notice::MAX_SUBJECT_CHARS;
 
 /// Whether `s` can go into a subject as it is: printable ASCII and spaces only.
 pub(crate) fn subject_safe(s: &str) -> bool {

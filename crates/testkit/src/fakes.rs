@@ -6,14 +6,14 @@ use std::sync::Mutex;
 
 use chrono::NaiveDate;
 
-use restart_core::catalog::{CatalogRecord, DiscoveredService, Target};
+use restart_core::catalog::{CatalogRecord, DiscoveredService, InventoryRun, Target};
 use restart_core::ids::{AccountId, ServiceId};
 use restart_core::night::{Created, Halt, NightLock, NightRecord, NightStatus, Pause, PlanSummary};
 use restart_core::outcome::NightState;
 use restart_core::planner::PlannedBatch;
 use restart_core::ports::{
-    CatalogStore, Claim, DiscoveryError, InventoryRun, NightStore, RestartStore, ServiceInventory,
-    SharedPace, StoreError,
+    CatalogStore, Claim, DiscoveryError, NightStore, RestartStore, ServiceInventory, SharedPace,
+    StoreError,
 };
 
 /// A fleet held in memory: services per target, and targets that fail.
@@ -622,6 +622,10 @@ impl MemoryTopics {
 }
 
 impl restart_core::ports::Publisher for MemoryTopics {
+    fn requests(&self, sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
+        restart_aws::sns::publish_batches(sizes)
+    }
+
     async fn publish(
         &self,
         topic: &str,
@@ -632,7 +636,7 @@ impl restart_core::ports::Publisher for MemoryTopics {
             .map(restart_core::notice::Message::size)
             .collect();
         let mut out = Vec::with_capacity(messages.len());
-        for range in restart_aws::sns::publish_batches(&sizes) {
+        for range in restart_core::ports::Publisher::requests(self, &sizes) {
             let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
             let index = requests.len();
             let mut fail = self.fail_request.lock().unwrap_or_else(|e| e.into_inner());
@@ -668,15 +672,14 @@ mod shared {
     use chrono::NaiveDate;
 
     use super::SharedStore;
-    use restart_core::catalog::CatalogRecord;
-    use restart_core::catalog::Target;
+    use restart_core::catalog::{CatalogRecord, InventoryRun, Target};
     use restart_core::ids::{AccountId, ServiceId};
     use restart_core::night::{
         Created, Halt, NightLock, NightRecord, NightStatus, Pause, PlanSummary,
     };
     use restart_core::planner::PlannedBatch;
     use restart_core::ports::{
-        CatalogStore, Claim, InventoryRun, NightStore, RestartStore, SharedPace, StoreError,
+        CatalogStore, Claim, NightStore, RestartStore, SharedPace, StoreError,
     };
 
     impl SharedPace for SharedStore {

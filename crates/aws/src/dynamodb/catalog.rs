@@ -18,9 +18,10 @@ use super::errors::{conditional_write, store_error};
 use super::keys::{self, kind, schema};
 use super::{BATCH_SIZE, DynamoStore, READ_CONCURRENCY, WRITE_CONCURRENCY};
 use restart_core::catalog::CatalogRecord;
+use restart_core::catalog::InventoryRun;
 use restart_core::ids::{AccountId, ServiceId};
 use restart_core::night::NightLock;
-use restart_core::ports::{CatalogStore, InventoryRun, StoreError};
+use restart_core::ports::{CatalogStore, StoreError};
 
 /// The PutRequests of a chunk of catalog records.
 fn catalog_writes(chunk: &[&CatalogRecord]) -> Result<Vec<WriteRequest>, StoreError> {

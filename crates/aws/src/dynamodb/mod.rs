@@ -104,7 +104,7 @@
 //! [`RestartStore`]: restart_core::ports::RestartStore
 //! [`NoticeStore`]: restart_core::ports::NoticeStore
 //! [`SharedPace`]: restart_core::ports::SharedPace
-//! [`InventoryRun`]: restart_core::ports::InventoryRun
+//! [`InventoryRun`]: restart_core::catalog::InventoryRun
 //! [`CatalogRecord`]: restart_core::catalog::CatalogRecord
 //! [`NightLock`]: restart_core::night::NightLock
 //! [`NightRecord`]: restart_core::night::NightRecord

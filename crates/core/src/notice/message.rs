@@ -4,7 +4,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// One message to publish.
+/// The longest subject a message carries: SNS takes "ASCII text that begins with a letter,
+/// number, or punctuation mark; must not include line breaks or control characters; and must
+/// be less than 100 characters long" (Publish API), so 99 at most.
+pub const MAX_SUBJECT_CHARS: usize = 99;
+
+/// One message to publish; its subject keeps to [`MAX_SUBJECT_CHARS`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub subject: String,

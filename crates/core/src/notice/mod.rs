@@ -17,7 +17,7 @@ mod message;
 
 pub use cooldown::{DigestSent, NoticeSent, OwnerNotices, due, is_due};
 pub use findings::{Finding, FindingKind, MAX_DETAIL_CHARS, UNOWNED, findings, owner_of};
-pub use message::Message;
+pub use message::{MAX_SUBJECT_CHARS, Message};
 
 /// Records and services for the tests of this module.
 #[cfg(test)]
