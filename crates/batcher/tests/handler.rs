@@ -14,8 +14,6 @@ use restart_core::night::NightPlan;
 use restart_core::outcome::NightState;
 use restart_core::owner::OwnerSource;
 use restart_core::ports::{CatalogStore, NightStore};
-use restart_core::service::{DeploymentController, SchedulingStrategy, ServiceStatus};
-use restart_core::tag::TagStateKind;
 use restart_core::{Config, ErrorType};
 use serde_json::json;
 use testkit::fakes::MemoryStore;
@@ -47,34 +45,15 @@ fn config(extra: &[(&str, &str)]) -> Config {
 }
 
 fn id(account: &str, cluster: &str, service: &str) -> ServiceId {
-    ServiceId {
-        account: account.parse().unwrap(),
-        region: "eu-west-1".into(),
-        cluster: cluster.into(),
-        service: service.into(),
-    }
+    testkit::fixtures::service_id(account, cluster, service)
 }
 
 /// A catalog record seen on `seen`, eligible unless `skip` says otherwise.
 fn record(sid: &ServiceId, skip: Option<SkipReason>, seen: NaiveDate) -> CatalogRecord {
     CatalogRecord {
-        arn: sid.arn("aws"),
-        id: sid.clone(),
-        owner: format!("{}-team", sid.cluster),
         owner_source: OwnerSource::ClusterTag,
-        tag_value: Some("enabled".into()),
-        tag_state: TagStateKind::Enrolled,
-        status: ServiceStatus::Active,
-        desired: 2,
-        scheduling: SchedulingStrategy::Replica,
-        controller: DeploymentController::Ecs,
-        min_healthy_percent: 100,
-        max_percent: 200,
         skip_reason: skip,
-        first_seen: day("2026-10-01"),
-        last_seen: seen,
-        gone_since: None,
-        last_restart_seconds: None,
+        ..testkit::fixtures::enrolled_record(sid.clone(), format!("{}-team", sid.cluster), seen)
     }
 }
 

@@ -10,8 +10,6 @@ use restart_core::ids::ServiceId;
 use restart_core::night::NightRecord;
 use restart_core::notice::MAX_SUBJECT_CHARS;
 use restart_core::outcome::NightState;
-use restart_core::owner::OwnerSource;
-use restart_core::service::{DeploymentController, SchedulingStrategy, ServiceStatus};
 use restart_core::tag::TagStateKind;
 
 pub(crate) fn night() -> NaiveDate {
@@ -19,12 +17,7 @@ pub(crate) fn night() -> NaiveDate {
 }
 
 pub(crate) fn sid(account: &str, cluster: &str, service: &str) -> ServiceId {
-    ServiceId {
-        account: account.parse().unwrap(),
-        region: "eu-west-1".into(),
-        cluster: cluster.into(),
-        service: service.into(),
-    }
+    testkit::fixtures::service_id(account, cluster, service)
 }
 
 pub(crate) fn catalog(
@@ -34,23 +27,10 @@ pub(crate) fn catalog(
     value: Option<&str>,
 ) -> CatalogRecord {
     CatalogRecord {
-        id: id.clone(),
-        arn: id.arn("aws"),
-        owner: owner.into(),
-        owner_source: OwnerSource::ServiceTag,
         tag_value: value.map(str::to_owned),
         tag_state: tag,
-        status: ServiceStatus::Active,
-        desired: 2,
-        scheduling: SchedulingStrategy::Replica,
-        controller: DeploymentController::Ecs,
-        min_healthy_percent: 100,
-        max_percent: 200,
-        skip_reason: None,
         first_seen: night(),
-        last_seen: night(),
-        gone_since: None,
-        last_restart_seconds: None,
+        ..testkit::fixtures::enrolled_record(id.clone(), owner, night())
     }
 }
 

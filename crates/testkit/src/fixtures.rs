@@ -7,6 +7,19 @@ use restart_core::owner::OwnerSource;
 use restart_core::service::{DeploymentController, SchedulingStrategy, ServiceStatus};
 use restart_core::tag::TagStateKind;
 
+/// The service `service` of `cluster` in `account`, in eu-west-1.
+///
+/// # Panics
+/// When `account` is not 12 digits.
+pub fn service_id(account: &str, cluster: &str, service: &str) -> ServiceId {
+    ServiceId {
+        account: account.parse().expect("an account id"),
+        region: "eu-west-1".into(),
+        cluster: cluster.into(),
+        service: service.into(),
+    }
+}
+
 /// The catalog record of a service enrolled by its own tag (`enabled`), owned by `owner`
 /// (from the service's tag), active with two replicas under the ECS controller (100% / 200%),
 /// first seen on 2026-10-01 and last on `seen`, with nothing to skip it and no restart timed.

@@ -19,10 +19,8 @@ use restart_core::eligibility::SkipReason;
 use restart_core::ids::ServiceId;
 use restart_core::night::{NightRecord, PlanSummary};
 use restart_core::outcome::NightState;
-use restart_core::owner::OwnerSource;
 use restart_core::planner::PlannedBatch;
 use restart_core::ports::{CatalogStore, NightStore, RestartStore};
-use restart_core::service::{DeploymentController, SchedulingStrategy, ServiceStatus};
 use restart_core::tag::TagStateKind;
 
 pub const A: &str = "111111111111";
@@ -38,12 +36,7 @@ pub fn t(s: &str) -> DateTime<Utc> {
 }
 
 pub fn sid(account: &str, cluster: &str, service: &str) -> ServiceId {
-    ServiceId {
-        account: account.parse().unwrap(),
-        region: "eu-west-1".into(),
-        cluster: cluster.into(),
-        service: service.into(),
-    }
+    testkit::fixtures::service_id(account, cluster, service)
 }
 
 pub fn arn(account: &str, cluster: &str, service: &str) -> String {
@@ -51,29 +44,17 @@ pub fn arn(account: &str, cluster: &str, service: &str) -> String {
 }
 
 fn catalog(id: &ServiceId, tag: Option<&str>, state: TagStateKind) -> CatalogRecord {
+    let owner = if id.cluster == "data" {
+        "analytics"
+    } else {
+        "payments"
+    };
     CatalogRecord {
-        arn: id.arn("aws"),
-        id: id.clone(),
-        owner: if id.cluster == "data" {
-            "analytics"
-        } else {
-            "payments"
-        }
-        .into(),
-        owner_source: OwnerSource::ServiceTag,
         tag_value: tag.map(str::to_owned),
         tag_state: state,
-        status: ServiceStatus::Active,
-        desired: 2,
-        scheduling: SchedulingStrategy::Replica,
-        controller: DeploymentController::Ecs,
-        min_healthy_percent: 100,
-        max_percent: 200,
-        skip_reason: None,
         first_seen: "2026-11-01".parse().unwrap(),
-        last_seen: night(),
-        gone_since: None,
         last_restart_seconds: Some(420),
+        ..testkit::fixtures::enrolled_record(id.clone(), owner, night())
     }
 }
 
