@@ -43,6 +43,17 @@ pub mod aws;
 /// Expected length of a restart with no recorded history.
 pub const DEFAULT_RESTART_DURATION: TimeDelta = TimeDelta::minutes(10);
 
+/// The batch interval as the variable that set it: `BATCH_INTERVAL_MINUTES=10`, or
+/// `LOCAL_BATCH_INTERVAL_SECONDS=15` for the local stack's sub-minute batches.
+fn interval_setting(interval: TimeDelta) -> String {
+    let seconds = interval.num_seconds();
+    if seconds % 60 == 0 {
+        format!("BATCH_INTERVAL_MINUTES={}", seconds / 60)
+    } else {
+        format!("LOCAL_BATCH_INTERVAL_SECONDS={seconds}")
+    }
+}
+
 /// The function's input.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -219,14 +230,14 @@ where
         Err(HandlerError::misconfigured(format!(
             "the plan has {batches} batches; polled until RESTART_TIMEOUT_MINUTES={} every \
              POLL_INTERVAL_SECONDS={}, they could need {events} Step Functions history events, \
-             over the {} this night allows (the hard limit is {}): raise BATCH_INTERVAL_MINUTES \
-             (now {}), shorten the window ({}), lower RESTART_TIMEOUT_MINUTES or raise \
+             over the {} this night allows (the hard limit is {}): raise the batch interval \
+             ({}), shorten the window ({}), lower RESTART_TIMEOUT_MINUTES or raise \
              POLL_INTERVAL_SECONDS",
             c.restart_timeout.num_minutes(),
             c.poll_interval.num_seconds(),
             limits::HISTORY_BUDGET,
             limits::HISTORY_LIMIT,
-            c.batch_interval.num_minutes(),
+            interval_setting(c.batch_interval),
             c.window,
         )))
     }
@@ -310,11 +321,13 @@ where
         };
         let plan = planner::plan(&services, &params)
             .map_err(|e| HandlerError::misconfigured(e.to_string()))?;
+        // A restart of unknown length is expected to take the default, or the restart timeout
+        // when that is shorter (the local stack's compressed nights): it is judged by then.
         let crowded = crowded_clusters(
             &services,
             self.config.max_inflight_per_cluster,
             window.end - window.start,
-            DEFAULT_RESTART_DURATION,
+            DEFAULT_RESTART_DURATION.min(self.config.restart_timeout),
         );
         if let Some(worst) = crowded.first() {
             tracing::warn!(
@@ -456,4 +469,25 @@ pub fn metrics(
         .property("night", serde_json::json!(night))
         .property("replan", serde_json::json!(replan))
         .property("reused", serde_json::json!(counts.reused))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_interval_is_named_by_the_variable_that_sets_it() {
+        assert_eq!(
+            interval_setting(TimeDelta::minutes(10)),
+            "BATCH_INTERVAL_MINUTES=10"
+        );
+        assert_eq!(
+            interval_setting(TimeDelta::seconds(15)),
+            "LOCAL_BATCH_INTERVAL_SECONDS=15"
+        );
+        assert_eq!(
+            interval_setting(TimeDelta::seconds(90)),
+            "LOCAL_BATCH_INTERVAL_SECONDS=90"
+        );
+    }
 }

@@ -239,6 +239,57 @@ fn account_list(var: &'static str, items: &[String], vars: &mut Vars) -> Vec<Acc
     out
 }
 
+/// The longest batch interval, in minutes (12 hours).
+pub const MAX_BATCH_INTERVAL_MINUTES: u32 = 720;
+
+/// The variable that allows sub-minute batch intervals, in the local stack only.
+pub const LOCAL_BATCH_INTERVAL_VAR: &str = "LOCAL_BATCH_INTERVAL_SECONDS";
+
+/// The time between batch starts: `BATCH_INTERVAL_MINUTES` (whole minutes, 1 to 720), or, in
+/// the local stack only, `LOCAL_BATCH_INTERVAL_SECONDS` (whole seconds, 1 to 43,200), which
+/// lets `restart-local` spread a compressed night over batches less than a minute apart.
+///
+/// The local variable is refused where AWS Lambda runs the function (`AWS_LAMBDA_FUNCTION_NAME`
+/// is set there, always) and together with `BATCH_INTERVAL_MINUTES`: a production configuration
+/// keeps minute granularity whatever else it sets.
+fn batch_interval(v: &mut Vars) -> TimeDelta {
+    let minutes = v.parsed("BATCH_INTERVAL_MINUTES", 10, |s| match s.parse::<u32>() {
+        Ok(n) if (1..=MAX_BATCH_INTERVAL_MINUTES).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a whole number of minutes from 1 to {MAX_BATCH_INTERVAL_MINUTES} \
+             (batches are at least one minute apart; shorter intervals exist only in the \
+             local stack, restart-local)"
+        )),
+    });
+    let default = TimeDelta::minutes(minutes.into());
+    if v.get(LOCAL_BATCH_INTERVAL_VAR).is_none() {
+        return default;
+    }
+    if let Some(function) = v.get("AWS_LAMBDA_FUNCTION_NAME") {
+        let function = function.to_owned();
+        v.problem(
+            "LOCAL_BATCH_INTERVAL_SECONDS",
+            format!(
+                "is for the local stack (restart-local) only, and this is the Lambda function \
+                 {function:?}: unset it and give BATCH_INTERVAL_MINUTES (whole minutes, 1 to \
+                 {MAX_BATCH_INTERVAL_MINUTES})"
+            ),
+        );
+        return default;
+    }
+    if v.get("BATCH_INTERVAL_MINUTES").is_some() {
+        v.problem(
+            "LOCAL_BATCH_INTERVAL_SECONDS",
+            "is set together with BATCH_INTERVAL_MINUTES: give one of them (the local stack \
+             sets LOCAL_BATCH_INTERVAL_SECONDS alone)",
+        );
+        return default;
+    }
+    let max = MAX_BATCH_INTERVAL_MINUTES * 60;
+    let seconds = v.number("LOCAL_BATCH_INTERVAL_SECONDS", 600, 1, max);
+    TimeDelta::seconds(seconds.into())
+}
+
 impl Config {
     /// Parses the configuration from variables (`std::env::vars()` in each `main`).
     pub fn from_vars<I, K, V>(vars: I) -> Result<Self, ConfigError>
@@ -332,7 +383,7 @@ impl Config {
             }
         };
 
-        let batch_interval = v.number("BATCH_INTERVAL_MINUTES", 10, 1, 720);
+        let batch_interval = batch_interval(&mut v);
         let tag_key = v.get("TAG_KEY").unwrap_or(DEFAULT_TAG_KEY).to_owned();
         // 128 characters, as AWS counts them (Unicode characters, not bytes).
         if tag_key.chars().count() > 128 || tag_key.starts_with("aws:") {
@@ -420,7 +471,7 @@ impl Config {
             member_role_name,
             external_id,
             window,
-            batch_interval: TimeDelta::minutes(batch_interval.into()),
+            batch_interval,
             tag_key,
             owner_tag_keys,
             account_owners,
@@ -451,7 +502,7 @@ impl Config {
 }
 
 /// Every variable [`Config::from_vars`] reads (docs/design.md 3.9).
-pub const VARIABLES: [&str; 30] = [
+pub const VARIABLES: [&str; 31] = [
     "TABLE_NAME",
     "ACCOUNTS_SOURCE",
     "AGGREGATOR_NAME",
@@ -464,6 +515,7 @@ pub const VARIABLES: [&str; 30] = [
     "WINDOW_END",
     "TIMEZONE",
     "BATCH_INTERVAL_MINUTES",
+    "LOCAL_BATCH_INTERVAL_SECONDS",
     "TAG_KEY",
     "OWNER_TAG_KEYS",
     "ACCOUNT_OWNERS",
@@ -867,6 +919,78 @@ mod tests {
         let c = Config::from_vars(vars).unwrap();
         assert_eq!(c.external_id, None);
         assert_eq!(c.window.to_string(), "00:00-06:00 UTC");
+    }
+
+    #[test]
+    fn a_sub_minute_interval_is_refused_in_a_production_configuration() {
+        for minutes in ["0", "0.25", "0.5", "1.5", "721", "-1"] {
+            let mut vars = minimal();
+            vars.push(("BATCH_INTERVAL_MINUTES", minutes));
+            let err = Config::from_vars(vars).unwrap_err();
+            assert_eq!(err.problems.len(), 1, "{minutes}: {err}");
+            assert_eq!(err.problems[0].var, "BATCH_INTERVAL_MINUTES");
+            assert!(
+                err.to_string()
+                    .contains("is not a whole number of minutes from 1 to 720"),
+                "{err}"
+            );
+        }
+        // In AWS Lambda the local-only variable is refused, whatever its value.
+        let mut vars = minimal();
+        vars.extend([
+            ("LOCAL_BATCH_INTERVAL_SECONDS", "15"),
+            ("AWS_LAMBDA_FUNCTION_NAME", "nightly-restart-batcher"),
+        ]);
+        let err = Config::from_vars(vars).unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{err}");
+        assert_eq!(err.problems[0].var, "LOCAL_BATCH_INTERVAL_SECONDS");
+        assert!(
+            err.to_string().contains(
+                "is for the local stack (restart-local) only, and this is the Lambda function \
+                 \"nightly-restart-batcher\""
+            ),
+            "{err}"
+        );
+        // Both intervals at once: one of them, please.
+        let mut vars = minimal();
+        vars.extend([
+            ("LOCAL_BATCH_INTERVAL_SECONDS", "15"),
+            ("BATCH_INTERVAL_MINUTES", "10"),
+        ]);
+        let err = Config::from_vars(vars).unwrap_err();
+        assert_eq!(err.problems[0].var, "LOCAL_BATCH_INTERVAL_SECONDS");
+        assert!(err.to_string().contains("give one of them"), "{err}");
+    }
+
+    #[test]
+    fn the_local_stack_may_set_a_sub_minute_interval() {
+        let mut vars = minimal();
+        vars.push(("LOCAL_BATCH_INTERVAL_SECONDS", "15"));
+        let c = Config::from_vars(vars).unwrap();
+        assert_eq!(c.batch_interval, TimeDelta::seconds(15));
+        let mut vars = minimal();
+        vars.push(("LOCAL_BATCH_INTERVAL_SECONDS", "43200"));
+        assert_eq!(
+            Config::from_vars(vars).unwrap().batch_interval,
+            TimeDelta::hours(12)
+        );
+        for seconds in ["0", "43201", "7.5", "15s"] {
+            let mut vars = minimal();
+            vars.push(("LOCAL_BATCH_INTERVAL_SECONDS", seconds));
+            let err = Config::from_vars(vars).unwrap_err();
+            assert_eq!(
+                err.problems[0].var, "LOCAL_BATCH_INTERVAL_SECONDS",
+                "{seconds}"
+            );
+            assert!(err.to_string().contains("from 1 to 43200"), "{err}");
+        }
+        // Empty counts as unset, as for every variable.
+        let mut vars = minimal();
+        vars.push(("LOCAL_BATCH_INTERVAL_SECONDS", " "));
+        assert_eq!(
+            Config::from_vars(vars).unwrap().batch_interval,
+            TimeDelta::minutes(10)
+        );
     }
 
     #[test]

@@ -57,9 +57,31 @@ pub fn worst_case_events(batches: u64, interval: TimeDelta, timeout: TimeDelta) 
     NIGHT_EVENTS.saturating_add(batches.saturating_mul(per_batch))
 }
 
+/// The most batches a night can have within [`HISTORY_BUDGET`] at these poll waits, whatever
+/// the batch interval (the worst case does not depend on it: batches one minute or a few
+/// seconds apart are each polled until the timeout).
+pub fn max_batches(interval: TimeDelta, timeout: TimeDelta) -> u64 {
+    let per_batch = BATCH_EVENTS
+        .saturating_add(POLL_EVENTS.saturating_mul(polls_until_timeout(interval, timeout)));
+    HISTORY_BUDGET.saturating_sub(NIGHT_EVENTS) / per_batch
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_compressed_local_night_of_sub_minute_batches_fits() {
+        // restart-local: 1-minute timeout, 2 s polls; 13 batches 15 s apart in 4 minutes.
+        let (poll, timeout) = (TimeDelta::seconds(2), TimeDelta::minutes(1));
+        assert_eq!(polls_until_timeout(poll, timeout), 24);
+        let most = max_batches(poll, timeout);
+        assert_eq!(most, (HISTORY_BUDGET - 34) / (11 + 9 * 24));
+        assert!(worst_case_events(most, poll, timeout) <= HISTORY_BUDGET);
+        assert!(worst_case_events(most + 1, poll, timeout) > HISTORY_BUDGET);
+        assert!(worst_case_events(13, poll, timeout) <= HISTORY_BUDGET / 6);
+        assert_eq!(max_batches(TimeDelta::zero(), timeout), 0);
+    }
 
     #[test]
     fn the_default_night_fits_with_room() {

@@ -602,6 +602,42 @@ mod tests {
     }
 
     #[test]
+    fn sub_minute_intervals_start_batches_between_minutes() {
+        // The local stack's compressed night: a 4-minute window, batches 15 s apart, a
+        // 1-minute restart timeout.
+        let mut p = params(6);
+        p.window.end = p.window.start + TimeDelta::minutes(4);
+        p.interval = TimeDelta::seconds(15);
+        p.timeout = TimeDelta::minutes(1);
+        assert_eq!(slots(&p, TimeDelta::minutes(1)).unwrap(), 13);
+        let services = fleet(&[55, 40, 8, 8, 8, 1]);
+        let plan = plan(&services, &p).unwrap();
+        assert_eq!(plan.allowance, TimeDelta::minutes(1));
+        let starts: Vec<String> = plan
+            .batches
+            .iter()
+            .map(|b| b.start_at.format("%H:%M:%S").to_string())
+            .collect();
+        assert_eq!(
+            starts,
+            [
+                "00:00:00", "00:00:15", "00:00:30", "00:00:45", "00:01:00", "00:01:15", "00:01:30",
+                "00:01:45", "00:02:00", "00:02:15", "00:02:30", "00:02:45", "00:03:00",
+            ]
+        );
+        check_invariants(&services, &p, &plan);
+        // An interval that does not divide the minute: 7 s, every start a whole second.
+        p.interval = TimeDelta::seconds(7);
+        let plan = super::plan(&services, &p).unwrap();
+        assert_eq!(plan.batches.len(), 26, "(240 - 60) / 7 + 1");
+        assert_eq!(
+            plan.batches[25].start_at.to_rfc3339(),
+            "2026-11-22T00:02:55+00:00"
+        );
+        check_invariants(&services, &p, &plan);
+    }
+
+    #[test]
     fn a_window_shorter_than_a_restart_is_refused() {
         let mut p = params(6);
         p.window.end = p.window.start + TimeDelta::minutes(5);

@@ -5,7 +5,8 @@
 //!
 //! [`run`] (`restart-local run`) starts the stack, runs one nightly execution with the
 //! window compressed to a few minutes ([`compress`]), shows its progress, prints the night's
-//! report ([`report`]), writes it as JSON if asked and stops the stack.
+//! report ([`report`]), writes it as JSON and as `restartctl report --html`'s page if asked and
+//! stops the stack.
 //!
 //! Code map: [`stack`] starts and stops everything; [`moto`] the moto process; [`lambda_host`]
 //! the Lambda Invoke API over the handlers; [`infra`] the table, topics and state machine from
@@ -19,6 +20,7 @@ pub mod moto;
 pub mod night;
 pub mod report;
 pub mod stack;
+pub mod up;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -39,12 +41,16 @@ pub struct LocalRunArgs {
     #[arg(long, value_name = "FILE")]
     pub fleet: PathBuf,
     /// The length of the compressed restart window, in seconds (60 to 43200; whole minutes,
-    /// one batch a minute).
+    /// batches 15 s apart: 13 in 240 s).
     #[arg(long, value_name = "N", default_value_t = 180)]
     pub window_seconds: u64,
     /// Also write the night's report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub report_json: Option<PathBuf>,
+    /// Also write the night's report as one self-contained HTML page (the timeline of the
+    /// batches, outcomes per batch, failures and skips), as `restartctl report --html` does.
+    #[arg(long, value_name = "FILE")]
+    pub report_html: Option<PathBuf>,
 }
 
 /// One local night, from a fleet spec and configuration variables.
@@ -66,13 +72,16 @@ pub fn prepare(options: &NightOptions) -> anyhow::Result<(StackOptions, Compress
     fleet.time_scale = compression.time_scale;
     fleet.start_time = None;
     let mut vars = options.vars.clone();
-    for (k, v) in compression.vars() {
-        if let Some(old) = vars.insert(k.clone(), v.clone())
-            && old != v
+    let set = compression.vars();
+    for k in Compression::VARS {
+        let used = set.iter().find(|(name, _)| name == k).map(|(_, v)| v);
+        if let Some(old) = vars.remove(k)
+            && Some(&old) != used
         {
-            tracing::warn!(var = %k, given = %old, used = %v, "replaced by the compressed night's setting");
+            tracing::warn!(var = %k, given = %old, used = ?used, "replaced by the compressed night's setting");
         }
     }
+    vars.extend(set);
     Ok((
         StackOptions {
             fleet,
@@ -84,11 +93,20 @@ pub fn prepare(options: &NightOptions) -> anyhow::Result<(StackOptions, Compress
 }
 
 /// Starts the stack, runs one night, stops the stack (whatever happened) and returns the
-/// report.
-pub async fn local_night(options: NightOptions) -> anyhow::Result<NightReport> {
+/// report and the night's HTML page (`restartctl report --html`'s, read before the stack
+/// stops).
+pub async fn local_night(options: NightOptions) -> anyhow::Result<(NightReport, String)> {
     let (stack_options, compression) = prepare(&options)?;
     let stack = LocalStack::start(stack_options).await?;
-    let report = run_night(&stack, &compression, &options.watch).await;
+    if options.watch.progress {
+        step("the stack is up; the nightly execution starts (inventory, then the plan)…");
+    }
+    let report = match run_night(&stack, &compression, &options.watch).await {
+        Ok(report) => night::html_page(&stack, &report, &compression)
+            .await
+            .map(|page| (report, page)),
+        Err(e) => Err(e),
+    };
     stack.stop().await;
     report
 }
@@ -102,15 +120,9 @@ fn config_vars_from_env() -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Starts the local stack, runs one night, prints the report (and writes it as JSON when
-/// asked), stops the stack. The exit code is failure when the night did not finish or its
-/// records are inconsistent.
-pub async fn run(args: LocalRunArgs) -> anyhow::Result<ExitCode> {
-    let fleet = fleet_sim::FleetSpec::from_path(&args.fleet)
-        .with_context(|| format!("reading the fleet file {}", args.fleet.display()))?;
-    // Checked before anything starts.
-    Compression::new(args.window_seconds, Utc::now(), Align::Nearest)?;
-    if let Some(path) = &args.report_json
+/// A report file's folder must exist: checked before anything starts.
+fn check_report_path(path: Option<&PathBuf>) -> anyhow::Result<()> {
+    if let Some(path) = path
         && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
     {
         anyhow::ensure!(
@@ -120,13 +132,44 @@ pub async fn run(args: LocalRunArgs) -> anyhow::Result<ExitCode> {
             dir.display()
         );
     }
+    Ok(())
+}
+
+/// A step of the run, on standard error, so that a newcomer sees what is slow.
+fn step(what: &str) {
+    eprintln!("restart-local: {what}");
+}
+
+/// Starts the local stack, runs one night, prints the report (and writes it as JSON and HTML
+/// when asked), stops the stack. The exit code is failure when the night did not finish or
+/// its records are inconsistent.
+pub async fn run(args: LocalRunArgs) -> anyhow::Result<ExitCode> {
+    let fleet = fleet_sim::FleetSpec::from_path(&args.fleet)
+        .with_context(|| format!("reading the fleet file {}", args.fleet.display()))?;
+    // Checked before anything starts.
+    let planned = Compression::new(args.window_seconds, Utc::now(), Align::Ahead)?;
+    check_report_path(args.report_json.as_ref())?;
+    check_report_path(args.report_html.as_ref())?;
     let options = NightOptions {
         fleet,
         window_seconds: args.window_seconds,
-        align: Align::Nearest,
+        align: Align::Ahead,
         vars: config_vars_from_env(),
         watch: Watch::default(),
     };
+    step(&format!(
+        "a night of up to {} batches {} s apart in a {}-minute window (restart timeout {} \
+         min, polls every {} s, fleet-sim at {}x); the window opens at the first minute at \
+         least {} s from now, once inventory and the plan have run",
+        planned.batches,
+        planned.batch_interval_seconds,
+        planned.window_minutes,
+        planned.restart_timeout_minutes,
+        planned.poll_interval_seconds,
+        planned.time_scale,
+        compress::LEAD_SECONDS,
+    ));
+    step("starting moto (DynamoDB, SNS, Step Functions), fleet-sim and the Lambda host…");
     // The functions print their EMF metric lines on standard output, as in Lambda: they go to
     // a file while the night runs, so that the progress and the report stay readable.
     let functions_log =
@@ -141,7 +184,7 @@ pub async fn run(args: LocalRunArgs) -> anyhow::Result<ExitCode> {
     };
     let _ = std::io::Write::flush(&mut std::io::stdout());
     drop(redirect);
-    let report = report?;
+    let (report, page) = report?;
     print!("{}", report.render());
     println!(
         "The functions' standard output (EMF metric lines): {}",
@@ -151,7 +194,24 @@ pub async fn run(args: LocalRunArgs) -> anyhow::Result<ExitCode> {
         let json = serde_json::to_string_pretty(&report)?;
         std::fs::write(path, json)
             .with_context(|| format!("writing the report to {}", path.display()))?;
-        println!("Report written to {}", path.display());
+        println!(
+            "JSON report: {} (e.g. jq .counts {})",
+            path.display(),
+            path.display()
+        );
+    }
+    if let Some(path) = &args.report_html {
+        std::fs::write(path, &page)
+            .with_context(|| format!("writing the HTML report to {}", path.display()))?;
+        let shown = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+        println!(
+            "HTML report: {} (open it in a browser: xdg-open {} on Linux, open {} on macOS, or \
+             file://{})",
+            path.display(),
+            path.display(),
+            path.display(),
+            shown.display()
+        );
     }
     Ok(if report.is_ok() {
         ExitCode::SUCCESS

@@ -3,16 +3,17 @@
 //! the execution's history (Step Functions), the SNS messages (moto's `/moto-api/data.json`)
 //! and fleet-sim's statistics (`/_sim/stats`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::io::IsTerminal as _;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use aws_sdk_sfn::error::DisplayErrorContext;
 use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent};
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use restart_core::outcome::NightState;
+use restart_core::planner::PlannedBatch;
 use restart_core::ports::{CatalogStore, NightStore, RestartStore};
 
 use crate::compress::Compression;
@@ -110,7 +111,8 @@ pub async fn run_night(
 
     let bar = progress_bar(watch.progress);
     let deadline = compression.window_end + chrono::TimeDelta::from_std(watch.grace)?;
-    let mut last_line = Instant::now();
+    let mut progress = Progress::default();
+    let mut last_line: Option<Instant> = None;
     let mut finished_in_time = true;
     loop {
         let status = sfn
@@ -120,12 +122,27 @@ pub async fn run_night(
             .await
             .map_err(|e| anyhow::anyhow!("DescribeExecution: {}", DisplayErrorContext(&e)))?
             .status;
-        let line = progress_line(&store, night, compression, &bar).await;
-        if !bar.is_hidden() {
-            bar.set_message(line);
-        } else if watch.progress && last_line.elapsed() >= Duration::from_secs(15) {
-            eprintln!("{line}");
-            last_line = Instant::now();
+        if watch.progress {
+            // A line when a batch begins and every 15 s between (every second on the bar).
+            let now = Utc::now();
+            let begun = progress.begun(&store, night, now).await;
+            let new_batch = begun > progress.shown_begun;
+            let due = last_line.is_none_or(|t| t.elapsed() >= Duration::from_secs(15));
+            if !bar.is_hidden() || new_batch || due {
+                let line = progress
+                    .line(stack, &store, night, compression, &bar, now)
+                    .await;
+                if bar.is_hidden() {
+                    eprintln!("{line}");
+                    last_line = Some(Instant::now());
+                } else {
+                    if new_batch {
+                        bar.println(&line);
+                    }
+                    bar.set_message(line);
+                }
+                progress.shown_begun = begun;
+            }
         }
         if status != ExecutionStatus::Running {
             break;
@@ -197,6 +214,10 @@ pub async fn run_night(
         .night_status(night)
         .await
         .map_err(|e| anyhow::anyhow!("reading the night's counters: {e}"))?;
+    let batches = store
+        .read_batches(night)
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the night's batches: {e}"))?;
     let notices = notices(stack).await?;
     let sim_stats = http::get_json(
         &http::client(),
@@ -209,6 +230,7 @@ pub async fn run_night(
         night,
         compression.clone(),
         execution,
+        &batches,
         records,
         inventory,
         &inventoried,
@@ -281,59 +303,206 @@ fn progress_bar(enabled: bool) -> ProgressBar {
     bar
 }
 
-/// Where the night stands, from the table: the plan's size and the restarter's counters.
-async fn progress_line(
-    store: &restart_aws::dynamodb::DynamoStore,
-    night: NaiveDate,
+/// The night's HTML page, as `restartctl report --html` renders it from the table: the
+/// timeline of the batches across the window, outcomes per batch, failures and skips.
+pub async fn html_page(
+    stack: &LocalStack,
+    report: &NightReport,
     compression: &Compression,
-    bar: &ProgressBar,
-) -> String {
-    let now = Utc::now();
-    let clock = if now < compression.window_start {
-        format!(
-            "window opens in {} s",
-            (compression.window_start - now).num_seconds()
-        )
-    } else if now < compression.window_end {
-        format!(
-            "window closes in {} s",
-            (compression.window_end - now).num_seconds()
-        )
-    } else {
-        format!(
-            "window closed {} s ago",
-            (now - compression.window_end).num_seconds()
-        )
-    };
-    let plan = match store.plan_summary(night).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return format!("night {night}: inventory and plan… ({clock})"),
-        Err(e) => return format!("night {night}: cannot read the plan: {e}"),
-    };
-    let status = match store.night_status(night).await {
-        Ok(s) => s,
-        Err(e) => return format!("night {night}: cannot read the counters: {e}"),
-    };
-    let done: u64 = NightState::ALL
-        .into_iter()
-        .filter(|s| s.is_terminal())
-        .map(|s| status.count(s))
-        .sum();
-    bar.set_length(plan.planned);
-    bar.set_position(done.min(plan.planned));
-    let mut parts = vec![format!(
-        "night {night}: {} batches, {}/{} planned services done",
-        plan.batches, done, plan.planned
-    )];
-    for s in NightState::ALL {
-        let n = status.count(s);
-        if n > 0 && s != NightState::Planned {
-            parts.push(format!("{s} {n}"));
+) -> anyhow::Result<String> {
+    let store = restart_aws::dynamo_store(
+        &stack.sdk,
+        &stack.config.table_name,
+        stack.config.record_ttl_days,
+    );
+    let data = restartctl::night::NightData::read(&store, report.night).await?;
+    let window = &stack.config.window;
+    Ok(restartctl::report::Night {
+        night: report.night,
+        window: window.night(report.night),
+        tz: window.timezone(),
+        window_label: format!(
+            "{window}, a local run: {} batches {} s apart, restart timeout {} min, fleet-sim \
+             at {}x",
+            data.plan.batches.len(),
+            compression.batch_interval_seconds,
+            compression.restart_timeout_minutes,
+            compression.time_scale
+        ),
+        plan: data.plan.summary,
+        batches: data.plan.batches,
+        records: data.records,
+        halted: data.status.halted,
+        paused: data.paused,
+        generated_at: Utc::now(),
+    }
+    .html())
+}
+
+/// What the progress lines remember: the plan's batches once written, the last batch shown
+/// as begun, and recent counts of forced deployments (the fleet-wide restart rate).
+#[derive(Debug, Default)]
+struct Progress {
+    batches: Option<Vec<PlannedBatch>>,
+    shown_begun: usize,
+    restarts: VecDeque<(Instant, u64)>,
+}
+
+impl Progress {
+    /// How many batches have reached their start time (none before the plan is written).
+    async fn begun(
+        &mut self,
+        store: &restart_aws::dynamodb::DynamoStore,
+        night: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> usize {
+        if self.batches.is_none() && matches!(store.plan_summary(night).await, Ok(Some(_))) {
+            self.batches = store.read_batches(night).await.ok();
         }
+        self.batches
+            .as_ref()
+            .map_or(0, |b| b.iter().filter(|b| b.start_at <= now).count())
     }
-    if status.halted.is_some() {
-        parts.push("HALTED".to_owned());
+
+    /// Where the night stands: the batch that began last, the restarter's counters, the
+    /// fleet-wide restart rate against the pace per account, the most restarts in flight in
+    /// one cluster against the cap, and the window.
+    async fn line(
+        &mut self,
+        stack: &LocalStack,
+        store: &restart_aws::dynamodb::DynamoStore,
+        night: NaiveDate,
+        compression: &Compression,
+        bar: &ProgressBar,
+        now: DateTime<Utc>,
+    ) -> String {
+        let at = now.format("%H:%M:%S");
+        let clock = if now < compression.window_start {
+            format!(
+                "window opens in {} s",
+                (compression.window_start - now).num_seconds()
+            )
+        } else if now < compression.window_end {
+            format!(
+                "window closes in {} s",
+                (compression.window_end - now).num_seconds()
+            )
+        } else {
+            format!(
+                "window closed {} s ago",
+                (now - compression.window_end).num_seconds()
+            )
+        };
+        let plan = match store.plan_summary(night).await {
+            Ok(Some(p)) => p,
+            Ok(None) => return format!("{at} night {night}: inventory and plan… ({clock})"),
+            Err(e) => return format!("{at} night {night}: cannot read the plan: {e}"),
+        };
+        let status = match store.night_status(night).await {
+            Ok(s) => s,
+            Err(e) => return format!("{at} night {night}: cannot read the counters: {e}"),
+        };
+        let done: u64 = NightState::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .map(|s| status.count(s))
+            .sum();
+        bar.set_length(plan.planned);
+        bar.set_position(done.min(plan.planned));
+        let batches = self.batches.as_deref().unwrap_or_default();
+        let begun = batches.iter().filter(|b| b.start_at <= now).count();
+        let batch = match begun.checked_sub(1).and_then(|i| batches.get(i)) {
+            Some(b) => format!(
+                "batch {} ({}/{}) began {} ({} services)",
+                b.batch,
+                begun,
+                plan.batches,
+                b.start_at.format("%H:%M:%S"),
+                b.size
+            ),
+            None => match batches.first() {
+                Some(b) => format!(
+                    "{} batches, the first at {}",
+                    plan.batches,
+                    b.start_at.format("%H:%M:%S")
+                ),
+                None => format!("{} batches", plan.batches),
+            },
+        };
+        let mut parts = vec![
+            format!("{at} night {night}"),
+            batch,
+            format!("{done}/{} planned services done", plan.planned),
+        ];
+        for s in NightState::ALL {
+            let n = status.count(s);
+            if n > 0 && s != NightState::Planned {
+                parts.push(format!("{s} {n}"));
+            }
+        }
+        if status.halted.is_some() {
+            parts.push("HALTED".to_owned());
+        }
+        if begun > 0
+            && let Some(pace) = self.pace(stack).await
+        {
+            parts.push(pace);
+        }
+        parts.push(clock);
+        parts.join(" · ")
     }
-    parts.push(clock);
-    parts.join(" · ")
+
+    /// The pacing as fleet-sim saw it: forced deployments a second across the fleet since the
+    /// oldest sample of the last 20 s (lines come at least every 15 s); the most UpdateService
+    /// calls one account and region made within any one second (fleet-sim's sliding window;
+    /// `UPDATE_SERVICE_RATE` paces fixed one-second slots, so two slots' calls may fall in one
+    /// sliding second); the most restarts in flight at once in one cluster (against
+    /// `MAX_INFLIGHT_PER_CLUSTER`).
+    async fn pace(&mut self, stack: &LocalStack) -> Option<String> {
+        let stats = http::get_json(
+            &http::client(),
+            &format!("{}/_sim/stats", stack.sim.endpoint_url()),
+        )
+        .await
+        .ok()?;
+        let restarts = stats.get("restarts")?.as_u64()?;
+        let now = Instant::now();
+        self.restarts.push_back((now, restarts));
+        while self
+            .restarts
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(20))
+        {
+            self.restarts.pop_front();
+        }
+        let rate = match self.restarts.front() {
+            Some((t, n)) if now.duration_since(*t) >= Duration::from_secs(1) => {
+                restarts.saturating_sub(*n) as f64 / now.duration_since(*t).as_secs_f64()
+            }
+            _ => 0.0,
+        };
+        let peak_update = stats
+            .get("max_rate")
+            .and_then(|m| m.as_object())
+            .into_iter()
+            .flat_map(|m| m.values())
+            .filter_map(|actions| actions.get("UpdateService")?.as_u64())
+            .max()
+            .unwrap_or(0);
+        let peak_cluster = stats
+            .get("max_inflight_per_cluster")
+            .and_then(|m| m.as_object())
+            .into_iter()
+            .flat_map(|m| m.values())
+            .filter_map(serde_json::Value::as_u64)
+            .max()
+            .unwrap_or(0);
+        let c = &stack.config;
+        Some(format!(
+            "{rate:.1} restarts/s fleet-wide, busiest second of one account {peak_update} \
+             UpdateService (paced {} per one-second slot), at most {peak_cluster} in flight in \
+             one cluster (cap {})",
+            c.pacing.update_service_per_sec, c.max_inflight_per_cluster
+        ))
+    }
 }

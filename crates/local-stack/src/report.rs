@@ -1,15 +1,16 @@
-//! The night's report: what `restartctl local run` prints and writes as JSON, and the checks
+//! The night's report: what `restart-local run` prints and writes as JSON, and the checks
 //! that decide its exit code.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use restart_core::catalog::InventoryRun;
 use restart_core::catalog::Unreachable;
 use restart_core::ids::ServiceId;
 use restart_core::night::{NightRecord, NightStatus};
 use restart_core::outcome::NightState;
+use restart_core::planner::PlannedBatch;
 use serde::Serialize;
 
 use crate::compress::Compression;
@@ -53,6 +54,42 @@ pub struct ServiceEntry {
     pub detail: Option<String>,
 }
 
+/// One batch of the plan and how its restarts went: the night's timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BatchEntry {
+    pub batch: u32,
+    /// Its planned start.
+    pub start_at: DateTime<Utc>,
+    /// Services planned in it.
+    pub size: u32,
+    /// When its first restart started and its last one ended (none when nothing started).
+    pub first_started_at: Option<DateTime<Utc>>,
+    pub last_finished_at: Option<DateTime<Utc>>,
+    /// Its services' states at the end of the night.
+    pub states: BTreeMap<String, u64>,
+}
+
+impl BatchEntry {
+    fn of(batch: &PlannedBatch, records: &[NightRecord]) -> BatchEntry {
+        let mine = || records.iter().filter(|r| r.batch == Some(batch.batch));
+        let mut states = BTreeMap::new();
+        for r in mine() {
+            *states.entry(r.state.to_string()).or_default() += 1;
+        }
+        BatchEntry {
+            batch: batch.batch,
+            start_at: batch.start_at,
+            size: batch.size,
+            first_started_at: mine().filter_map(|r| r.started_at).min(),
+            last_finished_at: mine()
+                .filter(|r| r.started_at.is_some())
+                .filter_map(|r| r.finished_at)
+                .max(),
+            states,
+        }
+    }
+}
+
 /// Counts per state and per skip reason.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
@@ -94,6 +131,8 @@ pub struct NightReport {
     pub night: NaiveDate,
     pub window: Compression,
     pub execution: Execution,
+    /// The plan's batches, in start order, with their restarts' times and outcomes.
+    pub batches: Vec<BatchEntry>,
     pub counts: Counts,
     pub services: Vec<ServiceEntry>,
     pub unreachable_accounts: Vec<UnreachableAccount>,
@@ -128,6 +167,7 @@ impl NightReport {
         night: NaiveDate,
         window: Compression,
         execution: Execution,
+        batches: &[PlannedBatch],
         records: Vec<NightRecord>,
         inventory: Option<InventoryRun>,
         inventoried: &BTreeSet<ServiceId>,
@@ -260,10 +300,15 @@ impl NightReport {
             ));
         }
 
+        let batches = batches
+            .iter()
+            .map(|b| BatchEntry::of(b, &records))
+            .collect();
         NightReport {
             night,
             window,
             execution,
+            batches,
             counts,
             services,
             unreachable_accounts: inventory
@@ -287,16 +332,17 @@ impl NightReport {
         let w = &self.window;
         let _ = writeln!(
             s,
-            "Night {} (local run): window {} - {} UTC ({} min), {}-minute batches, restart timeout {} min, polls every {} s, fleet-sim at {}x",
+            "Night {} (local run): window {} - {} UTC ({} min), batches {} s apart, restart timeout {} min, polls every {} s, fleet-sim at {}x",
             self.night,
             w.window_start.format("%H:%M"),
             w.window_end.format("%H:%M"),
             w.window_minutes,
-            w.batch_interval_minutes,
+            w.batch_interval_seconds,
             w.restart_timeout_minutes,
             w.poll_interval_seconds,
             w.time_scale
         );
+        self.render_batches(&mut s);
         let e = &self.execution;
         let _ = writeln!(
             s,
@@ -369,6 +415,37 @@ impl NightReport {
             }
         }
         s
+    }
+}
+
+impl NightReport {
+    /// The timeline: one line per batch, its planned start, its restarts' span and outcomes.
+    fn render_batches(&self, s: &mut String) {
+        let _ = writeln!(s, "Batches: {}", self.batches.len());
+        for b in &self.batches {
+            let span = match (b.first_started_at, b.last_finished_at) {
+                (Some(first), Some(last)) => format!(
+                    "restarts {}-{}",
+                    first.format("%H:%M:%S"),
+                    last.format("%H:%M:%S")
+                ),
+                (Some(first), None) => format!("restarts from {}", first.format("%H:%M:%S")),
+                _ => "no restart started".to_owned(),
+            };
+            let states = b
+                .states
+                .iter()
+                .map(|(state, n)| format!("{state} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = writeln!(
+                s,
+                "  batch {:>3}  {}  {:>5} services  {span:<26} {states}",
+                b.batch,
+                b.start_at.format("%H:%M:%S"),
+                b.size
+            );
+        }
     }
 }
 

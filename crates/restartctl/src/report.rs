@@ -97,17 +97,16 @@ impl Night {
         self.records.iter().filter(move |r| r.batch == Some(batch))
     }
 
-    /// When a batch's last restart finished (or its start, plus its longest run so far).
+    /// When a batch's last restart finished (or its start, plus its longest run so far); at
+    /// least two minutes after its start (a thirtieth of the window in a window shorter than an
+    /// hour), so that every batch shows.
     fn batch_end(&self, b: &PlannedBatch) -> DateTime<Utc> {
+        let least = TimeDelta::minutes(2).min((self.window.end - self.window.start) / 30);
         self.batch_records(b.batch)
             .filter_map(|r| r.finished_at.or(r.started_at))
             .max()
             .unwrap_or(b.start_at)
-            .max(
-                b.start_at
-                    .checked_add_signed(TimeDelta::minutes(2))
-                    .unwrap_or(b.start_at),
-            )
+            .max(b.start_at.checked_add_signed(least).unwrap_or(b.start_at))
     }
 
     /// The page.
@@ -225,12 +224,15 @@ impl Night {
         );
         // Hour ticks in the window's timezone; every few hours when records span days (at
         // most about 48 ticks), so that a record with a time far off cannot make the page huge.
-        let step = TimeDelta::hours(((end - start).num_hours() / 48).max(1));
+        // A night shorter than an hour (the local stack's compressed nights) gets minute ticks
+        // instead, at most about 12.
+        let (step, minutes) = tick_step(end - start);
         let mut tick = if has_local_time(start, self.tz) {
-            start
-                .with_timezone(&self.tz)
-                .with_minute(0)
+            let local = start.with_timezone(&self.tz);
+            local
+                .with_minute(local.minute() / minutes * minutes)
                 .and_then(|t| t.with_second(0))
+                .and_then(|t| t.with_nanosecond(0))
                 .map_or(start, |t| t.with_timezone(&Utc))
         } else {
             start
@@ -294,6 +296,19 @@ impl Night {
         h.push_str("</svg>\n");
     }
 
+    /// A batch's start: to the minute, or to the second when some batch of the night starts
+    /// between minutes (the local stack's sub-minute intervals).
+    fn start_label(&self, t: DateTime<Utc>) -> String {
+        let seconds = self.batches.iter().any(|b| b.start_at.second() != 0);
+        if seconds && has_local_time(t, self.tz) {
+            t.with_timezone(&self.tz)
+                .format("%Y-%m-%d %H:%M:%S %Z")
+                .to_string()
+        } else {
+            local(t, self.tz)
+        }
+    }
+
     fn legend(&self, h: &mut String) {
         h.push_str("<p class=\"legend\">");
         for s in NightState::ALL {
@@ -330,7 +345,7 @@ impl Night {
                 h,
                 "<tr><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td>",
                 b.batch,
-                esc(&local(b.start_at, self.tz)),
+                esc(&self.start_label(b.start_at)),
                 b.size
             );
             for s in &shown {
@@ -414,6 +429,20 @@ impl Night {
     }
 }
 
+/// The timeline's tick step for a span, and its length in minutes (a divisor of 60, or 60):
+/// hours for an hour or more, else the shortest of 1, 2, 5, 10, 15 and 30 minutes that makes
+/// at most 12 ticks.
+fn tick_step(span: TimeDelta) -> (TimeDelta, u32) {
+    if span >= TimeDelta::hours(1) {
+        return (TimeDelta::hours((span.num_hours() / 48).max(1)), 60);
+    }
+    let minutes = [1, 2, 5, 10, 15, 30]
+        .into_iter()
+        .find(|m| span <= TimeDelta::minutes(12 * i64::from(*m)))
+        .unwrap_or(30);
+    (TimeDelta::minutes(minutes.into()), minutes)
+}
+
 /// What `--output json` prints.
 #[derive(Debug, Serialize)]
 pub struct Written {
@@ -471,6 +500,59 @@ pub async fn run(settings: &Settings, args: &ReportArgs) -> anyhow::Result<ExitC
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_nights_get_minute_ticks_and_long_ones_hours() {
+        assert_eq!(tick_step(TimeDelta::hours(6)), (TimeDelta::hours(1), 60));
+        assert_eq!(tick_step(TimeDelta::hours(1)), (TimeDelta::hours(1), 60));
+        assert_eq!(tick_step(TimeDelta::hours(100)), (TimeDelta::hours(2), 60));
+        assert_eq!(tick_step(TimeDelta::minutes(6)), (TimeDelta::minutes(1), 1));
+        assert_eq!(
+            tick_step(TimeDelta::minutes(13)),
+            (TimeDelta::minutes(2), 2)
+        );
+        assert_eq!(
+            tick_step(TimeDelta::minutes(59)),
+            (TimeDelta::minutes(5), 5)
+        );
+    }
+
+    #[test]
+    fn batch_starts_show_seconds_only_when_a_batch_starts_between_minutes() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let batch = |k: u32, start: &str| PlannedBatch {
+            batch: k,
+            start_at: at(start),
+            size: 1,
+        };
+        let mut night = Night {
+            night: NaiveDate::from_ymd_opt(2026, 12, 3).unwrap(),
+            window: NightWindow {
+                night: NaiveDate::from_ymd_opt(2026, 12, 3).unwrap(),
+                start: at("2026-12-03T14:06:00Z"),
+                end: at("2026-12-03T14:10:00Z"),
+            },
+            tz: chrono_tz::UTC,
+            window_label: "14:06-14:10 UTC".into(),
+            plan: None,
+            batches: vec![
+                batch(0, "2026-12-03T14:06:00Z"),
+                batch(1, "2026-12-03T14:07:00Z"),
+            ],
+            records: Vec::new(),
+            halted: None,
+            paused: None,
+            generated_at: at("2026-12-03T14:12:00Z"),
+        };
+        let page = night.html();
+        assert!(page.contains("<td>2026-12-03 14:07 UTC</td>"), "{page}");
+        // Minute ticks on a night of minutes.
+        assert!(page.contains(">14:08</text>"), "{page}");
+        night.batches[1] = batch(1, "2026-12-03T14:06:15Z");
+        let page = night.html();
+        assert!(page.contains("<td>2026-12-03 14:06:15 UTC</td>"), "{page}");
+        assert!(page.contains("<td>2026-12-03 14:06:00 UTC</td>"), "{page}");
+    }
 
     #[test]
     fn text_is_escaped() {
