@@ -19,6 +19,12 @@ enum Command {
     /// Run one night of a fleet file through the real state machine, locally, and print its
     /// report (needs `make tools` for moto).
     Run(local_stack::LocalRunArgs),
+    /// Start the stack and keep it up for restartctl: writes an env file to `source`, serves
+    /// until Ctrl-C, SIGTERM or `restart-local down` (needs `make tools` for moto).
+    Up(local_stack::up::UpArgs),
+    /// Stop the stack `restart-local up` started (the process its env file names) and wait
+    /// until it is gone.
+    Down(local_stack::up::DownArgs),
 }
 
 #[tokio::main]
@@ -27,8 +33,12 @@ async fn main() -> std::process::ExitCode {
         false,
         &std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,inventory=error".into()),
     );
-    let Command::Run(args) = Cli::parse().command;
-    match local_stack::run(args).await {
+    let result = match Cli::parse().command {
+        Command::Run(args) => local_stack::run(args).await,
+        Command::Up(args) => local_stack::up::up(args).await,
+        Command::Down(args) => local_stack::up::down(&args),
+    };
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -42,6 +42,12 @@ impl LoadServiceConfig for Endpoints {
     }
 }
 
+/// The hub's access key in the local stack: moto accepts any, and fleet-sim treats a key it did
+/// not issue as the hub account's.
+pub const HUB_ACCESS_KEY_ID: &str = "AKIDLOCALHUB00000000";
+/// The secret that goes with [`HUB_ACCESS_KEY_ID`].
+pub const HUB_SECRET_ACCESS_KEY: &str = "local-hub-secret";
+
 /// The hub's SDK settings: static hub credentials (moto accepts any; fleet-sim treats keys it
 /// did not issue as the hub account), the hub region, plain HTTP, per-service endpoints.
 pub fn sdk_config(moto: &str, sim: &str) -> SdkConfig {
@@ -53,8 +59,8 @@ pub fn sdk_config(moto: &str, sim: &str) -> SdkConfig {
         })
         .region(Region::new(infra::REGION))
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "AKIDLOCALHUB00000000",
-            "local-hub-secret",
+            HUB_ACCESS_KEY_ID,
+            HUB_SECRET_ACCESS_KEY,
             None,
             None,
             "local-stack",

@@ -147,12 +147,18 @@ pub struct HistoryArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-#[command(group(ArgGroup::new("target").required(true).args(["batch", "service"])))]
+#[command(group(ArgGroup::new("target").required(true).args(["batch", "service", "nightly"])))]
 pub struct TriggerArgs {
+    /// Start the whole night now, as the nightly schedule does: inventory, the plan, every
+    /// batch at its start time, the owners' digests and the summary (with --night, that night;
+    /// a night another execution runs is refused by inventory, which names it).
+    #[arg(long, conflicts_with_all = ["force", "outside_window"])]
+    pub nightly: bool,
     /// Run this batch of the night now.
     #[arg(long, value_name = "N")]
     pub batch: Option<u32>,
-    /// The batch's night (YYYY-MM-DD); default: the night in progress, or the last one.
+    /// The batch's night (YYYY-MM-DD); default: the night in progress, or the last one. With
+    /// --nightly: the night to run (default: the night the window is in, or the next).
     #[arg(long, conflicts_with = "service")]
     pub night: Option<NaiveDate>,
     /// Restart this service now.

@@ -1,5 +1,6 @@
 //! `status [--night D] [--watch]`: the night's progress from its records, with the kill switch
-//! and the circuit breaker; `--watch` redraws until nothing is planned or in flight.
+//! and the circuit breaker; `--watch` redraws until nothing is planned or in flight (and, for a
+//! night whose plan is not written yet, waits for it first).
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -247,35 +248,48 @@ impl StatusView {
 
 /// Reads the night from the table.
 pub async fn read(settings: &Settings, night: NaiveDate) -> anyhow::Result<StatusView> {
-    let store = settings.store()?;
-    let data = NightData::read(&store, night).await?;
-    if data.is_empty() {
-        anyhow::bail!(
+    match try_read(settings, night).await? {
+        Some(view) => Ok(view),
+        None => anyhow::bail!(
             "night {night} has no plan in table {}: the batcher writes it when the night's \
              execution starts (window {}). Pick another night with --night, or look at \
              tonight's execution in Step Functions.",
-            store.table(),
+            settings.store()?.table(),
             settings.window
-        );
+        ),
     }
-    Ok(StatusView::build(
+}
+
+/// Reads the night from the table: `None` while it has no plan.
+async fn try_read(settings: &Settings, night: NaiveDate) -> anyhow::Result<Option<StatusView>> {
+    let store = settings.store()?;
+    let data = NightData::read(&store, night).await?;
+    if data.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(StatusView::build(
         night,
         data.plan.summary,
         &data.plan.batches,
         &data.records,
         data.status.halted,
         data.paused,
-    ))
+    )))
 }
 
 pub async fn run(settings: &Settings, args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let night = settings.night(args.night);
-    let view = read(settings, night).await?;
+    let interval = Duration::from_secs(args.interval);
+    let view = if args.watch {
+        wait_for_plan(settings, night, interval).await?
+    } else {
+        read(settings, night).await?
+    };
     if !args.watch || view.over {
         show(settings, &view)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let view = watch(settings, night, view, Duration::from_secs(args.interval)).await?;
+    let view = watch(settings, night, view, interval).await?;
     show(settings, &view)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -286,6 +300,30 @@ fn show(settings: &Settings, view: &StatusView) -> anyhow::Result<()> {
     } else {
         print!("{}", view.render(settings));
         Ok(())
+    }
+}
+
+/// The night once its plan is written: a night started a moment ago is still in inventory,
+/// and on-call watching it from its start should not have to run `status` again.
+async fn wait_for_plan(
+    settings: &Settings,
+    night: NaiveDate,
+    interval: Duration,
+) -> anyhow::Result<StatusView> {
+    let mut told = false;
+    loop {
+        if let Some(view) = try_read(settings, night).await? {
+            return Ok(view);
+        }
+        if !told {
+            eprintln!(
+                "night {night} has no plan yet: waiting for the batcher to write it (the night's \
+                 execution runs inventory first; window {}). Ctrl-C to stop.",
+                settings.window
+            );
+            told = true;
+        }
+        tokio::time::sleep(interval).await;
     }
 }
 

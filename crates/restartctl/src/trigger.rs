@@ -1,6 +1,6 @@
-//! `trigger --batch N [--night D]` / `trigger --service ARN [--force]` [--wait]: starts the
-//! state machine with its manual input, after checking that the batch or service exists, so
-//! that a typo starts nothing.
+//! `trigger --nightly [--night D]` / `trigger --batch N [--night D]` / `trigger --service ARN
+//! [--force]` [--wait]: starts the state machine with the nightly input or a manual one, after
+//! checking that the batch or service exists, so that a typo starts nothing.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -77,6 +77,14 @@ pub async fn run(settings: &Settings, args: &TriggerArgs) -> anyhow::Result<Exit
     let store = settings.store()?;
     let hint = "check --table, --region and your credentials; nothing was started";
     let (input, what) = match (&args.batch, &args.service) {
+        // The scheduled input: `{}`, or the night asked for.
+        _ if args.nightly => match args.night {
+            Some(night) => (
+                json!({"night": night.to_string()}),
+                format!("night-{}", night.format("%Y%m%d")),
+            ),
+            None => (json!({}), "night".to_owned()),
+        },
         (Some(batch), None) => {
             let night = settings.night(args.night);
             let batches = store
@@ -130,7 +138,7 @@ pub async fn run(settings: &Settings, args: &TriggerArgs) -> anyhow::Result<Exit
                 format!("service-{}", id.service),
             )
         }
-        _ => bail!("name either --batch or --service"),
+        _ => bail!("name one of --nightly, --batch or --service"),
     };
     let executions = Executions::new(&settings.sdk, state_machine, Arc::new(SystemClock));
     let name = execution_name(&what, Utc::now(), random());

@@ -62,6 +62,7 @@ const COMMANDS: &[(&str, &[&str])] = &[
     (
         "trigger",
         &[
+            "--nightly",
             "--batch",
             "--night",
             "--service",

@@ -97,6 +97,31 @@ async fn status_watch_follows_the_night_to_its_end() {
 }
 
 #[tokio::test]
+async fn status_watch_waits_for_a_plan_not_written_yet() {
+    let f = Fixture::empty().await;
+    let mut watch = common::Watched::spawn(f.cmd().args([
+        "status",
+        "--night",
+        "2026-11-22",
+        "--watch",
+        "--interval",
+        "1",
+    ]));
+    watch.wait_for("night 2026-11-22 has no plan yet: waiting for the batcher");
+    f.fill().await;
+    watch.wait_for("3/5 done");
+    f.finish_the_night().await;
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || watch.finish())
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("5 of 5 planned services done (night over)"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
 async fn status_of_a_night_without_a_plan_says_so() {
     let f = Fixture::new().await;
     let err = fails(f.cmd().args(["status", "--night", "2026-12-01"]));

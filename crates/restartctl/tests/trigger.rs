@@ -97,6 +97,48 @@ async fn a_batch_is_started_with_the_manual_input_and_a_unique_name() {
 }
 
 #[tokio::test]
+async fn a_night_is_started_with_the_scheduled_input() {
+    let f = Fixture::new().await;
+    let sm = state_machine();
+    let v = json(&ok(f.cmd().env("STATE_MACHINE_ARN", &sm).args([
+        "trigger",
+        "--nightly",
+        "--output",
+        "json",
+    ])));
+    assert_eq!(v["input"], serde_json::json!({}));
+    assert!(v["name"].as_str().unwrap().starts_with("restartctl-night-"));
+    assert_eq!(input_of(v["execution_arn"].as_str().unwrap()), v["input"]);
+
+    let v = json(&ok(f.cmd().env("STATE_MACHINE_ARN", &sm).args([
+        "trigger",
+        "--nightly",
+        "--night",
+        "2026-11-22",
+        "--output",
+        "json",
+    ])));
+    assert_eq!(v["input"], serde_json::json!({"night": "2026-11-22"}));
+    assert!(
+        v["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("restartctl-night-20261122-")
+    );
+    assert_eq!(executions(&sm).len(), 2);
+
+    // The nightly run takes neither a batch nor a service.
+    let err =
+        fails(
+            f.cmd()
+                .env("STATE_MACHINE_ARN", &sm)
+                .args(["trigger", "--nightly", "--batch", "1"]),
+        );
+    assert!(err.contains("cannot be used with"), "{err}");
+    assert_eq!(executions(&sm).len(), 2);
+}
+
+#[tokio::test]
 async fn a_service_is_started_with_force_when_asked() {
     let f = Fixture::new().await;
     let sm = state_machine();

@@ -72,15 +72,21 @@ pub struct Fixture {
 
 impl Fixture {
     pub async fn new() -> Self {
-        let client = testkit::dynamodb_client();
-        let table = testkit::create_table(&client).await;
-        let store = DynamoStore::new(client, table.clone(), 90);
-        let f = Fixture { table, store };
+        let f = Self::empty().await;
         f.fill().await;
         f
     }
 
-    async fn fill(&self) {
+    /// A table with nothing in it yet: [`Fixture::fill`] writes the night.
+    pub async fn empty() -> Self {
+        let client = testkit::dynamodb_client();
+        let table = testkit::create_table(&client).await;
+        let store = DynamoStore::new(client, table.clone(), 90);
+        Fixture { table, store }
+    }
+
+    /// Writes the catalog and the night described at the top of this file.
+    pub async fn fill(&self) {
         let tagged = |a: &str, c: &str, s: &str| {
             catalog(
                 &sid(a, c, s),
