@@ -13,6 +13,14 @@ VENV_INFRA       := $(CURDIR)/.venv-infra
 INFRA_REQS       := tools/infra-requirements.txt
 INFRA_STAMP      := $(VENV_INFRA)/.installed-$(shell sha1sum $(INFRA_REQS) | cut -c1-12)
 INFRA_NPM_STAMP  := infra/node_modules/.installed-$(shell sha1sum infra/package-lock.json | cut -c1-12)
+# The package build and the SAM checks: aws-sam-cli, cargo-lambda and zig in their own venv.
+VENV_SAM  := $(CURDIR)/.venv-sam
+SAM_REQS  := tools/sam-requirements.txt
+SAM_STAMP := $(VENV_SAM)/.installed-$(shell sha1sum $(SAM_REQS) | cut -c1-12)
+# sam finds cargo-lambda, and cargo-lambda finds zig (python -m ziglang), on this PATH.
+SAM       := PATH=$(VENV_SAM)/bin:$$PATH SAM_CLI_TELEMETRY=0 $(VENV_SAM)/bin/sam
+PACKAGE_DIR := target/package
+SAMCONFIG   ?= infra/samconfig.toml
 
 # Tests find the project's tools through these.
 export AWS_CLI := $(VENV)/bin/aws
@@ -38,13 +46,30 @@ $(INFRA_STAMP): $(INFRA_REQS)
 	$(VENV_INFRA)/bin/pip install --quiet --disable-pip-version-check -r $(INFRA_REQS)
 	@rm -f $(VENV_INFRA)/.installed-* && touch $@
 
+$(SAM_STAMP): $(SAM_REQS)
+	@test -x $(VENV_SAM)/bin/python || $(PYTHON) -m venv $(VENV_SAM)
+	$(VENV_SAM)/bin/pip install --quiet --disable-pip-version-check -r $(SAM_REQS)
+	@rm -f $(VENV_SAM)/.installed-* && touch $@
+
 $(INFRA_NPM_STAMP): infra/package.json infra/package-lock.json
 	npm ci --prefix infra --no-audit --no-fund --loglevel=error
 	@touch $@
 
 .PHONY: infra-lint
-infra-lint: $(INFRA_STAMP) $(INFRA_NPM_STAMP) ## cfn-lint, checkov, asl-validator and statelint on infra/
-	VENV_INFRA=$(VENV_INFRA) tools/validate-infra
+infra-lint: $(INFRA_STAMP) $(INFRA_NPM_STAMP) $(SAM_STAMP) ## sam validate --lint, cfn-lint, checkov, asl-validator and statelint on infra/
+	VENV_INFRA=$(VENV_INFRA) VENV_SAM=$(VENV_SAM) tools/validate-infra
+
+# sam build runs `cargo lambda build --release --arm64` in each function's crate (the template's
+# BuildMethod rust-cargolambda); the zips are what Lambda runs, one bootstrap each.
+.PHONY: package
+package: $(SAM_STAMP) ## sam build: the four functions for arm64, zipped into target/package/<function>.zip
+	$(SAM) build --template infra/template.yaml --build-dir .aws-sam/build
+	$(VENV_SAM)/bin/python tools/zip-functions .aws-sam/build $(PACKAGE_DIR)
+
+.PHONY: deploy
+deploy: package ## sam deploy of the hub stack with $(SAMCONFIG) (copy infra/samconfig.example.toml; docs/deploy.md)
+	@test -f $(SAMCONFIG) || { echo "deploy: $(SAMCONFIG) is missing: copy infra/samconfig.example.toml to it and fill in its parameters (docs/deploy.md)" >&2; exit 2; }
+	$(SAM) deploy --template-file .aws-sam/build/template.yaml --config-file $(abspath $(SAMCONFIG))
 
 # restartctl's report test renders its HTML page in headless Chromium (Debian's package).
 .PHONY: chromium
@@ -95,4 +120,4 @@ demo: ## one night of examples/demo-fleet.yaml (50 accounts, 2,000 services) thr
 .PHONY: clean
 clean: ## remove build output and the tool environment
 	$(CARGO) clean
-	rm -rf $(VENV) $(VENV_INFRA) infra/node_modules
+	rm -rf $(VENV) $(VENV_INFRA) $(VENV_SAM) .aws-sam infra/node_modules

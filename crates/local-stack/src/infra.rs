@@ -124,7 +124,7 @@ impl Template {
             .and_then(|(k, _)| k.as_str().map(str::to_owned))
     }
 
-    /// A function's local name: the last part of its `CodeUri` (`../target/lambda/inventory/`).
+    /// A function's local name: the last part of its `CodeUri` (`../crates/inventory`).
     fn function_name(&self, logical_id: &str) -> anyhow::Result<String> {
         let code_uri = self
             .resources
