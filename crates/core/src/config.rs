@@ -24,6 +24,130 @@ pub enum AccountsSource {
     /// `ACCOUNTS_SOURCE=config-aggregator`: every account the AWS Config aggregator
     /// (`AGGREGATOR_NAME`) knows.
     ConfigAggregator,
+    /// `ACCOUNTS_SOURCE=organizations`: the ACTIVE accounts of AWS Organizations under
+    /// `parents` (`ORGANIZATION_UNITS`: OUs, searched with their child OUs, or a root), or of
+    /// the whole organization when `parents` is empty; listed as `role`
+    /// (`ORGANIZATIONS_ROLE_ARN`, a role of the management account) when set, else with the
+    /// hub's own credentials (the hub is the management account or a delegated administrator).
+    Organizations {
+        parents: Vec<OrgParent>,
+        role: Option<RoleArn>,
+    },
+}
+
+/// A parent in AWS Organizations that `ORGANIZATION_UNITS` may name: an organizational unit
+/// (`ou-` + 4 to 32 lowercase letters or digits + `-` + 8 to 32 more) or a root (`r-` + 4 to
+/// 32 lowercase letters or digits), as the Organizations API's `ParentId` pattern has them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OrgParent(String);
+
+impl OrgParent {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is a root (`r-...`) rather than an OU.
+    pub fn is_root(&self) -> bool {
+        self.0.starts_with("r-")
+    }
+}
+
+impl fmt::Display for OrgParent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `s` is 4 to 32 (`min` to 32) lowercase ASCII letters or digits.
+fn org_id_part(s: &str, min: usize) -> bool {
+    (min..=32).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+impl std::str::FromStr for OrgParent {
+    type Err = String;
+
+    /// An OU or root id; the error names the item.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let ok = if let Some(rest) = s.strip_prefix("ou-") {
+            rest.split_once('-')
+                .is_some_and(|(root, ou)| org_id_part(root, 4) && org_id_part(ou, 8))
+        } else if let Some(rest) = s.strip_prefix("r-") {
+            org_id_part(rest, 4)
+        } else {
+            false
+        };
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!(
+                "{s:?} is not an organizational unit id (ou-, 4 to 32 lowercase letters or \
+                 digits, -, 8 to 32 more, e.g. ou-ab12-cd34ef56) or a root id (r-, 4 to 32 \
+                 lowercase letters or digits, e.g. r-ab12)"
+            ))
+        }
+    }
+}
+
+/// An IAM role's ARN, `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`
+/// (`ORGANIZATIONS_ROLE_ARN`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleArn {
+    pub partition: String,
+    pub account: AccountId,
+    /// The role's name after its path, if any (`path/name`): what follows `role/`.
+    pub name: String,
+}
+
+impl fmt::Display for RoleArn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "arn:{}:iam::{}:role/{}",
+            self.partition, self.account, self.name
+        )
+    }
+}
+
+impl std::str::FromStr for RoleArn {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)");
+        let [arn, partition, "iam", "", account, resource] =
+            s.splitn(6, ':').collect::<Vec<_>>()[..]
+        else {
+            return Err(bad());
+        };
+        let name = resource.strip_prefix("role/").ok_or_else(bad)?;
+        // IAM: names of 1 to 64 characters of [\w+=,.@-], paths of the same characters.
+        let segment_ok = |p: &str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b))
+        };
+        let role_name = name.rsplit('/').next().unwrap_or_default();
+        if arn != "arn"
+            || !partition.starts_with("aws")
+            || !partition
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'-')
+            || s.len() > 2048
+            || role_name.len() > 64
+            || !name.split('/').all(segment_ok)
+        {
+            return Err(bad());
+        }
+        let account = account
+            .parse::<AccountId>()
+            .map_err(|e| format!("{s:?}: {e}"))?;
+        Ok(Self {
+            partition: partition.to_owned(),
+            account,
+            name: name.to_owned(),
+        })
+    }
 }
 
 /// How services are discovered (`INVENTORY_SOURCE`).
@@ -227,6 +351,20 @@ fn valid_topic_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// The parents of `ORGANIZATION_UNITS`, each checked; every bad or repeated item is a problem
+/// that names it.
+fn parent_list(var: &'static str, items: &[String], vars: &mut Vars) -> Vec<OrgParent> {
+    let mut out = Vec::new();
+    for item in items {
+        match item.parse::<OrgParent>() {
+            Ok(p) if !out.contains(&p) => out.push(p),
+            Ok(p) => vars.problem(var, format!("{:?} is listed twice", p.as_str())),
+            Err(e) => vars.problem(var, e),
+        }
+    }
+    out
+}
+
 fn account_list(var: &'static str, items: &[String], vars: &mut Vars) -> Vec<AccountId> {
     let mut out = Vec::new();
     for item in items {
@@ -310,11 +448,30 @@ impl Config {
         let accounts_source = v.choice(
             "ACCOUNTS_SOURCE",
             "list",
-            &[("list", "list"), ("config-aggregator", "config-aggregator")],
+            &[
+                ("list", "list"),
+                ("config-aggregator", "config-aggregator"),
+                ("organizations", "organizations"),
+            ],
         );
         let aggregator = v.get("AGGREGATOR_NAME").map(str::to_owned);
         let account_items = v.list("ACCOUNTS");
-        let accounts = if accounts_source == "config-aggregator" {
+        let unit_items = v.list("ORGANIZATION_UNITS");
+        if accounts_source != "organizations" {
+            for var in ["ORGANIZATION_UNITS", "ORGANIZATIONS_ROLE_ARN"] {
+                if v.get(var).is_some() {
+                    v.problem(var, "is read only with ACCOUNTS_SOURCE=organizations");
+                }
+            }
+        }
+        let accounts = if accounts_source == "organizations" {
+            AccountsSource::Organizations {
+                parents: parent_list("ORGANIZATION_UNITS", &unit_items, &mut v),
+                role: v.parsed("ORGANIZATIONS_ROLE_ARN", None, |s| {
+                    s.parse::<RoleArn>().map(Some)
+                }),
+            }
+        } else if accounts_source == "config-aggregator" {
             if aggregator.is_none() {
                 v.problem(
                     "AGGREGATOR_NAME",
@@ -327,7 +484,8 @@ impl Config {
                 v.problem(
                     "ACCOUNTS",
                     "required: member account ids, comma separated (or set \
-                     ACCOUNTS_SOURCE=config-aggregator with AGGREGATOR_NAME)",
+                     ACCOUNTS_SOURCE=organizations, or ACCOUNTS_SOURCE=config-aggregator with \
+                     AGGREGATOR_NAME)",
                 );
             }
             AccountsSource::List(account_list("ACCOUNTS", &account_items, &mut v))
@@ -502,11 +660,13 @@ impl Config {
 }
 
 /// Every variable [`Config::from_vars`] reads (docs/design.md 3.9).
-pub const VARIABLES: [&str; 31] = [
+pub const VARIABLES: [&str; 33] = [
     "TABLE_NAME",
     "ACCOUNTS_SOURCE",
     "AGGREGATOR_NAME",
     "ACCOUNTS",
+    "ORGANIZATION_UNITS",
+    "ORGANIZATIONS_ROLE_ARN",
     "INVENTORY_SOURCE",
     "REGIONS",
     "MEMBER_ROLE_NAME",
@@ -561,6 +721,7 @@ mod tests {
                 "true",
                 "Yes",
                 "config-aggregator",
+                "organizations",
                 "config",
                 "restart",
                 "Europe/Madrid",
@@ -581,6 +742,8 @@ mod tests {
             "[0-2]?[0-9]:[0-6][0-9](:[0-9]{2})?",
             "arn:aws:sns:[a-z]{2}-[a-z]{4}-[0-9]:[0-9]{12}:[A-Za-z0-9_-]{1,8}(\\.fifo)?",
             "arn:\\PC{0,4}:sns:\\PC{0,4}:\\PC{0,4}:\\PC{0,4}",
+            "(ou-[a-z0-9]{4}-[a-z0-9]{8}|r-[a-z0-9]{4}|\\PC{0,12})(, ?(ou-[a-z0-9]{4}-[a-z0-9]{8}|\\PC{0,6})){0,3}",
+            "arn:aws:iam::[0-9]{12}:role/[A-Za-z0-9/_+=,.@-]{0,20}",
         ]
     }
 
@@ -910,6 +1073,284 @@ mod tests {
         .unwrap();
         assert_eq!(c.aggregator(), Some("org"));
         assert_eq!(c.inventory_source, InventorySource::Config);
+    }
+
+    fn organizations(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut v: Vec<_> = minimal()
+            .into_iter()
+            .filter(|(k, _)| *k != "ACCOUNTS")
+            .collect();
+        v.push(("ACCOUNTS_SOURCE", "organizations"));
+        v.extend_from_slice(extra);
+        v
+    }
+
+    #[test]
+    fn organizations_source_reads_its_parents_and_role() {
+        // The whole organization with the hub's own credentials.
+        let c = Config::from_vars(organizations(&[])).unwrap();
+        assert_eq!(
+            c.accounts,
+            AccountsSource::Organizations {
+                parents: vec![],
+                role: None
+            }
+        );
+        let c = Config::from_vars(organizations(&[
+            (
+                "ORGANIZATION_UNITS",
+                " ou-ab12-cd34ef56 ,r-0a1b,, ou-abcdefghijklmnopqrstuvwxyz012345-0123456789abcdefghijklmnopqrstuv",
+            ),
+            (
+                "ORGANIZATIONS_ROLE_ARN",
+                "arn:aws:iam::999999999999:role/org/ecs-restart-accounts",
+            ),
+            ("INVENTORY_SOURCE", "ecs"),
+        ]))
+        .unwrap();
+        let AccountsSource::Organizations { parents, role } = &c.accounts else {
+            panic!("{:?}", c.accounts)
+        };
+        let parents: Vec<&str> = parents.iter().map(OrgParent::as_str).collect();
+        assert_eq!(
+            parents,
+            [
+                "ou-ab12-cd34ef56",
+                "r-0a1b",
+                "ou-abcdefghijklmnopqrstuvwxyz012345-0123456789abcdefghijklmnopqrstuv"
+            ]
+        );
+        let role = role.as_ref().unwrap();
+        assert_eq!(role.account.as_str(), "999999999999");
+        assert_eq!(role.name, "org/ecs-restart-accounts");
+        assert_eq!(
+            role.to_string(),
+            "arn:aws:iam::999999999999:role/org/ecs-restart-accounts"
+        );
+        // No aggregator needed, ACCOUNTS not read.
+        assert_eq!(c.aggregator(), None);
+    }
+
+    #[test]
+    fn organization_units_name_every_bad_item_at_once() {
+        let err = Config::from_vars(organizations(&[
+            (
+                "ORGANIZATION_UNITS",
+                "ou-ab12-cd34ef56,OU-AB12-CD34EF56,ou-ab1-cd34ef56,ou-ab12-cd34ef5,r-ab,\
+                 123456789012,ou-ab12-cd34ef56,ou-ab12_cd34ef56",
+            ),
+            ("ORGANIZATIONS_ROLE_ARN", "arn:aws:iam::9999:role/x"),
+        ]))
+        .unwrap_err();
+        let messages: Vec<&str> = err.problems.iter().map(|p| p.message.as_str()).collect();
+        assert!(
+            err.problems[..7]
+                .iter()
+                .all(|p| p.var == "ORGANIZATION_UNITS"),
+            "{err}"
+        );
+        for (i, item) in [
+            "OU-AB12-CD34EF56",
+            "ou-ab1-cd34ef56",
+            "ou-ab12-cd34ef5",
+            "r-ab",
+            "123456789012",
+        ]
+        .iter()
+        .enumerate()
+        {
+            assert!(
+                messages[i].starts_with(&format!(
+                    "{item:?} is not an organizational unit id (ou-, 4 to 32"
+                )),
+                "{}",
+                messages[i]
+            );
+        }
+        assert_eq!(messages[5], "\"ou-ab12-cd34ef56\" is listed twice");
+        assert!(messages[6].starts_with("\"ou-ab12_cd34ef56\" is not"));
+        assert_eq!(err.problems[7].var, "ORGANIZATIONS_ROLE_ARN");
+        assert_eq!(err.problems.len(), 8, "{err}");
+
+        for arn in [
+            "arn:aws:iam::999999999999:user/x",
+            "arn:aws:iam:eu-west-1:999999999999:role/x",
+            "arn:aws:sts::999999999999:role/x",
+            "arn:aws:iam::999999999999:role/",
+            "arn:aws:iam::999999999999:role/a//b",
+            "arn:aws:iam::999999999999:role/caf\u{e9}",
+            "role/x",
+        ] {
+            let err =
+                Config::from_vars(organizations(&[("ORGANIZATIONS_ROLE_ARN", arn)])).unwrap_err();
+            assert_eq!(err.problems.len(), 1, "{arn}: {err}");
+            assert_eq!(err.problems[0].var, "ORGANIZATIONS_ROLE_ARN");
+            assert!(
+                err.problems[0].message.contains(&format!("{arn:?}")),
+                "{err}"
+            );
+        }
+        let c = Config::from_vars(organizations(&[(
+            "ORGANIZATIONS_ROLE_ARN",
+            "arn:aws-cn:iam::999999999999:role/r",
+        )]))
+        .unwrap();
+        assert!(matches!(
+            c.accounts,
+            AccountsSource::Organizations { role: Some(ref r), .. } if r.partition == "aws-cn"
+        ));
+    }
+
+    #[test]
+    fn organization_settings_are_refused_with_another_source() {
+        let mut vars = minimal();
+        vars.extend([
+            ("ORGANIZATION_UNITS", "ou-ab12-cd34ef56"),
+            ("ORGANIZATIONS_ROLE_ARN", "arn:aws:iam::999999999999:role/r"),
+        ]);
+        let err = Config::from_vars(vars).unwrap_err();
+        let vars: Vec<&str> = err.problems.iter().map(|p| p.var).collect();
+        assert_eq!(vars, ["ORGANIZATION_UNITS", "ORGANIZATIONS_ROLE_ARN"]);
+        assert!(
+            err.to_string()
+                .contains("ORGANIZATION_UNITS: is read only with ACCOUNTS_SOURCE=organizations")
+        );
+        // Empty counts as unset: a template may pass empty parameters.
+        let mut vars = minimal();
+        vars.extend([("ORGANIZATION_UNITS", " "), ("ORGANIZATIONS_ROLE_ARN", "")]);
+        Config::from_vars(vars).unwrap();
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// `ORGANIZATION_UNITS` set to anything: parents, or problems on that variable that
+        /// each name one of its items (quoted); never a panic.
+        #[test]
+        fn organization_units_parser_names_the_bad_item(
+            units in prop_oneof![
+                any::<String>(),
+                "\\PC{0,60}",
+                "((ou-[a-z0-9]{3,5}-[a-z0-9]{7,9})|(r-[a-z0-9]{3,5})|[ ,]|\\PC{0,3}){0,6}",
+            ],
+        ) {
+            let items: Vec<String> = units
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            let mut vars = organizations(&[]);
+            let units_owned = units.clone();
+            let mut vars: Vec<(String, String)> = vars
+                .drain(..)
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            vars.push(("ORGANIZATION_UNITS".to_owned(), units_owned));
+            match Config::from_vars(vars) {
+                Ok(c) => {
+                    let AccountsSource::Organizations { parents, .. } = c.accounts else {
+                        return Err(TestCaseError::fail("another source"));
+                    };
+                    prop_assert!(parents.len() <= items.len());
+                    for p in &parents {
+                        prop_assert!(items.contains(&p.as_str().to_owned()));
+                        prop_assert_eq!(p.as_str().parse::<OrgParent>(), Ok(p.clone()));
+                    }
+                }
+                Err(e) => {
+                    for p in &e.problems {
+                        prop_assert_eq!(p.var, "ORGANIZATION_UNITS");
+                        prop_assert!(
+                            items.iter().any(|i| p.message.starts_with(&format!("{i:?} is"))),
+                            "{} names none of {:?}", p.message, items
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The Lambda environment (4 KB, every key and value together) of a hub function over 500
+    /// accounts: the organization source keeps the accounts out of it; the list does not fit.
+    #[test]
+    fn a_500_account_organization_keeps_the_lambda_environment_small() {
+        // What infra/template.yaml sets, with realistic values, ACCOUNTS empty.
+        let common = [
+            ("TABLE_NAME", "ecs-nightly-restart-Table-1ABCDEFGHIJKL"),
+            ("ACCOUNTS_SOURCE", "organizations"),
+            (
+                "ORGANIZATION_UNITS",
+                "ou-ab12-cd34ef56,ou-ab12-ef56gh78,ou-ab12-ij90kl12",
+            ),
+            (
+                "ORGANIZATIONS_ROLE_ARN",
+                "arn:aws:iam::999999999999:role/ecs-nightly-restart-accounts",
+            ),
+            ("AGGREGATOR_NAME", ""),
+            ("INVENTORY_SOURCE", "ecs"),
+            ("REGIONS", "eu-west-1,eu-central-1,us-east-1,us-west-2"),
+            ("MEMBER_ROLE_NAME", "ecs-nightly-restart-member"),
+            ("EXTERNAL_ID", "0f6c2a9e-5b1d-4c8e-9a7f-3e2d1c0b9a88"),
+            ("WINDOW_START", "01:00"),
+            ("WINDOW_END", "05:00"),
+            ("TIMEZONE", "Europe/Madrid"),
+            ("BATCH_INTERVAL_MINUTES", "10"),
+            ("TAG_KEY", "ecs_task_daily_restart"),
+            ("OWNER_TAG_KEYS", "owner,team"),
+            ("ACCOUNT_OWNERS", ""),
+            ("UNTAGGED_POLICY", "notify"),
+            ("RISK_POLICY", "skip"),
+            ("NOTICE_COOLDOWN_DAYS", "7"),
+            ("FAILURE_THRESHOLD_PERCENT", "10"),
+            ("RESTART_TIMEOUT_MINUTES", "30"),
+            ("MAX_INFLIGHT_PER_CLUSTER", "10"),
+            ("ACCOUNT_CONCURRENCY", "64"),
+            ("UPDATE_SERVICE_RATE", "4"),
+            ("TAG_RESOURCE_RATE", "8"),
+            ("DESCRIBE_RATE", "15"),
+            ("POLL_INTERVAL_SECONDS", "60"),
+            ("RECORD_TTL_DAYS", "90"),
+            (
+                "OWNER_TOPIC_ARN",
+                "arn:aws:sns:eu-west-1:999999999999:ecs-nightly-restart-owners",
+            ),
+            (
+                "OPS_TOPIC_ARN",
+                "arn:aws:sns:eu-west-1:999999999999:ecs-nightly-restart-ops",
+            ),
+            ("DRY_RUN", "false"),
+            ("RUST_LOG", "info"),
+        ];
+        let size =
+            |vars: &[(&str, &str)]| -> usize { vars.iter().map(|(k, v)| k.len() + v.len()).sum() };
+        let mut org = common.to_vec();
+        org.push(("ACCOUNTS", ""));
+        Config::from_vars(org.clone()).unwrap();
+        let org_bytes = size(&org);
+        // 970 bytes, whatever the number of accounts.
+        assert!(org_bytes < 1024, "{org_bytes}");
+
+        let list: Vec<String> = (0..500)
+            .map(|i| format!("{:012}", 100_000_000_000u64 + i))
+            .collect();
+        let list = list.join(",");
+        let mut listed: Vec<(&str, &str)> = common
+            .iter()
+            .copied()
+            .filter(|(k, _)| !k.starts_with("ORGANIZATION"))
+            .map(|(k, v)| {
+                if k == "ACCOUNTS_SOURCE" {
+                    (k, "list")
+                } else {
+                    (k, v)
+                }
+            })
+            .collect();
+        listed.push(("ACCOUNTS", &list));
+        Config::from_vars(listed.clone()).unwrap();
+        // 7,311 bytes, 6,499 of them account ids: over Lambda's 4 KB.
+        assert!(size(&listed) > 4096, "{}", size(&listed));
     }
 
     #[test]

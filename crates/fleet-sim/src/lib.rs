@@ -1,5 +1,5 @@
 //! `fleet-sim`: a simulator of a fleet of AWS accounts running Amazon ECS, plus the parts of
-//! STS and AWS Config an orchestrator needs, speaking the real AWS wire protocols so that
+//! STS, AWS Config and AWS Organizations an orchestrator needs, speaking the real AWS wire protocols so that
 //! unmodified aws-sdk-rust, boto3 and AWS CLI clients work against it through an endpoint URL.
 //!
 //! ```no_run
@@ -22,7 +22,8 @@
 //! Code map:
 //! - [`spec`]: the fleet spec (YAML/JSON), its defaults and validation.
 //! - [`world`]: the simulated accounts, clusters, services and deployments (lazy state machine).
-//! - [`ecs`], [`sts`], [`config_svc`]: the three AWS APIs, each with its wire shapes.
+//! - [`ecs`], [`sts`], [`config_svc`], [`organizations`]: the AWS APIs, each with its wire
+//!   shapes.
 //! - [`server`]: HTTP routing, throttling, latency, statistics, admin API, [`spawn`].
 //! - [`faults`]: injected account faults (SCP denial, server errors).
 //! - [`auth`], [`throttle`], [`rate`], [`clock`], [`error`], [`rng`]: supporting pieces.
@@ -35,6 +36,7 @@ pub mod config_svc;
 pub mod ecs;
 pub mod error;
 pub mod faults;
+pub mod organizations;
 pub mod rate;
 pub mod rng;
 pub mod server;

@@ -26,7 +26,7 @@ use crate::spec::{FleetSpec, SpecError};
 use crate::sts::{Sessions, StsCaller};
 use crate::throttle::Throttle;
 use crate::world::{self, World};
-use crate::{config_svc, ecs, faults, sts};
+use crate::{config_svc, ecs, faults, organizations, sts};
 
 /// Why the simulator could not start.
 #[derive(Debug, thiserror::Error)]
@@ -282,6 +282,7 @@ fn admin_json<T: Serialize>(status: StatusCode, v: &T) -> Response {
 enum Protocol {
     Ecs,
     Config,
+    Organizations,
     Sts,
 }
 
@@ -315,6 +316,8 @@ async fn aws_call(State(handle): State<SimHandle>, headers: HeaderMap, body: Byt
                 (Protocol::Ecs, a.to_owned())
             } else if let Some(a) = t.strip_prefix(config_svc::TARGET_PREFIX) {
                 (Protocol::Config, a.to_owned())
+            } else if let Some(a) = t.strip_prefix(organizations::TARGET_PREFIX) {
+                (Protocol::Organizations, a.to_owned())
             } else {
                 let e = AwsError::bad("UnknownOperationException", format!("Unknown target {t}."));
                 return json_response(e.status, e.json_body(), None);
@@ -337,17 +340,47 @@ async fn aws_call(State(handle): State<SimHandle>, headers: HeaderMap, body: Byt
     } else {
         None
     };
+    let org_action = if protocol == Protocol::Organizations {
+        organizations::ACTIONS
+            .iter()
+            .copied()
+            .find(|a| *a == action)
+    } else {
+        None
+    };
     let real_now = Instant::now();
     if g.spec.throttling
-        && let Some(static_action) = ecs_action
+        && let Some(static_action) = ecs_action.or(org_action)
         && !g
             .throttle
             .try_take(&account, &region, static_action, real_now)
     {
         Inner::count(&mut g.throttled, &account, &action);
         tracing::debug!(%account, %region, %action, "throttled");
+        if org_action.is_some() {
+            let e = organizations::OrgError::too_many_requests();
+            return json_response(e.status(), e.json_body(), Some(&request_id));
+        }
         let e = AwsError::throttling();
         return json_response(e.status, e.json_body(), Some(&request_id));
+    }
+    if protocol == Protocol::Organizations {
+        let world = &g.world;
+        let out = organizations::handle(
+            world.organization.as_ref(),
+            world.seed,
+            &account,
+            &action,
+            &body,
+        );
+        drop(g);
+        return match out {
+            Ok(out) => json_response(StatusCode::OK, out, Some(&request_id)),
+            Err(e) => {
+                tracing::debug!(%account, %action, code = e.error.code, "organizations error");
+                json_response(e.status(), e.json_body(), Some(&request_id))
+            }
+        };
     }
     if let Some(static_action) = ecs_action {
         g.rates.record(&account, &region, static_action, real_now);

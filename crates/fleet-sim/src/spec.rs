@@ -80,6 +80,73 @@ pub struct FleetSpec {
     pub generate: Option<GenerateSpec>,
     /// Faults of explicit accounts, by account id (accounts without faults are absent).
     pub account_faults: BTreeMap<String, AccountFaults>,
+    /// AWS Organizations: absent, the fleet has no organization
+    /// (`AWSOrganizationsNotInUseException`).
+    pub organization: Option<OrganizationSpec>,
+    /// Where explicit accounts sit in the organization and their status, by account id
+    /// (accounts in the root and ACTIVE are absent). In YAML/JSON: `accounts[].ou`,
+    /// `accounts[].status`.
+    pub account_memberships: BTreeMap<String, Membership>,
+}
+
+/// The fleet's organization in AWS Organizations. Every account of the fleet is a member.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrganizationSpec {
+    /// The management account (listed in the root, ACTIVE; may list the organization).
+    /// Default: `hub_account`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management_account: Option<String>,
+    /// Member accounts that may list the organization too (delegated administrators).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delegated_administrators: Vec<String>,
+}
+
+/// An account's place in the organization.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Membership {
+    /// The OU path from the root, e.g. `[Workloads, Prod]`; empty: the root.
+    #[serde(default)]
+    pub ou: Vec<String>,
+    /// ACTIVE (default), SUSPENDED or PENDING_CLOSURE.
+    #[serde(default)]
+    pub status: MemberStatus,
+}
+
+impl Membership {
+    /// Whether this is the default (root, ACTIVE).
+    pub fn is_default(&self) -> bool {
+        self.ou.is_empty() && self.status == MemberStatus::Active
+    }
+}
+
+/// An account's `Status` (and `State`) in AWS Organizations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MemberStatus {
+    /// A working account.
+    #[default]
+    Active,
+    /// Suspended (closed, within the 90-day post-closure period).
+    Suspended,
+    /// Being closed.
+    PendingClosure,
+}
+
+impl MemberStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "ACTIVE",
+            Self::Suspended => "SUSPENDED",
+            Self::PendingClosure => "PENDING_CLOSURE",
+        }
+    }
+
+    fn is_active(&self) -> bool {
+        *self == Self::Active
+    }
 }
 
 /// Faults injected into an account's ECS API.
@@ -127,6 +194,8 @@ struct FleetSpecWire {
     accounts: Vec<AccountWire>,
     #[serde(default)]
     generate: Option<GenerateSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    organization: Option<OrganizationSpec>,
 }
 
 /// The document shape of one account: [`AccountSpec`] plus its [`AccountFaults`].
@@ -144,6 +213,10 @@ struct AccountWire {
     deny_ecs_after_restarts: Option<u64>,
     #[serde(default, skip_serializing_if = "is_zero")]
     server_error_rate: f64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    ou: Vec<String>,
+    #[serde(default, skip_serializing_if = "MemberStatus::is_active")]
+    status: MemberStatus,
     #[serde(default)]
     clusters: Vec<ClusterSpec>,
 }
@@ -155,6 +228,7 @@ fn is_zero(f: &f64) -> bool {
 impl From<FleetSpecWire> for FleetSpec {
     fn from(w: FleetSpecWire) -> Self {
         let mut account_faults = BTreeMap::new();
+        let mut account_memberships = BTreeMap::new();
         let accounts = w
             .accounts
             .into_iter()
@@ -166,6 +240,13 @@ impl From<FleetSpecWire> for FleetSpec {
                 // A duplicate id keeps its first faults; validation refuses the duplicate.
                 if !faults.is_none() && !account_faults.contains_key(&a.id) {
                     account_faults.insert(a.id.clone(), faults);
+                }
+                let membership = Membership {
+                    ou: a.ou,
+                    status: a.status,
+                };
+                if !membership.is_default() && !account_memberships.contains_key(&a.id) {
+                    account_memberships.insert(a.id.clone(), membership);
                 }
                 AccountSpec {
                     id: a.id,
@@ -187,6 +268,8 @@ impl From<FleetSpecWire> for FleetSpec {
             accounts,
             generate: w.generate,
             account_faults,
+            organization: w.organization,
+            account_memberships,
         }
     }
 }
@@ -194,11 +277,13 @@ impl From<FleetSpecWire> for FleetSpec {
 impl From<FleetSpec> for FleetSpecWire {
     fn from(s: FleetSpec) -> Self {
         let faults = s.account_faults;
+        let memberships = s.account_memberships;
         let accounts = s
             .accounts
             .into_iter()
             .map(|a| {
                 let f = faults.get(&a.id).cloned().unwrap_or_default();
+                let m = memberships.get(&a.id).cloned().unwrap_or_default();
                 AccountWire {
                     id: a.id,
                     regions: a.regions,
@@ -206,6 +291,8 @@ impl From<FleetSpec> for FleetSpecWire {
                     external_id: a.external_id,
                     deny_ecs_after_restarts: f.deny_ecs_after_restarts,
                     server_error_rate: f.server_error_rate,
+                    ou: m.ou,
+                    status: m.status,
                     clusters: a.clusters,
                 }
             })
@@ -220,6 +307,7 @@ impl From<FleetSpec> for FleetSpecWire {
             aggregators: s.aggregators,
             accounts,
             generate: s.generate,
+            organization: s.organization,
         }
     }
 }
@@ -237,6 +325,8 @@ impl Default for FleetSpec {
             accounts: Vec::new(),
             generate: None,
             account_faults: BTreeMap::new(),
+            organization: None,
+            account_memberships: BTreeMap::new(),
         }
     }
 }
@@ -518,6 +608,15 @@ pub struct GenerateSpec {
     /// Percentage of services with execute command enabled. Default 50.
     #[serde(default = "default_owner_percent")]
     pub exec_percent: f64,
+    /// OU paths the generated accounts are spread over, in turn (account i in
+    /// `ous[i % len]`), e.g. `[[Workloads, Prod], [Workloads, Dev], [Sandbox]]`; empty: the
+    /// root. Needs `organization`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ous: Vec<Vec<String>>,
+    /// Percentage of generated accounts SUSPENDED in the organization, drawn by seed and
+    /// account. Default 0. Needs `organization`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub suspended_percent: f64,
 }
 
 impl Default for GenerateSpec {
@@ -541,6 +640,8 @@ impl Default for GenerateSpec {
             owner_percent: default_owner_percent(),
             cluster_team_percent: default_owner_percent(),
             exec_percent: default_owner_percent(),
+            ous: Vec::new(),
+            suspended_percent: 0.0,
         }
     }
 }
@@ -729,6 +830,7 @@ impl FleetSpec {
         if let Some(g) = &self.generate {
             check_generate(g)?;
         }
+        self.check_organization(&ids)?;
         if let Some(id) = self
             .account_faults
             .keys()
@@ -736,6 +838,70 @@ impl FleetSpec {
         {
             return Err(SpecError::invalid(
                 format!("account_faults.{id}"),
+                "no explicit account has this id",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The organization's parts: management and delegated accounts, OU paths, memberships.
+    fn check_organization(&self, ids: &HashSet<&str>) -> Result<(), SpecError> {
+        let management = match &self.organization {
+            Some(org) => {
+                let m = org.management_account.as_deref();
+                if let Some(m) = m {
+                    check_account_id("organization.management_account", m)?;
+                }
+                for (i, d) in org.delegated_administrators.iter().enumerate() {
+                    check_account_id(&format!("organization.delegated_administrators[{i}]"), d)?;
+                }
+                Some(m.unwrap_or(&self.hub_account))
+            }
+            None => None,
+        };
+        for (ai, acc) in self.accounts.iter().enumerate() {
+            let Some(m) = self.account_memberships.get(&acc.id) else {
+                continue;
+            };
+            let at = format!("accounts[{ai}]");
+            let field = if m.ou.is_empty() { "status" } else { "ou" };
+            let Some(management) = management else {
+                return Err(SpecError::invalid(
+                    format!("{at}.{field}"),
+                    "needs `organization` at the top level (the fleet has no organization)",
+                ));
+            };
+            check_ou_path(&format!("{at}.ou"), &m.ou)?;
+            if acc.id == management {
+                return Err(SpecError::invalid(
+                    format!("{at}.{field}"),
+                    "the management account is in the root and ACTIVE",
+                ));
+            }
+        }
+        if let Some(g) = &self.generate {
+            if management.is_none() && (!g.ous.is_empty() || g.suspended_percent != 0.0) {
+                let field = if g.ous.is_empty() {
+                    "suspended_percent"
+                } else {
+                    "ous"
+                };
+                return Err(SpecError::invalid(
+                    format!("generate.{field}"),
+                    "needs `organization` at the top level (the fleet has no organization)",
+                ));
+            }
+            for (i, path) in g.ous.iter().enumerate() {
+                check_ou_path(&format!("generate.ous[{i}]"), path)?;
+            }
+        }
+        if let Some(id) = self
+            .account_memberships
+            .keys()
+            .find(|id| !ids.contains(id.as_str()))
+        {
+            return Err(SpecError::invalid(
+                format!("account_memberships.{id}"),
                 "no explicit account has this id",
             ));
         }
@@ -824,6 +990,32 @@ const MIN_START: i64 = 0;
 /// Latest `start_time` accepted (9999-12-31T23:59:59Z): simulated times stay far from the
 /// limits of chrono and of i64 milliseconds.
 const MAX_START: i64 = 253_402_300_799;
+
+/// The deepest OU nesting AWS Organizations allows below the root.
+pub const MAX_OU_DEPTH: usize = 5;
+
+/// An OU path: at most [`MAX_OU_DEPTH`] names of 1 to 128 characters, no control characters.
+fn check_ou_path(field: &str, path: &[String]) -> Result<(), SpecError> {
+    if path.len() > MAX_OU_DEPTH {
+        return Err(SpecError::invalid(
+            field,
+            format!(
+                "OUs nest at most {MAX_OU_DEPTH} levels below the root, got {}",
+                path.len()
+            ),
+        ));
+    }
+    for (i, name) in path.iter().enumerate() {
+        let n = name.chars().count();
+        if n == 0 || n > 128 || name.chars().any(char::is_control) {
+            return Err(SpecError::invalid(
+                format!("{field}[{i}]"),
+                format!("{name:?} is not an OU name (1 to 128 characters, no control characters)"),
+            ));
+        }
+    }
+    Ok(())
+}
 
 fn check_faults(at: &str, f: &AccountFaults) -> Result<(), SpecError> {
     if !(0.0..=1.0).contains(&f.server_error_rate) {
@@ -1014,6 +1206,7 @@ fn check_generate(g: &GenerateSpec) -> Result<(), SpecError> {
         ("owner_percent", g.owner_percent),
         ("cluster_team_percent", g.cluster_team_percent),
         ("exec_percent", g.exec_percent),
+        ("suspended_percent", g.suspended_percent),
     ] {
         check_percent(&format!("generate.{name}"), p)?;
     }
@@ -1372,6 +1565,78 @@ accounts:
         assert!(
             e.starts_with("generate: accounts × clusters_per_account"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn the_organization_is_read_validated_and_written_back() {
+        let spec = FleetSpec::from_yaml_str(
+            r#"
+organization: {management_account: "999999999999", delegated_administrators: ["111111111111"]}
+accounts:
+  - {id: "999999999999"}
+  - {id: "111111111111", ou: [Workloads, Prod], status: SUSPENDED}
+  - {id: "222222222222"}
+generate: {accounts: 3, ous: [[Sandbox], []], suspended_percent: 50}
+"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            spec.account_memberships.get("111111111111"),
+            Some(&Membership {
+                ou: vec!["Workloads".into(), "Prod".into()],
+                status: MemberStatus::Suspended
+            })
+        );
+        assert!(!spec.account_memberships.contains_key("222222222222"));
+        let json = serde_json::to_string(&spec).expect("serializes");
+        assert_eq!(FleetSpec::from_json_str(&json).expect("round trip"), spec);
+        // A fleet without an organization writes none of it.
+        let plain = serde_json::to_string(&FleetSpec::from_yaml_str(ONE).unwrap()).unwrap();
+        assert!(
+            !plain.contains("organization") && !plain.contains("\"ou\""),
+            "{plain}"
+        );
+
+        for (yaml, message) in [
+            (
+                "accounts: [{id: \"111111111111\", ou: [A]}]",
+                "accounts[0].ou: needs `organization` at the top level (the fleet has no organization)",
+            ),
+            (
+                "accounts: [{id: \"111111111111\", status: SUSPENDED}]",
+                "accounts[0].status: needs `organization` at the top level (the fleet has no organization)",
+            ),
+            (
+                "generate: {suspended_percent: 5}",
+                "generate.suspended_percent: needs `organization` at the top level (the fleet has no organization)",
+            ),
+            (
+                "organization: {}\ngenerate: {suspended_percent: 101}",
+                "generate.suspended_percent: must be within 0..=100, got 101",
+            ),
+            (
+                "organization: {}\naccounts: [{id: \"111111111111\", ou: [a, b, c, d, e, f]}]",
+                "accounts[0].ou: OUs nest at most 5 levels below the root, got 6",
+            ),
+            (
+                "organization: {}\naccounts: [{id: \"111111111111\", ou: [a, \"\"]}]",
+                "accounts[0].ou[1]: \"\" is not an OU name (1 to 128 characters, no control characters)",
+            ),
+            (
+                "organization: {management_account: \"111111111111\"}\naccounts: [{id: \"111111111111\", ou: [a]}]",
+                "accounts[0].ou: the management account is in the root and ACTIVE",
+            ),
+            (
+                "organization: {management_account: \"1\"}",
+                "organization.management_account: \"1\" is not an account id (exactly 12 digits)",
+            ),
+        ] {
+            assert_eq!(err(yaml), message, "{yaml}");
+        }
+        assert!(
+            err("organization: {}\naccounts: [{id: \"111111111111\", status: GONE}]")
+                .starts_with("accounts[0].status: unknown variant `GONE`")
         );
     }
 

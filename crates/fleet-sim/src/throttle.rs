@@ -1,4 +1,5 @@
-//! Token buckets per account, region and action, at the documented ECS rates, in real time.
+//! Token buckets per account, region and action, at the documented ECS rates (and AWS
+//! Organizations' own), in real time.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -15,6 +16,12 @@ pub fn limits(action: &str) -> Option<(f64, f64)> {
         | "ListTagsForResource" => (100.0, 20.0),
         "ListClusters" | "DescribeClusters" => (50.0, 20.0),
         "TagResource" | "UntagResource" => (20.0, 10.0),
+        // AWS Organizations: one bucket per action and calling account.
+        "ListAccounts"
+        | "ListAccountsForParent"
+        | "ListOrganizationalUnitsForParent"
+        | "ListRoots"
+        | "DescribeOrganization" => (20.0, 10.0),
         _ => return None,
     })
 }

@@ -44,6 +44,8 @@ pub struct World {
     pub account_order: Vec<String>,
     /// Forced deployments so far.
     pub restarts: u64,
+    /// AWS Organizations, when the spec has an organization.
+    pub organization: Option<crate::organizations::Organization>,
 }
 
 /// One account.
@@ -742,6 +744,7 @@ pub fn build(spec: &FleetSpec, start: Millis) -> World {
         accounts: HashMap::new(),
         account_order: Vec::new(),
         restarts: 0,
+        organization: None,
     };
     for acc in &spec.accounts {
         add_account(
@@ -755,6 +758,8 @@ pub fn build(spec: &FleetSpec, start: Millis) -> World {
     if let Some(g) = &spec.generate {
         generate(&mut world, spec, g, start);
     }
+    world.organization =
+        crate::organizations::Organization::build(spec, &world.account_order, start);
     world
 }
 

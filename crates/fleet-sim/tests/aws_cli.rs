@@ -204,3 +204,110 @@ async fn aws_cli_lists_describes_updates_and_assumes_roles() {
     assert!(!ok);
     assert!(stderr.contains("InvalidParameterException"), "{stderr}");
 }
+
+/// An organization of 50 accounts (pages of 20) in nested OUs, two of them not ACTIVE.
+const ORG: &str = r#"
+hub_account: "999999999999"
+throttling: false
+organization: {}
+accounts:
+  - {id: "111111111111", ou: [Workloads, Prod]}
+  - {id: "222222222222", ou: [Workloads, Prod], status: SUSPENDED}
+  - {id: "333333333333", ou: [Workloads], status: PENDING_CLOSURE}
+  - {id: "444444444444"}
+generate:
+  accounts: 45
+  clusters_per_account: 0
+  ous: [[Sandbox], [Workloads, Dev]]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_cli_lists_the_organization() {
+    let sim = start(ORG).await;
+    let url = sim.endpoint_url();
+
+    // The CLI follows NextToken by itself: pages of 7 make 8 calls.
+    let v = json(
+        &url,
+        &["organizations", "list-accounts", "--page-size", "7"],
+    )
+    .await;
+    let accounts = v["Accounts"].as_array().expect("accounts");
+    assert_eq!(
+        accounts.len(),
+        50,
+        "45 generated, 4 explicit, the management account"
+    );
+    assert_eq!(accounts[0]["Id"], "999999999999");
+    let not_active: Vec<&str> = accounts
+        .iter()
+        .filter(|a| a["Status"] != "ACTIVE")
+        .map(|a| a["Id"].as_str().unwrap())
+        .collect();
+    assert_eq!(not_active, ["222222222222", "333333333333"]);
+    assert_eq!(
+        sim.handle().stats().calls["999999999999"]["ListAccounts"],
+        8
+    );
+
+    let v = json(&url, &["organizations", "list-roots"]).await;
+    let root = v["Roots"][0]["Id"].as_str().expect("root").to_owned();
+    let v = json(
+        &url,
+        &[
+            "organizations",
+            "list-organizational-units-for-parent",
+            "--parent-id",
+            &root,
+        ],
+    )
+    .await;
+    let names: Vec<&str> = v["OrganizationalUnits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Workloads", "Sandbox"]);
+    let sandbox = v["OrganizationalUnits"][1]["Id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let v = json(
+        &url,
+        &[
+            "organizations",
+            "list-accounts-for-parent",
+            "--parent-id",
+            &sandbox,
+        ],
+    )
+    .await;
+    // Generated accounts alternate between Sandbox and Workloads/Dev.
+    assert_eq!(v["Accounts"].as_array().unwrap().len(), 23);
+
+    let (ok, _, stderr) = run(
+        &url,
+        &[
+            "organizations",
+            "list-accounts-for-parent",
+            "--parent-id",
+            "ou-zzzz-zzzzzzzz",
+        ],
+    )
+    .await;
+    assert!(!ok);
+    assert!(stderr.contains("ParentNotFoundException"), "{stderr}");
+    let (ok, _, stderr) = run(
+        &url,
+        &[
+            "organizations",
+            "list-accounts-for-parent",
+            "--parent-id",
+            "Workloads",
+        ],
+    )
+    .await;
+    assert!(!ok);
+    assert!(stderr.contains("InvalidInputException"), "{stderr}");
+}

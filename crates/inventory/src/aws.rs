@@ -6,6 +6,7 @@ use restart_aws::SdkConfig;
 use restart_aws::config_aggregator::ConfigAggregator;
 use restart_aws::dynamodb::DynamoStore;
 use restart_aws::ecs::EcsFleet;
+use restart_aws::organizations::OrganizationAccounts;
 use restart_aws::sts::{AccountSessions, MemberRole};
 use restart_core::Config;
 use restart_core::catalog::{DiscoveredService, Target};
@@ -23,6 +24,7 @@ use crate::Inventory;
 pub enum Directory {
     Listed(ListedAccounts),
     Aggregator(ConfigAggregator),
+    Organizations(OrganizationAccounts),
 }
 
 impl AccountDirectory for Directory {
@@ -30,6 +32,7 @@ impl AccountDirectory for Directory {
         match self {
             Self::Listed(d) => d.accounts().await,
             Self::Aggregator(d) => d.accounts().await,
+            Self::Organizations(d) => d.accounts().await,
         }
     }
 }
@@ -73,6 +76,15 @@ pub fn handler_with_clock(config: Config, sdk: &SdkConfig, clock: Arc<dyn Clock>
     let directory = match &config.accounts {
         AccountsSource::List(accounts) => Directory::Listed(ListedAccounts(accounts.clone())),
         AccountsSource::ConfigAggregator => Directory::Aggregator(aggregator(aggregator_name)),
+        AccountsSource::Organizations { parents, role } => {
+            Directory::Organizations(OrganizationAccounts::new(
+                sdk,
+                parents.clone(),
+                role.as_ref(),
+                clock.clone(),
+                calls.clone(),
+            ))
+        }
     };
     let fleet = match config.inventory_source {
         InventorySource::Config => Fleet::Config(aggregator(aggregator_name)),
