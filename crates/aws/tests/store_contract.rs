@@ -11,7 +11,9 @@
 //! the night lock; the plan's batches and summary; conditional creation and moves of night
 //! records and what each read sees; claims (once, per-cluster cap, forced again), recorded
 //! deployments, outcomes, halts, held places and their release, the night's counters and halt;
-//! the kill switch; the shared UpdateService slots; owners' notices and digest progress. The
+//! the kill switch; the shared UpdateService slots; owners' notices and digest progress; the
+//! account owners kept as configuration items (round trip, overwrite, delete, Unicode, and
+//! 2,000 accounts read over many Query pages). The
 //! property test at the end drives both stores through arbitrary interleavings of two
 //! invocations' moves and compares what they answer.
 
@@ -23,13 +25,16 @@ use proptest::prelude::*;
 use restart_aws::dynamodb::DynamoStore;
 use restart_core::catalog::{CatalogRecord, InventoryCounts, InventoryRun, Target, Unreachable};
 use restart_core::eligibility::SkipReason;
+use restart_core::ids::AccountId;
 use restart_core::ids::ServiceId;
 use restart_core::night::{Halt, NightLock, NightRecord, Pause, PlanSummary};
 use restart_core::notice::{DigestSent, FindingKind, NoticeSent};
 use restart_core::outcome::NightState;
+use restart_core::owner::AccountOwner;
 use restart_core::planner::PlannedBatch;
 use restart_core::ports::{
-    CatalogStore, Claim, HeldRestart, NightStore, NoticeStore, RestartStore, SharedPace,
+    CatalogStore, Claim, HeldRestart, NightStore, NoticeStore, RestartStore, SettingsStore,
+    SharedPace,
 };
 use restart_core::tag::TagStateKind;
 use testkit::fakes::MemoryStore;
@@ -44,11 +49,21 @@ async fn dynamo() -> DynamoStore {
     DynamoStore::new(client, table, TTL_DAYS)
 }
 
+/// Items per Query page of the settings contracts' table: small, so that reading every
+/// account's owner takes many pages.
+const SETTINGS_PAGE: i32 = 150;
+
 /// Generates, for every contract, `memory::<contract>` (on a fresh fake) and
 /// `dynamo::<contract>` (on a fresh table). `stores` contracts take the table's ports
-/// (`MemoryStore`), `notices` contracts the [`NoticeStore`] (`MemoryNotices`).
+/// (`MemoryStore`), `notices` contracts the [`NoticeStore`] (`MemoryNotices`), `settings`
+/// contracts the [`SettingsStore`] (`MemoryStore`; the table read [`SETTINGS_PAGE`] items a
+/// page).
 macro_rules! contracts {
-    (stores: [$($store:ident),* $(,)?], notices: [$($notice:ident),* $(,)?] $(,)?) => {
+    (
+        stores: [$($store:ident),* $(,)?],
+        notices: [$($notice:ident),* $(,)?],
+        settings: [$($setting:ident),* $(,)?] $(,)?
+    ) => {
         mod memory {
             $(
                 #[tokio::test]
@@ -60,6 +75,12 @@ macro_rules! contracts {
                 #[tokio::test]
                 async fn $notice() {
                     super::$notice(&testkit::fakes::MemoryNotices::default()).await;
+                }
+            )*
+            $(
+                #[tokio::test]
+                async fn $setting() {
+                    super::$setting(&testkit::fakes::MemoryStore::default()).await;
                 }
             )*
         }
@@ -74,6 +95,13 @@ macro_rules! contracts {
                 #[tokio::test]
                 async fn $notice() {
                     super::$notice(&super::dynamo().await).await;
+                }
+            )*
+            $(
+                #[tokio::test]
+                async fn $setting() {
+                    let store = super::dynamo().await.with_page_size(super::SETTINGS_PAGE);
+                    super::$setting(&store).await;
                 }
             )*
         }
@@ -105,6 +133,12 @@ contracts! {
     ],
     notices: [
         notices_and_digest_progress_round_trip_per_owner,
+    ],
+    settings: [
+        account_owners_round_trip_in_any_script,
+        an_account_owner_is_overwritten_and_others_left_alone,
+        an_account_owner_is_deleted_once,
+        thousands_of_account_owners_are_read_back_whole,
     ],
 }
 
@@ -1407,6 +1441,82 @@ async fn notices_and_digest_progress_round_trip_per_owner<N: NoticeStore>(s: &N)
         )
     );
     assert!(s.owner_notices("pay").await.unwrap().notices.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// SettingsStore
+
+fn account(i: usize) -> AccountId {
+    format!("{:012}", 100_000_000_000 + i).parse().unwrap()
+}
+
+fn owner(o: &str) -> AccountOwner {
+    o.parse().unwrap()
+}
+
+fn owners(pairs: &[(&str, &str)]) -> BTreeMap<AccountId, AccountOwner> {
+    pairs
+        .iter()
+        .map(|(a, o)| (a.parse().unwrap(), owner(o)))
+        .collect()
+}
+
+async fn account_owners_round_trip_in_any_script<S: SettingsStore>(s: &S) {
+    assert!(s.account_owners().await.unwrap().is_empty());
+    s.put_account_owners(&BTreeMap::new()).await.unwrap();
+    let longest = "決".repeat(restart_core::owner::MAX_OWNER_CHARS);
+    let written = owners(&[
+        (A, "payments"),
+        (B, "決済チーム"),
+        ("333333333333", "e\u{301}quipe-paiements 🚀"),
+        ("444444444444", "ｔｅａｍ１２"),
+        ("555555555555", "<script>alert(\"x\")</script> & 'ops'"),
+        ("666666666666", &longest),
+    ]);
+    s.put_account_owners(&written).await.unwrap();
+    assert_eq!(s.account_owners().await.unwrap(), written);
+}
+
+async fn an_account_owner_is_overwritten_and_others_left_alone<S: SettingsStore>(s: &S) {
+    s.put_account_owners(&owners(&[(A, "payments"), (B, "search")]))
+        .await
+        .unwrap();
+    s.put_account_owners(&owners(&[(A, "ledger"), ("333333333333", "ops")]))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.account_owners().await.unwrap(),
+        owners(&[(A, "ledger"), (B, "search"), ("333333333333", "ops")])
+    );
+}
+
+async fn an_account_owner_is_deleted_once<S: SettingsStore>(s: &S) {
+    s.put_account_owners(&owners(&[(A, "payments"), (B, "search")]))
+        .await
+        .unwrap();
+    let a: AccountId = A.parse().unwrap();
+    assert!(s.delete_account_owner(&a).await.unwrap());
+    assert!(!s.delete_account_owner(&a).await.unwrap(), "already gone");
+    assert!(
+        !s.delete_account_owner(&"999999999999".parse().unwrap())
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.account_owners().await.unwrap(), owners(&[(B, "search")]));
+    s.put_account_owners(&owners(&[(A, "payments")]))
+        .await
+        .unwrap();
+    assert_eq!(s.account_owners().await.unwrap().len(), 2, "set again");
+}
+
+async fn thousands_of_account_owners_are_read_back_whole<S: SettingsStore>(s: &S) {
+    let many: BTreeMap<AccountId, AccountOwner> = (0..2_000)
+        .map(|i| (account(i), owner(&format!("team-{} チーム", i % 37))))
+        .collect();
+    s.put_account_owners(&many).await.unwrap();
+    let read = s.account_owners().await.unwrap();
+    assert_eq!(read.len(), 2_000);
+    assert_eq!(read, many);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,6 +4,11 @@
 //! `OWNER_TAG_KEYS` (in that order), the same keys on its cluster, the account's default owner
 //! from configuration, else [`UNOWNED`] (routed to the platform team). A tag whose value is
 //! blank counts as absent.
+//!
+//! An account's default owner comes from the table's configuration items (`restartctl config
+//! set owner`, read through the [`SettingsStore`](crate::ports::SettingsStore) port) and, for a
+//! small fleet, from `ACCOUNT_OWNERS`; the table wins ([`OwnerResolver::with_account_owners`]).
+//! Owners kept in the table are [`AccountOwner`]s: checked once, where they are written.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +17,73 @@ use crate::tag::Tags;
 
 /// The owner of services nobody claims.
 pub const UNOWNED: &str = "unowned";
+
+/// The most characters an account's default owner has: as many as an ECS tag value, so that
+/// an owner from the account is never longer than one from a tag.
+pub const MAX_OWNER_CHARS: usize = 256;
+
+/// Why a text is not an account's default owner.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OwnerError {
+    #[error("the owner is empty")]
+    Blank,
+    #[error("the owner is {0} characters long; at most {MAX_OWNER_CHARS}")]
+    TooLong(usize),
+    #[error(
+        "the owner holds a control character ({0:?}); line breaks and tabs included, none is allowed"
+    )]
+    Control(char),
+}
+
+/// An account's default owner, as the table keeps it: the text given without the spaces around
+/// it, not empty, at most [`MAX_OWNER_CHARS`] characters (as Unicode counts them: any script,
+/// accents, combining marks and emoji welcome), no control character (a line break would end
+/// up in subjects and message attributes).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct AccountOwner(String);
+
+impl AccountOwner {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl std::str::FromStr for AccountOwner {
+    type Err = OwnerError;
+
+    fn from_str(raw: &str) -> Result<Self, OwnerError> {
+        let owner = raw.trim();
+        if owner.is_empty() {
+            return Err(OwnerError::Blank);
+        }
+        if let Some(c) = owner.chars().find(|c| c.is_control()) {
+            return Err(OwnerError::Control(c));
+        }
+        let n = owner.chars().count();
+        if n > MAX_OWNER_CHARS {
+            return Err(OwnerError::TooLong(n));
+        }
+        Ok(Self(owner.to_owned()))
+    }
+}
+
+impl std::fmt::Display for AccountOwner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AccountOwner {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        raw.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 /// Where an owner was found, for reports that explain themselves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -36,6 +108,20 @@ impl OwnerResolver {
             keys,
             account_owners,
         }
+    }
+
+    /// The same resolver with `owners` (the table's account owners) merged over the account
+    /// defaults it has (`ACCOUNT_OWNERS`): where both name an account, `owners` wins.
+    #[must_use]
+    pub fn with_account_owners(mut self, owners: BTreeMap<AccountId, AccountOwner>) -> Self {
+        self.account_owners
+            .extend(owners.into_iter().map(|(a, o)| (a, o.into_string())));
+        self
+    }
+
+    /// Each account's default owner.
+    pub fn account_owners(&self) -> &BTreeMap<AccountId, String> {
+        &self.account_owners
     }
 
     /// The owner of a service with these tags, in this cluster and account.
@@ -185,6 +271,84 @@ mod tests {
         ] {
             let svc = tags(&[("owner", &format!(" {name}\u{3000}"))]);
             assert_eq!(r.resolve(&svc, &Tags::new(), &a).0, name);
+        }
+    }
+
+    #[test]
+    fn the_tables_owners_win_over_the_configured_ones() {
+        let a: AccountId = "111111111111".parse().unwrap();
+        let b: AccountId = "222222222222".parse().unwrap();
+        let c: AccountId = "333333333333".parse().unwrap();
+        let table = [
+            (a.clone(), "決済チーム".parse().unwrap()),
+            (b.clone(), "search".parse().unwrap()),
+        ]
+        .into_iter()
+        .collect();
+        let r = OwnerResolver::new(
+            vec!["owner".into()],
+            [
+                (a.clone(), "from-env".to_owned()),
+                (c.clone(), "ops".to_owned()),
+            ]
+            .into_iter()
+            .collect(),
+        )
+        .with_account_owners(table);
+        let none = Tags::new();
+        assert_eq!(
+            r.resolve(&none, &none, &a),
+            ("決済チーム".into(), OwnerSource::AccountDefault)
+        );
+        assert_eq!(r.resolve(&none, &none, &b).0, "search");
+        assert_eq!(r.resolve(&none, &none, &c).0, "ops", "the fallback stays");
+        assert_eq!(r.account_owners().len(), 3);
+        // A tag still wins over any default.
+        assert_eq!(r.resolve(&tags(&[("owner", "t")]), &none, &a).0, "t");
+    }
+
+    #[test]
+    fn account_owners_are_trimmed_unicode_and_refused_when_unusable() {
+        for (raw, kept) in [
+            ("  payments ", "payments"),
+            ("決済チーム", "決済チーム"),
+            ("e\u{301}quipe 🚀", "e\u{301}quipe 🚀"),
+            ("ｔｅａｍ１２\u{3000}", "ｔｅａｍ１２"),
+        ] {
+            assert_eq!(raw.parse::<AccountOwner>().unwrap().as_str(), kept);
+        }
+        assert_eq!("".parse::<AccountOwner>(), Err(OwnerError::Blank));
+        assert_eq!(" \u{3000} ".parse::<AccountOwner>(), Err(OwnerError::Blank));
+        assert_eq!(
+            "a\nb".parse::<AccountOwner>(),
+            Err(OwnerError::Control('\n'))
+        );
+        assert_eq!(
+            "a\u{7}b".parse::<AccountOwner>(),
+            Err(OwnerError::Control('\u{7}'))
+        );
+        let longest = "é".repeat(MAX_OWNER_CHARS);
+        assert!(longest.parse::<AccountOwner>().is_ok());
+        assert_eq!(
+            format!("{longest}x").parse::<AccountOwner>(),
+            Err(OwnerError::TooLong(MAX_OWNER_CHARS + 1))
+        );
+        let json: AccountOwner = serde_json::from_str("\" 決済 \"").unwrap();
+        assert_eq!(json.as_str(), "決済");
+        assert!(serde_json::from_str::<AccountOwner>("\"\"").is_err());
+    }
+
+    proptest! {
+        /// Any text: an owner is either refused or kept as written without its spaces, never
+        /// longer than the limit, never holding a control character.
+        #[test]
+        fn any_text_is_an_owner_or_refused(raw in tag_value()) {
+            if let Ok(o) = raw.parse::<AccountOwner>() {
+                prop_assert_eq!(o.as_str(), raw.trim());
+                prop_assert!(!o.as_str().is_empty());
+                prop_assert!(o.as_str().chars().count() <= MAX_OWNER_CHARS);
+                prop_assert!(!o.as_str().chars().any(char::is_control));
+            }
         }
     }
 

@@ -15,6 +15,7 @@ use crate::ids::{AccountId, ServiceArn, ServiceId};
 use crate::night::{Created, Halt, NightLock, NightRecord, NightStatus, Pause, PlanSummary};
 use crate::notice::{DigestSent, Message, NoticeSent, OwnerNotices};
 use crate::outcome::NightState;
+use crate::owner::AccountOwner;
 use crate::planner::PlannedBatch;
 use crate::service::ServiceSnapshot;
 
@@ -230,10 +231,37 @@ pub enum Claim {
     ClusterFull,
 }
 
+/// Configuration kept in the table rather than in the functions' environment (whose 4 KB
+/// cannot hold a large fleet's settings): each account's default owner (docs/design.md 3.2).
+/// One item per account under the partition `CONFIG`, which on-call may write (`restartctl
+/// config`); the handlers read it once per invocation and merge it over `ACCOUNT_OWNERS`
+/// ([`OwnerResolver::with_account_owners`](crate::owner::OwnerResolver::with_account_owners)).
+pub trait SettingsStore: Send + Sync {
+    /// Every account's default owner kept in the table (empty: none).
+    fn account_owners(
+        &self,
+    ) -> impl Future<Output = Result<BTreeMap<AccountId, AccountOwner>, StoreError>> + Send;
+
+    /// Sets these accounts' owners, replacing what the table held for them; other accounts
+    /// are left alone. Not atomic across accounts: a write that fails part-way may have set
+    /// some, and writing the same owners again is harmless.
+    fn put_account_owners(
+        &self,
+        owners: &BTreeMap<AccountId, AccountOwner>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Forgets an account's owner. `Ok(false)`: the table held none.
+    fn delete_account_owner(
+        &self,
+        account: &AccountId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
 /// The restarter's side of the table (docs/design.md 3.5, 3.7): moves of a record from planned to
 /// started to its outcome, each one conditional and, with the night's counters and the
-/// cluster's restarts in flight, atomic; the kill switch; the night's halt.
-pub trait RestartStore: NightStore {
+/// cluster's restarts in flight, atomic; the kill switch; the night's halt; and the account
+/// owners ([`SettingsStore`]) a record of a service restarted by hand is given.
+pub trait RestartStore: NightStore + SettingsStore {
     /// The kill switch, when it is on.
     fn pause(&self) -> impl Future<Output = Result<Option<Pause>, StoreError>> + Send;
 

@@ -22,7 +22,7 @@ use restart_core::clock::Clock;
 use restart_core::eligibility::{self, Tonight};
 use restart_core::ids::AccountId;
 use restart_core::night::NightLock;
-use restart_core::ports::{AccountDirectory, CatalogStore, ServiceInventory};
+use restart_core::ports::{AccountDirectory, CatalogStore, ServiceInventory, SettingsStore};
 use restart_core::tag::TagState;
 use restart_core::telemetry::{ApiCalls, Emf, Unit};
 use restart_core::window::NightWindow;
@@ -138,7 +138,7 @@ impl<D, I, S> Inventory<D, I, S>
 where
     D: AccountDirectory,
     I: ServiceInventory,
-    S: CatalogStore,
+    S: CatalogStore + SettingsStore,
 {
     /// Handles one invocation of the function: a night's inventory, or (with `release`) the
     /// release of a failed execution's lock.
@@ -256,6 +256,11 @@ where
             .into_iter()
             .map(|r| (r.id.clone(), r))
             .collect();
+        // Account owners: the table's configuration items, read once, over ACCOUNT_OWNERS.
+        let owners = self
+            .config
+            .owners()
+            .with_account_owners(self.store.account_owners().await?);
 
         // Discover, a bounded number of accounts at a time, every region of an account at once.
         // Each account's services become catalog records as soon as they arrive, so memory
@@ -270,7 +275,6 @@ where
             window_start: window.start,
             restarted_tonight: false,
         };
-        let owners = self.config.owners();
         let mut counts = InventoryCounts::default();
         let mut reached = Vec::new();
         let mut unreachable = Vec::new();
@@ -375,10 +379,7 @@ where
             discovery_ms,
             duration_ms,
         };
-        println!(
-            "{}",
-            metrics(&summary, unreachable_accounts, &self.calls.snapshot()).line(finished)
-        );
+        metrics(&summary, unreachable_accounts, &self.calls.snapshot()).emit(finished);
         tracing::info!(
             night = %night,
             services = summary.services_found,
@@ -448,4 +449,118 @@ pub fn metrics(
         emf = emf.metric(&format!("ApiCalls{action}"), *n as f64, Unit::Count);
     }
     emf
+}
+
+#[cfg(test)]
+mod owners_tests {
+    //! Account owners: the table's configuration items over `ACCOUNT_OWNERS`.
+
+    use restart_core::catalog::DiscoveredService;
+    use restart_core::clock::ManualClock;
+    use restart_core::ids::ServiceId;
+    use restart_core::owner::OwnerSource;
+    use restart_core::ports::{ListedAccounts, SettingsStore, StoreError};
+    use restart_core::service::{
+        DeploymentController, SchedulingStrategy, ServiceSnapshot, ServiceStatus,
+    };
+    use testkit::fakes::{MemoryFleet, MemoryStore};
+
+    use super::*;
+
+    const A: &str = "111111111111";
+    const B: &str = "222222222222";
+    const C: &str = "333333333333";
+
+    fn service(account: &str, cluster_owner: Option<&str>) -> DiscoveredService {
+        let id = ServiceId {
+            account: account.parse().unwrap(),
+            region: "eu-west-1".into(),
+            cluster: "app".into(),
+            service: "api".into(),
+        };
+        DiscoveredService {
+            snapshot: ServiceSnapshot {
+                arn: id.arn("aws"),
+                id,
+                status: ServiceStatus::Active,
+                desired: 2,
+                running: 2,
+                scheduling: SchedulingStrategy::Replica,
+                controller: DeploymentController::Ecs,
+                min_healthy_percent: 100,
+                max_percent: 200,
+                deployments: vec![],
+                tags: [("ecs_task_daily_restart".to_owned(), "enabled".to_owned())]
+                    .into_iter()
+                    .collect(),
+            },
+            cluster_tags: cluster_owner
+                .map(|o| ("owner".to_owned(), o.to_owned()))
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    fn handler() -> Inventory<ListedAccounts, MemoryFleet, MemoryStore> {
+        let config = Config::from_vars([
+            ("TABLE_NAME", "t"),
+            ("ACCOUNTS", "111111111111,222222222222,333333333333"),
+            ("REGIONS", "eu-west-1"),
+            ("MEMBER_ROLE_NAME", "member"),
+            (
+                "ACCOUNT_OWNERS",
+                "111111111111=env-a,222222222222=env-b,333333333333=env-c",
+            ),
+        ])
+        .unwrap();
+        let fleet = MemoryFleet::default();
+        fleet.add(service(A, None));
+        fleet.add(service(B, None));
+        fleet.add(service(C, Some("cluster-team")));
+        Inventory {
+            config: Arc::new(config),
+            directory: ListedAccounts([A, B, C].map(|a| a.parse().unwrap()).to_vec()),
+            fleet,
+            store: MemoryStore::default(),
+            clock: Arc::new(ManualClock::new("2026-11-21T23:30:00Z".parse().unwrap())),
+            calls: Arc::new(ApiCalls::default()),
+        }
+    }
+
+    fn night() -> NaiveDate {
+        "2026-11-22".parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_tables_owners_win_over_account_owners_and_tags_over_both() {
+        let h = handler();
+        let table = [(A, "決済チーム"), (C, "table-c")]
+            .into_iter()
+            .map(|(a, o)| (a.parse().unwrap(), o.parse().unwrap()))
+            .collect();
+        h.store.put_account_owners(&table).await.unwrap();
+        h.run(night()).await.unwrap();
+        let catalog = h.store.catalog.lock().unwrap().clone();
+        let owner = |a: &str| {
+            let r = catalog
+                .values()
+                .find(|r| r.id.account.as_str() == a)
+                .unwrap();
+            (r.owner.clone(), r.owner_source)
+        };
+        assert_eq!(owner(A), ("決済チーム".into(), OwnerSource::AccountDefault));
+        assert_eq!(owner(B), ("env-b".into(), OwnerSource::AccountDefault));
+        assert_eq!(owner(C), ("cluster-team".into(), OwnerSource::ClusterTag));
+    }
+
+    #[tokio::test]
+    async fn owners_that_cannot_be_read_fail_the_inventory_before_it_writes() {
+        let h = handler();
+        *h.store.settings_error.lock().unwrap() =
+            Some(StoreError::Throttled("Query on table t".into()));
+        let e = h.run(night()).await.unwrap_err();
+        assert_eq!(e.error_type, ErrorType::Throttled);
+        assert!(h.store.catalog.lock().unwrap().is_empty());
+        assert!(h.store.runs.lock().unwrap().is_empty());
+    }
 }

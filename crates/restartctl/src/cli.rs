@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use chrono::NaiveDate;
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
-use restart_core::ids::ServiceArn;
+use restart_core::ids::{AccountId, ServiceArn};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -97,12 +97,64 @@ pub enum Command {
     Report(ReportArgs),
     /// A shell in a running task of a service (ECS Exec), in its member account.
     Connect(ConnectArgs),
+    /// Configuration kept in the table: each account's default owner (wins over
+    /// ACCOUNT_OWNERS).
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+/// `config`: the table's configuration items.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ConfigCommand {
+    /// Every configuration item in the table: each account's default owner.
+    Show,
+    /// Set configuration items (nothing is written when one is wrong).
+    #[command(subcommand)]
+    Set(SetItem),
+    /// Remove configuration items.
+    #[command(subcommand)]
+    Unset(UnsetItem),
+    /// Set account owners from a file (ACCOUNT=OWNER lines, or a JSON object).
+    ///
+    /// The file holds `ACCOUNT=OWNER` lines (UTF-8; `#` comments and blank lines skipped; the
+    /// owner is everything after the first `=`) or one JSON object {"ACCOUNT": "OWNER", ...}.
+    /// Nothing is written when any entry is wrong or an account is given twice; accounts not in
+    /// the file are left as they are.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum SetItem {
+    /// The default owner of accounts: their services without an owner tag (service or cluster)
+    /// are told to this owner. Any script; at most 256 characters; no line breaks.
+    Owner {
+        /// ACCOUNT=OWNER, e.g. 111111111111=payments (several at once).
+        #[arg(required = true, value_name = "ACCOUNT=OWNER")]
+        pairs: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum UnsetItem {
+    /// Forget accounts' default owners: ACCOUNT_OWNERS applies again, else `unowned`.
+    Owner {
+        /// The account ids (12 digits).
+        #[arg(required = true, value_name = "ACCOUNT")]
+        accounts: Vec<AccountId>,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The file: ACCOUNT=OWNER lines, or a JSON object (UTF-8).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,6 +1,6 @@
 //! `restartctl`, the on-call engineer's command line for the nightly restart orchestrator: see
 //! the plan and the status of a night, pause and resume it, trigger a batch or one service now,
-//! read a service's history, write a night's report.
+//! read a service's history, write a night's report, keep accounts' default owners in the table.
 //!
 //! - [`cli`]: the commands and flags (clap).
 //! - [`settings`]: configuration from flags with environment fallbacks, the SDK config, the
@@ -8,7 +8,7 @@
 //! - [`aws`]: the few SDK calls only this CLI makes (Step Functions, STS GetCallerIdentity).
 //! - [`night`]: one night read from the table (plan, records, counters, kill switch).
 //! - one module per command: [`pause`], [`status`], [`plan`], [`history`], [`trigger`],
-//!   [`report`], [`connect`].
+//!   [`report`], [`connect`], [`config`].
 //!   [`render`] shares the table and JSON output.
 //!
 //! Errors are `anyhow` errors whose messages say what went wrong and what to do next; `main`
@@ -16,6 +16,7 @@
 
 pub mod aws;
 pub mod cli;
+pub mod config;
 pub mod connect;
 pub mod history;
 pub mod night;
@@ -73,6 +74,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Trigger(args) => trigger::run(&settings, &args).await,
         Command::Report(args) => report::run(&settings, &args).await,
         Command::Connect(args) => connect::run(&settings, &args).await,
+        Command::Config(command) => config::run(&settings, &command).await,
         Command::Completions { .. } => Ok(ExitCode::SUCCESS),
     }
 }

@@ -5,7 +5,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::Parser;
 use proptest::prelude::*;
-use restartctl::cli::{Cli, Command};
+use restartctl::cli::{Cli, Command, ConfigCommand, SetItem};
 use restartctl::pause::{MAX_REASON_CHARS, reason};
 use restartctl::plan::service_id;
 use restartctl::render::{local, utc, utc_seconds};
@@ -47,12 +47,17 @@ fn arg() -> impl Strategy<Value = String> {
             "🚀",
             "<script>alert(1)</script>",
             "arn:aws:ecs:eu-west-1:111111111111:service/legacy",
+            "111111111111=決済チーム",
+            "111111111111=",
+            "=payments",
+            "11111111111=payments",
+            "111111111111=a\u{7}b",
         ])
         .prop_map(str::to_owned),
     ]
 }
 
-/// Each subcommand with its flags.
+/// Each subcommand (words separated by spaces) with its flags.
 const COMMANDS: &[(&str, &[&str])] = &[
     ("pause", &["--reason"]),
     ("resume", &[]),
@@ -83,6 +88,10 @@ const COMMANDS: &[(&str, &[&str])] = &[
         ],
     ),
     ("completions", &[]),
+    ("config show", &[]),
+    ("config set owner", &[]),
+    ("config unset owner", &[]),
+    ("config import", &[]),
 ];
 
 const GLOBAL: &[&str] = &[
@@ -110,7 +119,8 @@ fn command_line() -> impl Strategy<Value = Vec<String>> {
     )
         .prop_map(|(c, flags, globals, positional)| {
             let (name, own) = COMMANDS[c];
-            let mut argv = vec!["restartctl".to_owned(), name.to_owned()];
+            let mut argv = vec!["restartctl".to_owned()];
+            argv.extend(name.split(' ').map(str::to_owned));
             for (i, value, joined) in flags {
                 let Some(flag) = own.get(i % own.len().max(1)) else {
                     continue;
@@ -190,7 +200,16 @@ fn validate(cli: &Cli) -> Result<(), TestCaseError> {
             night(a.night);
         }
         Command::Connect(a) => service(Some(&a.service)),
-        Command::Resume | Command::Completions { .. } => {}
+        Command::Config(ConfigCommand::Set(SetItem::Owner { pairs })) => {
+            match restartctl::config::parse_arguments(pairs) {
+                Ok(owners) => prop_assert!(owners.len() <= pairs.len()),
+                Err(problems) => {
+                    prop_assert!(!problems.is_empty());
+                    prop_assert!(problems.iter().all(|p| !p.trim().is_empty()));
+                }
+            }
+        }
+        Command::Config(_) | Command::Resume | Command::Completions { .. } => {}
     }
     Ok(())
 }

@@ -110,13 +110,18 @@ where
                 )));
             }
         }
-        let base = existing.clone().unwrap_or_else(|| {
-            let (owner, _) =
-                self.config
+        let base = match existing.clone() {
+            Some(r) => r,
+            None => {
+                // Account owners: the table's configuration items over ACCOUNT_OWNERS.
+                let owners = self
+                    .config
                     .owners()
-                    .resolve(&observed.tags, &Default::default(), &id.account);
-            NightRecord::unbatched(id.clone(), arn.clone(), night, owner)
-        });
+                    .with_account_owners(self.store.account_owners().await?);
+                let (owner, _) = owners.resolve(&observed.tags, &Default::default(), &id.account);
+                NightRecord::unbatched(id.clone(), arn.clone(), night, owner)
+            }
+        };
         let base = NightRecord {
             detail: Some(format!(
                 "restarted by hand{}",

@@ -10,10 +10,11 @@ use restart_core::catalog::{CatalogRecord, DiscoveredService, InventoryRun, Targ
 use restart_core::ids::{AccountId, ServiceId};
 use restart_core::night::{Created, Halt, NightLock, NightRecord, NightStatus, Pause, PlanSummary};
 use restart_core::outcome::NightState;
+use restart_core::owner::AccountOwner;
 use restart_core::planner::PlannedBatch;
 use restart_core::ports::{
-    CatalogStore, Claim, DiscoveryError, NightStore, RestartStore, ServiceInventory, SharedPace,
-    StoreError,
+    CatalogStore, Claim, DiscoveryError, NightStore, RestartStore, ServiceInventory, SettingsStore,
+    SharedPace, StoreError,
 };
 
 /// A fleet held in memory: services per target, and targets that fail.
@@ -74,6 +75,49 @@ pub struct MemoryStore {
     pub locks: Mutex<BTreeMap<NaiveDate, NightLock>>,
     /// UpdateService slots taken per account and region and Unix second ([`SharedPace`]).
     pub pace: Mutex<HashMap<(Target, i64), u32>>,
+    /// Each account's default owner ([`SettingsStore`]).
+    pub account_owners: Mutex<BTreeMap<AccountId, AccountOwner>>,
+    /// When set, [`SettingsStore::account_owners`] fails with this error (a table that cannot
+    /// be read), and the writes still work.
+    pub settings_error: Mutex<Option<StoreError>>,
+}
+
+impl SettingsStore for MemoryStore {
+    async fn account_owners(&self) -> Result<BTreeMap<AccountId, AccountOwner>, StoreError> {
+        if let Some(e) = self
+            .settings_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Err(e);
+        }
+        Ok(self
+            .account_owners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone())
+    }
+
+    async fn put_account_owners(
+        &self,
+        owners: &BTreeMap<AccountId, AccountOwner>,
+    ) -> Result<(), StoreError> {
+        let mut map = self
+            .account_owners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        map.extend(owners.iter().map(|(a, o)| (a.clone(), o.clone())));
+        Ok(())
+    }
+
+    async fn delete_account_owner(&self, account: &AccountId) -> Result<bool, StoreError> {
+        let mut map = self
+            .account_owners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        Ok(map.remove(account).is_some())
+    }
 }
 
 /// How many seconds of slots [`MemoryStore`] keeps behind the newest window asked for (the
@@ -677,10 +721,28 @@ mod shared {
     use restart_core::night::{
         Created, Halt, NightLock, NightRecord, NightStatus, Pause, PlanSummary,
     };
+    use restart_core::owner::AccountOwner;
     use restart_core::planner::PlannedBatch;
     use restart_core::ports::{
-        CatalogStore, Claim, NightStore, RestartStore, SharedPace, StoreError,
+        CatalogStore, Claim, NightStore, RestartStore, SettingsStore, SharedPace, StoreError,
     };
+
+    impl SettingsStore for SharedStore {
+        async fn account_owners(&self) -> Result<BTreeMap<AccountId, AccountOwner>, StoreError> {
+            self.0.account_owners().await
+        }
+
+        async fn put_account_owners(
+            &self,
+            owners: &BTreeMap<AccountId, AccountOwner>,
+        ) -> Result<(), StoreError> {
+            self.0.put_account_owners(owners).await
+        }
+
+        async fn delete_account_owner(&self, account: &AccountId) -> Result<bool, StoreError> {
+            self.0.delete_account_owner(account).await
+        }
+    }
 
     impl SharedPace for SharedStore {
         async fn take(&self, target: &Target, second: i64, limit: u32) -> Result<bool, StoreError> {

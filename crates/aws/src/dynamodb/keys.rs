@@ -54,6 +54,8 @@ pub mod kind {
     pub const DIGEST: &str = "digest";
     // pace.rs
     pub const PACE: &str = "pace";
+    // settings.rs
+    pub const ACCOUNT_OWNER: &str = "account_owner";
 }
 
 /// The CreateTable request for the table (on demand, the `by_service` index), named `name`.
@@ -246,6 +248,19 @@ pub fn pace_sk(second: i64) -> String {
     second.to_string()
 }
 
+// Configuration items, written by on-call (settings.rs). On-call's role may write only the
+// partitions `CONTROL` (the kill switch) and `CONFIG` (dynamodb:LeadingKeys).
+
+/// The partition of every configuration item.
+pub const CONFIG_PK: &str = "CONFIG";
+/// The prefix of an account owner's sort key.
+pub const OWNER_SK_PREFIX: &str = "OWNER#";
+
+/// `OWNER#<account>`: the sort key of an account's default owner.
+pub fn owner_sk(account: &AccountId) -> String {
+    format!("{OWNER_SK_PREFIX}{account}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,6 +285,8 @@ mod tests {
         assert_eq!(catalog_sk(&id), "SVC#eu-west-1#payments#api");
         assert_eq!(night_pk(day("2026-01-05")), "NIGHT#2026-01-05");
         assert_eq!(INVENTORY_SK, "INVENTORY");
+        assert_eq!(CONFIG_PK, "CONFIG");
+        assert_eq!(owner_sk(&id.account), "OWNER#111111111111");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The DynamoDB store: the single table of docs/design.md 3.7, behind the ports [`CatalogStore`],
-//! [`NightStore`], [`RestartStore`], [`NoticeStore`] and [`SharedPace`], all implemented by
-//! [`DynamoStore`].
+//! [`NightStore`], [`RestartStore`], [`NoticeStore`], [`SharedPace`] and [`SettingsStore`], all
+//! implemented by [`DynamoStore`].
 //!
 //! # The module
 //!
@@ -15,6 +15,7 @@
 //! | `restarts.rs` | [`RestartStore`]: the kill switch, the night's counters and halt, a cluster's restarts in flight |
 //! | `notices.rs` | [`NoticeStore`]: the last notices and digests sent to each owner |
 //! | [`pace`] | [`SharedPace`]: the UpdateService slots shared by every restarter container |
+//! | [`settings`] | [`SettingsStore`]: configuration items on-call writes (each account's default owner) |
 //!
 //! # The table
 //!
@@ -53,9 +54,11 @@
 //! | the last notice of one kind about one service | `NOTICE#<owner>` | `SVC#<account>#<region>#<cluster>#<service>#<finding kind>` | `notice` | night told + `ttl_days` | `notices.rs` |
 //! | how far one night's digest went out | `NOTICE#<owner>` | `DIGEST#<YYYY-MM-DD>` | `digest` | night + `ttl_days` | `notices.rs` |
 //! | UpdateService calls taken in one second of an account and region (the slots shared by every restarter container) | `PACE#<account>#<region>` | `<Unix second>` | `pace` | second + 5 min | [`pace`] |
+//! | an account's default owner (configuration: wins over `ACCOUNT_OWNERS`) | `CONFIG` | `OWNER#<account>` | `account_owner` | none | [`settings`] |
 //!
-//! The attributes of the restarter's, the notifier's and the pace items are described in their
-//! modules; those of the catalog and night items here.
+//! The attributes of the restarter's, the notifier's, the pace and the configuration items are
+//! described in their modules; those of the catalog and night items here. On-call's role may
+//! write only the partitions `CONTROL` (the kill switch) and `CONFIG` (configuration items).
 //!
 //! A catalog item holds the [`CatalogRecord`] fields as attributes: `account`, `region`,
 //! `cluster`, `service` (the [`restart_core::ids::ServiceId`]), `arn`, `owner`, `owner_source`,
@@ -104,6 +107,7 @@
 //! [`RestartStore`]: restart_core::ports::RestartStore
 //! [`NoticeStore`]: restart_core::ports::NoticeStore
 //! [`SharedPace`]: restart_core::ports::SharedPace
+//! [`SettingsStore`]: restart_core::ports::SettingsStore
 //! [`InventoryRun`]: restart_core::catalog::InventoryRun
 //! [`CatalogRecord`]: restart_core::catalog::CatalogRecord
 //! [`NightLock`]: restart_core::night::NightLock
@@ -127,6 +131,7 @@ pub mod night;
 mod notices;
 pub mod pace;
 mod restarts;
+pub mod settings;
 
 pub use codec::{Item, ItemError};
 pub use errors::Backoff;
