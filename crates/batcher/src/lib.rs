@@ -174,10 +174,7 @@ where
 
         let finished = self.clock.now();
         let duration_ms = u64::try_from((finished - started).num_milliseconds()).unwrap_or(0);
-        println!(
-            "{}",
-            metrics(night, &batches, &counts, replan, duration_ms).line(finished)
-        );
+        metrics(night, &batches, &counts, replan, duration_ms).emit(finished);
         tracing::info!(
             night = %night,
             batches = batches.len(),
@@ -243,11 +240,12 @@ where
     }
 
     /// The accounts whose catalog is read: the configured list, or those inventory reached
-    /// that night when the accounts come from an AWS Config aggregator.
+    /// that night when the accounts come from an AWS Config aggregator or AWS Organizations
+    /// (listed anew each night, so the night's inventory run is the list).
     async fn accounts(&self, night: NaiveDate) -> Result<Vec<AccountId>, HandlerError> {
         match &self.config.accounts {
             AccountsSource::List(accounts) => Ok(accounts.clone()),
-            AccountsSource::ConfigAggregator => {
+            AccountsSource::ConfigAggregator | AccountsSource::Organizations { .. } => {
                 let run = self.store.get_inventory_run(night).await?.ok_or_else(|| {
                     HandlerError::invalid_input(format!(
                         "night: no inventory run is recorded for {night}; run inventory for \

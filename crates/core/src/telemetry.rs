@@ -1,5 +1,6 @@
-//! Telemetry: CloudWatch Embedded Metric Format (EMF) lines, and a counter of AWS API calls
-//! per action. The `tracing` set-up is the Lambda glue's (`restart-lambda`).
+//! Telemetry: CloudWatch Embedded Metric Format (EMF) lines and where they go ([`emit`]), and a
+//! counter of AWS API calls per action. The `tracing` set-up is the Lambda glue's
+//! (`restart-lambda`).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -9,6 +10,33 @@ use serde_json::{Map, Value, json};
 
 /// The CloudWatch namespace of every metric.
 pub const NAMESPACE: &str = "EcsNightlyRestart";
+
+/// Lines [`emit`] keeps besides printing them, while a capture is on ([`capture`]).
+static CAPTURED: Mutex<Option<Vec<String>>> = Mutex::new(None);
+
+/// Prints one EMF line on standard output, where Lambda hands it to CloudWatch Logs, which
+/// extracts its metrics. While a capture is on, the line is also kept.
+pub fn emit(line: String) {
+    println!("{line}");
+    if let Some(kept) = CAPTURED.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        kept.push(line);
+    }
+}
+
+/// Starts keeping every line [`emit`] prints in this process, until [`captured`]: tests read
+/// the metrics the handlers emit (the alarms' contract test). A capture already on is emptied.
+pub fn capture() {
+    *CAPTURED.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
+}
+
+/// The lines [`emit`] printed since [`capture`], which stops keeping them.
+pub fn captured() -> Vec<String> {
+    CAPTURED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .unwrap_or_default()
+}
 
 /// Counts AWS API calls by action, shared by the adapters of one invocation.
 #[derive(Debug, Default)]
@@ -100,6 +128,11 @@ impl Emf {
         );
         Value::Object(root).to_string()
     }
+
+    /// [`emit`]s the line at `timestamp`.
+    pub fn emit(&self, timestamp: DateTime<Utc>) {
+        emit(self.line(timestamp));
+    }
 }
 
 #[cfg(test)]
@@ -129,6 +162,20 @@ mod tests {
         assert_eq!(v["Function"], json!("inventory"));
         assert_eq!(v["ServicesFound"], json!(42.0));
         assert_eq!(v["night"], json!("2026-11-22"));
+    }
+
+    #[test]
+    fn emitted_lines_are_kept_while_a_capture_is_on() {
+        let t: DateTime<Utc> = "2026-11-22T00:05:00Z".parse().unwrap();
+        let line = |n: f64| Emf::new().metric("CaptureTest", n, Unit::Count);
+        capture();
+        line(1.0).emit(t);
+        let kept = captured();
+        line(2.0).emit(t);
+        // Other tests of this binary may emit at the same time: only this test's lines count.
+        let mine: Vec<&String> = kept.iter().filter(|l| l.contains("CaptureTest")).collect();
+        assert_eq!(mine, [&line(1.0).line(t)]);
+        assert!(!captured().iter().any(|l| l.contains("CaptureTest")));
     }
 
     #[test]

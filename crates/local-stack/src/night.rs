@@ -194,7 +194,8 @@ pub async fn run_night(
         .map_err(|e| anyhow::anyhow!("reading the night's inventory run: {e}"))?;
     let accounts: Vec<_> = match &stack.config.accounts {
         restart_core::config::AccountsSource::List(a) => a.clone(),
-        restart_core::config::AccountsSource::ConfigAggregator => records
+        restart_core::config::AccountsSource::ConfigAggregator
+        | restart_core::config::AccountsSource::Organizations { .. } => records
             .iter()
             .map(|r| r.id.account.clone())
             .collect::<BTreeSet<_>>()

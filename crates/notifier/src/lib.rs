@@ -159,7 +159,8 @@ where
     }
 
     /// The accounts whose catalog is read: the configured list, or those inventory reached and
-    /// those with a record tonight when the accounts come from an AWS Config aggregator.
+    /// those with a record tonight when the accounts are discovered (an AWS Config aggregator,
+    /// AWS Organizations).
     async fn accounts(
         &self,
         night: NaiveDate,
@@ -167,7 +168,7 @@ where
     ) -> Result<Vec<AccountId>, HandlerError> {
         match &self.config.accounts {
             AccountsSource::List(accounts) => Ok(accounts.clone()),
-            AccountsSource::ConfigAggregator => {
+            AccountsSource::ConfigAggregator | AccountsSource::Organizations { .. } => {
                 let run = self.store.get_inventory_run(night).await?;
                 let mut accounts: BTreeSet<AccountId> =
                     records.iter().map(|r| r.id.account.clone()).collect();
@@ -342,7 +343,7 @@ where
             plan.as_ref(),
             pause.as_ref(),
         );
-        println!("{}", emf(&summary).line(self.clock.now()));
+        emf(&summary).emit(self.clock.now());
         let message = summary.message();
         if let Some(Err(e)) = self
             .publisher

@@ -179,8 +179,12 @@ impl NightSummary {
         self.by_state.get(&state).copied().unwrap_or(0)
     }
 
+    pub fn skipped(&self, reason: SkipReason) -> u64 {
+        self.by_skip_reason.get(&reason).copied().unwrap_or(0)
+    }
+
     /// The metrics of the summary's EMF line, by name (the alarms use these names).
-    pub fn metrics(&self) -> [(&'static str, u64); 10] {
+    pub fn metrics(&self) -> [(&'static str, u64); 11] {
         [
             ("RestartsCompleted", self.count(NightState::Completed)),
             ("RestartsFailed", self.count(NightState::Failed)),
@@ -190,6 +194,11 @@ impl NightSummary {
             ("RestartsVanished", self.count(NightState::Vanished)),
             ("RestartsHalted", self.count(NightState::Halted)),
             ("ServicesSkipped", self.count(NightState::Skipped)),
+            // Planned restarts the window's end stopped (a pause, a late night, full clusters).
+            (
+                "RestartsWindowClosed",
+                self.skipped(SkipReason::WindowClosed),
+            ),
             ("UnreachableAccounts", self.unreachable_accounts),
             ("NightHalted", u64::from(self.halted.is_some())),
         ]

@@ -368,6 +368,7 @@ fn the_emf_line_carries_the_alarms_metrics() {
             "RestartsVanished",
             "RestartsHalted",
             "ServicesSkipped",
+            "RestartsWindowClosed",
             "UnreachableAccounts",
             "NightHalted"
         ]

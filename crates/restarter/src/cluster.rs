@@ -24,6 +24,11 @@ pub(crate) struct Tally {
     pub(crate) halted: u64,
     pub(crate) outcomes: BTreeMap<NightState, u64>,
     pub(crate) tag_failures: u64,
+    /// 1 when a poll leaves its scheduled batch pending past the night's deadline
+    /// (`Restarter::deadline`).
+    pub(crate) past_deadline: u64,
+    /// 1 when a poll finds its batch done (the state machine stops polling it then).
+    pub(crate) batch_done: u64,
 }
 
 impl Tally {
@@ -34,6 +39,8 @@ impl Tally {
         self.refused += other.refused;
         self.halted += other.halted;
         self.tag_failures += other.tag_failures;
+        self.past_deadline += other.past_deadline;
+        self.batch_done += other.batch_done;
         for (k, v) in other.outcomes {
             *self.outcomes.entry(k).or_default() += v;
         }

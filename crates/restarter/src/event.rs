@@ -16,6 +16,7 @@ pub enum Event {
     Start(StartEvent),
     Poll(PollEvent),
     Service(ServiceEvent),
+    Failed(FailedEvent),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -49,6 +50,28 @@ pub struct ServiceEvent {
     pub force: bool,
 }
 
+/// `failed`: the state machine tells that a batch of the night ended in an error (its start or
+/// a poll failed after the retries), so that the failure is logged and counted once per batch.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailedEvent {
+    #[serde(deserialize_with = "restart_core::window::deserialize_night")]
+    pub night: NaiveDate,
+    pub batch: u32,
+    /// The error the state machine caught, as it caught it.
+    pub error: CaughtError,
+}
+
+/// An error caught by a Step Functions `Catch` (`{"Error", "Cause"}`). Either may be missing:
+/// the state machine passes the whole object, so that a missing field never fails the state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct CaughtError {
+    #[serde(rename = "Error", default)]
+    pub error: Option<String>,
+    #[serde(rename = "Cause", default)]
+    pub cause: Option<String>,
+}
+
 impl Event {
     /// Reads `mode`, then the mode's fields, so that an error names the field at fault.
     pub fn parse(event: serde_json::Value) -> Result<Self, HandlerError> {
@@ -63,8 +86,10 @@ impl Event {
             Some("start") => HandlerError::parse_event(rest).map(Self::Start),
             Some("poll") => HandlerError::parse_event(rest).map(Self::Poll),
             Some("service") => HandlerError::parse_event(rest).map(Self::Service),
+            Some("failed") => HandlerError::parse_event(rest).map(Self::Failed),
             _ => Err(HandlerError::invalid_input(format!(
-                "the event is not valid: mode: expected one of `start`, `poll`, `service`, got {}",
+                "the event is not valid: mode: expected one of `start`, `poll`, `service`, \
+                 `failed`, got {}",
                 mode.map_or("nothing".to_owned(), |m| m.to_string())
             ))),
         }
@@ -117,6 +142,15 @@ pub struct ServiceOutput {
     pub wait_seconds: u64,
 }
 
+/// What `failed` recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedOutput {
+    pub night: NaiveDate,
+    pub batch: u32,
+    /// The caught error's name (`unknown` when the state machine gave none).
+    pub error: String,
+}
+
 /// The function's output, by mode.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
@@ -124,6 +158,7 @@ pub enum Output {
     Start(StartOutput),
     Poll(PollOutput),
     Service(ServiceOutput),
+    Failed(FailedOutput),
 }
 
 /// The service an event's ARN names: an old-format ARN, without its cluster, is refused.
@@ -134,4 +169,70 @@ pub(crate) fn service_id(arn: &ServiceArn) -> Result<ServiceId, HandlerError> {
              ARN format (needs_long_arn) before it can be restarted"
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use restart_core::ErrorType;
+    use serde_json::json;
+
+    fn failed(event: serde_json::Value) -> Result<Event, HandlerError> {
+        Event::parse(event)
+    }
+
+    #[test]
+    fn a_failed_batch_is_read_with_the_error_the_state_machine_caught() {
+        let e = failed(json!({"mode": "failed", "night": "2026-11-22", "batch": 3,
+                              "error": {"Error": "Unexpected", "Cause": "boom"}}))
+        .unwrap();
+        assert_eq!(
+            e,
+            Event::Failed(FailedEvent {
+                night: "2026-11-22".parse().unwrap(),
+                batch: 3,
+                error: CaughtError {
+                    error: Some("Unexpected".into()),
+                    cause: Some("boom".into()),
+                },
+            })
+        );
+    }
+
+    #[test]
+    fn a_bad_failed_event_is_invalid_input_naming_the_field() {
+        for (event, field) in [
+            (
+                json!({"mode": "failed", "night": "2026-11-22", "batch": 3}),
+                "error",
+            ),
+            (
+                json!({"mode": "failed", "night": "2026-11-22", "batch": -1, "error": {}}),
+                "batch",
+            ),
+            (
+                json!({"mode": "failed", "night": "22/11", "batch": 1, "error": {}}),
+                "night",
+            ),
+            (
+                json!({"mode": "failed", "night": "2026-11-22", "batch": 1, "error": "x"}),
+                "error",
+            ),
+            (
+                json!({"mode": "failed", "night": "2026-11-22", "batch": 1, "error": {"Error": 5}}),
+                "error.Error",
+            ),
+            (
+                json!({"mode": "failed", "night": "2026-11-22", "batch": 1, "error": {},
+                       "extra": true}),
+                "extra",
+            ),
+        ] {
+            let err = failed(event.clone()).unwrap_err();
+            assert_eq!(err.error_type, ErrorType::InvalidInput, "{event}");
+            assert!(err.message.contains(field), "{event}: {}", err.message);
+        }
+        let err = failed(json!({"mode": "fail"})).unwrap_err();
+        assert!(err.message.contains("`failed`"), "{}", err.message);
+    }
 }

@@ -14,6 +14,11 @@
 //!   nothing is planned or in flight.
 //! - `{ "mode": "service", "service_arn", "force": false }`: restarts one service now, on
 //!   on-call's request (see [`Restarter::restart_service`]).
+//! - `{ "mode": "failed", "night", "batch", "error": {"Error", "Cause"} }`: the state machine
+//!   tells that a batch of the night ended in an error (its start or a poll failed after the
+//!   retries). Logged at error level and counted (`BatchesFailed`, the metric the restarter's
+//!   alarm watches); touches nothing else, so it cannot fail on the store or ECS. Errors the
+//!   state machine retries, and `Paused`, which it waits on, end no batch and are not counted.
 //!
 //! A start is made safe against retries and crashes by its order: the record moves from
 //! `planned` to `started` first (a conditional write that also takes one of the cluster's
@@ -55,7 +60,7 @@
 //! - `manual`: the `service` mode, on-call's restart of one service.
 //! - `waits`: the `wait_seconds` the state machine waits between invocations.
 //! - `cluster`: records grouped by cluster, and the `Tally` of what was done.
-//! - `metrics`: the EMF lines.
+//! - `metrics`: the EMF lines, and the `failed` mode.
 //! - [`aws`]: the production handler, with ECS and DynamoDB.
 
 use std::sync::Arc;
@@ -85,7 +90,8 @@ mod watch;
 
 pub use claim::CLAIM_LEASE;
 pub use event::{
-    Event, Output, PollEvent, PollOutput, ServiceEvent, ServiceOutput, StartEvent, StartOutput,
+    CaughtError, Event, FailedEvent, FailedOutput, Output, PollEvent, PollOutput, ServiceEvent,
+    ServiceOutput, StartEvent, StartOutput,
 };
 pub use restart_core::limits::SLOW_POLL_FACTOR;
 
@@ -146,6 +152,14 @@ where
                 Box::pin(self.restart_service(&service_arn, force))
                     .await
                     .map(Output::Service),
+            ),
+            Event::Failed(FailedEvent {
+                night,
+                batch,
+                error,
+            }) => (
+                "failed",
+                Ok(Output::Failed(self.batch_failed(night, batch, &error))),
             ),
         };
         let ms = started.elapsed().as_millis() as f64;

@@ -1,7 +1,10 @@
-//! The EMF lines the function prints: one for each invocation's moves, one when the circuit
-//! breaker halts the night.
+//! The EMF lines the function prints (namespace `EcsNightlyRestart`, dimension
+//! `Function=restarter`): one for each invocation's moves, one when the circuit breaker halts
+//! the night, one for a batch that ended in an error (the `failed` mode), one for a start
+//! refused while paused past the night's deadline. The alarms of infra/template.yaml watch
+//! `BatchesFailed`, `TagFailures` and `BatchesPastDeadline`.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 
 use restart_core::night::Halt;
 use restart_core::outcome::NightState;
@@ -10,6 +13,11 @@ use restart_core::telemetry::{Emf, Unit};
 
 use crate::Restarter;
 use crate::cluster::Tally;
+use crate::event::{CaughtError, FailedOutput};
+
+/// The most characters of a caught error's name and cause kept in the log and the EMF line (a
+/// Step Functions cause holds up to 32,768).
+const CAUSE_CHARS: usize = 2_000;
 
 impl<F, S> Restarter<F, S>
 where
@@ -53,25 +61,79 @@ where
             )
             .metric("RestartsHalted", t.halted as f64, Unit::Count)
             .metric("TagFailures", t.tag_failures as f64, Unit::Count)
+            .metric("BatchesDone", t.batch_done as f64, Unit::Count)
+            .metric("BatchesPastDeadline", t.past_deadline as f64, Unit::Count)
             .property("night", serde_json::json!(night))
             .property("mode", serde_json::json!(mode))
             .property("dry_run", serde_json::json!(self.config.dry_run));
         if let Some(b) = batch {
             emf = emf.property("batch", serde_json::json!(b));
         }
-        println!("{}", emf.line(self.clock.now()));
+        emf.emit(self.clock.now());
+    }
+
+    /// The night's deadline: the window's end plus the restart timeout. Nothing starts after
+    /// the window's end and every restart is judged by its timeout, so a scheduled batch still
+    /// pending after this is stuck.
+    pub(crate) fn deadline(&self, night: NaiveDate) -> DateTime<Utc> {
+        self.window(night).end + self.config.restart_timeout
+    }
+
+    /// The `failed` mode: a batch of the night ended in an error. Logged at error level and
+    /// counted once (`BatchesFailed`); no store or ECS call, so recording cannot fail.
+    pub(crate) fn batch_failed(
+        &self,
+        night: NaiveDate,
+        batch: u32,
+        caught: &CaughtError,
+    ) -> FailedOutput {
+        let error = cut(caught.error.as_deref().unwrap_or("unknown"));
+        let cause = cut(caught.cause.as_deref().unwrap_or(""));
+        tracing::error!(night = %night, batch, error = %error, cause = %cause, "batch failed");
+        Emf::new()
+            .dimension("Function", "restarter")
+            .metric("BatchesFailed", 1.0, Unit::Count)
+            .property("night", serde_json::json!(night))
+            .property("batch", serde_json::json!(batch))
+            .property("error", serde_json::json!(error))
+            .property("cause", serde_json::json!(cause))
+            .emit(self.clock.now());
+        FailedOutput {
+            night,
+            batch,
+            error,
+        }
+    }
+}
+
+/// A start of `batch` refused while paused after the night's deadline: the batch waits on the
+/// kill switch instead of ending, so the night is late (`BatchesPastDeadline`).
+pub(crate) fn paused_past_deadline(night: NaiveDate, batch: u32, at: DateTime<Utc>) {
+    tracing::warn!(night = %night, batch, "paused after the window's end plus the restart timeout: the night cannot end until resumed");
+    Emf::new()
+        .dimension("Function", "restarter")
+        .metric("BatchesPastDeadline", 1.0, Unit::Count)
+        .property("night", serde_json::json!(night))
+        .property("batch", serde_json::json!(batch))
+        .property("mode", serde_json::json!("start"))
+        .property("paused", serde_json::json!(true))
+        .emit(at);
+}
+
+/// `text`, at most [`CAUSE_CHARS`] characters.
+fn cut(text: &str) -> String {
+    match text.char_indices().nth(CAUSE_CHARS) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
     }
 }
 
 /// The line the circuit breaker's halt of `night` prints.
 pub(crate) fn night_halted(night: NaiveDate, halt: &Halt) {
-    println!(
-        "{}",
-        Emf::new()
-            .dimension("Function", "restarter")
-            .metric("NightHalted", 1.0, Unit::Count)
-            .property("night", serde_json::json!(night))
-            .property("reason", serde_json::json!(halt.reason))
-            .line(halt.at)
-    );
+    Emf::new()
+        .dimension("Function", "restarter")
+        .metric("NightHalted", 1.0, Unit::Count)
+        .property("night", serde_json::json!(night))
+        .property("reason", serde_json::json!(halt.reason))
+        .emit(halt.at);
 }

@@ -30,10 +30,23 @@ where
     ) -> Result<PollOutput, HandlerError> {
         self.check_batch(night, batch).await?;
         let records = self.store.read_batch(night, batch).await?;
-        let tally = self.poll_records(night, records, outside_window).await?;
-        self.emit(night, Some(batch), "poll", &tally);
+        let mut tally = self.poll_records(night, records, outside_window).await?;
         let after = self.store.read_batch(night, batch).await?;
-        Ok(self.poll_output(night, Some(batch), None, &after))
+        let out = self.poll_output(night, Some(batch), None, &after);
+        tally.batch_done = u64::from(out.done);
+        // On-call's batches outside the window have no deadline.
+        if !outside_window && !out.done && self.clock.now() > self.deadline(night) {
+            tracing::error!(
+                night = %night,
+                batch,
+                pending = out.pending,
+                deadline = %self.deadline(night),
+                "the batch is still pending after the window's end plus the restart timeout"
+            );
+            tally.past_deadline = 1;
+        }
+        self.emit(night, Some(batch), "poll", &tally);
+        Ok(out)
     }
 
     /// `poll` of one service's record (a manual restart).

@@ -46,7 +46,15 @@ where
         } else {
             records
         };
-        self.refuse_if_paused().await?;
+        if let Err(e) = self.refuse_if_paused().await {
+            if e.error_type == ErrorType::Paused
+                && !outside_window
+                && self.clock.now() > self.deadline(night)
+            {
+                crate::metrics::paused_past_deadline(night, batch, self.clock.now());
+            }
+            return Err(e);
+        }
         if let Some(halt) = self.store.night_status(night).await?.halted {
             let halted = self.halt_planned(&records, &halt).await?;
             tracing::warn!(night = %night, batch, halted, reason = %halt.reason, "night halted");
