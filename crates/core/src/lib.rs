@@ -36,6 +36,7 @@ pub mod ports;
 pub mod service;
 pub mod tag;
 pub mod telemetry;
+pub mod text;
 pub mod window;
 
 pub use config::Config;

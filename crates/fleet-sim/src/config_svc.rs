@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use crate::clock::millis_to_utc;
 use crate::ecs::TagWire;
-use crate::error::AwsError;
+use crate::error::{AwsError, parse_body};
 use crate::rng::hash_parts;
 use crate::spec::{Controller, LaunchType, Scheduling};
 use crate::world::{Cluster, Millis, Service, World};
@@ -365,13 +365,7 @@ pub fn handle(world: &World, action: &str, body: &[u8], now: Millis) -> Result<S
             format!("Operation {action} is not supported by fleet-sim."),
         ));
     }
-    let body = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}".as_slice()
-    } else {
-        body
-    };
-    let req: SelectRequest = serde_json::from_slice(body)
-        .map_err(|e| AwsError::serialization(format!("Unable to parse request body: {e}")))?;
+    let req: SelectRequest = parse_body(body)?;
     let Some(name) = req.configuration_aggregator_name.as_deref() else {
         return Err(AwsError::bad(
             "ValidationException",

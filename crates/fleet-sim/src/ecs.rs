@@ -1,9 +1,8 @@
 //! Amazon ECS over awsJson1_1 (`X-Amz-Target: AmazonEC2ContainerServiceV20141113.<Action>`).
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::error::AwsError;
+use crate::error::{AwsError, parse_body};
 use crate::rng::hash_parts;
 use crate::spec::{Controller, LaunchType, OnRestart, Scheduling};
 use crate::world::{
@@ -56,21 +55,23 @@ pub fn handle(
 ) -> Result<(String, Effects), AwsError> {
     let mut effects = Effects::default();
     let out = match action {
-        "ListClusters" => to_json(&list_clusters(world, ctx, parse(body)?)?),
-        "DescribeClusters" => to_json(&describe_clusters(world, ctx, parse(body)?)?),
-        "ListServices" => to_json(&list_services(world, ctx, parse(body)?)?),
-        "DescribeServices" => to_json(&describe_services(world, ctx, parse(body)?)?),
+        "ListClusters" => to_json(&list_clusters(world, ctx, parse_body(body)?)?),
+        "DescribeClusters" => to_json(&describe_clusters(world, ctx, parse_body(body)?)?),
+        "ListServices" => to_json(&list_services(world, ctx, parse_body(body)?)?),
+        "DescribeServices" => to_json(&describe_services(world, ctx, parse_body(body)?)?),
         "UpdateService" => {
-            let (out, restarted) = update_service(world, ctx, parse(body)?)?;
+            let (out, restarted) = update_service(world, ctx, parse_body(body)?)?;
             effects.restarted = restarted;
             to_json(&out)
         }
-        "TagResource" => to_json(&tag_resource(world, ctx, parse(body)?)?),
-        "UntagResource" => to_json(&untag_resource(world, ctx, parse(body)?)?),
-        "ListTagsForResource" => to_json(&list_tags(world, ctx, parse(body)?)?),
-        "ListTasks" => to_json(&list_tasks(world, ctx, parse(body)?)?),
-        "DescribeTasks" => to_json(&describe_tasks(world, ctx, parse(body)?)?),
-        "DescribeTaskDefinition" => to_json(&describe_task_definition(world, ctx, parse(body)?)?),
+        "TagResource" => to_json(&tag_resource(world, ctx, parse_body(body)?)?),
+        "UntagResource" => to_json(&untag_resource(world, ctx, parse_body(body)?)?),
+        "ListTagsForResource" => to_json(&list_tags(world, ctx, parse_body(body)?)?),
+        "ListTasks" => to_json(&list_tasks(world, ctx, parse_body(body)?)?),
+        "DescribeTasks" => to_json(&describe_tasks(world, ctx, parse_body(body)?)?),
+        "DescribeTaskDefinition" => {
+            to_json(&describe_task_definition(world, ctx, parse_body(body)?)?)
+        }
         other => {
             return Err(AwsError::bad(
                 "UnknownOperationException",
@@ -79,16 +80,6 @@ pub fn handle(
         }
     };
     Ok((out, effects))
-}
-
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, AwsError> {
-    let body = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}".as_slice()
-    } else {
-        body
-    };
-    serde_json::from_slice(body)
-        .map_err(|e| AwsError::serialization(format!("Unable to parse request body: {e}")))
 }
 
 fn to_json<T: Serialize>(v: &T) -> String {

@@ -119,6 +119,17 @@ pub fn xml_escape(s: &str) -> String {
     out
 }
 
+/// An awsJson request body as `T`; an empty body is `{}`, as the AWS services read it.
+pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AwsError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    serde_json::from_slice(body)
+        .map_err(|e| AwsError::serialization(format!("Unable to parse request body: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::error::AwsError;
+use crate::error::{AwsError, parse_body};
 use crate::rng::hash_parts;
 use crate::spec::{FleetSpec, MemberStatus, Membership};
 use crate::world::Millis;
@@ -354,16 +354,7 @@ pub fn handle(
             format!("Operation {action} is not supported by fleet-sim."),
         ));
     }
-    let body = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}".as_slice()
-    } else {
-        body
-    };
-    let req: ListRequest = serde_json::from_slice(body).map_err(|e| {
-        OrgError::from(AwsError::serialization(format!(
-            "Unable to parse request body: {e}"
-        )))
-    })?;
+    let req: ListRequest = parse_body(body)?;
     let Some(org) = org else {
         return Err(OrgError::new(
             "AWSOrganizationsNotInUseException",

@@ -4,40 +4,23 @@
 
 mod common;
 
-use common::start;
+use common::{json_raw, start};
 use fleet_sim::auth::issued_access_key;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
 use serde_json::Value;
 
 /// One raw Organizations call signed, as far as the simulator looks, with `key`.
 async fn call(sim: &fleet_sim::RunningSim, key: &str, action: &str, body: &str) -> (u16, Value) {
-    let addr = sim.addr;
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .expect("handshake");
-    tokio::spawn(conn);
-    let req = hyper::Request::builder()
-        .method("POST")
-        .uri("/")
-        .header("host", addr.to_string())
-        .header("x-amz-target", format!("AWSOrganizationsV20161128.{action}"))
-        .header("content-type", "application/x-amz-json-1.1")
-        .header(
-            "authorization",
-            format!(
-                "AWS4-HMAC-SHA256 Credential={key}/20261122/us-east-1/organizations/aws4_request, SignedHeaders=host, Signature=0"
-            ),
-        )
-        .body(Full::new(Bytes::from(body.to_owned())))
-        .expect("request");
-    let resp = sender.send_request(req).await.expect("response");
-    let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    let v = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)));
+    let target = format!("AWSOrganizationsV20161128.{action}");
+    let (status, text) = json_raw(
+        sim.addr,
+        key,
+        "us-east-1",
+        "organizations",
+        &target,
+        body.as_bytes().to_vec(),
+    )
+    .await;
+    let v = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
     (status, v)
 }
 

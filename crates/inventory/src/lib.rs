@@ -457,13 +457,10 @@ mod owners_tests {
 
     use restart_core::catalog::DiscoveredService;
     use restart_core::clock::ManualClock;
-    use restart_core::ids::ServiceId;
     use restart_core::owner::OwnerSource;
     use restart_core::ports::{ListedAccounts, SettingsStore, StoreError};
-    use restart_core::service::{
-        DeploymentController, SchedulingStrategy, ServiceSnapshot, ServiceStatus,
-    };
     use testkit::fakes::{MemoryFleet, MemoryStore};
+    use testkit::fixtures::{active_snapshot, service_id};
 
     use super::*;
 
@@ -472,28 +469,12 @@ mod owners_tests {
     const C: &str = "333333333333";
 
     fn service(account: &str, cluster_owner: Option<&str>) -> DiscoveredService {
-        let id = ServiceId {
-            account: account.parse().unwrap(),
-            region: "eu-west-1".into(),
-            cluster: "app".into(),
-            service: "api".into(),
-        };
+        let tags = [("ecs_task_daily_restart".to_owned(), "enabled".to_owned())];
         DiscoveredService {
-            snapshot: ServiceSnapshot {
-                arn: id.arn("aws"),
-                id,
-                status: ServiceStatus::Active,
-                desired: 2,
-                running: 2,
-                scheduling: SchedulingStrategy::Replica,
-                controller: DeploymentController::Ecs,
-                min_healthy_percent: 100,
-                max_percent: 200,
-                deployments: vec![],
-                tags: [("ecs_task_daily_restart".to_owned(), "enabled".to_owned())]
-                    .into_iter()
-                    .collect(),
-            },
+            snapshot: active_snapshot(
+                service_id(account, "app", "api"),
+                tags.into_iter().collect(),
+            ),
             cluster_tags: cluster_owner
                 .map(|o| ("owner".to_owned(), o.to_owned()))
                 .into_iter()

@@ -9,12 +9,12 @@ use restart_core::clock::ManualClock;
 use restart_core::eligibility::SkipReason;
 use restart_core::ids::ServiceId;
 use restart_core::ports::{DiscoveryError, ListedAccounts};
-use restart_core::service::*;
 use restart_core::tag::{TagStateKind, Tags};
 use restart_core::telemetry::ApiCalls;
 use restart_core::{Config, ErrorType};
 use serde_json::json;
 use testkit::fakes::{MemoryFleet, MemoryStore};
+use testkit::fixtures::active_snapshot;
 
 const A: &str = "111111111111";
 const B: &str = "222222222222";
@@ -49,19 +49,7 @@ fn service(
         service: name.into(),
     };
     DiscoveredService {
-        snapshot: ServiceSnapshot {
-            arn: id.arn("aws"),
-            id,
-            status: ServiceStatus::Active,
-            desired: 2,
-            running: 2,
-            scheduling: SchedulingStrategy::Replica,
-            controller: DeploymentController::Ecs,
-            min_healthy_percent: 100,
-            max_percent: 200,
-            deployments: vec![],
-            tags,
-        },
+        snapshot: active_snapshot(id, tags),
         cluster_tags: [("team".to_owned(), format!("{cluster}-team"))]
             .into_iter()
             .collect(),

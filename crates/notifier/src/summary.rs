@@ -16,7 +16,8 @@ use restart_core::night::{Halt, NightRecord, NightStatus, Pause, PlanSummary};
 use restart_core::notice::{Message, owner_of};
 use restart_core::outcome::NightState;
 
-use crate::text::{cut, subject};
+use crate::text::subject;
+use restart_core::text::cut;
 
 /// The most failures listed in a summary; the rest are counted.
 pub const SUMMARY_FAILURES: usize = 20;

@@ -33,17 +33,6 @@ pub(crate) fn subject(s: &str) -> String {
     }
 }
 
-/// `s` cut to `max` characters (never inside one), with `…` when something was cut.
-pub(crate) fn cut(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_owned()
-    } else {
-        let mut out: String = s.chars().take(max).collect();
-        out.push('…');
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,14 +45,6 @@ mod tests {
         #[test]
         fn any_text_makes_a_subject_sns_takes(s in text(300)) {
             assert_subject(&subject(&s))?;
-        }
-
-        #[test]
-        fn cutting_keeps_whole_characters(s in text(64), max in 0usize..70) {
-            let c = cut(&s, max);
-            let kept = if s.chars().count() <= max { c.as_str() } else { c.strip_suffix('…').unwrap() };
-            prop_assert!(s.starts_with(kept));
-            prop_assert!(kept.chars().count() <= max);
         }
     }
 

@@ -25,6 +25,7 @@ use anyhow::{Context, bail};
 use restart_core::ids::AccountId;
 use restart_core::owner::AccountOwner;
 use restart_core::ports::SettingsStore;
+use restart_core::text::cut;
 use serde::Serialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 
@@ -109,15 +110,6 @@ fn split_pair(place: &Place, text: &str) -> Result<(String, String), String> {
             "{place}: {:?} is not ACCOUNT=OWNER (e.g. 111111111111=payments)",
             cut(text, 80)
         )),
-    }
-}
-
-/// `s` cut to `max` characters, with `…` when something was cut.
-fn cut(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_owned()
-    } else {
-        s.chars().take(max).chain(['…']).collect()
     }
 }
 

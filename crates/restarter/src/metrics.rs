@@ -10,6 +10,7 @@ use restart_core::night::Halt;
 use restart_core::outcome::NightState;
 use restart_core::ports::{CatalogStore, FleetControl, RestartStore};
 use restart_core::telemetry::{Emf, Unit};
+use restart_core::text::cut;
 
 use crate::Restarter;
 use crate::cluster::Tally;
@@ -87,8 +88,8 @@ where
         batch: u32,
         caught: &CaughtError,
     ) -> FailedOutput {
-        let error = cut(caught.error.as_deref().unwrap_or("unknown"));
-        let cause = cut(caught.cause.as_deref().unwrap_or(""));
+        let error = cut(caught.error.as_deref().unwrap_or("unknown"), CAUSE_CHARS);
+        let cause = cut(caught.cause.as_deref().unwrap_or(""), CAUSE_CHARS);
         tracing::error!(night = %night, batch, error = %error, cause = %cause, "batch failed");
         Emf::new()
             .dimension("Function", "restarter")
@@ -118,14 +119,6 @@ pub(crate) fn paused_past_deadline(night: NaiveDate, batch: u32, at: DateTime<Ut
         .property("mode", serde_json::json!("start"))
         .property("paused", serde_json::json!(true))
         .emit(at);
-}
-
-/// `text`, at most [`CAUSE_CHARS`] characters.
-fn cut(text: &str) -> String {
-    match text.char_indices().nth(CAUSE_CHARS) {
-        Some((i, _)) => format!("{}…", &text[..i]),
-        None => text.to_owned(),
-    }
 }
 
 /// The line the circuit breaker's halt of `night` prints.

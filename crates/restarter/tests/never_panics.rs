@@ -1,7 +1,7 @@
 //! Nothing fed from outside makes the restarter panic: any JSON event (any value, or objects
-//! with `mode`, `night`, `batch`, `service_arn` and `force` holding wrong types, odd dates,
-//! numbers at their limits, ARNs of every shape and text in any script), in every mode
-//! (`start`, `poll`, `service`), gives an output or a typed error, against a planned night
+//! with `mode`, `night`, `batch`, `service_arn`, `force` and `error` holding wrong types, odd
+//! dates, numbers at their limits, ARNs of every shape and text in any script), in every mode
+//! (`start`, `poll`, `service`, `failed`), gives an output or a typed error, against a planned night
 //! whose owners and tags are in any script and a fleet held in memory.
 
 use std::collections::HashMap;
@@ -21,7 +21,7 @@ use restart_core::{Config, ErrorType, HandlerError};
 use restarter::Restarter;
 use serde_json::{Value, json};
 use testkit::fakes::SharedStore;
-use testkit::fixtures::enrolled_record;
+use testkit::fixtures::{active_snapshot, enrolled_record};
 use testkit::runtime;
 use testkit::strategies::{any_json, object, text};
 
@@ -113,15 +113,17 @@ fn at(t: &str) -> DateTime<Utc> {
 }
 
 /// Object keys in any JSON: often the event's own.
-const KEYS: &str = "mode|night|batch|service_arn|force";
+const KEYS: &str = "mode|night|batch|service_arn|force|error|Error|Cause";
 
 /// A value for one of the restarter's fields: the right kind (often valid for the seeded
 /// night), or anything.
 fn field(key: &'static str) -> BoxedStrategy<Value> {
     let right = match key {
-        "mode" => prop::sample::select(vec!["start", "poll", "service", "batch", "Start"])
-            .prop_map(Value::from)
-            .boxed(),
+        "mode" => {
+            prop::sample::select(vec!["start", "poll", "service", "failed", "batch", "Start"])
+                .prop_map(Value::from)
+                .boxed()
+        }
         "night" => prop_oneof![
             Just(json!("2026-11-22")),
             Just(json!("+262142-12-31")),
@@ -148,6 +150,18 @@ fn field(key: &'static str) -> BoxedStrategy<Value> {
             text().prop_map(Value::from),
         ]
         .boxed(),
+        // What a Catch gives the `failed` mode: {"Error", "Cause"}, either perhaps missing.
+        "error" => (
+            prop::option::of(text().prop_map(Value::from)),
+            prop::option::of(text().prop_map(Value::from)),
+        )
+            .prop_map(|(e, c)| {
+                let mut o = serde_json::Map::new();
+                o.extend(e.map(|e| ("Error".to_owned(), e)));
+                o.extend(c.map(|c| ("Cause".to_owned(), c)));
+                Value::Object(o)
+            })
+            .boxed(),
         _ => any::<bool>().prop_map(Value::from).boxed(),
     };
     prop_oneof![4 => right, 1 => any_json(KEYS)].boxed()
@@ -165,6 +179,7 @@ fn event() -> impl Strategy<Value = Value> {
                 prop::option::of(field("service_arn")).boxed(),
             ),
             ("force", prop::option::of(field("force")).boxed()),
+            ("error", prop::option::of(field("error")).boxed()),
         ],
         prop::option::weighted(0.1, ("\\PC{1,8}", any_json(KEYS))).boxed(),
     );
@@ -205,17 +220,8 @@ fn seeded(
         fleet.services.lock().unwrap().insert(
             id.clone(),
             ServiceSnapshot {
-                arn: id.arn("aws"),
-                id: id.clone(),
-                status: ServiceStatus::Active,
-                desired: 2,
-                running: 2,
-                scheduling: SchedulingStrategy::Replica,
-                controller: DeploymentController::Ecs,
-                min_healthy_percent: 100,
-                max_percent: 200,
                 deployments: vec![deployment("ecs-svc/0", RolloutState::Completed)],
-                tags,
+                ..active_snapshot(id.clone(), tags)
             },
         );
         catalog.push(enrolled_record(id, owner, night()));
@@ -255,7 +261,7 @@ fn check<T>(event: &Value, result: Result<T, HandlerError>) -> Result<(), TestCa
         Ok(_) => {
             let mode = event.get("mode").and_then(Value::as_str);
             prop_assert!(
-                matches!(mode, Some("start" | "poll" | "service")),
+                matches!(mode, Some("start" | "poll" | "service" | "failed")),
                 "{event}"
             );
         }

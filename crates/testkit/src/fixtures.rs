@@ -4,8 +4,11 @@ use chrono::NaiveDate;
 use restart_core::ServiceId;
 use restart_core::catalog::CatalogRecord;
 use restart_core::owner::OwnerSource;
-use restart_core::service::{DeploymentController, SchedulingStrategy, ServiceStatus};
+use restart_core::service::{
+    DeploymentController, SchedulingStrategy, ServiceSnapshot, ServiceStatus,
+};
 use restart_core::tag::TagStateKind;
+use restart_core::tag::Tags;
 
 /// The service `service` of `cluster` in `account`, in eu-west-1.
 ///
@@ -17,6 +20,24 @@ pub fn service_id(account: &str, cluster: &str, service: &str) -> ServiceId {
         region: "eu-west-1".into(),
         cluster: cluster.into(),
         service: service.into(),
+    }
+}
+
+/// A service as ECS describes it: active with two replicas running under the ECS controller
+/// (100% / 200%), no deployment, the given tags. A test adds deployments where it needs them.
+pub fn active_snapshot(id: ServiceId, tags: Tags) -> ServiceSnapshot {
+    ServiceSnapshot {
+        arn: id.arn("aws"),
+        id,
+        status: ServiceStatus::Active,
+        desired: 2,
+        running: 2,
+        scheduling: SchedulingStrategy::Replica,
+        controller: DeploymentController::Ecs,
+        min_healthy_percent: 100,
+        max_percent: 200,
+        deployments: vec![],
+        tags,
     }
 }
 

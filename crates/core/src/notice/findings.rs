@@ -12,6 +12,7 @@ use crate::ids::{ServiceArn, ServiceId};
 use crate::night::NightRecord;
 use crate::outcome::NightState;
 use crate::tag::TagStateKind;
+use crate::text::cut;
 
 /// The owner that services without one are routed to (docs/design.md 3.2).
 pub const UNOWNED: &str = "unowned";
@@ -149,17 +150,6 @@ fn quoted(s: &str) -> String {
     }
     out.push('"');
     out
-}
-
-/// `s` cut to `max` characters (never inside one), with `…` when something was cut.
-fn cut(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_owned()
-    } else {
-        let mut out: String = s.chars().take(max).collect();
-        out.push('…');
-        out
-    }
 }
 
 /// The owner-actionable findings of `night`: skipped records whose reason the owner can act
@@ -303,42 +293,6 @@ mod tests {
             let c = catalog(&a, "payments", TagStateKind::Malformed, Some(value));
             let f = findings(night(), &[], &[], &[c]);
             assert_eq!(f[0].detail.as_deref(), Some(shown));
-        }
-    }
-
-    /// Text of a team, a tag value or a failure: anything, printable Unicode, bytes read as
-    /// UTF-8, or names with accents, CJK, emoji, full-width digits and combining marks.
-    fn text(max: usize) -> impl Strategy<Value = String> {
-        prop_oneof![
-            prop::collection::vec(any::<char>(), 0..max).prop_map(String::from_iter),
-            prop::string::string_regex(&format!("\\PC{{0,{max}}}")).unwrap(),
-            prop::collection::vec(any::<u8>(), 0..max)
-                .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
-            prop::sample::select(vec![
-                "équipe-paiements",
-                "決済チーム",
-                "🚀 platform 🚀",
-                "ｔｅａｍ１２",
-                "e\u{301}quipe",
-                "\u{200b}",
-                "<script>alert('x')</script>",
-                "a\r\nb",
-                "\"quoted\"",
-                "ok",
-            ])
-            .prop_map(str::to_owned),
-        ]
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(128))]
-
-        #[test]
-        fn cutting_keeps_whole_characters(s in text(64), max in 0usize..70) {
-            let c = cut(&s, max);
-            let kept = if s.chars().count() <= max { c.as_str() } else { c.strip_suffix('…').unwrap() };
-            prop_assert!(s.starts_with(kept));
-            prop_assert!(kept.chars().count() <= max);
         }
     }
 

@@ -128,6 +128,20 @@ pub async fn ecs_raw(
     action: &str,
     body: Vec<u8>,
 ) -> (u16, String) {
+    let target = format!("AmazonEC2ContainerServiceV20141113.{action}");
+    json_raw(addr, key, region, "ecs", &target, body).await
+}
+
+/// One raw awsJson1_1 call of `service` (its signing name) with `X-Amz-Target: target`,
+/// signed, as far as the simulator looks, with `key` in `region`; returns status and body.
+pub async fn json_raw(
+    addr: std::net::SocketAddr,
+    key: &str,
+    region: &str,
+    service: &str,
+    target: &str,
+    body: Vec<u8>,
+) -> (u16, String) {
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
@@ -138,15 +152,12 @@ pub async fn ecs_raw(
         .method("POST")
         .uri("/")
         .header("host", addr.to_string())
-        .header(
-            "x-amz-target",
-            format!("AmazonEC2ContainerServiceV20141113.{action}"),
-        )
+        .header("x-amz-target", target)
         .header("content-type", "application/x-amz-json-1.1")
         .header(
             "authorization",
             format!(
-                "AWS4-HMAC-SHA256 Credential={key}/20261122/{region}/ecs/aws4_request, SignedHeaders=host, Signature=0"
+                "AWS4-HMAC-SHA256 Credential={key}/20261122/{region}/{service}/aws4_request, SignedHeaders=host, Signature=0"
             ),
         )
         .body(Full::new(Bytes::from(body)))
