@@ -63,10 +63,7 @@ async fn a_failed_batch_is_recorded_and_the_night_goes_on() {
         loop {
             if store.plan_summary(night).await.unwrap().is_some() {
                 let batches = store.read_batches(night).await.unwrap();
-                let last = batches
-                    .last()
-                    .expect("a plan of at least one batch")
-                    .clone();
+                let last = *batches.last().expect("a plan of at least one batch");
                 assert!(
                     batches.len() >= 2,
                     "the plan has {} batch(es)",
