@@ -9,7 +9,10 @@
 //! and renewed like a member account's).
 //!
 //! An account counts when it is ACTIVE: by its `State` when the answer has one (the field that
-//! replaces `Status`, which AWS retires in September 2026), else by its `Status`.
+//! replaces `Status`, which AWS retires in September 2026), else by its `Status`. The management
+//! account never counts (DescribeOrganization names it): AWS advises against workloads there,
+//! and the member-role StackSet cannot deploy to it, so listing it would make it unreachable
+//! every night.
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
@@ -161,6 +164,24 @@ impl OrganizationAccounts {
         }
     }
 
+    /// `found` without the organization's management account, sorted.
+    async fn without_management(
+        &self,
+        mut found: BTreeSet<AccountId>,
+    ) -> Result<Vec<AccountId>, DiscoveryError> {
+        self.calls.record("DescribeOrganization");
+        let org = self
+            .client
+            .describe_organization()
+            .send()
+            .await
+            .map_err(|e| discovery_error("DescribeOrganization", &e))?;
+        if let Some(id) = org.organization().and_then(|o| o.master_account_id()) {
+            found.retain(|a| a.as_str() != id);
+        }
+        Ok(found.into_iter().collect())
+    }
+
     /// The OUs directly under `parent`, page by page.
     async fn units_of(
         &self,
@@ -256,7 +277,7 @@ impl AccountDirectory for OrganizationAccounts {
         let mut found = BTreeSet::new();
         if self.parents.is_empty() {
             self.whole_organization(&mut found).await?;
-            return Ok(found.into_iter().collect());
+            return self.without_management(found).await;
         }
         let configured: HashSet<&str> = self.parents.iter().map(OrgParent::as_str).collect();
         let mut queue: VecDeque<String> =
@@ -270,7 +291,7 @@ impl AccountDirectory for OrganizationAccounts {
             self.accounts_of(&parent, is_configured, &mut found).await?;
             queue.extend(self.units_of(&parent, is_configured).await?);
         }
-        Ok(found.into_iter().collect())
+        self.without_management(found).await
     }
 }
 
