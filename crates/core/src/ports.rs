@@ -259,9 +259,8 @@ pub trait SettingsStore: Send + Sync {
 
 /// The restarter's side of the table (docs/design.md 3.5, 3.7): moves of a record from planned to
 /// started to its outcome, each one conditional and, with the night's counters and the
-/// cluster's restarts in flight, atomic; the kill switch; the night's halt; and the account
-/// owners ([`SettingsStore`]) a record of a service restarted by hand is given.
-pub trait RestartStore: NightStore + SettingsStore {
+/// cluster's restarts in flight, atomic; the kill switch; the night's halt.
+pub trait RestartStore: NightStore {
     /// The kill switch, when it is on.
     fn pause(&self) -> impl Future<Output = Result<Option<Pause>, StoreError>> + Send;
 

@@ -9,11 +9,11 @@ use chrono::TimeDelta;
 use restart_core::HandlerError;
 use restart_core::night::NightRecord;
 use restart_core::outcome::NightState;
-use restart_core::ports::{CatalogStore, Claim, ControlError, FleetControl, RestartStore};
+use restart_core::ports::{Claim, ControlError, FleetControl};
 use restart_core::service::{DeploymentStatus, ServiceSnapshot};
 
-use crate::Restarter;
 use crate::cluster::Tally;
+use crate::{Restarter, Store};
 
 /// How long a claim (a record `started` without its deployment yet) belongs to the invocation
 /// that made it. Only after this may another invocation decide whether its UpdateService ran and
@@ -28,7 +28,7 @@ const CLOCK_SKEW: TimeDelta = TimeDelta::seconds(5);
 impl<F, S> Restarter<F, S>
 where
     F: FleetControl,
-    S: RestartStore + CatalogStore,
+    S: Store,
 {
     /// A claimed start without a deployment: did UpdateService run? (See the crate
     /// documentation.) Sends it when it did not and `may_deploy`.

@@ -7,15 +7,15 @@ use chrono::NaiveDate;
 use restart_core::eligibility::SkipReason;
 use restart_core::night::{Halt, NightRecord};
 use restart_core::outcome::NightState;
-use restart_core::ports::{CatalogStore, FleetControl, RestartStore};
+use restart_core::ports::FleetControl;
 use restart_core::{ErrorType, HandlerError};
 
-use crate::Restarter;
+use crate::{Restarter, Store};
 
 impl<F, S> Restarter<F, S>
 where
     F: FleetControl,
-    S: RestartStore + CatalogStore,
+    S: Store,
 {
     /// The batch must be part of the night's plan.
     pub(crate) async fn check_batch(

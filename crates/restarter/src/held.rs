@@ -6,10 +6,10 @@ use chrono::NaiveDate;
 
 use restart_core::HandlerError;
 use restart_core::ids::ServiceId;
-use restart_core::ports::{CatalogStore, FleetControl, RestartStore};
+use restart_core::ports::FleetControl;
 use restart_core::service::{RolloutState, ServiceSnapshot};
 
-use crate::Restarter;
+use crate::{Restarter, Store};
 
 /// Said of a timed-out restart whose deployment still rolls.
 pub(crate) const HELD_DETAIL: &str =
@@ -18,7 +18,7 @@ pub(crate) const HELD_DETAIL: &str =
 impl<F, S> Restarter<F, S>
 where
     F: FleetControl,
-    S: RestartStore + CatalogStore,
+    S: Store,
 {
     /// Releases the cluster places of `cluster`'s held restarts whose deployment ECS has ended
     /// (or that are gone). How many. A cluster that cannot be described keeps them.

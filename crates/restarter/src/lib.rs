@@ -71,7 +71,7 @@ use chrono::NaiveDate;
 use restart_core::clock::Clock;
 use restart_core::night::NightRecord;
 use restart_core::outcome::NightState;
-use restart_core::ports::{CatalogStore, FleetControl, RestartStore};
+use restart_core::ports::{CatalogStore, FleetControl, RestartStore, SettingsStore};
 use restart_core::window::NightWindow;
 use restart_core::{Config, HandlerError};
 
@@ -99,6 +99,12 @@ pub use restart_core::limits::SLOW_POLL_FACTOR;
 /// poll (the state machine waits in between; nothing here waits for a deployment).
 pub const START_BUDGET: Duration = Duration::from_secs(10);
 
+/// What the restarter needs of the table: its own side, the catalog (a manual restart's
+/// service), and the account owners a manual restart's new record is given.
+pub trait Store: RestartStore + CatalogStore + SettingsStore {}
+
+impl<T: RestartStore + CatalogStore + SettingsStore> Store for T {}
+
 /// The handler with its ports.
 #[derive(Debug)]
 pub struct Restarter<F, S> {
@@ -113,7 +119,7 @@ pub struct Restarter<F, S> {
 impl<F, S> Restarter<F, S>
 where
     F: FleetControl,
-    S: RestartStore + CatalogStore,
+    S: Store,
 {
     /// Handles one invocation: the raw event in, the mode's output out.
     pub async fn handle(&self, event: serde_json::Value) -> Result<Output, HandlerError> {

@@ -4,18 +4,18 @@ use restart_core::eligibility::{self, SkipReason, Tonight, UntaggedPolicy};
 use restart_core::ids::ServiceArn;
 use restart_core::night::NightRecord;
 use restart_core::outcome::NightState;
-use restart_core::ports::{CatalogStore, FleetControl, RestartStore};
+use restart_core::ports::FleetControl;
 use restart_core::tag::TagState;
 use restart_core::{ErrorType, HandlerError};
 
 use crate::claim::Begun;
 use crate::event::service_id;
-use crate::{Restarter, ServiceOutput};
+use crate::{Restarter, ServiceOutput, Store};
 
 impl<F, S> Restarter<F, S>
 where
     F: FleetControl,
-    S: RestartStore + CatalogStore,
+    S: Store,
 {
     /// `service`: restarts one service now, on on-call's request.
     ///

@@ -8,13 +8,13 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use restart_core::night::Halt;
 use restart_core::outcome::NightState;
-use restart_core::ports::{CatalogStore, FleetControl, RestartStore};
+use restart_core::ports::FleetControl;
 use restart_core::telemetry::{Emf, Unit};
 use restart_core::text::cut;
 
-use crate::Restarter;
 use crate::cluster::Tally;
 use crate::event::{CaughtError, FailedOutput};
+use crate::{Restarter, Store};
 
 /// The most characters of a caught error's name and cause kept in the log and the EMF line (a
 /// Step Functions cause holds up to 32,768).
@@ -23,7 +23,7 @@ const CAUSE_CHARS: usize = 2_000;
 impl<F, S> Restarter<F, S>
 where
     F: FleetControl,
-    S: RestartStore + CatalogStore,
+    S: Store,
 {
     /// One EMF line for an invocation's moves.
     pub(crate) fn emit(&self, night: NaiveDate, batch: Option<u32>, mode: &str, t: &Tally) {

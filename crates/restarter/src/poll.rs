@@ -9,16 +9,16 @@ use restart_core::HandlerError;
 use restart_core::ids::ServiceArn;
 use restart_core::night::{Halt, NightRecord};
 use restart_core::outcome::NightState;
-use restart_core::ports::{CatalogStore, FleetControl, RestartStore};
+use restart_core::ports::FleetControl;
 
 use crate::cluster::Tally;
 use crate::event::service_id;
-use crate::{PollOutput, Restarter, metrics};
+use crate::{PollOutput, Restarter, Store, metrics};
 
 impl<F, S> Restarter<F, S>
 where
     F: FleetControl,
-    S: RestartStore + CatalogStore,
+    S: Store,
 {
     /// `poll` of a batch: see the crate documentation.
     #[tracing::instrument(skip(self))]

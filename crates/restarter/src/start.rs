@@ -13,7 +13,7 @@ use restart_core::eligibility::{self, SkipReason, Tonight};
 use restart_core::ids::ServiceId;
 use restart_core::night::NightRecord;
 use restart_core::outcome::NightState;
-use restart_core::ports::{CatalogStore, ControlError, FleetControl, RestartStore};
+use restart_core::ports::{ControlError, FleetControl};
 use restart_core::service::ServiceSnapshot;
 use restart_core::tag::TagState;
 use restart_core::window::NightWindow;
@@ -21,12 +21,12 @@ use restart_core::{ErrorType, HandlerError};
 
 use crate::claim::{Begun, CLAIM_LEASE};
 use crate::cluster::{CLUSTER_CONCURRENCY, Tally, by_cluster, ids_cluster, sum};
-use crate::{Restarter, StartOutput};
+use crate::{Restarter, StartOutput, Store};
 
 impl<F, S> Restarter<F, S>
 where
     F: FleetControl,
-    S: RestartStore + CatalogStore,
+    S: Store,
 {
     /// `start`: see the crate documentation.
     #[tracing::instrument(skip(self))]

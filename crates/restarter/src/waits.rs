@@ -5,9 +5,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use restart_core::night::NightRecord;
 use restart_core::outcome::NightState;
-use restart_core::ports::{CatalogStore, FleetControl, RestartStore};
+use restart_core::ports::FleetControl;
 
-use crate::Restarter;
+use crate::{Restarter, Store};
 
 fn seconds(d: TimeDelta) -> u64 {
     u64::try_from(d.num_seconds()).unwrap_or(0)
@@ -16,7 +16,7 @@ fn seconds(d: TimeDelta) -> u64 {
 impl<F, S> Restarter<F, S>
 where
     F: FleetControl,
-    S: RestartStore + CatalogStore,
+    S: Store,
 {
     /// The poll interval, in seconds: what `start` and `service` answer as `wait_seconds`.
     pub(crate) fn wait_seconds(&self) -> u64 {

@@ -10,18 +10,18 @@ use restart_core::HandlerError;
 use restart_core::ids::ServiceId;
 use restart_core::night::NightRecord;
 use restart_core::outcome::{self, NightState, Verdict};
-use restart_core::ports::{CatalogStore, ControlError, FleetControl, RestartStore};
+use restart_core::ports::{ControlError, FleetControl};
 use restart_core::service::ServiceSnapshot;
 use restart_core::tag::restart_tag_value;
 
-use crate::Restarter;
 use crate::cluster::{CLUSTER_CONCURRENCY, Tally, by_cluster, sum};
 use crate::held::{HELD_DETAIL, still_rolling};
+use crate::{Restarter, Store};
 
 impl<F, S> Restarter<F, S>
 where
     F: FleetControl,
-    S: RestartStore + CatalogStore,
+    S: Store,
 {
     /// Judges started restarts (with their deployment) and records the ones that ended.
     pub(crate) async fn watch(&self, started: Vec<NightRecord>) -> Result<Tally, HandlerError> {
