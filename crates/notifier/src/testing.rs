@@ -49,29 +49,8 @@ pub(crate) fn record(
     r
 }
 
-/// Text of a team, a tag value or a failure: anything, printable Unicode, bytes read as
-/// UTF-8, or names with accents, CJK, emoji, full-width digits and combining marks.
-pub(crate) fn text(max: usize) -> impl Strategy<Value = String> {
-    prop_oneof![
-        prop::collection::vec(any::<char>(), 0..max).prop_map(String::from_iter),
-        prop::string::string_regex(&format!("\\PC{{0,{max}}}")).unwrap(),
-        prop::collection::vec(any::<u8>(), 0..max)
-            .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
-        prop::sample::select(vec![
-            "équipe-paiements",
-            "決済チーム",
-            "🚀 platform 🚀",
-            "ｔｅａｍ１２",
-            "e\u{301}quipe",
-            "\u{200b}",
-            "<script>alert('x')</script>",
-            "a\r\nb",
-            "\"quoted\"",
-            "ok",
-        ])
-        .prop_map(str::to_owned),
-    ]
-}
+/// Text a person wrote, of at most `max` characters.
+pub(crate) use testkit::strategies::written as text;
 
 /// What SNS takes as a subject (see [`MAX_SUBJECT_CHARS`]).
 pub(crate) fn assert_subject(s: &str) -> Result<(), TestCaseError> {

@@ -53,6 +53,31 @@ pub fn text() -> impl Strategy<Value = String> + Clone {
     ]
 }
 
+/// Text a person wrote (a team, a tag value, a reason, a failure) of at most `max` characters:
+/// anything, printable Unicode, bytes read as UTF-8, or names with accents, CJK, emoji,
+/// full-width digits and combining marks.
+pub fn written(max: usize) -> impl Strategy<Value = String> + Clone {
+    prop_oneof![
+        prop::collection::vec(any::<char>(), 0..max).prop_map(String::from_iter),
+        prop::string::string_regex(&format!("\\PC{{0,{max}}}")).expect("a valid regex"),
+        prop::collection::vec(any::<u8>(), 0..max)
+            .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+        prop::sample::select(vec![
+            "équipe-paiements",
+            "決済チーム",
+            "🚀 platform 🚀",
+            "ｔｅａｍ１２",
+            "e\u{301}quipe",
+            "\u{200b}",
+            "<script>alert('x')</script>",
+            "a\r\nb",
+            "\"quoted\"",
+            "ok",
+        ])
+        .prop_map(str::to_owned),
+    ]
+}
+
 /// Any JSON value, nested, its leaves of every kind (text from [`text`]); an object's keys
 /// are often one of `keys` (a regex, e.g. `"night|replan"`: the event's own field names),
 /// else any short text.
