@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use chrono::Utc;
 
+use restartctl::connect::shell_quote;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::compress::{Align, Compression};
@@ -169,18 +170,6 @@ impl Up {
     }
 }
 
-/// Quotes `s` for a POSIX shell when it needs it (single quotes; a `'` inside as `'\''`).
-pub fn shell_quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_./:=@%+-,".contains(c));
-    if plain {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
-
 /// The env file's text: a comment, `unset` of the variables that would take the AWS SDK
 /// elsewhere, then one `export NAME=value` per variable and the process id last.
 pub fn env_file_text(vars: &[(String, String)], pid: u32) -> String {
@@ -197,7 +186,7 @@ pub fn env_file_text(vars: &[(String, String)], pid: u32) -> String {
 }
 
 /// Reads `NAME=value` assignments back from an env file (`export` and the quoting of
-/// [`shell_quote`] undone); other lines are skipped.
+/// `restartctl::connect::shell_quote` undone); other lines are skipped.
 pub fn read_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     let text = std::fs::read_to_string(path).with_context(|| {
         format!(
