@@ -9,7 +9,7 @@ use restart_core::ids::ServiceId;
 use restart_core::night::{NightRecord, PlanSummary};
 use restart_core::outcome::NightState;
 use restart_core::planner::PlannedBatch;
-use restart_core::ports::NightStore;
+use restart_core::ports::{NightStore, RestartStore};
 
 const TTL_DAYS: u32 = 90;
 
@@ -272,20 +272,28 @@ async fn night_items_expire_and_carry_the_service_index() {
     let plan = get("NIGHT#2026-11-22".into(), keys::PLAN_SK.into()).await;
     assert_eq!(plan.get(schema::TTL_ATTRIBUTE), Some(&expires));
 
-    // One service's history is one Query on the index.
+    // One service's history is one Query on the index, which keeps the record's keys only
+    // (KEYS_ONLY: a move of the record never writes the index).
     let history = client
         .query()
         .table_name(&table)
         .index_name(schema::GSI_BY_SERVICE)
         .key_condition_expression("gsi1pk = :svc")
-        .expression_attribute_values(":svc", AttributeValue::S(svc))
+        .expression_attribute_values(":svc", AttributeValue::S(svc.clone()))
         .send()
         .await
         .unwrap();
     assert_eq!(history.count, 1);
+    let found = &history.items()[0];
     assert_eq!(
-        dynamodb::night::night_record(&history.items()[0]).unwrap(),
-        r
+        found.get(schema::PK),
+        Some(&AttributeValue::S("NIGHT#2026-11-22#BATCH#003".into()))
+    );
+    assert_eq!(found.get(schema::SK), Some(&AttributeValue::S(svc)));
+    assert_eq!(found.get("state"), None);
+    assert_eq!(
+        store.find_record(night(), &r.id).await.unwrap(),
+        Some(r.clone())
     );
 
     // Deleted batch items are gone.

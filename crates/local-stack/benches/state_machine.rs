@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::Utc;
+use local_stack::bill::{NightBill, US_EAST_1};
+use local_stack::infra::Template;
 use local_stack::night::{USD_PER_TRANSITION, history, transitions};
 use local_stack::{Compression, LocalStack, StackOptions, Watch};
 
@@ -42,7 +44,7 @@ generate:
     .context("the generated fleet")
 }
 
-async fn night(batches: u32, per_batch: u32) -> anyhow::Result<String> {
+async fn night(batches: u32, per_batch: u32) -> anyhow::Result<(String, NightBill)> {
     let compression = Compression::started_long_ago(batches, Utc::now())?;
     let mut fleet = fleet(batches * per_batch)?;
     fleet.time_scale = compression.time_scale;
@@ -65,6 +67,11 @@ async fn night(batches: u32, per_batch: u32) -> anyhow::Result<String> {
         Ok(r) => history(&sfn, &r.execution.arn).await?,
         Err(_) => Vec::new(),
     };
+    let invocations = stack.host.invocations();
+    let (dynamodb, sns) = stack.host.bill();
+    let emf = restart_core::telemetry::captured();
+    let emf_bytes = emf.iter().map(|l| l.len() as u64 + 1).sum();
+    let metrics = local_stack::bill::emf_metrics(emf.iter().map(String::as_str));
     stack.stop().await;
     let report = report?;
     anyhow::ensure!(report.is_ok(), "the night went wrong:\n{}", report.render());
@@ -102,7 +109,19 @@ async fn night(batches: u32, per_batch: u32) -> anyhow::Result<String> {
         .iter()
         .filter(|s| s.state.is_restart_outcome())
         .count();
-    Ok(format!(
+    let bill = NightBill {
+        services,
+        transitions: n_transitions as u64,
+        invocations: invocations.calls,
+        billed_ms: invocations.billed_ms,
+        memory_mb: Template::load(&local_stack::infra::infra_dir()?)?.memory_mb()?,
+        dynamodb,
+        sns,
+        emf_bytes,
+        metrics,
+        scheduler_invocations: 1,
+    };
+    let row = format!(
         "| {batches} | {services} | {ran} | {polls} ({:.1} a batch) | {} | {} | {:.1} | ${:.4} | {:.1} KB | {:.0} s |",
         polls as f64 / f64::from(batches),
         events.len(),
@@ -111,7 +130,66 @@ async fn night(batches: u32, per_batch: u32) -> anyhow::Result<String> {
         n_transitions as f64 * USD_PER_TRANSITION,
         largest as f64 / 1024.0,
         elapsed.as_secs_f64()
-    ))
+    );
+    Ok((row, bill))
+}
+
+/// What a night was billed, per line and per service.
+fn print_bill(b: &NightBill) {
+    let per = |x: f64| x / b.services as f64;
+    let d = &b.dynamodb;
+    println!(
+        "\n{} services: {} transitions; Lambda {} invocations, {:.1} GB-s ({:?} ms billed, {:?} MB); \
+         SNS {} messages, {} publishes billed, {} bytes; EMF {} bytes ({:.0} a service), {} custom metrics",
+        b.services,
+        b.transitions,
+        b.invocations.values().sum::<u64>(),
+        b.gb_seconds(),
+        b.billed_ms,
+        b.memory_mb,
+        b.sns.messages,
+        b.sns.billed_publishes,
+        b.sns.bytes,
+        b.emf_bytes,
+        per(b.emf_bytes as f64),
+        b.metrics.len()
+    );
+    println!(
+        "DynamoDB: {:.0} WRU ({:.2} a service), {:.0} RRU ({:.2} a service)",
+        d.total_write_units(),
+        per(d.total_write_units()),
+        d.total_read_units(),
+        per(d.total_read_units())
+    );
+    println!("| operation | requests | write units | a service | read units | a service |");
+    println!("|---|---|---|---|---|---|");
+    for (op, n) in &d.requests {
+        let w = d.write_units.get(op).copied().unwrap_or(0.0);
+        let r = d.read_units.get(op).copied().unwrap_or(0.0);
+        println!(
+            "| {op} | {n} | {w:.0} | {:.2} | {r:.0} | {:.2} |",
+            per(w),
+            per(r)
+        );
+    }
+    println!("| item kind | items written | write units | a service | largest item |");
+    println!("|---|---|---|---|---|");
+    for (kind, w) in &d.write_units_by_kind {
+        println!(
+            "| {kind} | {} | {w:.0} | {:.2} | {} B |",
+            d.writes_by_kind.get(kind).copied().unwrap_or(0),
+            per(*w),
+            d.largest_item.get(kind).copied().unwrap_or(0)
+        );
+    }
+    println!("| line | dollars a night | a service |");
+    println!("|---|---|---|");
+    let dollars = b.dollars(&US_EAST_1);
+    for (line, usd) in &dollars {
+        println!("| {line} | ${usd:.5} | ${:.8} |", per(*usd));
+    }
+    let total: f64 = dollars.values().sum();
+    println!("| total | ${total:.5} | ${:.8} |", per(total));
 }
 
 #[tokio::main]
@@ -133,12 +211,24 @@ async fn main() -> anyhow::Result<()> {
         "| batches | services | restarts | polls | history events | state transitions | transitions a batch | cost a night | largest state payload | run time |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut bills = Vec::new();
     for b in batches {
-        // The functions print EMF lines on standard output, as in Lambda: not here.
+        // The functions print EMF lines on standard output, as in Lambda: not here (they are
+        // captured and counted).
+        restart_core::telemetry::capture();
         let quiet = gag::Gag::stdout().ok();
-        let row = night(b, per_batch).await;
+        let night = night(b, per_batch).await;
         drop(quiet);
-        println!("{}", row?);
+        let (row, bill) = night?;
+        println!("{row}");
+        bills.push(bill);
     }
+    for bill in &bills {
+        print_bill(bill);
+    }
+    let out =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/night-bills.json");
+    std::fs::write(&out, serde_json::to_vec_pretty(&bills)?)?;
+    println!("\nthe counts: {}", out.display());
     Ok(())
 }

@@ -15,6 +15,8 @@ use aws_sdk_dynamodb::types::{
 };
 use serde_yaml_ng::Value;
 
+use crate::bill;
+
 /// moto's default account.
 pub const ACCOUNT: &str = "123456789012";
 /// The hub's region in the local stack.
@@ -48,6 +50,39 @@ pub struct Hub {
     pub vars: BTreeMap<String, String>,
     pub topics: BTreeMap<String, String>,
     pub state_machine_arn: String,
+    /// A meter of the table's requests, fitted to its keys and index ([`bill::Meter`]).
+    pub meter: bill::Meter,
+}
+
+/// A meter for the table `props` define: its keys and its (first) index.
+fn table_meter(props: &Value) -> anyhow::Result<bill::Meter> {
+    fn key_names(v: Option<&Value>) -> anyhow::Result<Vec<String>> {
+        v.and_then(Value::as_sequence)
+            .context("no KeySchema")?
+            .iter()
+            .map(|k| str_at(k, "AttributeName").map(str::to_owned))
+            .collect()
+    }
+    let keys = key_names(props.get("KeySchema"))?;
+    let [pk, sk] = keys.as_slice() else {
+        anyhow::bail!("the table's KeySchema is not a partition and a sort key: {keys:?}");
+    };
+    let index = props
+        .get("GlobalSecondaryIndexes")
+        .and_then(Value::as_sequence)
+        .and_then(|g| g.first())
+        .map(|g| {
+            anyhow::Ok(bill::IndexShape {
+                keys: key_names(g.get("KeySchema"))?,
+                keys_only: g
+                    .get("Projection")
+                    .and_then(|p| p.get("ProjectionType"))
+                    .and_then(Value::as_str)
+                    == Some("KEYS_ONLY"),
+            })
+        })
+        .transpose()?;
+    Ok(bill::Meter::new(pk, sk, index))
 }
 
 /// The SAM template, parsed (CloudFormation's short tags such as `!Ref` kept as tagged values).
@@ -56,6 +91,7 @@ pub struct Template {
     dir: PathBuf,
     resources: serde_yaml_ng::Mapping,
     globals_env: serde_yaml_ng::Mapping,
+    globals_memory_mb: Option<u64>,
 }
 
 fn tag_target<'a>(v: &'a Value, tag: &str) -> Option<&'a str> {
@@ -91,11 +127,33 @@ impl Template {
             .and_then(Value::as_mapping)
             .cloned()
             .unwrap_or_default();
+        let globals_memory_mb = doc
+            .get("Globals")
+            .and_then(|g| g.get("Function"))
+            .and_then(|f| f.get("MemorySize"))
+            .and_then(Value::as_u64);
         Ok(Template {
             dir: dir.to_owned(),
             resources,
             globals_env,
+            globals_memory_mb,
         })
+    }
+
+    /// Each function's memory in MB (its own `MemorySize`, else the Globals'), by function name.
+    pub fn memory_mb(&self) -> anyhow::Result<BTreeMap<String, u64>> {
+        self.of_type("AWS::Serverless::Function")
+            .into_iter()
+            .map(|(id, r)| {
+                let mb = r
+                    .get("Properties")
+                    .and_then(|p| p.get("MemorySize"))
+                    .and_then(Value::as_u64)
+                    .or(self.globals_memory_mb)
+                    .with_context(|| format!("{id} has no MemorySize, nor have the Globals"))?;
+                Ok((self.function_name(id)?, mb))
+            })
+            .collect()
     }
 
     fn of_type(&self, ty: &str) -> Vec<(&str, &Value)> {
@@ -218,6 +276,7 @@ pub async fn create(sdk: &aws_types::SdkConfig, dir: &Path, prefix: &str) -> any
     let props = table_res
         .get("Properties")
         .context("the table has no Properties")?;
+    let meter = table_meter(props)?;
     let ddb = aws_sdk_dynamodb::Client::new(sdk);
     create_table_request(&ddb, &table, props)?
         .send()
@@ -328,5 +387,6 @@ pub async fn create(sdk: &aws_types::SdkConfig, dir: &Path, prefix: &str) -> any
         vars,
         topics,
         state_machine_arn,
+        meter,
     })
 }

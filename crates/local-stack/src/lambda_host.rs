@@ -19,12 +19,14 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use http_body_util::BodyExt as _;
 use restart_core::{Config, HandlerError};
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::bill::{DynamoBill, Meter, SnsBill};
 use crate::http;
 
 /// The four functions, built once as a cold start would.
@@ -72,10 +74,12 @@ impl Functions {
     }
 }
 
-/// Invocations per function: calls and function errors by `errorType`.
+/// Invocations per function: calls, billed milliseconds (each invocation's duration rounded
+/// up to the millisecond, as Lambda bills it) and function errors by `errorType`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Invocations {
     pub calls: BTreeMap<String, u64>,
+    pub billed_ms: BTreeMap<String, u64>,
     pub errors: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
@@ -85,6 +89,7 @@ struct HostState {
     moto: String,
     client: http::Client,
     invocations: Mutex<Invocations>,
+    meter: Mutex<Meter>,
 }
 
 /// The host, serving until dropped.
@@ -97,11 +102,12 @@ pub struct LambdaHost {
 }
 
 impl LambdaHost {
-    /// Serves `functions` on `listener`, forwarding everything else to `moto`.
+    /// Serves `functions` on `listener`, forwarding everything else to `moto` through `meter`.
     pub fn serve(
         listener: TcpListener,
         functions: Arc<Functions>,
         moto: String,
+        meter: Meter,
     ) -> anyhow::Result<LambdaHost> {
         let addr = listener.local_addr()?;
         let state = Arc::new(HostState {
@@ -109,6 +115,7 @@ impl LambdaHost {
             moto,
             client: http::client(),
             invocations: Mutex::new(Invocations::default()),
+            meter: Mutex::new(meter),
         });
         let app = Router::new()
             .route("/2015-03-31/functions/{name}/invocations", post(invoke))
@@ -140,6 +147,16 @@ impl LambdaHost {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// What the requests forwarded so far cost (DynamoDB and SNS).
+    pub fn bill(&self) -> (DynamoBill, SnsBill) {
+        let meter = self
+            .state
+            .meter
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        (meter.dynamodb.clone(), meter.sns.clone())
     }
 
     /// Stops serving.
@@ -203,7 +220,9 @@ async fn invoke(
     // Spawned, so that a handler's panic is one failed invocation, as in Lambda.
     let functions = state.functions.clone();
     let fname = name.clone();
+    let began = std::time::Instant::now();
     let outcome = tokio::spawn(async move { functions.invoke(&fname, event).await }).await;
+    let billed_ms = u64::try_from(began.elapsed().as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
     let result = match outcome {
         Ok(Some(r)) => r,
         Ok(None) => unreachable!("names are checked above"),
@@ -217,6 +236,7 @@ async fn invoke(
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         *inv.calls.entry(name.clone()).or_default() += 1;
+        *inv.billed_ms.entry(name.clone()).or_default() += billed_ms;
         if let Err(e) = &result {
             *inv.errors
                 .entry(name.clone())
@@ -268,7 +288,8 @@ fn lambda_error(status: StatusCode, error_type: &'static str, message: &str) -> 
     resp
 }
 
-/// Any other request goes to moto as it came.
+/// Any other request goes to moto as it came; DynamoDB and SNS requests are metered on the way
+/// ([`Meter`]).
 async fn forward(State(state): State<Arc<HostState>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts
@@ -276,6 +297,16 @@ async fn forward(State(state): State<Arc<HostState>>, req: Request) -> Response 
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
+    let body = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    let dynamodb_op = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|t| t.to_str().ok())
+        .and_then(|t| t.strip_prefix("DynamoDB_20120810."))
+        .map(str::to_owned);
     let mut out = hyper::Request::builder()
         .method(parts.method)
         .uri(format!("{}{path}", state.moto));
@@ -284,24 +315,49 @@ async fn forward(State(state): State<Arc<HostState>>, req: Request) -> Response 
             out = out.header(k, v);
         }
     }
-    let out = match out.body(body) {
+    let out = match out.body(Body::from(body.clone())) {
         Ok(r) => r,
         Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
     };
-    match state.client.request(out).await {
-        Ok(resp) => {
-            let (parts, body) = resp.into_parts();
-            Response::from_parts(parts, Body::new(body))
+    let resp = match state.client.request(out).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            return (
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "the local Lambda host could not reach moto at {}: {e}",
+                    state.moto
+                ),
+            )
+                .into_response();
         }
-        Err(e) => (
-            StatusCode::BAD_GATEWAY,
-            format!(
-                "the local Lambda host could not reach moto at {}: {e}",
-                state.moto
-            ),
-        )
-            .into_response(),
+    };
+    let (parts, answer) = resp.into_parts();
+    let answer = match answer.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    };
+    {
+        let mut meter = state.meter.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(op) = dynamodb_op {
+            let json = |b: &[u8]| serde_json::from_slice(b).unwrap_or(serde_json::Value::Null);
+            // A failed condition is a 400 and billed; other errors are not.
+            let condition_failed = String::from_utf8_lossy(&answer)
+                .contains("ConditionalCheckFailed")
+                || String::from_utf8_lossy(&answer).contains("TransactionCanceled");
+            if parts.status.is_success() || condition_failed {
+                meter.dynamodb(&op, &json(&body), &json(&answer), parts.status.is_success());
+            }
+        } else if let Ok(form) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
+            && form
+                .iter()
+                .any(|(k, v)| k == "Action" && (v == "Publish" || v == "PublishBatch"))
+            && parts.status.is_success()
+        {
+            meter.sns(&form);
+        }
     }
+    Response::from_parts(parts, Body::from(answer))
 }
 
 #[cfg(test)]

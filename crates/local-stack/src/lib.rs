@@ -12,6 +12,7 @@
 //! the Lambda Invoke API over the handlers; [`infra`] the table, topics and state machine from
 //! `infra/`; [`night`] one execution and what it left; [`report`] the report and its checks.
 
+pub mod bill;
 pub mod compress;
 pub mod http;
 pub mod infra;

@@ -142,8 +142,16 @@ impl LocalStack {
         let config = Config::from_vars(vars.clone()).map_err(|e| {
             anyhow::anyhow!("{e}\n(the configuration comes from the environment, as in production; see the README's table)")
         })?;
-        let functions = Arc::new(Functions::new(&config, &sdk));
-        let host = LambdaHost::serve(listener, functions.clone(), moto.endpoint())?;
+        // The functions reach moto through the host, which meters what AWS would bill.
+        let host_url = format!("http://127.0.0.1:{host_port}");
+        let functions_sdk = sdk_config(&host_url, &sim.endpoint_url());
+        let functions = Arc::new(Functions::new(&config, &functions_sdk));
+        let host = LambdaHost::serve(
+            listener,
+            functions.clone(),
+            moto.endpoint(),
+            hub.meter.clone(),
+        )?;
         tracing::info!(
             moto = %moto.endpoint(),
             fleet_sim = %sim.endpoint_url(),

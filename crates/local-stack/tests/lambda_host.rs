@@ -29,6 +29,7 @@ async fn host(moto: &str) -> LambdaHost {
         listener,
         Arc::new(Functions::new(&config, &sdk)),
         moto.to_owned(),
+        local_stack::bill::Meter::new("pk", "sk", None),
     )
     .unwrap()
 }

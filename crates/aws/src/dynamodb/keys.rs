@@ -103,7 +103,7 @@ pub fn create_table(client: &Client, name: impl Into<String>) -> CreateTableFlue
                     .set_key_schema(Some(keys))
                     .projection(
                         Projection::builder()
-                            .projection_type(ProjectionType::All)
+                            .projection_type(ProjectionType::KeysOnly)
                             .build(),
                     )
                     .build()
@@ -196,16 +196,41 @@ pub fn batch_sk(batch: u32) -> String {
     format!("{BATCH_SK_PREFIX}{batch:03}")
 }
 
-// The restarter's items: the kill switch, a night's counters, a cluster's restarts in flight
-// (restarts.rs).
+// The restarter's items: the kill switch, a night's halt, a cluster's tally (its restarts in
+// flight and the night's counters of its services) (restarts.rs).
 
 pub const CONTROL_PK: &str = "CONTROL";
 pub const PAUSE_SK: &str = "PAUSE";
 pub const SUMMARY_SK: &str = "SUMMARY";
 
+/// How many partitions a night's cluster tallies are spread over: every start and outcome
+/// writes its cluster's tally, so one partition would take the whole fleet's rate (DynamoDB
+/// gives a partition 1,000 write units a second); reading the night's counters takes one Query
+/// per partition.
+pub const TALLY_SHARDS: u32 = 16;
+
+/// The tally partition of a cluster: FNV-1a of `<account>#<region>#<cluster>`, modulo
+/// [`TALLY_SHARDS`] (a hash that never changes between builds, unlike std's).
+pub fn tally_shard(id: &ServiceId) -> u32 {
+    let key = format!("{}#{}#{}", id.account, id.region, id.cluster);
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    u32::try_from(hash % u64::from(TALLY_SHARDS)).unwrap_or(0)
+}
+
+/// `NIGHT#<date>#TALLY#<nn>`: one of the night's tally partitions.
+pub fn tally_pk(night: NaiveDate, shard: u32) -> String {
+    format!("{}#TALLY#{shard:02}", night_pk(night))
+}
+
+/// The key of a cluster's tally (`id`: any service of the cluster): its partition and
 /// `INFLIGHT#<account>#<region>#<cluster>`.
-pub fn inflight_sk(id: &ServiceId) -> String {
-    format!("INFLIGHT#{}#{}#{}", id.account, id.region, id.cluster)
+pub fn tally_key(night: NaiveDate, id: &ServiceId) -> (String, String) {
+    (
+        tally_pk(night, tally_shard(id)),
+        format!("INFLIGHT#{}#{}#{}", id.account, id.region, id.cluster),
+    )
 }
 
 /// The key of the night's summary.
@@ -287,6 +312,28 @@ mod tests {
         assert_eq!(INVENTORY_SK, "INVENTORY");
         assert_eq!(CONFIG_PK, "CONFIG");
         assert_eq!(owner_sk(&id.account), "OWNER#111111111111");
+    }
+
+    #[test]
+    fn a_cluster_keeps_its_tally_partition_and_the_fleet_spreads_over_all() {
+        let id = id();
+        let (pk, sk) = tally_key(day("2026-01-05"), &id);
+        assert_eq!(sk, "INFLIGHT#111111111111#eu-west-1#payments");
+        let other = ServiceId {
+            service: "worker".into(),
+            ..id.clone()
+        };
+        assert_eq!(tally_key(day("2026-01-05"), &other).0, pk);
+        assert!(pk.starts_with("NIGHT#2026-01-05#TALLY#"));
+        let shards: std::collections::BTreeSet<u32> = (0..400)
+            .map(|c| {
+                tally_shard(&ServiceId {
+                    cluster: format!("cluster-{c}"),
+                    ..id.clone()
+                })
+            })
+            .collect();
+        assert_eq!(shards.len(), TALLY_SHARDS as usize);
     }
 
     #[test]

@@ -25,7 +25,7 @@
 //! |---|---|---|
 //! | partition key | `pk` | S |
 //! | sort key | `sk` | S |
-//! | GSI `by_service` partition key (projection ALL) | `gsi1pk` | S |
+//! | GSI `by_service` partition key (projection KEYS_ONLY: a record's keys, read by key) | `gsi1pk` | S |
 //! | GSI `by_service` sort key | `gsi1sk` | S |
 //! | TTL (per-night items only) | `expires_at` | N, epoch seconds |
 //!
@@ -49,8 +49,8 @@
 //! | a batch of a night | `NIGHT#<date>` | `BATCH#<nnn>` | `batch` | night + `ttl_days` | [`night`] |
 //! | a night's plan summary (written last: "the plan is complete") | `NIGHT#<date>` | `PLAN` | `plan` | night + `ttl_days` | [`night`] |
 //! | the kill switch (present = paused) | `CONTROL` | `PAUSE` | `pause` | none | `restarts.rs` |
-//! | a night's counters and halt | `NIGHT#<date>` | `SUMMARY` | `night_summary` | night + `ttl_days` | `restarts.rs` |
-//! | a cluster's restarts in flight | `NIGHT#<date>` | `INFLIGHT#<account>#<region>#<cluster>` | `inflight` | night + `ttl_days` | `restarts.rs` |
+//! | a night's halt | `NIGHT#<date>` | `SUMMARY` | `night_summary` | night + `ttl_days` | `restarts.rs` |
+//! | a cluster's tally: restarts in flight, its services' moves counted | `NIGHT#<date>#TALLY#<nn>` | `INFLIGHT#<account>#<region>#<cluster>` | `inflight` | night + `ttl_days` | `restarts.rs` |
 //! | the last notice of one kind about one service | `NOTICE#<owner>` | `SVC#<account>#<region>#<cluster>#<service>#<finding kind>` | `notice` | night told + `ttl_days` | `notices.rs` |
 //! | how far one night's digest went out | `NOTICE#<owner>` | `DIGEST#<YYYY-MM-DD>` | `digest` | night + `ttl_days` | `notices.rs` |
 //! | UpdateService calls taken in one second of an account and region (the slots shared by every restarter container) | `PACE#<account>#<region>` | `<Unix second>` | `pace` | second + 5 min | [`pace`] |

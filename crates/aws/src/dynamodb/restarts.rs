@@ -3,24 +3,34 @@
 //! | item | `pk` | `sk` | `kind` | TTL |
 //! |---|---|---|---|---|
 //! | the kill switch (present = on) | `CONTROL` | `PAUSE` | `pause` | none |
-//! | a night's counters and halt | `NIGHT#<date>` | `SUMMARY` | `night_summary` | night + `ttl_days` |
-//! | a cluster's restarts in flight | `NIGHT#<date>` | `INFLIGHT#<account>#<region>#<cluster>` | `inflight` | night + `ttl_days` |
+//! | a night's halt | `NIGHT#<date>` | `SUMMARY` | `night_summary` | night + `ttl_days` |
+//! | a cluster's tally: its restarts in flight and its services' moves | `NIGHT#<date>#TALLY#<nn>` ([`keys::tally_shard`]) | `INFLIGHT#<account>#<region>#<cluster>` | `inflight` | night + `ttl_days` |
 //!
-//! The pause item holds `reason`, `by`, `at`. The summary holds one counter per state it has
-//! seen, `count_<state>` (N, updated with `ADD`), and, once halted, `halted_at` and
-//! `halt_reason`. The in-flight item holds `inflight` (N) and, while some finished restart
-//! still rolls, `held` (SS): one `<service>#<deployment>` per restart that keeps its place in
-//! `inflight` after it was given up on (ECS service names never hold `#`).
+//! The pause item holds `reason`, `by`, `at`. The summary holds, once halted, `halted_at` and
+//! `halt_reason` (and, for nights recorded before the tallies, the night's counters). A tally
+//! holds `inflight` (N), one counter per state its services moved to, `count_<state>` (N,
+//! updated with `ADD`), and, while some finished restart still rolls, `held` (SS): one
+//! `<service>#<deployment>` per restart that keeps its place in `inflight` after it was given
+//! up on (ECS service names never hold `#`). The night's counters are the sum of its tallies
+//! (one Query per tally partition).
 //!
-//! A record moves with one TransactWriteItems, so that the record, the night's counters and
-//! the cluster's count never disagree:
+//! Counting in the cluster's tally rather than in one item for the night keeps every move a
+//! transaction of two items and spreads the night's writes over [`keys::TALLY_SHARDS`]
+//! partitions: one summary item written by every start and outcome would be the fleet's hot
+//! spot (DynamoDB gives an item at most 1,000 write units a second, and concurrent
+//! transactions on one item cancel each other).
+//!
+//! A record moves with one TransactWriteItems, so that the record, the counters and the
+//! cluster's count never disagree:
 //! - start (`claim`): Put of the started record on condition `state = <state as read>` (or
-//!   `attribute_not_exists(pk)` when there was none), `ADD inflight 1` on condition
-//!   `attribute_not_exists(inflight) OR inflight < cap`, `ADD count_started 1`;
-//! - outcome (`finish`): Put on condition `state = started` and the deployment as read,
-//!   `ADD inflight -1`, `ADD count_<outcome> 1`;
-//! - outcome with the deployment still rolling (`finish_holding`): the same Put, `ADD held
-//!   <service>#<deployment>` (inflight unchanged), `ADD count_<outcome> 1`;
+//!   `attribute_not_exists(pk)` when there was none), and on the tally `ADD inflight 1,
+//!   count_started 1` on condition `attribute_not_exists(inflight) OR inflight < cap`;
+//! - the deployment (`record_deployment`, one conditional PutItem): the started record with
+//!   its deployment, on condition `state = started` and no deployment yet;
+//! - outcome (`finish`): Put on condition `state = started` and the deployment as read, and
+//!   `ADD inflight -1, count_<outcome> 1`;
+//! - outcome with the deployment still rolling (`finish_holding`): the same Put, and `ADD
+//!   held <service>#<deployment>, count_<outcome> 1` (inflight unchanged);
 //! - release of a held restart (`release`, one UpdateItem): `DELETE held <entry>`, `ADD
 //!   inflight -1`, on condition `contains(held, <entry>)`, so a place is given back once;
 //! - halt (`halt_record`): Put on condition `state = planned`, `ADD count_halted 1`.
@@ -31,11 +41,13 @@
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::NaiveDate;
 
-use super::DynamoStore;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+
 use super::codec::{Item, ItemError, Reader, date, expires_at, n, name, s, time};
 use super::errors::{build_error, conditional_write, store_error};
 use super::keys::{self, kind, schema};
 use super::night::{night_item, night_record, record_key};
+use super::{DynamoStore, READ_CONCURRENCY};
 use restart_core::ids::ServiceId;
 use restart_core::night::{Halt, NightRecord, NightStatus, Pause};
 use restart_core::outcome::NightState;
@@ -46,7 +58,10 @@ fn counter(state: NightState) -> String {
     format!("count_{state}")
 }
 
-/// The in-flight item's set of held restarts.
+/// A tally's count of restarts in flight.
+const INFLIGHT: &str = "inflight";
+
+/// A tally's set of held restarts.
 const HELD: &str = "held";
 
 /// A held restart as an element of `held`.
@@ -81,42 +96,47 @@ fn held_of(item: &Item, cluster: &ServiceId) -> Result<Vec<HeldRestart>, ItemErr
 }
 
 impl DynamoStore {
-    /// An `ADD` of `delta` to `attribute` of a per-night item (kind and TTL set on the way).
-    fn add_to(
+    /// An update of the tally of `id`'s cluster: `ADD`s of `adds` (attribute, amount), its kind,
+    /// night and TTL set on the way.
+    fn tally(
         &self,
         night: NaiveDate,
-        sk: String,
-        kind: &str,
-        attribute: &str,
-        delta: i64,
+        id: &ServiceId,
+        adds: &[(&str, AttributeValue)],
     ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
-        Update::builder()
+        let (pk, sk) = keys::tally_key(night, id);
+        let mut update = Update::builder()
             .table_name(&self.table)
-            .key(schema::PK, s(keys::night_pk(night)))
+            .key(schema::PK, s(pk))
             .key(schema::SK, s(sk))
-            .update_expression("SET #kind = :kind, #ttl = :ttl, #night = :night ADD #c :delta")
             .expression_attribute_names("#kind", schema::KIND)
             .expression_attribute_names("#ttl", schema::TTL_ATTRIBUTE)
             .expression_attribute_names("#night", "night")
-            .expression_attribute_names("#c", attribute)
-            .expression_attribute_values(":kind", s(kind))
+            .expression_attribute_values(":kind", s(kind::INFLIGHT))
             .expression_attribute_values(":ttl", n(expires_at(night, self.ttl_days)))
-            .expression_attribute_values(":night", date(night))
-            .expression_attribute_values(":delta", n(delta))
+            .expression_attribute_values(":night", date(night));
+        let mut terms = Vec::new();
+        for (i, (attribute, amount)) in adds.iter().enumerate() {
+            update = update
+                .expression_attribute_names(format!("#a{i}"), *attribute)
+                .expression_attribute_values(format!(":a{i}"), amount.clone());
+            terms.push(format!("#a{i} :a{i}"));
+        }
+        update.update_expression(format!(
+            "SET #kind = :kind, #ttl = :ttl, #night = :night ADD {}",
+            terms.join(", ")
+        ))
     }
 
-    fn count(&self, night: NaiveDate, state: NightState) -> Result<TransactWriteItem, StoreError> {
-        let update = self
-            .add_to(
-                night,
-                keys::SUMMARY_SK.into(),
-                kind::NIGHT_SUMMARY,
-                &counter(state),
-                1,
-            )
-            .build()
-            .map_err(|e| build_error("to count a move", e))?;
-        Ok(TransactWriteItem::builder().update(update).build())
+    /// The record an index item points at (the index keeps only the keys, and may lag a move:
+    /// the record itself is read).
+    async fn record_at(&self, index_item: &Item) -> Result<Option<NightRecord>, StoreError> {
+        let at = |name: &str| match index_item.get(name) {
+            Some(AttributeValue::S(v)) => Ok(v.as_str()),
+            _ => Err(self.corrupt(Reader::new(index_item).err(name, "is missing or not a string"))),
+        };
+        self.get(key(at(schema::PK)?, at(schema::SK)?), night_record)
+            .await
     }
 
     /// The record at `r`'s key.
@@ -181,15 +201,29 @@ fn pause_of(item: &Item) -> Result<Pause, ItemError> {
     })
 }
 
+/// The counters an item holds (`count_<state>`).
+fn counters(r: &Reader<'_>) -> Result<Vec<(NightState, u64)>, ItemError> {
+    let mut counts = Vec::new();
+    for state in NightState::ALL {
+        if let Some(c) = r.opt_n::<u64>(&counter(state))? {
+            counts.push((state, c));
+        }
+    }
+    Ok(counts)
+}
+
+/// A cluster tally's counters.
+fn counts_of(item: &Item) -> Result<Vec<(NightState, u64)>, ItemError> {
+    let r = Reader::new(item);
+    r.expect_kind(kind::INFLIGHT)?;
+    counters(&r)
+}
+
 fn status_of(item: &Item) -> Result<NightStatus, ItemError> {
     let r = Reader::new(item);
     r.expect_kind(kind::NIGHT_SUMMARY)?;
     let mut status = NightStatus::default();
-    for state in NightState::ALL {
-        if let Some(c) = r.opt_n::<u64>(&counter(state))? {
-            status.counts.insert(state, c);
-        }
-    }
+    status.counts.extend(counters(&r)?);
     if let Some(at) = r.opt_parse("halted_at")? {
         status.halted = Some(Halt {
             at,
@@ -201,8 +235,7 @@ fn status_of(item: &Item) -> Result<NightStatus, ItemError> {
 
 impl DynamoStore {
     /// One service's records across nights, newest night first, at most `nights` of them (one
-    /// Query on the `by_service` index; the index may lag a move by a moment, which is fine
-    /// for on-call's look at the past).
+    /// Query on the `by_service` index, which keeps only the keys, then each record read).
     pub async fn service_history(
         &self,
         id: &ServiceId,
@@ -228,7 +261,9 @@ impl DynamoStore {
                 .await
                 .map_err(|e| store_error(&self.table, "Query", &e))?;
             for item in out.items() {
-                records.push(night_record(item).map_err(|e| self.corrupt(e))?);
+                if let Some(r) = self.record_at(item).await? {
+                    records.push(r);
+                }
             }
             match out.last_evaluated_key {
                 Some(key) if records.len() < nights as usize => start = Some(key),
@@ -281,7 +316,19 @@ impl RestartStore for DynamoStore {
 
     async fn night_status(&self, night: NaiveDate) -> Result<NightStatus, StoreError> {
         let key = key(&keys::summary_pk(night), keys::SUMMARY_SK);
-        Ok(self.get(key, status_of).await?.unwrap_or_default())
+        let mut status = self.get(key, status_of).await?.unwrap_or_default();
+        let shards: Vec<Vec<Item>> = stream::iter(0..keys::TALLY_SHARDS)
+            .map(|shard| self.query_partition(keys::tally_pk(night, shard), None))
+            .buffer_unordered(READ_CONCURRENCY)
+            .try_collect()
+            .await?;
+        for tally in shards.iter().flatten() {
+            let counts = counts_of(tally).map_err(|e| self.corrupt(e))?;
+            for (state, c) in counts {
+                *status.counts.entry(state).or_default() += c;
+            }
+        }
+        Ok(status)
     }
 
     async fn halt(&self, night: NaiveDate, halt: &Halt) -> Result<bool, StoreError> {
@@ -330,9 +377,7 @@ impl RestartStore for DynamoStore {
         let Some(found) = out.items().first() else {
             return Ok(None);
         };
-        // The index may lag a move: read the record itself.
-        let found = night_record(found).map_err(|e| self.corrupt(e))?;
-        self.read_record(&found).await
+        self.record_at(found).await
     }
 
     async fn claim(
@@ -342,22 +387,20 @@ impl RestartStore for DynamoStore {
         cap: u32,
     ) -> Result<Claim, StoreError> {
         let record = self.put_if(to, from.map(|f| f.state), None)?;
+        let started = counter(NightState::Started);
         let inflight = self
-            .add_to(
+            .tally(
                 to.night,
-                keys::inflight_sk(&to.id),
-                kind::INFLIGHT,
-                "inflight",
-                1,
+                &to.id,
+                &[(INFLIGHT, n(1)), (started.as_str(), n(1))],
             )
-            .condition_expression("attribute_not_exists(#c) OR #c < :cap")
+            .condition_expression("attribute_not_exists(#a0) OR #a0 < :cap")
             .expression_attribute_values(":cap", n(cap))
             .build()
             .map_err(|e| build_error("to count a restart in flight", e))?;
         let items = vec![
             put_item(record),
             TransactWriteItem::builder().update(inflight).build(),
-            self.count(to.night, NightState::Started)?,
         ];
         if self.transact(items).await? {
             return Ok(Claim::Claimed);
@@ -372,7 +415,17 @@ impl RestartStore for DynamoStore {
 
     async fn record_deployment(&self, started: &NightRecord) -> Result<bool, StoreError> {
         let put = self.put_if(started, Some(NightState::Started), Some(None))?;
-        self.transact(vec![put_item(put)]).await
+        let out = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(put.item))
+            .set_condition_expression(put.condition_expression)
+            .set_expression_attribute_names(put.expression_attribute_names)
+            .set_expression_attribute_values(put.expression_attribute_values)
+            .send()
+            .await;
+        conditional_write(&self.table, "PutItem", out)
     }
 
     async fn finish(&self, started: &NightRecord, to: &NightRecord) -> Result<bool, StoreError> {
@@ -381,20 +434,18 @@ impl RestartStore for DynamoStore {
             Some(NightState::Started),
             Some(started.deployment_id.as_deref()),
         )?;
+        let outcome = counter(to.state);
         let inflight = self
-            .add_to(
+            .tally(
                 to.night,
-                keys::inflight_sk(&to.id),
-                kind::INFLIGHT,
-                "inflight",
-                -1,
+                &to.id,
+                &[(INFLIGHT, n(-1)), (outcome.as_str(), n(1))],
             )
             .build()
             .map_err(|e| build_error("to release a restart in flight", e))?;
         self.transact(vec![
             put_item(record),
             TransactWriteItem::builder().update(inflight).build(),
-            self.count(to.night, to.state)?,
         ])
         .await
     }
@@ -405,8 +456,16 @@ impl RestartStore for DynamoStore {
         to: &NightRecord,
     ) -> Result<bool, StoreError> {
         let record = self.put_if(to, Some(planned.state), None)?;
-        self.transact(vec![put_item(record), self.count(to.night, to.state)?])
-            .await
+        let outcome = counter(to.state);
+        let count = self
+            .tally(to.night, &to.id, &[(outcome.as_str(), n(1))])
+            .build()
+            .map_err(|e| build_error("to count a halted record", e))?;
+        self.transact(vec![
+            put_item(record),
+            TransactWriteItem::builder().update(count).build(),
+        ])
+        .await
     }
 
     async fn finish_holding(
@@ -424,25 +483,21 @@ impl RestartStore for DynamoStore {
             id: to.id.clone(),
             deployment_id,
         });
-        let hold = Update::builder()
-            .table_name(&self.table)
-            .key(schema::PK, s(keys::night_pk(to.night)))
-            .key(schema::SK, s(keys::inflight_sk(&to.id)))
-            .update_expression("SET #kind = :kind, #ttl = :ttl, #night = :night ADD #held :entry")
-            .expression_attribute_names("#kind", schema::KIND)
-            .expression_attribute_names("#ttl", schema::TTL_ATTRIBUTE)
-            .expression_attribute_names("#night", "night")
-            .expression_attribute_names("#held", HELD)
-            .expression_attribute_values(":kind", s(kind::INFLIGHT))
-            .expression_attribute_values(":ttl", n(expires_at(to.night, self.ttl_days)))
-            .expression_attribute_values(":night", date(to.night))
-            .expression_attribute_values(":entry", AttributeValue::Ss(vec![entry]))
+        let outcome = counter(to.state);
+        let hold = self
+            .tally(
+                to.night,
+                &to.id,
+                &[
+                    (HELD, AttributeValue::Ss(vec![entry])),
+                    (outcome.as_str(), n(1)),
+                ],
+            )
             .build()
             .map_err(|e| build_error("to hold a restart's place in its cluster", e))?;
         self.transact(vec![
             put_item(record),
             TransactWriteItem::builder().update(hold).build(),
-            self.count(to.night, to.state)?,
         ])
         .await
     }
@@ -452,7 +507,8 @@ impl RestartStore for DynamoStore {
         night: NaiveDate,
         cluster: &ServiceId,
     ) -> Result<Vec<HeldRestart>, StoreError> {
-        let key = key(&keys::night_pk(night), &keys::inflight_sk(cluster));
+        let (pk, sk) = keys::tally_key(night, cluster);
+        let key = key(&pk, &sk);
         Ok(self
             .get(key, |item| held_of(item, cluster))
             .await?
@@ -461,16 +517,17 @@ impl RestartStore for DynamoStore {
 
     async fn release(&self, night: NaiveDate, held: &HeldRestart) -> Result<bool, StoreError> {
         let entry = held_entry(held);
+        let (pk, sk) = keys::tally_key(night, &held.id);
         let out = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key(schema::PK, s(keys::night_pk(night)))
-            .key(schema::SK, s(keys::inflight_sk(&held.id)))
+            .key(schema::PK, s(pk))
+            .key(schema::SK, s(sk))
             .update_expression("DELETE #held :entries ADD #c :minus")
             .condition_expression("contains(#held, :entry)")
             .expression_attribute_names("#held", HELD)
-            .expression_attribute_names("#c", "inflight")
+            .expression_attribute_names("#c", INFLIGHT)
             .expression_attribute_values(":entries", AttributeValue::Ss(vec![entry.clone()]))
             .expression_attribute_values(":entry", s(entry))
             .expression_attribute_values(":minus", n(-1))
