@@ -127,6 +127,7 @@ pub struct IndexShape {
 #[derive(Debug, Clone, Default)]
 struct Known {
     size: usize,
+    kind: String,
     /// The item's index keys, when it has them all.
     index_key: Option<String>,
 }
@@ -411,6 +412,7 @@ impl Meter {
         let key = self.key_of(item);
         let size = item_size(item);
         let kind = Self::kind_of(item);
+        let kind_written = kind.clone();
         let before = self.items.get(&key).cloned();
         let index_key = self.index_key(item);
         let billed = size.max(before.as_ref().map_or(0, |b| b.size));
@@ -429,7 +431,14 @@ impl Meter {
         if index > 0.0 {
             self.charge_write(op, "index", index * factor);
         }
-        self.items.insert(key, Known { size, index_key });
+        self.items.insert(
+            key,
+            Known {
+                size,
+                kind: kind_written,
+                index_key,
+            },
+        );
     }
 
     /// An update: priced on the larger of the item as last written and the item with the
@@ -450,13 +459,19 @@ impl Meter {
             .as_ref()
             .map_or(0, |b| b.size)
             .max(item_size(key_item) + set);
+        // The kind this update sets, else the kind of the item as last written.
         let kind = req
             .pointer("/ExpressionAttributeValues/:kind/S")
             .and_then(Value::as_str)
-            .unwrap_or(UNKNOWN)
-            .to_owned();
+            .map(str::to_owned)
+            .or_else(|| before.as_ref().map(|b| b.kind.clone()))
+            .unwrap_or_else(|| UNKNOWN.to_owned());
         self.charge_write(op, &kind, units(after, 1024) * factor);
-        *self.dynamodb.writes_by_kind.entry(kind).or_default() += 1;
+        *self
+            .dynamodb
+            .writes_by_kind
+            .entry(kind.clone())
+            .or_default() += 1;
         if !ok {
             return;
         }
@@ -471,6 +486,7 @@ impl Meter {
             key,
             Known {
                 size: after,
+                kind,
                 index_key,
             },
         );
