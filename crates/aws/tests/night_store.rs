@@ -249,7 +249,12 @@ async fn night_items_expire_and_carry_the_service_index() {
         }
     };
     let svc = "SVC#111111111111#eu-west-1#c3#svc-007".to_owned();
-    let record = get("NIGHT#2026-11-22#BATCH#003".into(), svc.clone()).await;
+    let record_pk = keys::record_pk(&r);
+    assert!(
+        record_pk.starts_with("NIGHT#2026-11-22#BATCH#003#"),
+        "{record_pk}"
+    );
+    let record = get(record_pk.clone(), svc.clone()).await;
     assert_eq!(record.get(schema::TTL_ATTRIBUTE), Some(&expires));
     assert_eq!(
         record.get(schema::GSI1PK),
@@ -285,10 +290,7 @@ async fn night_items_expire_and_carry_the_service_index() {
         .unwrap();
     assert_eq!(history.count, 1);
     let found = &history.items()[0];
-    assert_eq!(
-        found.get(schema::PK),
-        Some(&AttributeValue::S("NIGHT#2026-11-22#BATCH#003".into()))
-    );
+    assert_eq!(found.get(schema::PK), Some(&AttributeValue::S(record_pk)));
     assert_eq!(found.get(schema::SK), Some(&AttributeValue::S(svc)));
     assert_eq!(found.get("state"), None);
     assert_eq!(
@@ -302,8 +304,18 @@ async fn night_items_expire_and_carry_the_service_index() {
 }
 
 #[test]
+fn a_batch_spreads_its_records_over_every_partition() {
+    let shards: std::collections::BTreeSet<u32> =
+        (0..200).map(|i| keys::batch_shard(&id(i))).collect();
+    assert_eq!(shards.len(), keys::BATCH_SHARDS as usize);
+}
+
+#[test]
 fn night_items_round_trip_with_their_key_formats() {
-    assert_eq!(keys::batch_pk(night(), 7), "NIGHT#2026-11-22#BATCH#007");
+    assert_eq!(
+        keys::batch_pk(night(), 7, 3),
+        "NIGHT#2026-11-22#BATCH#007#3"
+    );
     assert_eq!(keys::skipped_pk(night()), "NIGHT#2026-11-22#SKIPPED");
     assert_eq!(keys::batch_sk(12), "BATCH#012");
     assert_eq!(
@@ -320,7 +332,10 @@ fn night_items_round_trip_with_their_key_formats() {
     let item = dynamodb::night::night_item(&full, TTL_DAYS);
     assert_eq!(
         item.get(schema::PK),
-        Some(&AttributeValue::S("NIGHT#2026-11-22#BATCH#001".into()))
+        Some(&AttributeValue::S(format!(
+            "NIGHT#2026-11-22#BATCH#001#{}",
+            keys::batch_shard(&full.id)
+        )))
     );
     assert_eq!(dynamodb::night::night_record(&item).unwrap(), full);
     let skip = skipped(6, SkipReason::DeploymentBlocked);

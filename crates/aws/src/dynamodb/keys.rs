@@ -164,9 +164,35 @@ pub const PLAN_SK: &str = "PLAN";
 /// The prefix of a night's batch items' sort keys.
 pub const BATCH_SK_PREFIX: &str = "BATCH#";
 
-/// `NIGHT#<date>#BATCH#<nnn>`: the partition of one batch's records.
-pub fn batch_pk(night: NaiveDate, batch: u32) -> String {
-    format!("{}#BATCH#{batch:03}", night_pk(night))
+/// How many partitions one batch's records are spread over. A start claims its batch's
+/// services as fast as the fleet's UpdateService pacing allows (4 a second per account and
+/// region: 800 a second at 200 accounts), each claim and deployment 3 write units on the
+/// record; DynamoDB gives a partition 1,000 write units a second, so one partition per batch
+/// would throttle the start of a large fleet. 8 partitions take 2,600 claims a second; a poll
+/// reads its batch in 8 Queries.
+pub const BATCH_SHARDS: u32 = 8;
+
+/// FNV-1a of `key`: a hash that never changes between builds, unlike std's.
+fn stable_hash(key: &str) -> u64 {
+    key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// `stable_hash(key) % n`.
+fn shard(key: &str, n: u32) -> u32 {
+    u32::try_from(stable_hash(key) % u64::from(n)).unwrap_or(0)
+}
+
+/// `NIGHT#<date>#BATCH#<nnn>#<s>`: one of the [`BATCH_SHARDS`] partitions of a batch's records.
+pub fn batch_pk(night: NaiveDate, batch: u32, shard: u32) -> String {
+    format!("{}#BATCH#{batch:03}#{shard}", night_pk(night))
+}
+
+/// The batch partition of a service's record ([`BATCH_SHARDS`]): by its service key, so that
+/// a record keeps its partition whatever moves it makes.
+pub fn batch_shard(id: &ServiceId) -> u32 {
+    shard(&service_key(id), BATCH_SHARDS)
 }
 
 /// `NIGHT#<date>#SKIPPED`: the partition of the night's skipped services.
@@ -177,7 +203,7 @@ pub fn skipped_pk(night: NaiveDate) -> String {
 /// The partition of a night record: its batch's, or the skipped one.
 pub fn record_pk(r: &NightRecord) -> String {
     match r.batch {
-        Some(b) => batch_pk(r.night, b),
+        Some(b) => batch_pk(r.night, b, batch_shard(&r.id)),
         None => skipped_pk(r.night),
     }
 }
@@ -209,14 +235,13 @@ pub const SUMMARY_SK: &str = "SUMMARY";
 /// per partition.
 pub const TALLY_SHARDS: u32 = 16;
 
-/// The tally partition of a cluster: FNV-1a of `<account>#<region>#<cluster>`, modulo
-/// [`TALLY_SHARDS`] (a hash that never changes between builds, unlike std's).
+/// The tally partition of a cluster: a stable hash of `<account>#<region>#<cluster>`, modulo
+/// [`TALLY_SHARDS`].
 pub fn tally_shard(id: &ServiceId) -> u32 {
-    let key = format!("{}#{}#{}", id.account, id.region, id.cluster);
-    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    u32::try_from(hash % u64::from(TALLY_SHARDS)).unwrap_or(0)
+    shard(
+        &format!("{}#{}#{}", id.account, id.region, id.cluster),
+        TALLY_SHARDS,
+    )
 }
 
 /// `NIGHT#<date>#TALLY#<nn>`: one of the night's tally partitions.

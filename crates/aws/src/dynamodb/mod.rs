@@ -44,7 +44,7 @@
 //! | catalog record of a service | `CATALOG#<account>` | `SVC#<region>#<cluster>#<service>` | `catalog` | none | [`catalog`] |
 //! | a night's inventory run | `NIGHT#<YYYY-MM-DD>` | `INVENTORY` | `inventory` | night + `ttl_days` | [`catalog`] |
 //! | the night's lock ([`NightLock`]: `holder`, `at`, `until`, and `until_epoch` for the condition) | `NIGHT#<YYYY-MM-DD>` | `LOCK` | `lock` | night + `ttl_days` | [`catalog`] |
-//! | a service's night record (planned, started, ...) | `NIGHT#<date>#BATCH#<nnn>` | `SVC#<account>#<region>#<cluster>#<service>` | `night_record` | night + `ttl_days` | [`night`] |
+//! | a service's night record (planned, started, ...) | `NIGHT#<date>#BATCH#<nnn>#<s>` ([`keys::batch_shard`]) | `SVC#<account>#<region>#<cluster>#<service>` | `night_record` | night + `ttl_days` | [`night`] |
 //! | a skipped service's night record | `NIGHT#<date>#SKIPPED` | `SVC#<account>#<region>#<cluster>#<service>` | `night_record` | night + `ttl_days` | [`night`] |
 //! | a batch of a night | `NIGHT#<date>` | `BATCH#<nnn>` | `batch` | night + `ttl_days` | [`night`] |
 //! | a night's plan summary (written last: "the plan is complete") | `NIGHT#<date>` | `PLAN` | `plan` | night + `ttl_days` | [`night`] |
@@ -79,8 +79,9 @@
 //! `by_service` index, and holds the [`NightRecord`] fields: `account`, `region`, `cluster`,
 //! `service`, `arn`, `night`, `batch` (N), `state`, `skip_reason`, `owner`, `planned_start`,
 //! `deployment_id`, `started_at`, `finished_at` (times RFC 3339 UTC; `None` omitted). One batch
-//! of one night is one Query on `NIGHT#<date>#BATCH#<nnn>` (`<nnn>`: the batch, zero-padded to
-//! three digits); the night's skipped services are one Query on `NIGHT#<date>#SKIPPED`; the
+//! of one night is one Query on each of its [`keys::BATCH_SHARDS`] partitions
+//! `NIGHT#<date>#BATCH#<nnn>#<s>` (`<nnn>`: the batch, zero-padded to three digits; `<s>`: a
+//! stable hash of the service key, so that a start's writes spread over the partitions); the night's skipped services are one Query on `NIGHT#<date>#SKIPPED`; the
 //! batches are one Query on `NIGHT#<date>` with `begins_with(sk, "BATCH#")`. A batch item holds
 //! `night`, `batch`, `start_at`, `size`; the plan summary `night`, `batches`, `planned`,
 //! `skipped`, `written_at`.

@@ -253,10 +253,14 @@ impl NightStore for DynamoStore {
         night: NaiveDate,
         batch: u32,
     ) -> Result<Vec<NightRecord>, StoreError> {
-        let items = self
-            .query_partition(keys::batch_pk(night, batch), None)
+        let shards: Vec<Vec<Item>> = stream::iter(0..keys::BATCH_SHARDS)
+            .map(|shard| self.query_partition(keys::batch_pk(night, batch, shard), None))
+            .buffer_unordered(keys::BATCH_SHARDS as usize)
+            .try_collect()
             .await?;
-        self.records(&items)
+        let mut records = self.records(&shards.concat())?;
+        records.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(records)
     }
 
     async fn read_skipped(&self, night: NaiveDate) -> Result<Vec<NightRecord>, StoreError> {
