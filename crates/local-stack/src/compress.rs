@@ -108,9 +108,10 @@ impl Compression {
         ))
     }
 
-    /// A window of `batches` one-minute batches that all but the last have started already: it
-    /// ends at the second minute boundary after `now`. Every batch but the last goes on at
-    /// once, so a night of 200 batches runs in minutes; each batch still runs its restarts and
+    /// A window of `batches` one-minute batches that all but the last few have started
+    /// already: it ends at the fourth minute boundary after `now`, which leaves a loaded
+    /// machine time to start the stack and take the inventory before the window closes. The
+    /// batches that started go on at once, so a night of 200 batches runs in minutes; each batch still runs its restarts and
     /// its polls as in [`Compression::new`] (measurements of the history, `benches/`).
     pub fn started_long_ago(batches: u32, now: DateTime<Utc>) -> anyhow::Result<Self> {
         anyhow::ensure!(
@@ -118,7 +119,7 @@ impl Compression {
             "a night of {batches} batches: give 1 to 720"
         );
         let minute = TimeDelta::minutes(1);
-        let window_end = now.duration_trunc(minute)? + minute * 2;
+        let window_end = now.duration_trunc(minute)? + minute * 4;
         Ok(Compression {
             window_start: window_end - minute * i32::try_from(batches)?,
             window_end,
