@@ -24,22 +24,41 @@ pub fn diagnostic(e: HandlerError) -> Diagnostic {
 /// Sets up `tracing`: JSON lines (as Lambda wants them) or human-readable text. `filter` is an
 /// `EnvFilter` directive such as `info` (each `main` passes `RUST_LOG`).
 pub fn init_tracing(json: bool, filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .with_target(false);
-    let result = if json {
-        builder
-            .json()
-            .flatten_event(true)
-            .without_time()
-            .with_current_span(false)
-            .try_init()
+    if json {
+        json_logs(filter, std::io::stdout);
     } else {
-        builder.with_writer(std::io::stderr).try_init()
-    };
+        let result = tracing_subscriber::fmt()
+            .with_env_filter(env_filter(filter))
+            .with_ansi(false)
+            .with_target(false)
+            .with_writer(std::io::stderr)
+            .try_init();
+        // A second initialisation (tests) keeps the first subscriber.
+        drop(result);
+    }
+}
+
+fn env_filter(filter: &str) -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+}
+
+/// The JSON log lines the functions print in Lambda, written to `writer` (the local stack's
+/// benchmark counts their bytes: CloudWatch Logs bills every byte ingested).
+pub fn json_logs<W>(filter: &str, writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let result = tracing_subscriber::fmt()
+        .with_env_filter(env_filter(filter))
+        .with_ansi(false)
+        .with_target(false)
+        .json()
+        .flatten_event(true)
+        .without_time()
+        .with_current_span(false)
+        .with_writer(writer)
+        .try_init();
     // A second initialisation (tests) keeps the first subscriber.
     drop(result);
 }

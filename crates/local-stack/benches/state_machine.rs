@@ -14,6 +14,7 @@
 //! `STATE_MACHINE_BATCHES=36,200` (default) and `SERVICES_PER_BATCH=10` (default) choose the
 //! nights. Results: docs/performance.md, "State machine".
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -22,6 +23,26 @@ use local_stack::bill::{NightBill, US_EAST_1};
 use local_stack::infra::Template;
 use local_stack::night::{USD_PER_TRANSITION, history, transitions};
 use local_stack::{Compression, LocalStack, StackOptions, Watch};
+
+/// Bytes of the functions' JSON log lines since the last [`take_log_bytes`].
+static LOG_BYTES: AtomicU64 = AtomicU64::new(0);
+
+fn take_log_bytes() -> u64 {
+    LOG_BYTES.swap(0, Ordering::Relaxed)
+}
+
+/// Counts the bytes of the log lines instead of printing them.
+struct CountingWriter;
+
+impl std::io::Write for CountingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOG_BYTES.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 fn fleet(services: u32) -> anyhow::Result<fleet_sim::FleetSpec> {
     // 20 accounts of 5 clusters; services spread evenly.
@@ -69,6 +90,7 @@ async fn night(batches: u32, per_batch: u32) -> anyhow::Result<(String, NightBil
     };
     let invocations = stack.host.invocations();
     let (dynamodb, sns) = stack.host.bill();
+    let log_bytes = take_log_bytes();
     let emf = restart_core::telemetry::captured();
     let emf_bytes = emf.iter().map(|l| l.len() as u64 + 1).sum();
     let metrics = local_stack::bill::emf_metrics(emf.iter().map(String::as_str));
@@ -118,6 +140,7 @@ async fn night(batches: u32, per_batch: u32) -> anyhow::Result<(String, NightBil
         dynamodb,
         sns,
         emf_bytes,
+        log_bytes,
         metrics,
         scheduler_invocations: 1,
     };
@@ -140,7 +163,8 @@ fn print_bill(b: &NightBill) {
     let d = &b.dynamodb;
     println!(
         "\n{} services: {} transitions; Lambda {} invocations, {:.1} GB-s ({:?} ms billed, {:?} MB); \
-         SNS {} messages, {} publishes billed, {} bytes; EMF {} bytes ({:.0} a service), {} custom metrics",
+         SNS {} messages, {} publishes billed, {} bytes; EMF {} bytes ({:.0} a service), {} custom metrics; \
+         logs {} bytes ({:.0} a service)",
         b.services,
         b.transitions,
         b.invocations.values().sum::<u64>(),
@@ -152,7 +176,9 @@ fn print_bill(b: &NightBill) {
         b.sns.bytes,
         b.emf_bytes,
         per(b.emf_bytes as f64),
-        b.metrics.len()
+        b.metrics.len(),
+        b.log_bytes,
+        per(b.log_bytes as f64)
     );
     println!(
         "DynamoDB: {:.0} WRU ({:.2} a service), {:.0} RRU ({:.2} a service)",
@@ -211,11 +237,15 @@ async fn main() -> anyhow::Result<()> {
         "| batches | services | restarts | polls | history events | state transitions | transitions a batch | cost a night | largest state payload | run time |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
+    // The functions' logs as Lambda would ingest them (JSON at `info`), counted; the stack's
+    // and fleet-sim's own are not the functions'.
+    restart_lambda::json_logs("info,local_stack=off,fleet_sim=off", || CountingWriter);
     let mut bills = Vec::new();
     for b in batches {
         // The functions print EMF lines on standard output, as in Lambda: not here (they are
         // captured and counted).
         restart_core::telemetry::capture();
+        take_log_bytes();
         let quiet = gag::Gag::stdout().ok();
         let night = night(b, per_batch).await;
         drop(quiet);

@@ -184,6 +184,8 @@ pub struct NightBill {
     pub sns: SnsBill,
     /// Bytes of the Embedded Metric Format lines the functions printed.
     pub emf_bytes: u64,
+    /// Bytes of the functions' JSON log lines (`tracing` at `info`, as in Lambda).
+    pub log_bytes: u64,
     /// The custom metrics those lines define (name and dimension values), each billed by the
     /// month whatever the fleet.
     pub metrics: std::collections::BTreeSet<String>,
@@ -218,8 +220,8 @@ impl NightBill {
             ),
             ("SNS", self.sns.billed_publishes as f64 * p.sns_publish),
             (
-                "CloudWatch Logs (EMF)",
-                self.emf_bytes as f64 / 1e9 * p.log_gb,
+                "CloudWatch Logs",
+                (self.emf_bytes + self.log_bytes) as f64 / 1e9 * p.log_gb,
             ),
             (
                 "Scheduler",
