@@ -21,7 +21,7 @@ use anyhow::Context as _;
 use chrono::Utc;
 use local_stack::bill::{NightBill, US_EAST_1};
 use local_stack::infra::Template;
-use local_stack::night::{USD_PER_TRANSITION, history, transitions};
+use local_stack::night::{history, transitions};
 use local_stack::{Compression, LocalStack, StackOptions, Watch};
 
 /// Bytes of the functions' JSON log lines since the last [`take_log_bytes`].
@@ -150,7 +150,7 @@ async fn night(batches: u32, per_batch: u32) -> anyhow::Result<(String, NightBil
         events.len(),
         n_transitions,
         n_transitions as f64 / f64::from(batches),
-        n_transitions as f64 * USD_PER_TRANSITION,
+        n_transitions as f64 * US_EAST_1.transition,
         largest as f64 / 1024.0,
         elapsed.as_secs_f64()
     );

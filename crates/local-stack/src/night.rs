@@ -21,9 +21,6 @@ use crate::http;
 use crate::report::{Execution, NightReport, Notice};
 use crate::stack::LocalStack;
 
-/// Step Functions Standard: $0.025 per 1,000 state transitions.
-pub const USD_PER_TRANSITION: f64 = 0.025 / 1000.0;
-
 /// How the night is watched.
 #[derive(Debug, Clone)]
 pub struct Watch {
@@ -179,7 +176,7 @@ pub async fn run_night(
         stopped_at: described.stop_date.map(|d| d.to_string()),
         history_events: events.len() as u64,
         state_transitions: transitions,
-        cost_usd: transitions as f64 * USD_PER_TRANSITION,
+        cost_usd: transitions as f64 * crate::bill::US_EAST_1.transition,
         error: described.error,
         cause: described.cause,
     };
