@@ -589,7 +589,7 @@ impl Config {
         let restart_timeout = v.number("RESTART_TIMEOUT_MINUTES", 30, 1, 720);
         let poll_interval = v.number("POLL_INTERVAL_SECONDS", 60, 1, 3600);
         let max_inflight_per_cluster = v.number("MAX_INFLIGHT_PER_CLUSTER", 10, 1, 10_000);
-        let account_concurrency = v.number("ACCOUNT_CONCURRENCY", 64, 1, 256);
+        let account_concurrency = v.number("ACCOUNT_CONCURRENCY", 256, 1, 256);
         let pacing = Pacing {
             update_service_per_sec: v.rate("UPDATE_SERVICE_RATE", 4.0, 5.0),
             tag_resource_per_sec: v.rate("TAG_RESOURCE_RATE", 8.0, 10.0),
@@ -948,7 +948,7 @@ mod tests {
         assert_eq!(c.failure_threshold_percent, 10);
         assert_eq!(c.restart_timeout, TimeDelta::minutes(30));
         assert_eq!(c.poll_interval, TimeDelta::seconds(60));
-        assert_eq!(c.account_concurrency, 64);
+        assert_eq!(c.account_concurrency, 256);
         assert_eq!(c.pacing.update_service_per_sec, 4.0);
         assert_eq!(c.pacing.tag_resource_per_sec, 8.0);
         assert_eq!(c.pacing.describe_per_sec, 15.0);
@@ -1305,7 +1305,7 @@ mod tests {
             ("FAILURE_THRESHOLD_PERCENT", "10"),
             ("RESTART_TIMEOUT_MINUTES", "30"),
             ("MAX_INFLIGHT_PER_CLUSTER", "10"),
-            ("ACCOUNT_CONCURRENCY", "64"),
+            ("ACCOUNT_CONCURRENCY", "256"),
             ("UPDATE_SERVICE_RATE", "4"),
             ("TAG_RESOURCE_RATE", "8"),
             ("DESCRIBE_RATE", "15"),
