@@ -99,7 +99,7 @@ else
 endif
 
 .PHONY: bench
-bench: tools ## run the benchmarks (figures go to docs/performance.md)
+bench: tools ## run the benchmarks (BENCH_FLEET=100k: 100,000 services; figures in docs/performance.md)
 	tools/with-moto $(CARGO) bench --workspace --locked
 
 # A 4-minute night: 13 batches 15 s apart, each restart timing out after 1 minute (see

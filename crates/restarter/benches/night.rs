@@ -3,6 +3,14 @@
 //! seconds, fleet-sim in-process over HTTP with `latency_ms: 20` and the documented ECS
 //! throttles on, `time_scale: 120` (the six-hour window in about three minutes).
 //!
+//! `BENCH_FLEET` chooses another fleet (the same deployments, failure mix and throttles):
+//! `100k` is 200 accounts × 20 clusters × 25 services (100,000 services in 4,000 clusters),
+//! `100k-50` is 50 accounts × 20 clusters × 100 services (100,000 services in 50 accounts:
+//! about 44 restarts per account and batch, so the pacing floor of a batch's start reaches the
+//! restarter's `START_BUDGET` and what a start leaves is started by the following polls). Both
+//! run at `time_scale: 24` so that this 2-core machine keeps up (a night of about 16 minutes);
+//! `BENCH_TIME_SCALE` overrides the scale of any fleet.
+//!
 //! The real handlers run against it through the AWS SDK: inventory, the batcher (36 batches,
 //! 00:00-06:00 UTC every 10 minutes), then, for every batch as the state machine's Map does,
 //! wait until its start, `start`, and `poll` every `wait_seconds` until done. The three
@@ -14,28 +22,34 @@
 //! Reports: API calls per completed restart; for each batch the time from its start to its last
 //! UpdateService against the pacing floor; the delay between a deployment completing in
 //! fleet-sim and the restarter recording it; throttled calls; the most restarts in flight at
-//! once per cluster; outcome counts; wall time. Exits non-zero when a hard invariant breaks
-//! (in-flight above the cap, a throttled call, an eligible service not in exactly one terminal
-//! state, a service restarted twice, a tag that disagrees with its record).
+//! once per cluster; outcome counts; the invocations (count, durations, their sum); the
+//! inventory's and the batcher's runs (the batcher's records written and peak memory); wall
+//! time; the process's peak memory. Exits non-zero when a hard invariant breaks (in-flight
+//! above the cap, a throttled call, an eligible service not in exactly one terminal state, a
+//! planned service never started, a service restarted twice, a tag that disagrees with its
+//! record).
 //!
 //! The night runs in a child process (this binary, re-executed) whose standard output is
 //! filtered of the handlers' EMF lines, so that the report stays readable. Run with
-//! `tools/with-moto cargo bench -p restarter --bench night` (part of `make bench`): moto
-//! serves nothing here, but `testkit::hub_sdk_config` (the tests' SDK settings) wants
-//! `MOTO_ENDPOINT`. Figures: docs/performance.md.
+//! `tools/with-moto cargo bench -p restarter --bench night` (part of `make bench`;
+//! `BENCH_FLEET=100k tools/with-moto cargo bench -p restarter --bench night` for the large
+//! fleet): moto serves nothing here, but `testkit::hub_sdk_config` (the tests' SDK settings)
+//! wants `MOTO_ENDPOINT`. Figures: docs/performance.md.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use chrono::{DateTime, NaiveDate, Utc};
 use fleet_sim::{FleetSpec, SimHandle};
+use futures::stream::{self, StreamExt};
 use restart_aws::ecs::EcsFleet;
 use restart_aws::sts::{AccountSessions, MemberRole};
 use restart_core::clock::{Clock, SystemClock};
+use restart_core::eligibility::SkipReason;
 use restart_core::ids::{ServiceArn, ServiceId};
 use restart_core::night::NightRecord;
 use restart_core::outcome::NightState;
@@ -51,34 +65,174 @@ use serde_json::json;
 use testkit::fakes::{MemoryStore, SharedStore};
 
 const CHILD: &str = "RESTARTER_NIGHT_BENCH_CHILD";
-const ACCOUNTS: usize = 50;
-const SERVICES: u64 = 10_000;
 const BATCHES: usize = 36;
-const TIME_SCALE: f64 = 120.0;
 const LATENCY_MS: f64 = 20.0;
 const NIGHT: &str = "2026-11-22";
 const TAG_KEY: &str = "ecs_task_daily_restart";
+/// How many records a BatchWriteItem takes: the unit the batcher's writes are counted in.
+const WRITE_CHUNK: u64 = 25;
 
-/// Simulated time starts ten minutes before the window, so that inventory and planning finish
-/// before the first batch; the clock is then moved to the window's start.
-const SPEC: &str = r#"
+/// The fleet of the night, as `BENCH_FLEET` asks (`10k`, the default; `100k`; `100k-50`).
+#[derive(Debug, Clone)]
+struct Shape {
+    name: &'static str,
+    accounts: usize,
+    clusters_per_account: u64,
+    services_per_cluster: u64,
+    /// Simulated seconds per real second.
+    time_scale: f64,
+    /// When simulated time starts: before the window, so that inventory and planning finish
+    /// before the first batch; the clock is then moved to the window's start.
+    start_time: &'static str,
+}
+
+impl Shape {
+    fn from_env() -> anyhow::Result<Shape> {
+        let fleet = std::env::var("BENCH_FLEET").unwrap_or_default();
+        let mut shape = match fleet.as_str() {
+            "" | "10k" => Shape {
+                name: "10k",
+                accounts: 50,
+                clusters_per_account: 20,
+                services_per_cluster: 10,
+                time_scale: 120.0,
+                start_time: "2026-11-21T23:50:00Z",
+            },
+            // 4,000 clusters: at 120 simulated seconds per real second the machine cannot keep
+            // up (a poll of 2,000 services would last minutes of simulated time), at 24 the
+            // night lasts about 16 minutes.
+            "100k" => Shape {
+                name: "100k",
+                accounts: 200,
+                clusters_per_account: 20,
+                services_per_cluster: 25,
+                time_scale: 24.0,
+                start_time: "2026-11-21T23:20:00Z",
+            },
+            "100k-50" => Shape {
+                name: "100k-50",
+                accounts: 50,
+                clusters_per_account: 20,
+                services_per_cluster: 100,
+                time_scale: 24.0,
+                start_time: "2026-11-21T23:20:00Z",
+            },
+            other => bail!("BENCH_FLEET={other}: expected 10k (the default), 100k or 100k-50"),
+        };
+        if let Ok(scale) = std::env::var("BENCH_TIME_SCALE") {
+            shape.time_scale = scale
+                .parse()
+                .ok()
+                .filter(|s: &f64| *s >= 1.0)
+                .with_context(|| format!("BENCH_TIME_SCALE={scale}: a number ≥ 1"))?;
+        }
+        Ok(shape)
+    }
+
+    fn services(&self) -> u64 {
+        self.accounts as u64 * self.clusters_per_account * self.services_per_cluster
+    }
+
+    fn spec(&self) -> String {
+        format!(
+            r#"
 seed: 5
-time_scale: 120
-latency_ms: 20
+time_scale: {scale}
+latency_ms: {LATENCY_MS}
 throttling: true
-start_time: "2026-11-21T23:50:00Z"
+start_time: "{start}"
 generate:
-  accounts: 50
+  accounts: {accounts}
   regions: [eu-west-1]
-  clusters_per_account: 20
-  services_per_cluster: 10
+  clusters_per_account: {clusters}
+  services_per_cluster: {services}
   tagged_percent: 90
   deploy_seconds: [240, 600]
   fail_percent: 1
   stuck_percent: 0.5
   vanish_percent: 0.3
   code_deploy_percent: 1
-"#;
+"#,
+            scale = self.time_scale,
+            start = self.start_time,
+            accounts = self.accounts,
+            clusters = self.clusters_per_account,
+            services = self.services_per_cluster,
+        )
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "BENCH_FLEET={}: fleet-sim generated {} accounts × {} clusters × {} services = {} \
+             services in {} clusters, eu-west-1, deployments 240-600 simulated s, time_scale {}, \
+             latency {LATENCY_MS} ms, throttles on",
+            self.name,
+            self.accounts,
+            self.clusters_per_account,
+            self.services_per_cluster,
+            self.services(),
+            self.accounts as u64 * self.clusters_per_account,
+            self.time_scale,
+        )
+    }
+}
+
+static SHAPE: OnceLock<Shape> = OnceLock::new();
+
+/// The fleet of this run (set once in `main`).
+fn shape() -> &'static Shape {
+    SHAPE.get().expect("the shape is set in main")
+}
+
+/// Memory of this process, from /proc/self/status, in MB: `VmHWM` (the peak) or `VmRSS`.
+fn memory_mb(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// Peaks of resident memory, phase by phase: the kernel's peak (`VmHWM`) is read at the end of
+/// each phase and reset to the current size for the next (`/proc/self/clear_refs`).
+#[derive(Debug, Default)]
+struct Peaks {
+    phases: Vec<(&'static str, f64, f64)>,
+    rss_before: f64,
+}
+
+impl Peaks {
+    fn begin(&mut self) {
+        self.rss_before = memory_mb("VmRSS:");
+        // Without the reset the phase's peak is the process's so far (still a bound).
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+    }
+
+    fn end(&mut self, phase: &'static str) -> (f64, f64) {
+        let peak = memory_mb("VmHWM:");
+        self.phases.push((phase, self.rss_before, peak));
+        (self.rss_before, peak)
+    }
+
+    fn overall(&self) -> f64 {
+        self.phases.iter().map(|p| p.2).fold(0.0, f64::max)
+    }
+
+    fn line(&self) -> String {
+        let phases: Vec<String> = self
+            .phases
+            .iter()
+            .map(|(p, before, peak)| format!("{p} {before:.0} → {peak:.0} MB"))
+            .collect();
+        format!(
+            "peak RSS of the process (VmHWM; fleet-sim's world and the in-memory table \
+             included): {:.0} MB; by phase (resident before → peak during): {}",
+            self.overall(),
+            phases.join(", ")
+        )
+    }
+}
 
 /// The handlers' clock: fleet-sim's simulated time.
 #[derive(Debug)]
@@ -159,7 +313,7 @@ fn ecs_fleet(
 
 /// Simulated seconds as the real time they take.
 fn real(sim_seconds: f64) -> Duration {
-    Duration::from_secs_f64((sim_seconds / TIME_SCALE).max(0.0))
+    Duration::from_secs_f64((sim_seconds / shape().time_scale).max(0.0))
 }
 
 fn secs(d: chrono::TimeDelta) -> f64 {
@@ -315,6 +469,8 @@ fn sorted(mut v: Vec<f64>) -> Vec<f64> {
 }
 
 fn main() -> anyhow::Result<()> {
+    let shape = Shape::from_env()?;
+    SHAPE.get_or_init(|| shape);
     if std::env::var_os(CHILD).is_some() {
         let rt = tokio::runtime::Runtime::new()?;
         return rt.block_on(night());
@@ -349,12 +505,74 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What inventory and the batcher did before the night.
+#[derive(Debug)]
+struct Prepared {
+    /// Inventory's invocation, in real time, and its discovery as the handler measured it (in
+    /// simulated time: its clock is fleet-sim's).
+    inventory: Duration,
+    discovery_sim_ms: u64,
+    inventory_memory: (f64, f64),
+    /// The batcher's invocation, in real time.
+    batcher: Duration,
+    batcher_memory: (f64, f64),
+    /// Night items the batcher wrote (records, batch items, the plan summary), and the
+    /// records among them.
+    night_items: u64,
+    records: u64,
+    planned: u64,
+}
+
+impl Prepared {
+    fn lines(&self, shape: &Shape) -> Vec<String> {
+        let chunks = self.records.div_ceil(WRITE_CHUNK);
+        vec![
+            format!(
+                "inventory invocation: {:.0} ms ({} accounts, ACCOUNT_CONCURRENCY={}; discovery \
+                 {:.0} ms of it, as the handler measured it in simulated time ÷ {}); resident \
+                 memory {:.0} MB before → peak {:.0} MB during",
+                self.inventory.as_secs_f64() * 1000.0,
+                shape.accounts,
+                shape.accounts,
+                self.discovery_sim_ms as f64 / shape.time_scale,
+                shape.time_scale,
+                self.inventory_memory.0,
+                self.inventory_memory.1,
+            ),
+            format!(
+                "batcher invocation (planner + the night's writes into the in-memory table): \
+                 {:.0} ms; {} records written ({} planned in {BATCHES} batches, {} skipped) = {} \
+                 BatchWriteItem-sized chunks of {WRITE_CHUNK} (the DynamoDB store writes each \
+                 record as one conditional PutItem, 16 in flight: {} requests, ≈ {:.0} s at 10 ms \
+                 each); {} night items in all with the batch items and the summary; resident \
+                 memory {:.0} MB before → peak {:.0} MB during (+{:.0} MB, the table's new \
+                 records included)",
+                self.batcher.as_secs_f64() * 1000.0,
+                self.records,
+                self.planned,
+                self.records - self.planned,
+                chunks,
+                self.records,
+                self.records as f64 / 16.0 * 0.010,
+                self.night_items,
+                self.batcher_memory.0,
+                self.batcher_memory.1,
+                self.batcher_memory.1 - self.batcher_memory.0,
+            ),
+        ]
+    }
+}
+
 async fn night() -> anyhow::Result<()> {
     let wall = Instant::now();
-    let spec = FleetSpec::from_yaml_str(SPEC)?;
-    ensure!(spec.time_scale == TIME_SCALE && spec.latency_ms as f64 == LATENCY_MS);
+    let shape = shape();
+    println!("{}", shape.describe());
+    let mut peaks = Peaks::default();
+    peaks.begin();
+    let spec = FleetSpec::from_yaml_str(&shape.spec())?;
+    ensure!(spec.time_scale == shape.time_scale && spec.latency_ms as f64 == LATENCY_MS);
     let account_ids = fleet_sim::world::build(&spec, 0).account_order;
-    ensure!(account_ids.len() == ACCOUNTS);
+    ensure!(account_ids.len() == shape.accounts);
     let sim = fleet_sim::spawn(spec).await?;
     let handle = sim.handle().clone();
     let sdk = testkit::hub_sdk_config(&sim.endpoint_url());
@@ -370,12 +588,17 @@ async fn night() -> anyhow::Result<()> {
         ("WINDOW_END", "06:00"),
         ("TIMEZONE", "UTC"),
         ("BATCH_INTERVAL_MINUTES", "10"),
-        ("ACCOUNT_CONCURRENCY", "50"),
+        // Every account at once, as a deployment sized for its fleet would.
+        ("ACCOUNT_CONCURRENCY", shape.accounts.to_string().as_str()),
     ])?;
     let config = Arc::new(config);
 
+    peaks.end("fleet-sim loaded");
+
     // Inventory and the plan, before the window opens.
     let t = Instant::now();
+    let prep_sim = clock.now();
+    peaks.begin();
     let inventory = inventory::Inventory {
         config: config.clone(),
         directory: ListedAccounts(
@@ -394,24 +617,45 @@ async fn night() -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("inventory: {}: {}", e.error_type, e.message))?;
     ensure!(
-        found.services_found == SERVICES,
+        found.services_found == shape.services(),
         "inventory found {found:?}"
     );
+    let inventory_took = t.elapsed();
+    let inventory_memory = peaks.end("inventory");
     ensure!(
         found.unreachable_count == 0,
         "unreachable: {:?}",
         found.unreachable_sample
     );
+    drop(inventory);
     let batcher = batcher::Batcher {
         config: config.clone(),
         store: store.clone(),
         clock: clock.clone(),
     };
+    let items_before = store.night_writes();
+    peaks.begin();
+    let b = Instant::now();
     let plan = batcher
         .handle(json!({ "night": night }))
         .await
         .map_err(|e| anyhow::anyhow!("batcher: {}: {}", e.error_type, e.message))?;
+    let batcher_took = b.elapsed();
+    let batcher_memory = peaks.end("batcher");
     let prepared = t.elapsed();
+    let prep = Prepared {
+        inventory: inventory_took,
+        discovery_sim_ms: found.discovery_ms,
+        inventory_memory,
+        batcher: batcher_took,
+        batcher_memory,
+        night_items: store.night_writes() - items_before,
+        records: store.read_night(night).await?.len() as u64,
+        planned: plan.batches.iter().map(|b| u64::from(b.size)).sum(),
+    };
+    for l in prep.lines(shape) {
+        println!("{l}");
+    }
     ensure!(
         plan.batches.len() == BATCHES,
         "{} batches planned",
@@ -423,8 +667,16 @@ async fn night() -> anyhow::Result<()> {
         early >= 0.0,
         "inventory and planning took past the window's start ({prepared:?})"
     );
+    println!(
+        "inventory + plan took {:.1} s ({:.0} simulated s; {:.0} simulated s were left before \
+         the window)",
+        prepared.as_secs_f64(),
+        secs(clock.now() - prep_sim),
+        early,
+    );
     handle.advance_seconds(early);
     let before = handle.stats();
+    peaks.begin();
 
     // The night: every batch as a Map iteration, all at once (MaxConcurrency 40 ≥ 36).
     let restarter = Arc::new(Restarter {
@@ -462,6 +714,7 @@ async fn night() -> anyhow::Result<()> {
     let night_took = night_wall.elapsed();
     let night_ended = clock.now();
     let after = handle.stats();
+    peaks.end("the night");
 
     let report = Report::new(
         &config,
@@ -476,11 +729,13 @@ async fn night() -> anyhow::Result<()> {
     .await?;
     let tags = check_tags(&restarter, &report.records).await?;
     report.print(
+        &prep,
         prepared,
         night_took,
         secs(night_ended - night_sim),
         wall.elapsed(),
     );
+    println!("{}", peaks.line());
     let mut broken = report.violations.clone();
     broken.extend(tags);
     sim.shutdown().await?;
@@ -503,13 +758,24 @@ async fn check_tags(restarter: &Bench, records: &[NightRecord]) -> anyhow::Resul
     }
     let mut broken = Vec::new();
     let mut checked = 0;
-    for group in by_cluster.values() {
-        let ids: Vec<ServiceId> = group.iter().map(|r| r.id.clone()).collect();
-        let live = restarter
-            .fleet
-            .describe(&ids)
-            .await
-            .map_err(|e| anyhow::anyhow!("describe after the night: {e}"))?;
+    // Many clusters at once (the calls stay paced per account): one at a time, 4,000 clusters
+    // would take minutes.
+    let described: Vec<anyhow::Result<(&Vec<&NightRecord>, Vec<ServiceSnapshot>)>> =
+        stream::iter(by_cluster.values())
+            .map(|group| async move {
+                let ids: Vec<ServiceId> = group.iter().map(|r| r.id.clone()).collect();
+                let live = restarter
+                    .fleet
+                    .describe(&ids)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("describe after the night: {e}"))?;
+                Ok((group, live))
+            })
+            .buffer_unordered(64)
+            .collect()
+            .await;
+    for described in described {
+        let (group, live) = described?;
         for r in group {
             let s = live.iter().find(|s| s.id == r.id);
             let tag = s.and_then(|s| s.tags.get(TAG_KEY));
@@ -567,6 +833,8 @@ impl Report {
         let mut violations = Vec::new();
         let mut lines = Vec::new();
         let cap = config.max_inflight_per_cluster;
+        let services = shape().services();
+        let scale = shape().time_scale;
 
         // Outcomes: every planned service in exactly one terminal state.
         let mut counts: BTreeMap<NightState, u64> = BTreeMap::new();
@@ -598,16 +866,36 @@ impl Report {
                 open[0].state
             ));
         }
-        if records.len() as u64 != SERVICES {
-            violations.push(format!("{} records for {SERVICES} services", records.len()));
+        if records.len() as u64 != services {
+            violations.push(format!("{} records for {services} services", records.len()));
         }
         let skipped_live = batched
             .iter()
             .filter(|r| r.state == NightState::Skipped)
             .count();
+        // Every planned service started, or skipped at the live check for a reason of its own:
+        // none left behind by the window's end (or a halt) because the starts could not keep up.
+        let never_started: Vec<&&NightRecord> =
+            batched.iter().filter(|r| r.started_at.is_none()).collect();
+        let left_behind: Vec<&&NightRecord> = never_started
+            .iter()
+            .copied()
+            .filter(|r| {
+                r.state == NightState::Halted || r.skip_reason == Some(SkipReason::WindowClosed)
+            })
+            .collect();
+        if let Some(r) = left_behind.first() {
+            violations.push(format!(
+                "{} planned services never started (left behind), e.g. {} {} {:?}",
+                left_behind.len(),
+                r.id,
+                r.state,
+                r.skip_reason
+            ));
+        }
         let count = |s: NightState| counts.get(&s).copied().unwrap_or(0);
         lines.push(format!(
-            "services {SERVICES}: planned {planned} in {} batches, skipped at planning {}; \
+            "services {services}: planned {planned} in {} batches, skipped at planning {}; \
              outcomes: completed {}, failed {}, rolled_back {}, timed_out {}, vanished {}, \
              skipped {} ({} of them at the live check), halted {}",
             batches.len(),
@@ -627,6 +915,18 @@ impl Report {
             .iter()
             .filter(|r| r.deployment_id.is_some())
             .collect();
+        let by_starts: u64 = runs.iter().map(|r| r.started).sum();
+        lines.push(format!(
+            "restarts started: {} of {planned} planned ({} by the batches' starts, {} by the \
+             polls that followed); never started: {} ({} skipped at the live check, {} left \
+             behind by the window's end or a halt)",
+            restarted.len(),
+            by_starts,
+            (restarted.len() as u64).saturating_sub(by_starts),
+            never_started.len(),
+            skipped_live,
+            left_behind.len(),
+        ));
         let sim_restarts = after.restarts - before.restarts;
         if sim_restarts != restarted.len() as u64 {
             violations.push(format!(
@@ -706,6 +1006,12 @@ impl Report {
             .clone();
         let mut ratios = Vec::new();
         let mut excess = Vec::new();
+        let mut tooks = Vec::new();
+        let mut floors = Vec::new();
+        // For each batch, each account's first and last UpdateService after the batch's start,
+        // the accounts in the order the restarter takes clusters (by `cluster_key`: account
+        // first).
+        let mut timelines: Vec<Vec<(f64, f64)>> = Vec::new();
         let mut worst = (0u32, 0.0f64, 0.0f64, 0u64);
         let mut late_updates = 0;
         let mut refused = 0;
@@ -734,19 +1040,66 @@ impl Report {
             let took = (last - run.invoked).as_secs_f64();
             ratios.push(took / floor);
             excess.push(took - floor);
+            tooks.push(took);
+            floors.push(floor);
             if took / floor > worst.1 {
                 worst = (run.batch, took / floor, took, busiest);
             }
             refused += mine.iter().filter(|u| !u.ok).count();
+            let mut by_account: BTreeMap<(&str, &str), (f64, f64)> = BTreeMap::new();
+            for u in &mine {
+                let t = u.at.saturating_duration_since(run.invoked).as_secs_f64();
+                let e = by_account
+                    .entry((u.id.account.as_str(), u.id.region.as_str()))
+                    .or_insert((t, t));
+                e.0 = e.0.min(t);
+                e.1 = e.1.max(t);
+            }
+            timelines.push(by_account.into_values().collect());
         }
+        // The accounts at a given place in the order, over the batches (median).
+        let at_place = |q: f64, last: bool| {
+            percentile(
+                &sorted(
+                    timelines
+                        .iter()
+                        .filter(|t| !t.is_empty())
+                        .map(|t| {
+                            let i = ((t.len() - 1) as f64 * q).round() as usize;
+                            if last { t[i].1 } else { t[i].0 }
+                        })
+                        .collect(),
+                ),
+                0.5,
+            )
+        };
+        let places = [0.0, 0.25, 0.5, 0.75, 1.0];
+        let show = |last: bool| {
+            places
+                .iter()
+                .map(|q| format!("{:.0}% {:.2} s", q * 100.0, at_place(*q, last)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        lines.push(format!(
+            "each account's UpdateServices after its batch's start, by the account's place in \
+             the order the restarter takes clusters (account first; median over the batches): \
+             first UpdateService {}; last UpdateService {}",
+            show(false),
+            show(true),
+        ));
         let ratios = sorted(ratios);
         let excess = sorted(excess);
+        let tooks = sorted(tooks);
+        let floors = sorted(floors);
         lines.push(format!(
             "batch start → its last UpdateService vs the floor (UpdateService {rate}/s per \
              account and region, burst {burst}, + 2 round trips of {LATENCY_MS} ms): ratio \
              median {:.2}×, worst {:.2}× (batch {}: {:.2} s, busiest account {} restarts); \
              time over the floor median {:.0} ms, worst {:.0} ms; UpdateService calls made after \
-             the start returned (deferred to a poll): {late_updates}; refused by ECS: {refused}",
+             the start returned (deferred to a poll): {late_updates}; refused by ECS: {refused}; \
+             batch start → last UpdateService median {:.2} s, max {:.2} s (floor median {:.2} s, \
+             max {:.2} s; START_BUDGET {} s)",
             percentile(&ratios, 0.5),
             worst.1,
             worst.0,
@@ -754,6 +1107,11 @@ impl Report {
             worst.3,
             percentile(&excess, 0.5) * 1000.0,
             percentile(&excess, 1.0) * 1000.0,
+            percentile(&tooks, 0.5),
+            percentile(&tooks, 1.0),
+            percentile(&floors, 0.5),
+            percentile(&floors, 1.0),
+            START_BUDGET.as_secs(),
         ));
 
         // Completion in fleet-sim → recorded by the restarter.
@@ -778,8 +1136,8 @@ impl Report {
             delays.push(delay);
             waits.push(secs(p.began - done).max(0.0));
             // The same delay at real speed: each invocation since the completion takes its
-            // real duration (not `TIME_SCALE` times it), and each Wait its nominal length (not
-            // the bench's timer overshoot × `TIME_SCALE`).
+            // real duration (not `scale` times it), and each Wait its nominal length (not
+            // the bench's timer overshoot × `scale`).
             let after = |from: DateTime<Utc>, to: DateTime<Utc>| secs(to - from.max(done)).max(0.0);
             real_speed.push(
                 run.polls[..=i]
@@ -787,7 +1145,7 @@ impl Report {
                     .map(|q| {
                         let waited = secs(q.began - q.waited_from).max(1e-9);
                         after(q.waited_from, q.began) * (q.nominal / waited).min(1.0)
-                            + after(q.began, q.ended) / TIME_SCALE
+                            + after(q.began, q.ended) / scale
                     })
                     .sum(),
             );
@@ -817,7 +1175,7 @@ impl Report {
             "completion in fleet-sim → recorded (simulated s, poll interval {interval} s): \
              median {:.1}, p95 {:.1}, max {:.1}; of which waiting for the next poll: median \
              {:.1}, max {:.1}; at real speed (the invocations' own time not × \
-             {TIME_SCALE}, the Waits at their nominal length): median {:.1}, p95 {:.1}, max {:.1}; polls that began after a \
+             {scale}, the Waits at their nominal length): median {:.1}, p95 {:.1}, max {:.1}; polls that began after a \
              completion and missed it: {missed}",
             percentile(&delays, 0.5),
             percentile(&delays, 0.95),
@@ -828,9 +1186,18 @@ impl Report {
             percentile(&real_speed, 0.95),
             percentile(&real_speed, 1.0),
         ));
+        let over_budget = start_ms
+            .iter()
+            .chain(&poll_ms)
+            .filter(|ms| **ms > START_BUDGET.as_secs_f64() * 1000.0)
+            .count();
+        lines.push(format!(
+            "invocations longer than START_BUDGET ({} s): {over_budget}",
+            START_BUDGET.as_secs()
+        ));
         lines.push(format!(
             "invocations: {} starts, median {:.0} ms, max {:.0} ms; {} polls, median {:.0} ms, \
-             p95 {:.0} ms, max {:.0} ms (× {TIME_SCALE} in simulated time); batches started \
+             p95 {:.0} ms, max {:.0} ms (× {scale} in simulated time); batches started \
              late by: max {:.1} simulated s; started by the starts: {}, deferred: {}; halted \
              batches: {}",
             runs.len(),
@@ -847,6 +1214,20 @@ impl Report {
             runs.iter().map(|r| r.deferred).sum::<u64>(),
             runs.iter().filter(|r| r.halted).count(),
         ));
+        // For the cost: every invocation is billed by its duration.
+        let start_sum: f64 = start_ms.iter().sum();
+        let poll_sum: f64 = poll_ms.iter().sum();
+        lines.push(format!(
+            "restarter invocations (cost): {} = {} starts + {} polls (at most {} polls in a \
+             batch); summed durations {:.0} ms = starts {:.0} ms + polls {:.0} ms",
+            start_ms.len() + poll_ms.len(),
+            start_ms.len(),
+            poll_ms.len(),
+            runs.iter().map(|r| r.polls.len()).max().unwrap_or(0),
+            start_sum + poll_sum,
+            start_sum,
+            poll_sum,
+        ));
         Ok(Report {
             records,
             violations,
@@ -854,13 +1235,22 @@ impl Report {
         })
     }
 
-    fn print(&self, prepared: Duration, night: Duration, night_sim: f64, whole: Duration) {
+    fn print(
+        &self,
+        prep: &Prepared,
+        prepared: Duration,
+        night: Duration,
+        night_sim: f64,
+        whole: Duration,
+    ) {
+        let shape = shape();
         println!(
-            "restarter night benchmark: fleet-sim generated 50 accounts × 20 clusters × 10 \
-             services = {SERVICES}, eu-west-1, deployments 240-600 simulated s, time_scale \
-             {TIME_SCALE}, latency {LATENCY_MS} ms, throttles on; window 00:00-06:00 UTC, \
-             {BATCHES} batches"
+            "restarter night benchmark: {}; window 00:00-06:00 UTC, {BATCHES} batches",
+            shape.describe()
         );
+        for l in prep.lines(shape) {
+            println!("{l}");
+        }
         for l in &self.lines {
             println!("{l}");
         }
