@@ -19,6 +19,7 @@
 //!
 //! Run with `tools/with-moto cargo bench -p batcher --bench plan` (moto serves the table).
 
+use testkit::bench::{BenchFleet, memory_mb};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,33 +48,20 @@ const LAMBDA_TIMEOUT_SECONDS: f64 = 300.0;
 /// The functions' memory (infra/template.yaml, Globals).
 const LAMBDA_MEMORY_MB: f64 = 512.0;
 
+/// The fleet `BENCH_FLEET` asks for, as this benchmark's catalog.
 #[derive(Debug, Clone, Copy)]
-struct Shape {
-    name: &'static str,
-    accounts: u64,
-    clusters: u64,
-    services: u64,
+struct Shape(BenchFleet);
+
+impl std::ops::Deref for Shape {
+    type Target = BenchFleet;
+    fn deref(&self) -> &BenchFleet {
+        &self.0
+    }
 }
 
 impl Shape {
     fn from_env() -> Shape {
-        let fleet = std::env::var("BENCH_FLEET").unwrap_or_default();
-        let (name, accounts, clusters, services) = match fleet.as_str() {
-            "" | "10k" => ("10k", 50, 20, 10),
-            "100k" => ("100k", 200, 20, 25),
-            "100k-50" => ("100k-50", 50, 20, 100),
-            other => panic!("BENCH_FLEET={other}: expected 10k (the default), 100k or 100k-50"),
-        };
-        Shape {
-            name,
-            accounts,
-            clusters,
-            services,
-        }
-    }
-
-    fn total(&self) -> u64 {
-        self.accounts * self.clusters * self.services
+        Shape(BenchFleet::from_env().unwrap_or_else(|e| panic!("{e}")))
     }
 
     fn account_ids(&self) -> Vec<String> {
@@ -84,12 +72,12 @@ impl Shape {
 
     /// The catalog inventory would have written tonight.
     fn catalog(&self, night: NaiveDate) -> Vec<CatalogRecord> {
-        let mut records = Vec::with_capacity(self.total() as usize);
+        let mut records = Vec::with_capacity(self.services() as usize);
         let mut i = 0u64;
         for account in self.account_ids() {
-            for c in 0..self.clusters {
+            for c in 0..self.clusters_per_account {
                 let cluster = format!("cluster-{c:03}");
-                for s in 0..self.services {
+                for s in 0..self.services_per_cluster {
                     let id = service_id(&account, &cluster, &format!("service-{s:03}"));
                     let mut r = enrolled_record(id, format!("team-{}", c % 12), night);
                     if i.is_multiple_of(5) {
@@ -106,15 +94,6 @@ impl Shape {
     }
 }
 
-/// A figure of /proc/self/status in MB: `VmHWM:` (the peak since the last reset) or `VmRSS:`.
-fn memory_mb(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
 
 /// Resets the peak (`VmHWM`) to the current size, so that the next reading is one run's.
 fn reset_peak() {
@@ -187,9 +166,9 @@ fn main() {
          batches; each run in a process of its own",
         shape.name,
         shape.accounts,
-        shape.clusters,
-        shape.services,
-        shape.total()
+        shape.clusters_per_account,
+        shape.services_per_cluster,
+        shape.services()
     );
     let moto = shape.name == "10k" || std::env::var("BENCH_BATCHER_MOTO").is_ok_and(|v| v == "1");
     let mut figures = std::collections::BTreeMap::new();
@@ -198,7 +177,7 @@ fn main() {
             println!(
                 "dynamo: left out at {} services (moto would take hours; BENCH_BATCHER_MOTO=1 \
                  runs it)",
-                shape.total()
+                shape.services()
             );
             continue;
         }
@@ -236,7 +215,7 @@ fn run_child(mode: &str) {
     let shape = Shape::from_env();
     let night: NaiveDate = NIGHT.parse().expect("night");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let records = shape.total();
+    let records = shape.services();
     match mode {
         "memory" => {
             let base = memory_mb("VmRSS:");

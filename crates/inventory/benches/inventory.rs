@@ -19,6 +19,7 @@
 //! The 10,000-service fleet runs twice on one night, `ACCOUNT_CONCURRENCY` 50 then 16, as it
 //! always did (the second run reads the catalog back and writes nothing).
 
+use testkit::bench::{BenchFleet, memory_mb};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -37,34 +38,20 @@ const CHILD: &str = "INVENTORY_BENCH_SIM_SPEC";
 const RUN: &str = "INVENTORY_BENCH_RUN";
 const LATENCY_MS: u64 = 20;
 
-/// The fleet, as `BENCH_FLEET` asks (`10k`, the default; `100k`; `100k-50`).
+/// The fleet `BENCH_FLEET` asks for, with this benchmark's spec and runs.
 #[derive(Debug, Clone, Copy)]
-struct Shape {
-    name: &'static str,
-    accounts: u64,
-    clusters: u64,
-    services: u64,
+struct Shape(BenchFleet);
+
+impl std::ops::Deref for Shape {
+    type Target = BenchFleet;
+    fn deref(&self) -> &BenchFleet {
+        &self.0
+    }
 }
 
 impl Shape {
     fn from_env() -> Shape {
-        let fleet = std::env::var("BENCH_FLEET").unwrap_or_default();
-        let (name, accounts, clusters, services) = match fleet.as_str() {
-            "" | "10k" => ("10k", 50, 20, 10),
-            "100k" => ("100k", 200, 20, 25),
-            "100k-50" => ("100k-50", 50, 20, 100),
-            other => panic!("BENCH_FLEET={other}: expected 10k (the default), 100k or 100k-50"),
-        };
-        Shape {
-            name,
-            accounts,
-            clusters,
-            services,
-        }
-    }
-
-    fn total(&self) -> u64 {
-        self.accounts * self.clusters * self.services
+        Shape(BenchFleet::from_env().unwrap_or_else(|e| panic!("{e}")))
     }
 
     fn spec(&self) -> String {
@@ -81,7 +68,7 @@ generate:
   services_per_cluster: {}
   tagged_percent: 90
 "#,
-            self.accounts, self.clusters, self.services
+            self.accounts, self.clusters_per_account, self.services_per_cluster
         )
     }
 
@@ -220,15 +207,6 @@ fn http_get(endpoint: &str, path: &str) -> serde_json::Value {
     serde_json::from_str(json).expect("stats JSON")
 }
 
-/// A figure of /proc/self/status in MB: `VmHWM:` (the peak since the last reset) or `VmRSS:`.
-fn memory_mb(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
 
 /// Resets the peak (`VmHWM`) to the current size, so that the next reading is one run's.
 fn reset_peak() {
@@ -289,9 +267,9 @@ fn main() {
          the table; each run in a process of its own",
         shape.name,
         shape.accounts,
-        shape.clusters,
-        shape.services,
-        shape.total(),
+        shape.clusters_per_account,
+        shape.services_per_cluster,
+        shape.services(),
     );
     let mut peak = 0.0f64;
     let mut rows = Vec::new();
@@ -421,7 +399,7 @@ fn run_child(index: usize) {
     };
     let summary = &m.summary;
     let wall = summary.discovery_ms as f64 / 1000.0;
-    assert_eq!(summary.services_found, shape.total());
+    assert_eq!(summary.services_found, shape.services());
     assert!(
         summary.unreachable_count == 0,
         "{:?}",
@@ -436,11 +414,11 @@ fn run_child(index: usize) {
         ("DescribeClusters", 1),
         (
             "ListServices",
-            shape.clusters * shape.services.div_ceil(100),
+            shape.clusters_per_account * shape.services_per_cluster.div_ceil(100),
         ),
         (
             "DescribeServices",
-            shape.clusters * shape.services.div_ceil(10),
+            shape.clusters_per_account * shape.services_per_cluster.div_ceil(10),
         ),
     ]
     .into_iter()

@@ -36,6 +36,7 @@
 //! fleet): moto serves nothing here, but `testkit::hub_sdk_config` (the tests' SDK settings)
 //! wants `MOTO_ENDPOINT`. Figures: docs/performance.md.
 
+use testkit::bench::{BenchFleet, memory_mb};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -72,13 +73,10 @@ const TAG_KEY: &str = "ecs_task_daily_restart";
 /// How many records a BatchWriteItem takes: the unit the batcher's writes are counted in.
 const WRITE_CHUNK: u64 = 25;
 
-/// The fleet of the night, as `BENCH_FLEET` asks (`10k`, the default; `100k`; `100k-50`).
+/// The fleet of the night, as `BENCH_FLEET` asks ([`BenchFleet`]), and how fast it runs.
 #[derive(Debug, Clone)]
 struct Shape {
-    name: &'static str,
-    accounts: usize,
-    clusters_per_account: u64,
-    services_per_cluster: u64,
+    fleet: BenchFleet,
     /// Simulated seconds per real second.
     time_scale: f64,
     /// When simulated time starts: before the window, so that inventory and planning finish
@@ -86,38 +84,28 @@ struct Shape {
     start_time: &'static str,
 }
 
+impl std::ops::Deref for Shape {
+    type Target = BenchFleet;
+    fn deref(&self) -> &BenchFleet {
+        &self.fleet
+    }
+}
+
 impl Shape {
     fn from_env() -> anyhow::Result<Shape> {
-        let fleet = std::env::var("BENCH_FLEET").unwrap_or_default();
-        let mut shape = match fleet.as_str() {
-            "" | "10k" => Shape {
-                name: "10k",
-                accounts: 50,
-                clusters_per_account: 20,
-                services_per_cluster: 10,
-                time_scale: 120.0,
-                start_time: "2026-11-21T23:50:00Z",
-            },
-            // 4,000 clusters: at 120 simulated seconds per real second the machine cannot keep
-            // up (a poll of 2,000 services would last minutes of simulated time), at 24 the
-            // night lasts about 16 minutes.
-            "100k" => Shape {
-                name: "100k",
-                accounts: 200,
-                clusters_per_account: 20,
-                services_per_cluster: 25,
-                time_scale: 24.0,
-                start_time: "2026-11-21T23:20:00Z",
-            },
-            "100k-50" => Shape {
-                name: "100k-50",
-                accounts: 50,
-                clusters_per_account: 20,
-                services_per_cluster: 100,
-                time_scale: 24.0,
-                start_time: "2026-11-21T23:20:00Z",
-            },
-            other => bail!("BENCH_FLEET={other}: expected 10k (the default), 100k or 100k-50"),
+        let fleet = BenchFleet::from_env().map_err(anyhow::Error::msg)?;
+        // At 4,000 clusters and 120 simulated seconds per real second the machine cannot keep
+        // up (a poll of 2,000 services would last minutes of simulated time); at 24 the night
+        // lasts about 16 minutes.
+        let (time_scale, start_time) = if fleet.name == "10k" {
+            (120.0, "2026-11-21T23:50:00Z")
+        } else {
+            (24.0, "2026-11-21T23:20:00Z")
+        };
+        let mut shape = Shape {
+            fleet,
+            time_scale,
+            start_time,
         };
         if let Ok(scale) = std::env::var("BENCH_TIME_SCALE") {
             shape.time_scale = scale
@@ -130,7 +118,7 @@ impl Shape {
     }
 
     fn services(&self) -> u64 {
-        self.accounts as u64 * self.clusters_per_account * self.services_per_cluster
+        self.fleet.services()
     }
 
     fn spec(&self) -> String {
@@ -171,7 +159,7 @@ generate:
             self.clusters_per_account,
             self.services_per_cluster,
             self.services(),
-            self.accounts as u64 * self.clusters_per_account,
+            self.accounts * self.clusters_per_account,
             self.time_scale,
         )
     }
@@ -184,15 +172,6 @@ fn shape() -> &'static Shape {
     SHAPE.get().expect("the shape is set in main")
 }
 
-/// Memory of this process, from /proc/self/status, in MB: `VmHWM` (the peak) or `VmRSS`.
-fn memory_mb(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
 
 /// Peaks of resident memory, phase by phase: the kernel's peak (`VmHWM`) is read at the end of
 /// each phase and reset to the current size for the next (`/proc/self/clear_refs`).
@@ -572,7 +551,7 @@ async fn night() -> anyhow::Result<()> {
     let spec = FleetSpec::from_yaml_str(&shape.spec())?;
     ensure!(spec.time_scale == shape.time_scale && spec.latency_ms as f64 == LATENCY_MS);
     let account_ids = fleet_sim::world::build(&spec, 0).account_order;
-    ensure!(account_ids.len() == shape.accounts);
+    ensure!(account_ids.len() as u64 == shape.accounts);
     let sim = fleet_sim::spawn(spec).await?;
     let handle = sim.handle().clone();
     let sdk = testkit::hub_sdk_config(&sim.endpoint_url());

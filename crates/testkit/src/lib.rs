@@ -21,6 +21,7 @@ use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use restart_aws::dynamodb;
 
+pub mod bench;
 pub mod fakes;
 pub mod fixtures;
 pub mod strategies;
