@@ -19,9 +19,9 @@
 //!
 //! Run with `tools/with-moto cargo bench -p batcher --bench plan` (moto serves the table).
 
-use testkit::bench::{BenchFleet, memory_mb};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use testkit::bench::{BenchFleet, memory_mb};
 
 use chrono::NaiveDate;
 use restart_core::Config;
@@ -93,7 +93,6 @@ impl Shape {
         records
     }
 }
-
 
 /// Resets the peak (`VmHWM`) to the current size, so that the next reading is one run's.
 fn reset_peak() {

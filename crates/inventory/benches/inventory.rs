@@ -19,13 +19,13 @@
 //! The 10,000-service fleet runs twice on one night, `ACCOUNT_CONCURRENCY` 50 then 16, as it
 //! always did (the second run reads the catalog back and writes nothing).
 
-use testkit::bench::{BenchFleet, memory_mb};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
+use testkit::bench::{BenchFleet, memory_mb};
 
 use restart_core::Config;
 use restart_core::catalog::CatalogRecord;
@@ -206,7 +206,6 @@ fn http_get(endpoint: &str, path: &str) -> serde_json::Value {
     let json = body.split("\r\n\r\n").nth(1).expect("a body");
     serde_json::from_str(json).expect("stats JSON")
 }
-
 
 /// Resets the peak (`VmHWM`) to the current size, so that the next reading is one run's.
 fn reset_peak() {

@@ -36,12 +36,12 @@
 //! fleet): moto serves nothing here, but `testkit::hub_sdk_config` (the tests' SDK settings)
 //! wants `MOTO_ENDPOINT`. Figures: docs/performance.md.
 
-use testkit::bench::{BenchFleet, memory_mb};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+use testkit::bench::{BenchFleet, memory_mb};
 
 use anyhow::{Context, bail, ensure};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -171,7 +171,6 @@ static SHAPE: OnceLock<Shape> = OnceLock::new();
 fn shape() -> &'static Shape {
     SHAPE.get().expect("the shape is set in main")
 }
-
 
 /// Peaks of resident memory, phase by phase: the kernel's peak (`VmHWM`) is read at the end of
 /// each phase and reset to the current size for the next (`/proc/self/clear_refs`).
