@@ -48,50 +48,33 @@ const LAMBDA_TIMEOUT_SECONDS: f64 = 300.0;
 /// The functions' memory (infra/template.yaml, Globals).
 const LAMBDA_MEMORY_MB: f64 = 512.0;
 
-/// The fleet `BENCH_FLEET` asks for, as this benchmark's catalog.
-#[derive(Debug, Clone, Copy)]
-struct Shape(BenchFleet);
-
-impl std::ops::Deref for Shape {
-    type Target = BenchFleet;
-    fn deref(&self) -> &BenchFleet {
-        &self.0
-    }
+fn account_ids(shape: &BenchFleet) -> Vec<String> {
+    (0..shape.accounts)
+        .map(|a| format!("{:012}", 100_000_000_000 + a * 7_919))
+        .collect()
 }
 
-impl Shape {
-    fn from_env() -> Shape {
-        Shape(BenchFleet::from_env().unwrap_or_else(|e| panic!("{e}")))
-    }
-
-    fn account_ids(&self) -> Vec<String> {
-        (0..self.accounts)
-            .map(|a| format!("{:012}", 100_000_000_000 + a * 7_919))
-            .collect()
-    }
-
-    /// The catalog inventory would have written tonight.
-    fn catalog(&self, night: NaiveDate) -> Vec<CatalogRecord> {
-        let mut records = Vec::with_capacity(self.services() as usize);
-        let mut i = 0u64;
-        for account in self.account_ids() {
-            for c in 0..self.clusters_per_account {
-                let cluster = format!("cluster-{c:03}");
-                for s in 0..self.services_per_cluster {
-                    let id = service_id(&account, &cluster, &format!("service-{s:03}"));
-                    let mut r = enrolled_record(id, format!("team-{}", c % 12), night);
-                    if i.is_multiple_of(5) {
-                        r.tag_value = None;
-                        r.tag_state = TagStateKind::Untagged;
-                        r.skip_reason = Some(SkipReason::Untagged);
-                    }
-                    records.push(r);
-                    i += 1;
+/// The catalog inventory would have written tonight.
+fn catalog(shape: &BenchFleet, night: NaiveDate) -> Vec<CatalogRecord> {
+    let mut records = Vec::with_capacity(shape.services() as usize);
+    let mut i = 0u64;
+    for account in account_ids(shape) {
+        for c in 0..shape.clusters_per_account {
+            let cluster = format!("cluster-{c:03}");
+            for s in 0..shape.services_per_cluster {
+                let id = service_id(&account, &cluster, &format!("service-{s:03}"));
+                let mut r = enrolled_record(id, format!("team-{}", c % 12), night);
+                if i.is_multiple_of(5) {
+                    r.tag_value = None;
+                    r.tag_state = TagStateKind::Untagged;
+                    r.skip_reason = Some(SkipReason::Untagged);
                 }
+                records.push(r);
+                i += 1;
             }
         }
-        records
     }
+    records
 }
 
 /// Resets the peak (`VmHWM`) to the current size, so that the next reading is one run's.
@@ -100,8 +83,8 @@ fn reset_peak() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-fn config(shape: &Shape, table: &str) -> Config {
-    let accounts = shape.account_ids().join(",");
+fn config(shape: &BenchFleet, table: &str) -> Config {
+    let accounts = account_ids(shape).join(",");
     Config::from_vars([
         ("TABLE_NAME", table),
         ("ACCOUNTS", accounts.as_str()),
@@ -156,7 +139,7 @@ fn main() {
     if args.iter().any(|a| !"plan".contains(a.as_str())) {
         return;
     }
-    let shape = Shape::from_env();
+    let shape = BenchFleet::from_env().unwrap_or_else(|e| panic!("{e}"));
     // Fails with a clear message when moto is not running: use `make bench`.
     testkit::moto_endpoint();
     println!(
@@ -211,7 +194,7 @@ fn main() {
 
 /// One run in a process of its own (see the module documentation).
 fn run_child(mode: &str) {
-    let shape = Shape::from_env();
+    let shape = BenchFleet::from_env().unwrap_or_else(|e| panic!("{e}"));
     let night: NaiveDate = NIGHT.parse().expect("night");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let records = shape.services();
@@ -220,7 +203,7 @@ fn run_child(mode: &str) {
             let base = memory_mb("VmRSS:");
             let store = MemoryStore::default();
             // The catalog a thousand records at a time: nothing but the table's records stays.
-            for chunk in shape.catalog(night).chunks(1_000) {
+            for chunk in catalog(&shape, night).chunks(1_000) {
                 rt.block_on(store.put_catalog(chunk)).expect("catalog");
             }
             let batcher = batcher::Batcher {
@@ -258,7 +241,7 @@ fn run_child(mode: &str) {
         }
         "store" => {
             let store = MemoryStore::default();
-            let catalog = shape.catalog(night);
+            let catalog = catalog(&shape, night);
             let start = night.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
             let before = memory_mb("VmRSS:");
             let mut chunk = Vec::with_capacity(1_000);
@@ -293,7 +276,7 @@ fn run_child(mode: &str) {
                 Arc::new(SystemClock),
             );
             let t = Instant::now();
-            for chunk in shape.catalog(night).chunks(1_000) {
+            for chunk in catalog(&shape, night).chunks(1_000) {
                 rt.block_on(handler.store.put_catalog(chunk))
                     .expect("catalog written");
             }

@@ -38,25 +38,10 @@ const CHILD: &str = "INVENTORY_BENCH_SIM_SPEC";
 const RUN: &str = "INVENTORY_BENCH_RUN";
 const LATENCY_MS: u64 = 20;
 
-/// The fleet `BENCH_FLEET` asks for, with this benchmark's spec and runs.
-#[derive(Debug, Clone, Copy)]
-struct Shape(BenchFleet);
-
-impl std::ops::Deref for Shape {
-    type Target = BenchFleet;
-    fn deref(&self) -> &BenchFleet {
-        &self.0
-    }
-}
-
-impl Shape {
-    fn from_env() -> Shape {
-        Shape(BenchFleet::from_env().unwrap_or_else(|e| panic!("{e}")))
-    }
-
-    fn spec(&self) -> String {
-        format!(
-            r#"
+/// The fleet-sim spec of `shape`: generated, throttling on, 90 % of the services enrolled.
+fn spec(shape: &BenchFleet) -> String {
+    format!(
+        r#"
 seed: 4
 time_scale: 1
 latency_ms: {LATENCY_MS}
@@ -68,40 +53,39 @@ generate:
   services_per_cluster: {}
   tagged_percent: 90
 "#,
-            self.accounts, self.clusters_per_account, self.services_per_cluster
-        )
-    }
+        shape.accounts, shape.clusters_per_account, shape.services_per_cluster
+    )
+}
 
-    /// The runs, in order.
-    fn runs(&self) -> Vec<Plan> {
-        let plan = |concurrency: Option<String>, night, table| Plan {
-            concurrency,
-            night,
-            table,
-            seeded: false,
-            dump: false,
-        };
-        if self.name == "10k" {
-            return vec![
-                plan(Some("50".into()), "2026-11-22", Table::Moto),
-                plan(Some("16".into()), "2026-11-22", Table::Moto),
-            ];
-        }
-        let all = Some(self.accounts.to_string());
-        vec![
-            plan(None, "2026-11-22", Table::FreshMoto),
-            plan(all.clone(), "2026-11-22", Table::FreshMoto),
-            plan(Some("64".into()), "2026-11-22", Table::FreshMoto),
-            Plan {
-                dump: true,
-                ..plan(None, "2026-11-22", Table::Memory)
-            },
-            Plan {
-                seeded: true,
-                ..plan(None, "2026-11-23", Table::Memory)
-            },
-        ]
+/// The runs, in order.
+fn runs(shape: &BenchFleet) -> Vec<Plan> {
+    let plan = |concurrency: Option<String>, night, table| Plan {
+        concurrency,
+        night,
+        table,
+        seeded: false,
+        dump: false,
+    };
+    if shape.name == "10k" {
+        return vec![
+            plan(Some("50".into()), "2026-11-22", Table::Moto),
+            plan(Some("16".into()), "2026-11-22", Table::Moto),
+        ];
     }
+    let all = Some(shape.accounts.to_string());
+    vec![
+        plan(None, "2026-11-22", Table::FreshMoto),
+        plan(all.clone(), "2026-11-22", Table::FreshMoto),
+        plan(Some("64".into()), "2026-11-22", Table::FreshMoto),
+        Plan {
+            dump: true,
+            ..plan(None, "2026-11-22", Table::Memory)
+        },
+        Plan {
+            seeded: true,
+            ..plan(None, "2026-11-23", Table::Memory)
+        },
+    ]
 }
 
 /// Where a run's catalog is.
@@ -228,13 +212,13 @@ fn main() {
     if args.iter().any(|a| !"inventory".contains(a.as_str())) {
         return;
     }
-    let shape = Shape::from_env();
+    let shape = BenchFleet::from_env().unwrap_or_else(|e| panic!("{e}"));
     // Fails with a clear message when moto is not running: use `make bench`.
     testkit::moto_endpoint();
     let dir = std::env::temp_dir().join(format!("inventory-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let spec_path = dir.join("fleet.yaml");
-    std::fs::write(&spec_path, shape.spec()).expect("write spec");
+    std::fs::write(&spec_path, spec(&shape)).expect("write spec");
 
     let mut child = Command::new(std::env::current_exe().expect("own path"))
         .env(CHILD, &spec_path)
@@ -273,7 +257,7 @@ fn main() {
     let mut peak = 0.0f64;
     let mut rows = Vec::new();
     let mut table = new_table();
-    for (i, plan) in shape.runs().iter().enumerate() {
+    for (i, plan) in runs(&shape).iter().enumerate() {
         if plan.table == Table::FreshMoto {
             table = new_table();
         }
@@ -322,8 +306,8 @@ fn main() {
 
 /// One run, in a process of its own: prints its row and `PEAK <MB>`.
 fn run_child(index: usize) {
-    let shape = Shape::from_env();
-    let plan = shape.runs()[index].clone();
+    let shape = BenchFleet::from_env().unwrap_or_else(|e| panic!("{e}"));
+    let plan = runs(&shape)[index].clone();
     let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
     let endpoint = var("INVENTORY_BENCH_ENDPOINT");
     let accounts = var("INVENTORY_BENCH_ACCOUNTS");
