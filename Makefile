@@ -61,6 +61,7 @@ infra-lint: $(INFRA_STAMP) $(INFRA_NPM_STAMP) $(SAM_STAMP) ## sam validate --lin
 
 # sam build runs `cargo lambda build --release --arm64` in each function's crate (the template's
 # BuildMethod rust-cargolambda); the zips are what Lambda runs, one bootstrap each.
+# No --beta-features: rust-cargolambda left SAM's beta (aws-sam-cli PR 8526, December 2025); the pinned 1.170.0 builds it without a prompt, and the flag would turn on every other beta feature.
 .PHONY: package
 package: $(SAM_STAMP) ## sam build: the four functions for arm64, zipped into target/package/<function>.zip
 	$(SAM) build --template infra/template.yaml --build-dir .aws-sam/build
