@@ -357,6 +357,20 @@ fn cluster_item(account: &str, region: &str, cl: &Cluster, now: Millis) -> Value
     })
 }
 
+/// The aggregator a request names, as IAM authorizes it:
+/// `arn:aws:config:REGION:ACCOUNT:config-aggregator/NAME` (AWS appends a generated id to the
+/// name; policies grant `config-aggregator/*`). `*` when the request names none.
+pub fn aggregator_arn(region: &str, account: &str, body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("ConfigurationAggregatorName")
+                .and_then(serde_json::Value::as_str)
+                .map(|name| format!("arn:aws:config:{region}:{account}:config-aggregator/{name}"))
+        })
+        .unwrap_or_else(|| "*".to_owned())
+}
+
 /// Handles one Config action; returns the JSON body.
 pub fn handle(world: &World, action: &str, body: &[u8], now: Millis) -> Result<String, AwsError> {
     if action != "SelectAggregateResourceConfig" {

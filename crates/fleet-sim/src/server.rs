@@ -18,12 +18,15 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::auth::{account_of_issued_key, parse_authorization};
+use crate::auth::{
+    Authorization, Authorizer, Principal, account_of_issued_key, ecs_context, ecs_resources,
+    parse_authorization,
+};
 use crate::clock::{SimClock, millis_to_utc};
 use crate::error::AwsError;
 use crate::rate::RateMeter;
 use crate::spec::{FleetSpec, SpecError};
-use crate::sts::{Sessions, StsCaller};
+use crate::sts::{Issued, Sessions, StsAuth, StsCaller};
 use crate::throttle::Throttle;
 use crate::world::{self, World};
 use crate::{config_svc, ecs, faults, organizations, sts};
@@ -101,6 +104,9 @@ struct Inner {
     throttled: BTreeMap<String, BTreeMap<String, u64>>,
     rates: RateMeter,
     sessions: Sessions,
+    issued: Issued,
+    /// Decides every request when set ([`SimHandle::set_authorizer`]); kept across resets.
+    authorizer: Option<Arc<dyn Authorizer>>,
     request_seq: u64,
 }
 
@@ -118,6 +124,8 @@ impl Inner {
             throttled: BTreeMap::new(),
             rates: RateMeter::default(),
             sessions: HashMap::new(),
+            issued: HashMap::new(),
+            authorizer: None,
             request_seq: 0,
         }
     }
@@ -127,6 +135,50 @@ impl Inner {
             .or_default()
             .entry(action.to_owned())
             .or_default() += 1;
+    }
+
+    /// Who signed: a session the simulator issued (by its token), else a hub identity. `None`
+    /// for an issued key whose token names no session.
+    fn principal(&self, headers: &HeaderMap, access_key: &str) -> Option<Principal> {
+        if account_of_issued_key(access_key).is_none() {
+            return Some(Principal::Hub {
+                access_key: access_key.to_owned(),
+            });
+        }
+        let token = headers
+            .get("x-amz-security-token")
+            .and_then(|v| v.to_str().ok())?;
+        self.issued.get(token).cloned().map(Principal::Session)
+    }
+
+    /// Puts `requests` (`(action, resource)`, with `context`) to the authorizer, if there is
+    /// one; the first refusal is the answer.
+    fn authorize(
+        &self,
+        headers: &HeaderMap,
+        access_key: &str,
+        requests: Vec<(String, String)>,
+        context: &BTreeMap<String, Vec<String>>,
+    ) -> Result<(), AwsError> {
+        let Some(authorizer) = &self.authorizer else {
+            return Ok(());
+        };
+        let Some(principal) = self.principal(headers, access_key) else {
+            return Err(AwsError::unrecognized_client());
+        };
+        for (action, resource) in requests {
+            let request = Authorization {
+                principal: principal.clone(),
+                action,
+                resource,
+                context: context.clone(),
+                assume: None,
+            };
+            authorizer
+                .authorize(&request)
+                .map_err(AwsError::access_denied)?;
+        }
+        Ok(())
     }
 
     fn request_id(&mut self) -> String {
@@ -203,19 +255,30 @@ impl SimHandle {
         }
     }
 
-    /// Back to the loaded spec's initial state: fleet, clock, buckets and statistics.
+    /// Back to the loaded spec's initial state: fleet, clock, buckets and statistics (the
+    /// authorizer stays).
     pub fn reset(&self) {
         let mut g = self.lock();
         let spec = g.spec.clone();
+        let authorizer = g.authorizer.take();
         *g = Inner::new(spec);
+        g.authorizer = authorizer;
     }
 
-    /// Loads a new spec (and resets everything).
+    /// Loads a new spec (and resets everything but the authorizer).
     pub fn load(&self, spec: FleetSpec) -> Result<(), SpecError> {
         spec.validate()?;
-        let fresh = Inner::new(spec);
-        *self.lock() = fresh;
+        let mut fresh = Inner::new(spec);
+        let mut g = self.lock();
+        fresh.authorizer = g.authorizer.take();
+        *g = fresh;
         Ok(())
+    }
+
+    /// From now on every ECS, Organizations and Config request and every AssumeRole is put to
+    /// `authorizer` (module [`crate::auth`]); `None` allows everything again.
+    pub fn set_authorizer(&self, authorizer: Option<Arc<dyn Authorizer>>) {
+        self.lock().authorizer = authorizer;
     }
 
     /// The spec currently loaded.
@@ -364,6 +427,32 @@ async fn aws_call(State(handle): State<SimHandle>, headers: HeaderMap, body: Byt
         let e = AwsError::throttling();
         return json_response(e.status, e.json_body(), Some(&request_id));
     }
+    // Authorized after the token bucket, as AWS throttles before it evaluates policies.
+    let (requests, context) = match protocol {
+        Protocol::Ecs => (
+            ecs_resources(&account, &region, &action, &body)
+                .into_iter()
+                .map(|r| (format!("ecs:{action}"), r))
+                .collect(),
+            ecs_context(&region, &action, &body),
+        ),
+        // Organizations' listing actions take no resource-level permission.
+        Protocol::Organizations => (
+            vec![(format!("organizations:{action}"), "*".to_owned())],
+            BTreeMap::new(),
+        ),
+        _ => (
+            vec![(
+                format!("config:{action}"),
+                config_svc::aggregator_arn(&region, &account, &body),
+            )],
+            BTreeMap::new(),
+        ),
+    };
+    if let Err(e) = g.authorize(&headers, &key, requests, &context) {
+        tracing::debug!(%account, %action, code = e.code, "denied");
+        return json_response(e.status, e.json_body(), Some(&request_id));
+    }
     if protocol == Protocol::Organizations {
         let world = &g.world;
         let out = organizations::handle(
@@ -473,9 +562,30 @@ fn sts_call(g: &mut Inner, headers: &HeaderMap, body: &[u8], request_id: &str) -
         access_key: &key,
         account: &account,
     };
+    let principal = g.principal(headers, &key);
+    let authorizer = g.authorizer.clone();
+    let organization_id = g.world.organization.as_ref().map(|o| o.id.clone());
+    let auth = match (&authorizer, &principal) {
+        (None, _) => None,
+        (Some(authorizer), Some(principal)) => Some(StsAuth {
+            authorizer: authorizer.as_ref(),
+            principal,
+            organization_id: organization_id.as_deref(),
+        }),
+        (Some(_), None) => {
+            let e = AwsError {
+                code: "InvalidClientTokenId",
+                ..AwsError::unrecognized_client()
+            };
+            return xml_response(e.status, e.xml_body(request_id), request_id);
+        }
+    };
+    let inner = &mut *g;
     match sts::handle(
-        &g.world,
-        &mut g.sessions,
+        &inner.world,
+        &mut inner.sessions,
+        &mut inner.issued,
+        auth,
         caller,
         &params,
         Utc::now(),

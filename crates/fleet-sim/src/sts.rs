@@ -6,7 +6,10 @@ use std::collections::HashMap;
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
 
-use crate::auth::{account_of_issued_key, issued_access_key};
+use crate::auth::{
+    AssumeTarget, Authorization, Authorizer, Principal, Session, account_of_issued_key,
+    issued_access_key,
+};
 use crate::error::{AwsError, xml_escape};
 use crate::rng::hash_parts;
 use crate::world::World;
@@ -25,6 +28,21 @@ pub struct StsCaller<'a> {
 /// Sessions issued so far: account → (role name, session name) of the latest, for
 /// GetCallerIdentity.
 pub type Sessions = HashMap<String, (String, String)>;
+
+/// Sessions issued so far by their session token, for an [`Authorizer`] to know who signs.
+pub type Issued = HashMap<String, Session>;
+
+/// The authorization of an AssumeRole: the authorizer, who asks, and the organization the
+/// fleet's accounts belong to (`aws:ResourceOrgID`).
+#[derive(Debug, Clone, Copy)]
+pub struct StsAuth<'a> {
+    /// Decides.
+    pub authorizer: &'a dyn Authorizer,
+    /// Who signed the AssumeRole.
+    pub principal: &'a Principal,
+    /// The fleet's organization (every account of the fleet is a member), if it has one.
+    pub organization_id: Option<&'a str>,
+}
 
 fn validation(message: impl Into<String>) -> AwsError {
     AwsError::bad("ValidationError", message)
@@ -56,9 +74,15 @@ pub fn caller_arn(caller: StsCaller<'_>, sessions: &Sessions) -> String {
 }
 
 /// Handles one STS request body; returns the XML answer.
+/// With `auth`, an AssumeRole is put to the authorizer first (the caller's policy and the
+/// role's trust policy), and the session it issues is recorded in `issued`.
+// The simulator's state is passed piece by piece, as the server holds it under one lock.
+#[allow(clippy::too_many_arguments)]
 pub fn handle(
     world: &World,
     sessions: &mut Sessions,
+    issued: &mut Issued,
+    auth: Option<StsAuth<'_>>,
     caller: StsCaller<'_>,
     params: &HashMap<String, String>,
     real_now: DateTime<Utc>,
@@ -66,7 +90,9 @@ pub fn handle(
 ) -> Result<String, AwsError> {
     let action = params.get("Action").map(String::as_str).unwrap_or_default();
     match action {
-        "AssumeRole" => assume_role(world, sessions, caller, params, real_now, request_id),
+        "AssumeRole" => assume_role(
+            world, sessions, issued, auth, caller, params, real_now, request_id,
+        ),
         "GetCallerIdentity" => Ok(get_caller_identity(caller, sessions, request_id)),
         other => Err(AwsError::bad(
             "InvalidAction",
@@ -75,9 +101,13 @@ pub fn handle(
     }
 }
 
+// As `handle`.
+#[allow(clippy::too_many_arguments)]
 fn assume_role(
     world: &World,
     sessions: &mut Sessions,
+    issued: &mut Issued,
+    auth: Option<StsAuth<'_>>,
     caller: StsCaller<'_>,
     params: &HashMap<String, String>,
     real_now: DateTime<Utc>,
@@ -149,8 +179,62 @@ fn assume_role(
     {
         return Err(denied());
     }
+    // The caller's identity policy and the role's trust policy, as IAM evaluates them: the
+    // ExternalId, the role's account and organization, the session's name, source identity
+    // and tags are the condition keys the policies may test.
+    let mut source_identity = None;
+    if let Some(auth) = auth {
+        let mut context: std::collections::BTreeMap<String, Vec<String>> = [
+            ("aws:ResourceAccount", Some(target)),
+            ("aws:ResourceOrgID", auth.organization_id),
+            (
+                "sts:ExternalId",
+                params.get("ExternalId").map(String::as_str),
+            ),
+            ("sts:RoleSessionName", Some(session.as_str())),
+            (
+                "sts:SourceIdentity",
+                params.get("SourceIdentity").map(String::as_str),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.to_owned(), vec![v?.to_owned()])))
+        .collect();
+        let tag_keys: Vec<String> = params
+            .iter()
+            .filter(|(k, _)| k.starts_with("Tags.member.") && k.ends_with(".Key"))
+            .map(|(_, v)| v.clone())
+            .collect();
+        if !tag_keys.is_empty() {
+            context.insert("aws:TagKeys".to_owned(), tag_keys);
+        }
+        let request = Authorization {
+            principal: auth.principal.clone(),
+            action: "sts:AssumeRole".to_owned(),
+            resource: role_arn.clone(),
+            context,
+            assume: Some(AssumeTarget {
+                account: target.to_owned(),
+                role_arn: role_arn.clone(),
+            }),
+        };
+        match auth.authorizer.authorize(&request) {
+            Ok(allowed) => source_identity = allowed.source_identity,
+            Err(message) => return Err(access_denied(message)),
+        }
+    }
     sessions.insert(target.to_owned(), (role_name.to_owned(), session.clone()));
     let h = hash_parts(world.seed, &[target, role_name, session]);
+    issued.insert(
+        session_token(target, h),
+        Session {
+            account: target.to_owned(),
+            role_arn: format!("arn:aws:iam::{target}:role/{role_path}"),
+            role_name: role_name.to_owned(),
+            session_name: session.clone(),
+            source_identity,
+        },
+    );
     let role_id = format!("AROA{h:016X}S");
     let expiration = (real_now + Duration::seconds(duration)).format("%Y-%m-%dT%H:%M:%SZ");
     Ok(format!(
@@ -163,7 +247,7 @@ fn assume_role(
     <Credentials>
       <AccessKeyId>{akid}</AccessKeyId>
       <SecretAccessKey>fleetsimSecret{h:016x}{target}</SecretAccessKey>
-      <SessionToken>FwoGZXIvYXdzEFleetSim{target}{h:016x}</SessionToken>
+      <SessionToken>{token}</SessionToken>
       <Expiration>{expiration}</Expiration>
     </Credentials>
     <PackedPolicySize>0</PackedPolicySize>
@@ -176,8 +260,14 @@ fn assume_role(
         session_x = xml_escape(session),
         role_x = xml_escape(role_name),
         akid = issued_access_key(target),
+        token = session_token(target, h),
         rid = xml_escape(request_id),
     ))
+}
+
+/// The session token of a session into `target` (its hash `h` names the role and session).
+fn session_token(target: &str, h: u64) -> String {
+    format!("FwoGZXIvYXdzEFleetSim{target}{h:016x}")
 }
 
 fn get_caller_identity(caller: StsCaller<'_>, sessions: &Sessions, request_id: &str) -> String {

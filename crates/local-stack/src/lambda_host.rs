@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 
 use crate::bill::{DynamoBill, Meter, SnsBill};
 use crate::http;
+use crate::iam::{Enforcement, Entry, Request as IamRequest, Verdict};
 
 /// The four functions, built once as a cold start would.
 #[derive(Debug)]
@@ -41,11 +42,17 @@ pub struct Functions {
 impl Functions {
     /// Each function's handler from the same configuration and SDK settings, as `main` does.
     pub fn new(config: &Config, sdk: &aws_types::SdkConfig) -> Functions {
+        Functions::with_sdk(config, |_| sdk.clone())
+    }
+
+    /// Each function's handler with its own SDK settings (`sdk(name)`: its role's
+    /// credentials).
+    pub fn with_sdk(config: &Config, sdk: impl Fn(&str) -> aws_types::SdkConfig) -> Functions {
         Functions {
-            inventory: inventory::aws::handler(config.clone(), sdk),
-            batcher: batcher::aws::handler(config.clone(), sdk),
-            restarter: restarter::aws::handler(config.clone(), sdk),
-            notifier: notifier::aws::handler(config.clone(), sdk),
+            inventory: inventory::aws::handler(config.clone(), &sdk("inventory")),
+            batcher: batcher::aws::handler(config.clone(), &sdk("batcher")),
+            restarter: restarter::aws::handler(config.clone(), &sdk("restarter")),
+            notifier: notifier::aws::handler(config.clone(), &sdk("notifier")),
         }
     }
 
@@ -90,6 +97,8 @@ struct HostState {
     client: http::Client,
     invocations: Mutex<Invocations>,
     meter: Mutex<Meter>,
+    /// The templates' IAM, when requests are authorized ([`LambdaHost::enforcing`]).
+    iam: Mutex<Option<Arc<Enforcement>>>,
 }
 
 /// The host, serving until dropped.
@@ -116,6 +125,7 @@ impl LambdaHost {
             client: http::client(),
             invocations: Mutex::new(Invocations::default()),
             meter: Mutex::new(meter),
+            iam: Mutex::new(None),
         });
         let app = Router::new()
             .route("/2015-03-31/functions/{name}/invocations", post(invoke))
@@ -138,6 +148,18 @@ impl LambdaHost {
             shutdown: Some(tx),
             task: Some(task),
         })
+    }
+
+    /// From now on, invocations are authorized as the state machine's role's and every
+    /// forwarded request as its signer's (requests signed with a key of no principal of the
+    /// templates, the stack's own administration, are not restricted).
+    pub fn enforcing(self, iam: Arc<Enforcement>) -> LambdaHost {
+        *self
+            .state
+            .iam
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(iam);
+        self
     }
 
     /// Calls and errors so far.
@@ -215,6 +237,33 @@ async fn invoke(
             "ResourceNotFoundException",
             &format!("Function not found: {target}"),
         );
+    }
+    // Only the state machine invokes the functions: as its role, on the function's
+    // unqualified ARN (the definition's).
+    let iam = state
+        .iam
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    if let Some(iam) = iam {
+        let arn = iam
+            .names
+            .atts
+            .iter()
+            .find(|(k, v)| k.ends_with(".Arn") && v.ends_with(&format!(":function:{name}")))
+            .map_or_else(|| target.clone(), |(_, v)| v.clone());
+        let request = IamRequest::new("lambda:InvokeFunction", arn)
+            .with("aws:RequestedRegion", &[&iam.hub.region]);
+        let entry = Entry {
+            caller: iam.principals.state_machine.clone(),
+            request,
+            trust_of: None,
+            origin: iam.phase(),
+            sent: true,
+        };
+        if let Verdict::Denied(message) = iam.policies.authorize(entry) {
+            return lambda_error(StatusCode::FORBIDDEN, "AccessDeniedException", &message);
+        }
     }
     tracing::debug!(function = %name, %event, "invoke");
     // Spawned, so that a handler's panic is one failed invocation, as in Lambda.
@@ -301,6 +350,28 @@ async fn forward(State(state): State<Arc<HostState>>, req: Request) -> Response 
         Ok(b) => b.to_bytes(),
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
+    let iam = state
+        .iam
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    if let Some(iam) = iam
+        && let Some(key) = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(fleet_sim::auth::parse_authorization)
+        && let Some(Verdict::Denied(message)) = iam.authorize_http(
+            &key.access_key,
+            parts
+                .headers
+                .get("x-amz-target")
+                .and_then(|t| t.to_str().ok()),
+            &body,
+        )
+    {
+        return access_denied(&parts.headers, &body, &message);
+    }
     let dynamodb_op = parts
         .headers
         .get("x-amz-target")
@@ -358,6 +429,47 @@ async fn forward(State(state): State<Arc<HostState>>, req: Request) -> Response 
         }
     }
     Response::from_parts(parts, Body::from(answer))
+}
+
+/// AWS's answer to a denied request, in the request's protocol: JSON (`__type`
+/// `AccessDeniedException`, status 400) for the JSON protocols (DynamoDB, Step Functions,
+/// SQS), XML (`AuthorizationError` for SNS, `AccessDenied` otherwise, status 403) for the
+/// query protocol.
+fn access_denied(headers: &axum::http::HeaderMap, body: &[u8], message: &str) -> Response {
+    if headers.contains_key("x-amz-target") {
+        let body = serde_json::json!({
+            "__type": "com.amazon.coral.service#AccessDeniedException",
+            "message": message,
+        });
+        let mut resp = (StatusCode::BAD_REQUEST, body.to_string()).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-amz-json-1.0"),
+        );
+        resp.headers_mut().insert(
+            "x-amzn-ErrorType",
+            HeaderValue::from_static("AccessDeniedException"),
+        );
+        return resp;
+    }
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
+    let sns = form.iter().any(|(k, _)| k == "TopicArn");
+    let code = if sns {
+        "AuthorizationError"
+    } else {
+        "AccessDenied"
+    };
+    let escaped = message
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    let xml = format!(
+        "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{escaped}</Message></Error><RequestId>local-iam</RequestId></ErrorResponse>"
+    );
+    let mut resp = (StatusCode::FORBIDDEN, xml).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    resp
 }
 
 #[cfg(test)]

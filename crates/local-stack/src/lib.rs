@@ -15,6 +15,7 @@
 pub mod bill;
 pub mod compress;
 pub mod http;
+pub mod iam;
 pub mod infra;
 pub mod lambda_host;
 pub mod moto;

@@ -73,9 +73,10 @@ pub fn transitions(events: &[HistoryEvent]) -> u64 {
         .count() as u64
 }
 
-/// Starts the nightly execution (input `{}`) and returns its ARN.
+/// Starts the nightly execution (input `{}`) as the schedule does, with the scheduler's role,
+/// and returns its ARN.
 pub async fn start(stack: &LocalStack, night: NaiveDate) -> anyhow::Result<String> {
-    let sfn = aws_sdk_sfn::Client::new(&stack.sdk);
+    let sfn = aws_sdk_sfn::Client::new(&stack.sdk_as("scheduler"));
     // moto calls an unnamed execution "None": always name it.
     let name = format!("nightly-{night}-{}", Utc::now().format("%H%M%S"));
     let out = sfn

@@ -2,6 +2,11 @@
 //! resources created in moto from `infra/`, and the functions configured as in production
 //! (`Config::from_vars`) with the SDK pointed at moto and fleet-sim through per-service
 //! endpoints. Everything stops when [`LocalStack`] is dropped, also while a panic unwinds.
+//!
+//! Every request of the functions is authorized under the templates' IAM ([`crate::iam`]):
+//! each function signs with its own access key, which stands for its role; the Lambda host
+//! checks the hub's requests before it forwards them to moto, fleet-sim the member accounts'
+//! (ECS, AssumeRole) and the hub's Organizations and Config requests.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,6 +22,7 @@ use fleet_sim::{FleetSpec, RunningSim};
 use restart_core::Config;
 use tokio::net::TcpListener;
 
+use crate::iam::{self, Enforcement, LocalHub};
 use crate::infra::{self, Hub};
 use crate::lambda_host::{Functions, LambdaHost};
 use crate::moto::{self, Moto};
@@ -36,7 +42,7 @@ impl LoadServiceConfig for Endpoints {
         }
         let service = key.service_id().to_ascii_uppercase().replace(' ', "_");
         Some(match service.as_str() {
-            "ECS" | "STS" | "CONFIG_SERVICE" => self.sim.clone(),
+            "ECS" | "STS" | "CONFIG_SERVICE" | "ORGANIZATIONS" => self.sim.clone(),
             _ => self.moto.clone(),
         })
     }
@@ -51,6 +57,12 @@ pub const HUB_SECRET_ACCESS_KEY: &str = "local-hub-secret";
 /// The hub's SDK settings: static hub credentials (moto accepts any; fleet-sim treats keys it
 /// did not issue as the hub account), the hub region, plain HTTP, per-service endpoints.
 pub fn sdk_config(moto: &str, sim: &str) -> SdkConfig {
+    sdk_config_as(moto, sim, HUB_ACCESS_KEY_ID)
+}
+
+/// [`sdk_config`] signing with `access_key`: the key of a principal of the templates
+/// ([`crate::iam::access_key`]) makes its requests that principal's.
+pub fn sdk_config_as(moto: &str, sim: &str, access_key: &str) -> SdkConfig {
     SdkConfig::builder()
         .http_client(aws_smithy_http_client::Builder::new().build_http())
         .service_config(Endpoints {
@@ -59,7 +71,7 @@ pub fn sdk_config(moto: &str, sim: &str) -> SdkConfig {
         })
         .region(Region::new(infra::REGION))
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            HUB_ACCESS_KEY_ID,
+            access_key,
             HUB_SECRET_ACCESS_KEY,
             None,
             None,
@@ -92,6 +104,8 @@ pub struct LocalStack {
     pub config: Config,
     pub sdk: SdkConfig,
     pub functions: Arc<Functions>,
+    /// The templates' IAM, which every request of the functions is put to.
+    pub iam: Arc<Enforcement>,
 }
 
 /// The configuration defaults that fit a fleet: its accounts and regions.
@@ -139,19 +153,52 @@ impl LocalStack {
         let mut vars = fleet_defaults(&options.fleet);
         vars.extend(options.vars.clone());
         vars.extend(hub.vars.clone());
+        // A deployment always has an ExternalId (the parameter is required): without one in
+        // the configuration, the functions present samconfig's, which the member roles'
+        // trust requires.
+        if !vars.contains_key("EXTERNAL_ID") {
+            let samconfig = iam::template::samconfig_parameters(
+                &options.infra_dir.join("samconfig.example.toml"),
+            )?;
+            if let Some(id) = samconfig.get("ExternalId") {
+                vars.insert("EXTERNAL_ID".to_owned(), id.clone());
+            }
+        }
         let config = Config::from_vars(vars.clone()).map_err(|e| {
             anyhow::anyhow!("{e}\n(the configuration comes from the environment, as in production; see the README's table)")
         })?;
-        // The functions reach moto through the host, which meters what AWS would bill.
+        let world = fleet_sim::world::build(&options.fleet, 0);
+        let organization_id = world.organization.as_ref().map(|o| o.id.clone());
+        let enforcement = Arc::new(
+            Enforcement::load(&LocalHub {
+                infra_dir: &options.infra_dir,
+                stack_name: &prefix,
+                account: infra::ACCOUNT,
+                region: infra::REGION,
+                table: &hub.table,
+                topics: &hub.topics,
+                state_machine_arn: &hub.state_machine_arn,
+                vars: &vars,
+                organization_id: organization_id.as_deref(),
+                member_accounts: &world.account_order,
+            })
+            .context("reading the templates' IAM (infra/template.yaml, infra/member-role.yaml)")?,
+        );
+        sim.handle().set_authorizer(Some(enforcement.authorizer()));
+        // The functions reach moto through the host, which authorizes and meters what AWS
+        // would bill; each signs with its own role's key.
         let host_url = format!("http://127.0.0.1:{host_port}");
-        let functions_sdk = sdk_config(&host_url, &sim.endpoint_url());
-        let functions = Arc::new(Functions::new(&config, &functions_sdk));
+        let sim_url = sim.endpoint_url();
+        let functions = Arc::new(Functions::with_sdk(&config, |name| {
+            sdk_config_as(&host_url, &sim_url, &iam::access_key(name))
+        }));
         let host = LambdaHost::serve(
             listener,
             functions.clone(),
             moto.endpoint(),
             hub.meter.clone(),
-        )?;
+        )?
+        .enforcing(enforcement.clone());
         tracing::info!(
             moto = %moto.endpoint(),
             fleet_sim = %sim.endpoint_url(),
@@ -167,7 +214,18 @@ impl LocalStack {
             config,
             sdk,
             functions,
+            iam: enforcement,
         })
+    }
+
+    /// The SDK settings of a principal of the templates (`oncall`, `scheduler`, a function's
+    /// name), reaching moto through the Lambda host, which authorizes its requests.
+    pub fn sdk_as(&self, who: &str) -> SdkConfig {
+        sdk_config_as(
+            &format!("http://{}", self.host.addr),
+            &self.sim.endpoint_url(),
+            &iam::access_key(who),
+        )
     }
 
     /// Stops everything and waits for it.
