@@ -91,7 +91,13 @@ pub enum Command {
     Plan(PlanArgs),
     /// One service's records across nights.
     History(HistoryArgs),
-    /// Start the state machine now for one batch or one service.
+    /// Start the state machine now: the whole night (--nightly), one batch (--batch) or one
+    /// service (--service).
+    ///
+    /// --nightly sends what the schedule sends, `{}`: the night whose window is open, or the
+    /// next one. After today's window has ended that is tomorrow's night, so --nightly is
+    /// refused then: a missed night needs --night YYYY-MM-DD, and --tomorrow starts tomorrow's
+    /// night now on purpose.
     Trigger(TriggerArgs),
     /// Write a night's report as one self-contained HTML page.
     Report(ReportArgs),
@@ -203,9 +209,21 @@ pub struct HistoryArgs {
 pub struct TriggerArgs {
     /// Start the whole night now, as the nightly schedule does: inventory, the plan, every
     /// batch at its start time, the owners' digests and the summary (with --night, that night;
-    /// a night another execution runs is refused by inventory, which names it).
-    #[arg(long, conflicts_with_all = ["force", "outside_window"])]
+    /// a night another execution runs is refused by inventory, which names it). Without
+    /// --night, refused after today's window has ended (it would start tomorrow's night): pass
+    /// --night for a missed night, or --tomorrow.
+    #[arg(
+        long,
+        conflicts_with_all = ["force", "outside_window"],
+        // Not `requires` on --tomorrow: a flag's default (false) counts as present there.
+        required_if_eq("tomorrow", "true")
+    )]
     pub nightly: bool,
+    /// With --nightly after today's window has ended: start tomorrow's night now anyway (its
+    /// inventory and plan run now, its batches wait for its window, and the night is locked, so
+    /// tomorrow's scheduled execution is refused).
+    #[arg(long, conflicts_with = "night")]
+    pub tomorrow: bool,
     /// Run this batch of the night now.
     #[arg(long, value_name = "N")]
     pub batch: Option<u32>,

@@ -68,6 +68,7 @@ const COMMANDS: &[(&str, &[&str])] = &[
         "trigger",
         &[
             "--nightly",
+            "--tomorrow",
             "--batch",
             "--night",
             "--service",
@@ -189,6 +190,13 @@ fn validate(cli: &Cli) -> Result<(), TestCaseError> {
         Command::History(a) => service(Some(&a.service)),
         Command::Trigger(a) => {
             service(a.service.as_ref());
+            // The check of `--nightly` without `--night` (tomorrow's night refused), at 03:00Z.
+            if let (true, None, Some(w)) = (a.nightly, a.night, w.as_ref()) {
+                match restartctl::trigger::check_nightly(w, now, a.tomorrow) {
+                    Ok(n) => prop_assert!(now < n.end),
+                    Err(e) => prop_assert!(e.to_string().contains("Nothing was started"), "{e}"),
+                }
+            }
             let what = match (a.batch, night(a.night), &a.service) {
                 (Some(b), Some(n), _) => format!("batch-{}-{b}", n.format("%Y%m%d")),
                 (_, _, Some(arn)) => format!("service-{}", arn.service),

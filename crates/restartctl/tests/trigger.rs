@@ -96,16 +96,58 @@ async fn a_batch_is_started_with_the_manual_input_and_a_unique_name() {
     settings.bind(|| insta::assert_snapshot!(table));
 }
 
+/// `--timezone`, `--window-start` and `--window-end` of a window that is open now (UTC, from an
+/// hour ago to an hour from now), so that `trigger --nightly` means tonight's night whatever the
+/// time the test runs at.
+fn open_window() -> Vec<String> {
+    let now = chrono::Utc::now();
+    let hm = |t: chrono::DateTime<chrono::Utc>| t.format("%H:%M").to_string();
+    vec![
+        "--timezone".into(),
+        "UTC".into(),
+        "--window-start".into(),
+        hm(now - chrono::TimeDelta::hours(1)),
+        "--window-end".into(),
+        hm(now + chrono::TimeDelta::hours(1)),
+    ]
+}
+
+/// The flags of a window that ended an hour ago today, so that `{}` means tomorrow's night:
+/// from two hours ago to one hour ago, in UTC, or in UTC-6 (`Etc/GMT+6`) when UTC's hour is
+/// before 02:00 or from 22:00 on (then UTC-6's is between 16:00 and 20:00), so that the window
+/// never crosses midnight and both its ends are on today's local date.
+fn ended_window() -> (Vec<String>, String) {
+    use chrono::Timelike;
+    let now = chrono::Utc::now();
+    let tz: chrono_tz::Tz = if (2..22).contains(&now.hour()) {
+        chrono_tz::UTC
+    } else {
+        chrono_tz::Etc::GMTPlus6
+    };
+    let local = now.with_timezone(&tz);
+    let hm = |t: chrono::DateTime<chrono_tz::Tz>| t.format("%H:%M").to_string();
+    (
+        vec![
+            "--timezone".into(),
+            tz.name().into(),
+            "--window-start".into(),
+            hm(local - chrono::TimeDelta::hours(2)),
+            "--window-end".into(),
+            hm(local - chrono::TimeDelta::hours(1)),
+        ],
+        local.date_naive().to_string(),
+    )
+}
+
 #[tokio::test]
 async fn a_night_is_started_with_the_scheduled_input() {
     let f = Fixture::new().await;
     let sm = state_machine();
-    let v = json(&ok(f.cmd().env("STATE_MACHINE_ARN", &sm).args([
-        "trigger",
-        "--nightly",
-        "--output",
-        "json",
-    ])));
+    let v = json(&ok(f
+        .cmd()
+        .env("STATE_MACHINE_ARN", &sm)
+        .args(["trigger", "--nightly", "--output", "json"])
+        .args(open_window())));
     assert_eq!(v["input"], serde_json::json!({}));
     assert!(v["name"].as_str().unwrap().starts_with("restartctl-night-"));
     assert_eq!(input_of(v["execution_arn"].as_str().unwrap()), v["input"]);
@@ -136,6 +178,83 @@ async fn a_night_is_started_with_the_scheduled_input() {
         );
     assert!(err.contains("cannot be used with"), "{err}");
     assert_eq!(executions(&sm).len(), 2);
+}
+
+#[tokio::test]
+async fn nightly_after_the_window_is_refused_unless_tomorrow_is_confirmed() {
+    let f = Fixture::new().await;
+    let sm = state_machine();
+    let (window, today) = ended_window();
+    let err = fails(
+        f.cmd()
+            .env("STATE_MACHINE_ARN", &sm)
+            .args(["trigger", "--nightly"])
+            .args(&window),
+    );
+    assert!(err.contains("would start tomorrow's night"), "{err}");
+    assert!(
+        err.contains(&format!("restartctl trigger --nightly --night {today}")),
+        "{err}"
+    );
+    assert!(err.contains("add --tomorrow"), "{err}");
+    assert!(executions(&sm).is_empty());
+
+    // --tomorrow starts it, with the schedule's input.
+    let v = json(&ok(f
+        .cmd()
+        .env("STATE_MACHINE_ARN", &sm)
+        .args(["trigger", "--nightly", "--tomorrow", "--output", "json"])
+        .args(&window)));
+    assert_eq!(v["input"], serde_json::json!({}));
+    assert_eq!(executions(&sm).len(), 1);
+
+    // A named night is started as asked, whatever the time; --tomorrow does not go with it, nor
+    // without --nightly, nor inside the window.
+    let v = json(&ok(f
+        .cmd()
+        .env("STATE_MACHINE_ARN", &sm)
+        .args([
+            "trigger",
+            "--nightly",
+            "--night",
+            &today,
+            "--output",
+            "json",
+        ])
+        .args(&window)));
+    assert_eq!(v["input"], serde_json::json!({"night": today}));
+    let err = fails(f.cmd().env("STATE_MACHINE_ARN", &sm).args([
+        "trigger",
+        "--nightly",
+        "--tomorrow",
+        "--night",
+        &today,
+    ]));
+    assert!(err.contains("cannot be used with"), "{err}");
+    let err = fails(f.cmd().env("STATE_MACHINE_ARN", &sm).args([
+        "trigger",
+        "--batch",
+        "1",
+        "--tomorrow",
+    ]));
+    assert!(err.contains("--nightly"), "{err}");
+    let err = fails(
+        f.cmd()
+            .env("STATE_MACHINE_ARN", &sm)
+            .args(["trigger", "--nightly", "--tomorrow"])
+            .args(open_window()),
+    );
+    assert!(err.contains("not tomorrow's"), "{err}");
+    assert_eq!(executions(&sm).len(), 2);
+}
+
+#[test]
+fn trigger_help_names_the_nightly_run_and_what_it_picks() {
+    let help = ok(common::bare().args(["trigger", "--help"]));
+    assert!(help.contains("the whole night (--nightly)"), "{help}");
+    assert!(help.contains("--nightly"), "{help}");
+    assert!(help.contains("--tomorrow"), "{help}");
+    assert!(help.contains("a missed night needs --night"), "{help}");
 }
 
 #[tokio::test]
