@@ -170,11 +170,25 @@ impl Policies {
         for role in roles {
             let identity = evaluator(role.statements.iter().map(|s| s.json.clone()).collect())
                 .with_context(|| format!("{} {}", role.file, role.logical_id))?;
+            // A trust policy names no resource (it is the role's own): `*` stands for it.
             let trust = role
                 .trust
                 .get("Statement")
                 .and_then(serde_json::Value::as_array)
-                .map(|s| evaluator(s.clone()))
+                .map(|statements| {
+                    evaluator(
+                        statements
+                            .iter()
+                            .map(|st| {
+                                let mut st = st.clone();
+                                if let Some(o) = st.as_object_mut() {
+                                    o.entry("Resource").or_insert_with(|| "*".into());
+                                }
+                                st
+                            })
+                            .collect(),
+                    )
+                })
                 .transpose()
                 .with_context(|| format!("{} {}'s trust policy", role.file, role.logical_id))?;
             by_arn.insert(role.arn.clone(), compiled.len());

@@ -17,6 +17,7 @@
 //! template's default. The member template's parameters are the hub's, as docs/deploy.md
 //! passes them to the StackSet.
 
+pub mod check;
 pub mod engine;
 pub mod template;
 pub mod wire;
@@ -72,6 +73,8 @@ pub struct Enforcement {
     pub hub_roles: BTreeMap<String, String>,
     /// Names of the hub's resources (`Ref`s) and attributes, for requests the check builds.
     pub names: Names,
+    /// The functions' configuration the parameters were resolved with.
+    pub vars: BTreeMap<String, String>,
     /// What is running now (`night`, `restartctl status`, ...): each request records it.
     phase: std::sync::Mutex<String>,
 }
@@ -434,6 +437,7 @@ impl Enforcement {
             outputs,
             hub_roles,
             names,
+            vars: local.vars.clone(),
             phase: std::sync::Mutex::new("night".to_owned()),
         })
     }
