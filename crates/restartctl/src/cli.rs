@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use restart_core::ids::{AccountId, ServiceArn};
+use restart_core::outcome::NightState;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -85,9 +86,11 @@ pub enum Command {
     Pause(PauseArgs),
     /// Turn the kill switch off: the remaining batches go on.
     Resume,
-    /// The night's progress: counts per state and per batch, failures, pause and halt.
+    /// The night's progress: counts per state and per batch, failures, pause and halt; or, with
+    /// --state, its services in those states.
     Status(StatusArgs),
-    /// The night's plan: batches with their start times, sizes, services per cluster.
+    /// The night's plan: batches with their start times, sizes, services per cluster; or, with
+    /// --batch, the services of one batch; or, with --service, one service's slot.
     Plan(PlanArgs),
     /// One service's records across nights.
     History(HistoryArgs),
@@ -182,6 +185,19 @@ pub struct StatusArgs {
     /// Seconds between two redraws with --watch.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub interval: u64,
+    /// List the night's services in these states instead of the counts: batch, account,
+    /// region, cluster, service, owner, state, start, detail and ARN (the ARN `trigger
+    /// --service`, `history` and `connect` take). Comma separated or repeated, e.g. `--state
+    /// failed,rolled_back,timed_out` for what needs a look, `--state started` for what is still
+    /// running.
+    #[arg(
+        long,
+        value_name = "STATE",
+        value_delimiter = ',',
+        value_parser = crate::services::state_parser(),
+        conflicts_with = "watch"
+    )]
+    pub state: Vec<NightState>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -192,6 +208,10 @@ pub struct PlanArgs {
     /// Show only this service's slot.
     #[arg(long, value_name = "ARN")]
     pub service: Option<ServiceArn>,
+    /// List the services of this batch: account, region, cluster, service, owner, state, start,
+    /// detail and ARN.
+    #[arg(long, value_name = "N", conflicts_with = "service")]
+    pub batch: Option<u32>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -9,7 +9,8 @@
 //! - [`night`]: one night read from the table (plan, records, counters, kill switch).
 //! - one module per command: [`pause`], [`status`], [`plan`], [`history`], [`trigger`],
 //!   [`report`], [`connect`], [`config`].
-//!   [`render`] shares the table and JSON output.
+//!   [`render`] shares the table and JSON output, [`services`] the lists of services that
+//!   `plan --batch` and `status --state` print.
 //!
 //! Errors are `anyhow` errors whose messages say what went wrong and what to do next; `main`
 //! prints them and exits non-zero.
@@ -24,6 +25,7 @@ pub mod pause;
 pub mod plan;
 pub mod render;
 pub mod report;
+pub mod services;
 pub mod settings;
 pub mod status;
 pub mod trigger;

@@ -1,6 +1,6 @@
-//! `plan [--night D] [--service ARN]`: the night's batches with start times in the window's
-//! timezone and in UTC, their sizes, the services per account and cluster; or one service's
-//! slot.
+//! `plan [--night D] [--service ARN | --batch N]`: the night's batches with start times in the
+//! window's timezone and in UTC, their sizes, the services per account and cluster; or one
+//! service's slot; or the services of one batch (one Query: `NightStore::read_batch`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
@@ -18,6 +18,7 @@ use serde::Serialize;
 use crate::cli::PlanArgs;
 use crate::night::{HINT, Plan};
 use crate::render::{local, or_dash, print_json, table, utc};
+use crate::services::{self, ServiceRow};
 use crate::settings::Settings;
 
 #[derive(Debug, Clone, Serialize)]
@@ -191,6 +192,72 @@ impl PlanView {
     }
 }
 
+/// One batch and its services (`plan --batch N`).
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchView {
+    pub night: NaiveDate,
+    pub batch: u32,
+    pub start_at: DateTime<Utc>,
+    pub start_local: String,
+    /// The size the batcher planned.
+    pub size: u32,
+    pub services: Vec<ServiceRow>,
+}
+
+impl BatchView {
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "Night {}  batch {}  starts {} ({}), {} service{} planned\n\n",
+            self.night,
+            self.batch,
+            self.start_local,
+            utc(self.start_at),
+            self.size,
+            if self.size == 1 { "" } else { "s" }
+        );
+        out += &services::render(&self.services);
+        out
+    }
+}
+
+/// `plan --batch N`: the batch's services, after checking that the night has that batch.
+async fn batch(
+    settings: &Settings,
+    store: &restart_aws::dynamodb::DynamoStore,
+    night: NaiveDate,
+    batch: u32,
+) -> anyhow::Result<BatchView> {
+    let plan = Plan::read(store, night).await?;
+    let Some(planned) = plan.batches.iter().find(|b| b.batch == batch) else {
+        if plan.batches.is_empty() {
+            anyhow::bail!(
+                "night {night} has no plan in table {}: there is no batch {batch} to list. The \
+                 batcher writes the plan when the night's execution starts (window {}). Pick \
+                 another night with --night.",
+                store.table(),
+                settings.window
+            );
+        }
+        let numbers: Vec<String> = plan.batches.iter().map(|b| b.batch.to_string()).collect();
+        anyhow::bail!(
+            "night {night} has no batch {batch}: its batches are {}",
+            numbers.join(", ")
+        );
+    };
+    let records = store
+        .read_batch(night, batch)
+        .await
+        .with_context(|| format!("reading night {night}'s batch {batch}; {HINT}"))?;
+    Ok(BatchView {
+        night,
+        batch,
+        start_at: planned.start_at,
+        start_local: local(planned.start_at, settings.window.timezone()),
+        size: planned.size,
+        services: services::rows(&records, &[]),
+    })
+}
+
 /// The identity of a long-format ARN, or a message saying why there is none.
 pub fn service_id(arn: &ServiceArn) -> anyhow::Result<ServiceId> {
     ServiceId::from_arn(arn).ok_or_else(|| {
@@ -253,6 +320,15 @@ pub async fn run(settings: &Settings, args: &PlanArgs) -> anyhow::Result<ExitCod
                 slot.owner.clone(),
             ]);
             println!("{t}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(n) = args.batch {
+        let view = batch(settings, &store, night, n).await?;
+        if settings.json() {
+            print_json(&view)?;
+        } else {
+            print!("{}", view.render());
         }
         return Ok(ExitCode::SUCCESS);
     }

@@ -1,6 +1,7 @@
 //! `status [--night D] [--watch]`: the night's progress from its records, with the kill switch
 //! and the circuit breaker; `--watch` redraws until nothing is planned or in flight (and, for a
-//! night whose plan is not written yet, waits for it first).
+//! night whose plan is not written yet, waits for it first). `status --state S[,S...]` lists
+//! the night's services in those states instead, with their ARNs.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -15,9 +16,13 @@ use restart_core::outcome::NightState;
 use restart_core::planner::PlannedBatch;
 use serde::Serialize;
 
+use anyhow::Context;
+use restart_core::ports::NightStore;
+
 use crate::cli::StatusArgs;
-use crate::night::NightData;
+use crate::night::{HINT, NightData, Plan};
 use crate::render::{local, or_dash, print_json, table, utc_seconds};
+use crate::services::{self, ServiceRow};
 use crate::settings::Settings;
 
 /// Everything the table and the JSON output show.
@@ -277,8 +282,74 @@ async fn try_read(settings: &Settings, night: NaiveDate) -> anyhow::Result<Optio
     )))
 }
 
+/// The night's services in some states (`status --state`).
+#[derive(Debug, Clone, Serialize)]
+pub struct StateList {
+    pub night: NaiveDate,
+    pub states: Vec<NightState>,
+    pub services: Vec<ServiceRow>,
+}
+
+impl StateList {
+    pub fn render(&self) -> String {
+        let states = services::names(&self.states);
+        match self.services.len() {
+            0 => format!("Night {}: no service is {states}\n", self.night),
+            n => format!(
+                "Night {}: {n} service{} {states}\n\n{}",
+                self.night,
+                if n == 1 { " is" } else { "s are" },
+                services::render(&self.services)
+            ),
+        }
+    }
+}
+
+/// Reads the night's records (one Query per batch and one for the skipped) and keeps those in
+/// `states`; a night with no record and no plan is refused as `status` refuses it.
+pub async fn state_list(
+    settings: &Settings,
+    night: NaiveDate,
+    states: &[NightState],
+) -> anyhow::Result<StateList> {
+    let store = settings.store()?;
+    let records = store
+        .read_night(night)
+        .await
+        .with_context(|| format!("reading night {night}'s records; {HINT}"))?;
+    if records.is_empty() {
+        let plan = Plan::read(&store, night).await?;
+        if plan.summary.is_none() && plan.batches.is_empty() {
+            anyhow::bail!(
+                "night {night} has no plan in table {}: the batcher writes it when the night's \
+                 execution starts (window {}). Pick another night with --night, or look at \
+                 tonight's execution in Step Functions.",
+                store.table(),
+                settings.window
+            );
+        }
+    }
+    let mut states = states.to_vec();
+    states.sort_unstable();
+    states.dedup();
+    Ok(StateList {
+        night,
+        services: services::rows(&records, &states),
+        states,
+    })
+}
+
 pub async fn run(settings: &Settings, args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let night = settings.night(args.night);
+    if !args.state.is_empty() {
+        let list = state_list(settings, night, &args.state).await?;
+        if settings.json() {
+            print_json(&list)?;
+        } else {
+            print!("{}", list.render());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let interval = Duration::from_secs(args.interval);
     let view = if args.watch {
         wait_for_plan(settings, night, interval).await?

@@ -61,8 +61,8 @@ fn arg() -> impl Strategy<Value = String> {
 const COMMANDS: &[(&str, &[&str])] = &[
     ("pause", &["--reason"]),
     ("resume", &[]),
-    ("status", &["--night", "--watch", "--interval"]),
-    ("plan", &["--night", "--service"]),
+    ("status", &["--night", "--watch", "--interval", "--state"]),
+    ("plan", &["--night", "--service", "--batch"]),
     ("history", &["--service", "--nights"]),
     (
         "trigger",
