@@ -91,13 +91,18 @@ lint: ## rustfmt check, clippy with -D warnings, the crate boundaries (tools/che
 	CARGO=$(CARGO) tools/check-boundaries
 
 .PHONY: test
-test: lint tools infra-lint chromium ## lint, then every test (unit, property, integration against fleet-sim, AWS CLI checks)
+test: lint tools infra-lint chromium iam-check ## lint, then every test (unit, property, integration against fleet-sim, AWS CLI checks)
 	$(CARGO) test --workspace --locked --doc
 ifeq ($(NEXTEST),yes)
 	tools/with-moto $(CARGO) nextest run --workspace --locked --no-fail-fast
 else
 	tools/with-moto $(CARGO) test --workspace --locked --no-fail-fast
 endif
+
+# A night of crates/fleet-sim/fleets/chaos.yaml and on-call's commands under the templates' IAM.
+.PHONY: iam-check
+iam-check: tools ## every request of a local night and of on-call's commands authorized under infra/'s IAM (docs/iam.md)
+	$(CARGO) run --quiet --locked -p local-stack --bin iam-check
 
 .PHONY: bench
 bench: tools ## run the benchmarks (BENCH_FLEET=100k: 100,000 services; figures in docs/performance.md)
@@ -122,3 +127,65 @@ demo: ## one night of examples/demo-fleet.yaml (50 accounts, 2,000 services) thr
 clean: ## remove build output and the tool environment
 	$(CARGO) clean
 	rm -rf $(VENV) $(VENV_INFRA) $(VENV_SAM) .aws-sam infra/node_modules
+
+# The command-line tools as a versioned archive, for a laptop or a bastion without a checkout:
+# target/dist/ecs-nightly-restart-<version>-<target>.tar.gz (and its .sha256) with
+# bin/restartctl and bin/restart-local (release builds), restartctl's shell completions
+# (completions/: bash, zsh, fish, elvish, powershell), README.md, LICENSE and CHANGELOG.md.
+# <version> is the workspace's (Cargo.toml's [workspace.package]). DIST_TARGETS defaults to this
+# machine's target; another one needs its standard library (`rustup target add T`) and a linker
+# for it (CARGO_TARGET_<T>_LINKER, e.g. aarch64-linux-gnu-gcc for aarch64-unknown-linux-gnu).
+# After writing each archive the recipe unpacks it and checks its contents; for this machine's
+# target it also runs both binaries' --version and expects the workspace version.
+DIST_VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n 1)
+DIST_HOST    := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+DIST_TARGETS ?= $(DIST_HOST)
+DIST_BUILD   := $(or $(CARGO_TARGET_DIR),target)
+DIST_DIR     := target/dist
+.PHONY: dist
+dist: ## release archives of restartctl and restart-local with completions: target/dist/ecs-nightly-restart-VERSION-TARGET.tar.gz (DIST_TARGETS; default this machine's)
+	@set -euo pipefail; \
+	test -n "$(DIST_VERSION)" || { echo "dist: no version in Cargo.toml" >&2; exit 2; }; \
+	mkdir -p $(DIST_DIR); \
+	for t in $(DIST_TARGETS); do \
+		if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx "$$t"; then \
+			echo "dist: the Rust target $$t is not installed: rustup target add $$t (and a linker for it: CARGO_TARGET_<T>_LINKER)" >&2; exit 2; \
+		fi; \
+		echo "dist: building restartctl and restart-local $(DIST_VERSION) for $$t (release)"; \
+		if [ "$$t" = "$(DIST_HOST)" ]; then out=$(DIST_BUILD)/release; target=; \
+		else out=$(DIST_BUILD)/$$t/release; target="--target $$t"; fi; \
+		$(CARGO) build --release --locked $$target -p restartctl -p local-stack --bin restartctl --bin restart-local; \
+		name=ecs-nightly-restart-$(DIST_VERSION)-$$t; \
+		stage=$$(mktemp -d); trap 'rm -rf "$$stage"' EXIT; \
+		mkdir -p $$stage/$$name/bin $$stage/$$name/completions; \
+		cp $$out/restartctl $$out/restart-local $$stage/$$name/bin/; \
+		cp README.md LICENSE CHANGELOG.md $$stage/$$name/; \
+		if [ "$$t" != "$(DIST_HOST)" ]; then \
+			$(CARGO) build --release --locked -p restartctl --bin restartctl; \
+			gen=$(DIST_BUILD)/release/restartctl; \
+		else gen=$$out/restartctl; fi; \
+		$$gen completions bash > $$stage/$$name/completions/restartctl.bash; \
+		$$gen completions zsh > $$stage/$$name/completions/_restartctl; \
+		$$gen completions fish > $$stage/$$name/completions/restartctl.fish; \
+		$$gen completions elvish > $$stage/$$name/completions/restartctl.elv; \
+		$$gen completions powershell > $$stage/$$name/completions/_restartctl.ps1; \
+		tar -C $$stage --sort=name --owner=0 --group=0 --numeric-owner -czf $(DIST_DIR)/$$name.tar.gz $$name; \
+		(cd $(DIST_DIR) && sha256sum $$name.tar.gz > $$name.tar.gz.sha256); \
+		rm -rf $$stage/$$name; \
+		tar -C $$stage -xzf $(DIST_DIR)/$$name.tar.gz; \
+		for f in bin/restartctl bin/restart-local completions/restartctl.bash completions/_restartctl \
+			completions/restartctl.fish completions/restartctl.elv completions/_restartctl.ps1 \
+			README.md LICENSE CHANGELOG.md; do \
+			test -s $$stage/$$name/$$f || { echo "dist: $$name.tar.gz lacks $$f" >&2; exit 1; }; \
+		done; \
+		grep -q -- '--nightly' $$stage/$$name/completions/restartctl.bash || { echo "dist: the bash completions lack trigger's flags" >&2; exit 1; }; \
+		if [ "$$t" = "$(DIST_HOST)" ]; then \
+			for b in restartctl restart-local; do \
+				v=$$($$stage/$$name/bin/$$b --version); \
+				test "$$v" = "$$b $(DIST_VERSION)" || { echo "dist: $$b --version says '$$v', not '$$b $(DIST_VERSION)'" >&2; exit 1; }; \
+				echo "dist: $$v"; \
+			done; \
+		else echo "dist: $$t binaries not run here (built for another machine)"; fi; \
+		rm -rf $$stage; trap - EXIT; \
+		echo "dist: $(DIST_DIR)/$$name.tar.gz"; \
+	done

@@ -208,7 +208,9 @@ pub async fn record(options: &CheckOptions) -> anyhow::Result<Trace> {
         vars,
         watch: Watch {
             progress: false,
-            grace: Duration::from_secs(120),
+            // The night ends a minute after its window (the restart timeout); the grace is
+            // for a loaded machine, where moto runs the state machine slower.
+            grace: Duration::from_secs(300),
         },
     };
     let (mut stack_options, compression) = prepare(&options_night)?;

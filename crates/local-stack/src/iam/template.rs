@@ -517,7 +517,7 @@ impl Resolver {
     }
 
     /// The reason of a [`KEPT_MARK`] comment among the comment lines right above `- Sid: SID`
-    /// inside role `role`'s block of the template's text.
+    /// (or above the `- !If` that holds it) inside role `role`'s block of the template's text.
     fn kept_reason(&self, role: &str, sid: &str) -> Option<String> {
         let lines: Vec<&str> = self.text.lines().collect();
         let start = lines
@@ -536,10 +536,14 @@ impl Resolver {
             let t = lines[i].trim();
             t == format!("- Sid: {sid}") || t == format!("- Sid: \"{sid}\"")
         })?;
+        // Comment lines, and the `- !If` / `- CONDITION` lines of a conditional statement.
         lines[start..at]
             .iter()
             .rev()
-            .take_while(|l| l.trim_start().starts_with('#'))
+            .take_while(|l| {
+                let t = l.trim_start();
+                t.starts_with('#') || t == "- !If" || (t.starts_with("- ") && !t.contains(':'))
+            })
             .find_map(|l| l.trim_start().strip_prefix(KEPT_MARK))
             .map(|r| r.trim().to_owned())
     }
