@@ -43,6 +43,10 @@ use super::Timeouts;
 use super::sdk::{ErrorClass, control_error, discovery_error, error_code, to_chrono};
 use super::sts::AccountSessions;
 
+/// What ECS's circuit breaker writes in the `rolloutStateReason` of the deployment it starts to
+/// roll a failed one back ("ECS deployment circuit breaker: rolling back to deploymentId ...").
+const ROLLING_BACK: &str = "rolling back to deploymentId";
+
 /// The most services DescribeServices takes in one call.
 pub const DESCRIBE_SERVICES_MAX: usize = 10;
 /// The most clusters DescribeClusters takes in one call.
@@ -335,12 +339,15 @@ impl FleetControl for EcsFleet {
             .await?)
     }
 
+    async fn pace_update(&self, service: &ServiceId) {
+        self.pace(&target_of(service), ApiClass::Update, "UpdateService")
+            .await;
+    }
+
     #[tracing::instrument(skip(self), fields(service = %service))]
     async fn force_new_deployment(&self, service: &ServiceId) -> Result<String, ControlError> {
         self.sessions.credentials(&service.account).await?;
-        let target = target_of(service);
         let ecs = self.client(&service.account, &service.region);
-        self.pace(&target, ApiClass::Update, "UpdateService").await;
         // Sent once: whether a lost or failed UpdateService took effect is decided by the
         // restarter from the service's deployments (the claim), never by sending it again.
         let out = self
@@ -473,6 +480,9 @@ pub fn snapshot(s: &Service, cluster: &str) -> Result<ServiceSnapshot, String> {
                 created_at: d.created_at().and_then(to_chrono),
                 updated_at: d.updated_at().and_then(to_chrono),
                 task_definition: d.task_definition().map(str::to_owned),
+                rollback: d
+                    .rollout_state_reason()
+                    .is_some_and(|r| r.contains(ROLLING_BACK)),
             }
         })
         .collect();

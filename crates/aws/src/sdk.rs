@@ -45,6 +45,10 @@ const SERVER_SIDE: &[&str] = &[
     "RequestTimeout",
     "RequestTimeoutException",
     "TransactionInProgressException",
+    // DynamoDB: a plain write (PutItem, UpdateItem, DeleteItem) on an item that a transaction
+    // is writing at that moment. The item is busy, not the request wrong: sent again it goes
+    // through. The SDK's retry classifier does not retry it.
+    "TransactionConflictException",
 ];
 
 /// Error codes that say the credentials have expired: the session is renewed and the call
@@ -253,6 +257,12 @@ mod tests {
             // A server-side code is transient whatever the status says.
             assert_eq!(of(Some(code), Some(400)), ErrorClass::Transient, "{code}");
         }
+        // A plain write racing a transaction on its item (a tally item under a claim) is
+        // busy for a moment, never a failure of the batch.
+        assert_eq!(
+            of(Some("TransactionConflictException"), Some(400)),
+            ErrorClass::Transient
+        );
         assert_eq!(of(Some("SomethingNew"), Some(503)), ErrorClass::Transient);
         assert_eq!(of(None, Some(502)), ErrorClass::Transient);
         assert_eq!(of(None, None), ErrorClass::Transient);

@@ -58,6 +58,7 @@ fn planned(i: usize, night: NaiveDate, batch: u32) -> NightRecord {
         planned_start: Some(start(batch)),
         deployment_id: None,
         started_at: None,
+        lease_at: None,
         finished_at: None,
         previous_deployment: None,
         task_definition: None,
@@ -326,6 +327,7 @@ fn night_items_round_trip_with_their_key_formats() {
         state: NightState::Completed,
         deployment_id: Some("ecs-svc/9".into()),
         started_at: Some("2026-11-22T00:10:02.5Z".parse().unwrap()),
+        lease_at: Some("2026-11-22T00:15:32.5Z".parse().unwrap()),
         finished_at: Some("2026-11-22T00:17:40Z".parse().unwrap()),
         ..planned(5, night(), 1)
     };

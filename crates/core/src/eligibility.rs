@@ -258,6 +258,7 @@ mod tests {
                 created_at: None,
                 updated_at: None,
                 task_definition: None,
+                rollback: false,
             }],
             tags: Default::default(),
         }

@@ -30,6 +30,12 @@ pub struct NightRecord {
     /// The PRIMARY deployment UpdateService returned (restarter).
     pub deployment_id: Option<String>,
     pub started_at: Option<DateTime<Utc>>,
+    /// When the invocation that holds a claim (a record `started` without its deployment) took
+    /// it: `started_at` for the claim itself, later for an invocation that took a lapsed claim
+    /// over. The lease runs from here, and a takeover is conditioned on it (a fencing token):
+    /// of two invocations that find one lapsed claim, one takes it.
+    #[serde(default)]
+    pub lease_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     /// The PRIMARY deployment seen just before the restart: how a start retried after a crash
     /// between UpdateService and its record tells whether UpdateService already ran.
@@ -79,6 +85,7 @@ impl NightRecord {
             planned_start: None,
             deployment_id: None,
             started_at: None,
+            lease_at: None,
             finished_at: None,
             previous_deployment: None,
             task_definition: None,

@@ -300,6 +300,7 @@ mod tests {
             created_at: Some(t(0)),
             updated_at: Some(t(7)),
             task_definition: Some("arn:aws:ecs:eu-west-1:111111111111:task-definition/s:7".into()),
+            rollback: false,
         }
     }
 

@@ -300,6 +300,28 @@ pub trait RestartStore: NightStore {
         cap: u32,
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
 
+    /// Takes over a lapsed claim (a record `started` without a deployment, as `held` was read):
+    /// writes `to` (the same record with a new `lease_at`) only while the record is still
+    /// `started` without a deployment and its `lease_at` is still `held`'s. `Ok(false)`: another
+    /// invocation took it, or it moved on. Of two invocations that find one lapsed claim, one
+    /// takes it: only the one that did may send UpdateService for it or end it.
+    fn take_over(
+        &self,
+        held: &NightRecord,
+        to: &NightRecord,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Gives back a claim whose UpdateService certainly did not run (denied, or the window
+    /// ended before it could be sent): `to` (state `skipped`, at the skipped records' key)
+    /// replaces the record, while it is `started` without a deployment and its `lease_at` is
+    /// `claimed`'s; the cluster's place is freed and the start uncounted. `Ok(false)`: it moved
+    /// on or was taken over.
+    fn give_back(
+        &self,
+        claimed: &NightRecord,
+        to: &NightRecord,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Records the deployment UpdateService returned on a started record that has none yet.
     /// `Ok(false)`: the record had moved on or already had one.
     fn record_deployment(
@@ -433,7 +455,17 @@ pub trait FleetControl: Send + Sync {
         services: &[ServiceId],
     ) -> impl Future<Output = Result<Vec<ServiceSnapshot>, ControlError>> + Send;
 
-    /// UpdateService(forceNewDeployment=true): the id of the new PRIMARY deployment.
+    /// Waits until UpdateService may be sent for `service` under its account's pace;
+    /// [`force_new_deployment`](Self::force_new_deployment) then sends it at once. Apart, so
+    /// that the caller can look at its clock between the two (the window may have ended while
+    /// it waited). A fleet that paces nothing answers at once.
+    fn pace_update(&self, service: &ServiceId) -> impl Future<Output = ()> + Send {
+        let _ = service;
+        std::future::ready(())
+    }
+
+    /// UpdateService(forceNewDeployment=true), sent at once (see
+    /// [`pace_update`](Self::pace_update)): the id of the new PRIMARY deployment.
     fn force_new_deployment(
         &self,
         service: &ServiceId,

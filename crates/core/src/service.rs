@@ -71,6 +71,11 @@ pub struct Deployment {
     /// The task definition the deployment runs (its ARN).
     #[serde(default)]
     pub task_definition: Option<String>,
+    /// A deployment ECS's circuit breaker started to roll a failed one back (its
+    /// `rolloutStateReason` says "rolling back to deploymentId ..."): never one of ours, though
+    /// it is newer than ours and may run the same task definition.
+    #[serde(default)]
+    pub rollback: bool,
 }
 
 /// A service as ECS describes it at one moment.

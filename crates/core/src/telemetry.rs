@@ -17,10 +17,21 @@ static CAPTURED: Mutex<Option<Vec<String>>> = Mutex::new(None);
 /// Prints one EMF line on standard output, where Lambda hands it to CloudWatch Logs, which
 /// extracts its metrics. While a capture is on, the line is also kept.
 pub fn emit(line: String) {
-    println!("{line}");
+    if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        println!("{line}");
+    }
     if let Some(kept) = CAPTURED.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
         kept.push(line);
     }
+}
+
+/// Set by [`quiet`]: lines are no longer printed.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Stops printing lines in this process (a capture still keeps them): a simulation that runs
+/// thousands of nights in one test would otherwise print millions of lines.
+pub fn quiet() {
+    QUIET.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Starts keeping every line [`emit`] prints in this process, until [`captured`]: tests read

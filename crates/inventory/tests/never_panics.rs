@@ -165,6 +165,7 @@ fn discovered(s: &Shape) -> DiscoveredService {
                     created_at: at.and_then(|t| DateTime::from_timestamp(t, 0)),
                     updated_at: None,
                     task_definition: None,
+                    rollback: false,
                 })
                 .collect(),
             tags: s.tags.iter().cloned().collect::<Tags>(),

@@ -242,6 +242,10 @@ impl<F: FleetControl> FleetControl for Timed<F> {
         self.inner.describe(services).await
     }
 
+    async fn pace_update(&self, service: &ServiceId) {
+        self.inner.pace_update(service).await;
+    }
+
     async fn force_new_deployment(&self, service: &ServiceId) -> Result<String, ControlError> {
         let out = self.inner.force_new_deployment(service).await;
         self.updates

@@ -4,15 +4,17 @@
 //! deployment recorded; and a claim whose lease has lapsed settled from the deployments ECS
 //! shows.
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 
 use restart_core::HandlerError;
+use restart_core::eligibility::SkipReason;
 use restart_core::night::NightRecord;
 use restart_core::outcome::NightState;
 use restart_core::ports::{Claim, ControlError, FleetControl};
-use restart_core::service::{DeploymentStatus, ServiceSnapshot};
+use restart_core::service::{Deployment, RolloutState, ServiceSnapshot};
 
 use crate::cluster::Tally;
+use crate::held::HELD_DETAIL;
 use crate::{Restarter, Store};
 
 /// How long a claim (a record `started` without its deployment yet) belongs to the invocation
@@ -30,77 +32,124 @@ where
     F: FleetControl,
     S: Store,
 {
-    /// A claimed start without a deployment: did UpdateService run? (See the crate
-    /// documentation.) Sends it when it did not and `may_deploy`.
+    /// A claim whose lease has lapsed (see the crate documentation): taken over first, by a
+    /// conditional write on its lease, so that of two invocations that find it only one goes
+    /// on; then judged from the deployments ECS shows (`observed`). A deployment of ours made
+    /// since the claim is recorded; a circuit-breaker rollback since the claim ends it
+    /// `rolled_back`, and a deploy of the owners since then `superseded`: either way
+    /// UpdateService is not sent again. With no deployment since the claim it ends `timed_out`
+    /// once `expired`, or else UpdateService is sent when `may_deploy` (not after
+    /// `not_after`).
     pub(crate) async fn settle_claim(
         &self,
         r: &NightRecord,
         observed: Option<&ServiceSnapshot>,
+        expired: bool,
         may_deploy: bool,
-    ) -> Result<Settled, HandlerError> {
-        let mut out = Settled::default();
+        not_after: Option<DateTime<Utc>>,
+    ) -> Result<Tally, HandlerError> {
+        let mut tally = Tally::default();
+        let held = NightRecord {
+            lease_at: Some(self.clock.now()),
+            ..r.clone()
+        };
+        if !self.store.take_over(r, &held).await? {
+            // Another invocation took it over, or it moved on: theirs to settle.
+            return Ok(tally);
+        }
         let Some(s) = observed.filter(|s| s.status == restart_core::service::ServiceStatus::Active)
         else {
-            let to = self.finished(r, NightState::Vanished, "the service is gone or inactive");
-            if self.store.finish(r, &to).await? {
-                *out.tally.outcomes.entry(NightState::Vanished).or_default() += 1;
+            let to = self.finished(
+                &held,
+                NightState::Vanished,
+                "the service is gone or inactive",
+            );
+            self.count_finish(&held, &to, &mut tally).await?;
+            return Ok(tally);
+        };
+        if !self.config.dry_run {
+            match since_claim(&held, s) {
+                Since::Ours(d) => {
+                    let with = NightRecord {
+                        deployment_id: Some(d.id.clone()),
+                        ..held
+                    };
+                    if self.store.record_deployment(&with).await? {
+                        tracing::info!(service = %r.id, deployment = %d.id, "recovered the deployment of an interrupted start");
+                    }
+                    return Ok(tally);
+                }
+                Since::Other(state, detail, None) => {
+                    let to = self.finished(&held, state, &detail);
+                    self.count_finish(&held, &to, &mut tally).await?;
+                    tracing::warn!(service = %r.id, outcome = %state, detail, "an interrupted start settled without UpdateService");
+                    return Ok(tally);
+                }
+                // Something made since the claim still rolls, and it may be ours (a deploy of
+                // the owners that overtook our lost UpdateService takes ours' task definition
+                // too): the claim keeps its place in the cluster until it ends, or, once the
+                // restart timed out, ends holding the place under that deployment.
+                Since::Other(_, _, Some(_)) if !expired => return Ok(tally),
+                Since::Other(state, detail, Some(rolling)) => {
+                    let with = NightRecord {
+                        deployment_id: Some(rolling.id.clone()),
+                        ..held
+                    };
+                    if self.store.record_deployment(&with).await? {
+                        let to = self.finished(&with, state, &format!("{detail}; {HELD_DETAIL}"));
+                        if self.store.finish_holding(&with, &to).await? {
+                            *tally.outcomes.entry(state).or_default() += 1;
+                        }
+                    }
+                    return Ok(tally);
+                }
+                Since::Nothing => {}
             }
-            out.settled = true;
-            return Ok(out);
-        };
-        // Did the claim's UpdateService run? Only a deployment created since the claim (not the
-        // one seen when claiming) with the task definition seen then says so (a deploy of
-        // another one is the owners'); which deployment is PRIMARY now proves nothing.
-        let claimed_at = r.started_at.unwrap_or_else(|| self.clock.now()) - CLOCK_SKEW;
-        let same_task = |d: &&restart_core::service::Deployment| match (
-            r.task_definition.as_deref(),
-            d.task_definition.as_deref(),
-        ) {
-            (Some(ours), Some(theirs)) => ours == theirs,
-            _ => true,
-        };
-        let made = s
-            .deployments
-            .iter()
-            .filter(|d| Some(&d.id) != r.previous_deployment.as_ref())
-            .filter(|d| d.created_at.is_some_and(|t| t >= claimed_at))
-            .filter(same_task)
-            .max_by_key(|d| (d.status == DeploymentStatus::Primary, d.created_at));
-        if let Some(d) = made
-            && !self.config.dry_run
-        {
-            let with = NightRecord {
-                deployment_id: Some(d.id.clone()),
-                ..r.clone()
-            };
-            self.store.record_deployment(&with).await?;
-            tracing::info!(service = %r.id, deployment = %d.id, "recovered the deployment of an interrupted start");
-            out.settled = true;
-            return Ok(out);
         }
-        if !may_deploy {
-            return Ok(out);
+        if expired {
+            let why = "UpdateService did not answer, and no deployment was made since the claim";
+            return self.expire_claim(&held, why).await;
         }
-        out.settled = true;
-        match self.deploy(r, s).await? {
-            Begun::Started(_) => out.tally.started += 1,
-            Begun::Refused(_) => out.tally.refused += 1,
-            Begun::Unreachable(m) => out.unreachable = Some(m),
-            _ => {}
+        if may_deploy {
+            match self.deploy(&held, s, not_after).await? {
+                Begun::Started(_) => tally.started += 1,
+                Begun::Refused(_) => tally.refused += 1,
+                Begun::Unreachable(m) => {
+                    tally.skipped += 1;
+                    tally.unreachable = Some(m);
+                }
+                Begun::TooLate => tally.skipped += 1,
+                Begun::Pending | Begun::Moved(_) | Begun::ClusterFull => {}
+            }
         }
-        Ok(out)
+        Ok(tally)
     }
 
-    /// Claims `from` (as read) as started and runs the restart.
+    /// Ends `from` as `to` (a restart outcome) and counts it.
+    async fn count_finish(
+        &self,
+        from: &NightRecord,
+        to: &NightRecord,
+        tally: &mut Tally,
+    ) -> Result<(), HandlerError> {
+        if self.store.finish(from, to).await? {
+            *tally.outcomes.entry(to.state).or_default() += 1;
+        }
+        Ok(())
+    }
+
+    /// Claims `from` (as read) as started and runs the restart, not after `not_after`.
     pub(crate) async fn begin(
         &self,
         from: Option<&NightRecord>,
         base: NightRecord,
         observed: &ServiceSnapshot,
+        not_after: Option<DateTime<Utc>>,
     ) -> Result<Begun, HandlerError> {
         let claimed = NightRecord {
             state: NightState::Started,
             started_at: Some(self.clock.now()),
+            lease_at: None,
             previous_deployment: observed.primary().map(|d| d.id.clone()),
             task_definition: observed.primary().and_then(|d| d.task_definition.clone()),
             deployment_id: None,
@@ -120,19 +169,33 @@ where
             claim = self.store.claim(from, &claimed, cap).await?;
         }
         match claim {
-            Claim::Claimed => self.deploy(&claimed, observed).await,
+            Claim::Claimed => self.deploy(&claimed, observed, not_after).await,
             Claim::ClusterFull => Ok(Begun::ClusterFull),
             Claim::Moved(now) => Ok(Begun::Moved(now)),
         }
     }
 
     /// UpdateService for a claimed record (or, in a dry run, the current PRIMARY deployment),
-    /// then the deployment recorded.
+    /// then the deployment recorded. The window is looked at once more right before
+    /// UpdateService, after the account's pace: a claim whose window ended meanwhile
+    /// (`not_after`) is given back unsent, `skipped/window_closed`.
     async fn deploy(
         &self,
         claimed: &NightRecord,
         observed: &ServiceSnapshot,
+        not_after: Option<DateTime<Utc>>,
     ) -> Result<Begun, HandlerError> {
+        if !self.config.dry_run {
+            self.fleet.pace_update(&claimed.id).await;
+        }
+        if let Some(end) = not_after
+            && self.clock.now() >= end
+        {
+            let detail = format!("the window ended at {end} before UpdateService could be sent");
+            self.give_back(claimed, SkipReason::WindowClosed, &detail)
+                .await?;
+            return Ok(Begun::TooLate);
+        }
         let deployment = if self.config.dry_run {
             observed.primary().map(|d| d.id.clone()).ok_or_else(|| {
                 HandlerError::unexpected(format!("{} has no PRIMARY deployment", claimed.id))
@@ -160,10 +223,13 @@ where
                     tracing::warn!(service = %claimed.id, error = %e, "restart refused");
                     return Ok(Begun::Refused(state));
                 }
-                // Denied (an SCP, the role changed): the request did not run, and nothing else
-                // will in this account. The claim stays and ends at its timeout with the reason.
+                // Denied (an SCP, the role changed): the request certainly did not run, and
+                // nothing else will in this account. The claim is given back at once, as the
+                // account's other planned restarts are: skipped/account_unreachable.
                 Err(ControlError::AccessDenied(m)) => {
                     tracing::warn!(service = %claimed.id, error = %m, "UpdateService denied: account unreachable");
+                    self.give_back(claimed, SkipReason::AccountUnreachable, &m)
+                        .await?;
                     return Ok(Begun::Unreachable(m));
                 }
                 // Throttled or transient: the claim stays; once its lease has lapsed a poll
@@ -178,9 +244,118 @@ where
             deployment_id: Some(deployment.clone()),
             ..claimed.clone()
         };
-        self.store.record_deployment(&with).await?;
+        if !self.store.record_deployment(&with).await? {
+            tracing::error!(service = %claimed.id, deployment = %deployment, "UpdateService ran but its claim had moved on: the deployment is not recorded");
+        }
         tracing::info!(service = %claimed.id, deployment = %deployment, dry_run = self.config.dry_run, "restart started");
         Ok(Begun::Started(deployment))
+    }
+
+    /// Gives a claim back unsent: `skipped` for `reason`, with `detail`.
+    async fn give_back(
+        &self,
+        claimed: &NightRecord,
+        reason: SkipReason,
+        detail: &str,
+    ) -> Result<bool, HandlerError> {
+        let to = NightRecord {
+            detail: Some(detail.to_owned()),
+            started_at: None,
+            lease_at: None,
+            previous_deployment: None,
+            task_definition: None,
+            ..claimed.now_skipped(reason)
+        };
+        Ok(self.store.give_back(claimed, &to).await?)
+    }
+
+    /// A claim that got no deployment within the timeout ends `timed_out`, saying why. Its
+    /// UpdateService did not run (or ECS could not show it): its place is given back.
+    pub(crate) async fn expire_claim(
+        &self,
+        r: &NightRecord,
+        why: &str,
+    ) -> Result<Tally, HandlerError> {
+        let mut tally = Tally::default();
+        let to = self.finished(
+            r,
+            NightState::TimedOut,
+            &format!(
+                "no deployment was recorded for this restart within {} minutes: {why}",
+                self.config.restart_timeout.num_minutes()
+            ),
+        );
+        self.count_finish(r, &to, &mut tally).await?;
+        Ok(tally)
+    }
+}
+
+/// What ECS shows of a lapsed claim's UpdateService.
+#[derive(Debug)]
+enum Since<'a> {
+    /// Ours: the oldest deployment made since the claim with the claim's task definition that
+    /// is not a circuit-breaker rollback.
+    Ours(&'a Deployment),
+    /// No deployment of ours, but a rollback (ours failed and drained out) or a deploy of the
+    /// owners since the claim: the outcome, in words, and the newest deployment since the claim
+    /// that still rolls. Sending UpdateService now would restart the service a second time, or
+    /// restart one that was just deployed.
+    Other(NightState, String, Option<&'a Deployment>),
+    /// No deployment since the claim: UpdateService did not run.
+    Nothing,
+}
+
+fn since_claim<'a>(r: &NightRecord, s: &'a ServiceSnapshot) -> Since<'a> {
+    let claimed_at = r.started_at.map(|t| t - CLOCK_SKEW);
+    let since: Vec<&Deployment> = s
+        .deployments
+        .iter()
+        .filter(|d| Some(&d.id) != r.previous_deployment.as_ref())
+        .filter(|d| match (d.created_at, claimed_at) {
+            (Some(t), Some(c)) => t >= c,
+            _ => false,
+        })
+        .collect();
+    let same_task =
+        |d: &Deployment| match (r.task_definition.as_deref(), d.task_definition.as_deref()) {
+            (Some(ours), Some(theirs)) => ours == theirs,
+            _ => true,
+        };
+    if let Some(d) = since
+        .iter()
+        .copied()
+        .filter(|d| !d.rollback && same_task(d))
+        .min_by_key(|d| d.created_at)
+    {
+        return Since::Ours(d);
+    }
+    let rolling = since
+        .iter()
+        .copied()
+        .filter(|d| d.rollout_state == Some(RolloutState::InProgress))
+        .max_by_key(|d| d.created_at);
+    if let Some(back) = since.iter().find(|d| d.rollback) {
+        return Since::Other(
+            NightState::RolledBack,
+            format!(
+                "UpdateService's answer was lost; its deployment failed and ECS's circuit breaker \
+                 rolled it back ({})",
+                back.id
+            ),
+            rolling,
+        );
+    }
+    match since.iter().max_by_key(|d| d.created_at) {
+        Some(theirs) => Since::Other(
+            NightState::Superseded,
+            format!(
+                "a deployment of another task definition ({}) was made since the claim: the \
+                 service runs new tasks, and UpdateService is not sent again",
+                theirs.task_definition.as_deref().unwrap_or("unknown")
+            ),
+            rolling,
+        ),
+        None => Since::Nothing,
     }
 }
 
@@ -192,18 +367,12 @@ pub(crate) enum Begun {
     Refused(NightState),
     /// UpdateService did not answer: the claim stays for the next poll.
     Pending,
-    /// UpdateService was denied (the account was lost): the claim stays until its timeout.
+    /// UpdateService was denied (the account was lost): the claim was given back,
+    /// `skipped/account_unreachable`.
     Unreachable(String),
+    /// The window ended before UpdateService could be sent: the claim was given back,
+    /// `skipped/window_closed`.
+    TooLate,
     Moved(Option<NightState>),
     ClusterFull,
-}
-
-/// What settling a claim came to.
-#[derive(Debug, Default)]
-pub(crate) struct Settled {
-    pub(crate) tally: Tally,
-    /// Whether the claim was settled: its deployment found, sent, or its service gone.
-    pub(crate) settled: bool,
-    /// UpdateService was denied: the account was lost.
-    pub(crate) unreachable: Option<String>,
 }

@@ -30,6 +30,9 @@ pub(crate) struct Tally {
     pub(crate) past_deadline: u64,
     /// 1 when a poll finds its batch done (the state machine stops polling it then).
     pub(crate) batch_done: u64,
+    /// UpdateService was denied: the account was lost (its other planned restarts end
+    /// `skipped/account_unreachable` too).
+    pub(crate) unreachable: Option<String>,
 }
 
 impl Tally {
@@ -42,6 +45,9 @@ impl Tally {
         self.tag_failures += other.tag_failures;
         self.past_deadline += other.past_deadline;
         self.batch_done += other.batch_done;
+        if self.unreachable.is_none() {
+            self.unreachable = other.unreachable;
+        }
         for (k, v) in other.outcomes {
             *self.outcomes.entry(k).or_default() += v;
         }

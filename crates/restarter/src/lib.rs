@@ -99,6 +99,25 @@ pub use restart_core::limits::SLOW_POLL_FACTOR;
 /// poll (the state machine waits in between; nothing here waits for a deployment).
 pub const START_BUDGET: Duration = Duration::from_secs(10);
 
+/// How long one invocation works before it leaves what is left (starts, judgements, tags) to
+/// the next poll. Past it no new AWS call begins; one already sent may take up to the member
+/// ECS operation timeout (90 s) in retries, and the Lambda timeout (300 s) leaves room for that
+/// and the records' writes: an invocation that would be ended by Lambda's timeout (which the
+/// state machine does not retry, failing the whole batch) ends itself instead.
+pub const INVOCATION_BUDGET: Duration = Duration::from_secs(150);
+
+tokio::task_local! {
+    /// When the current invocation's [`INVOCATION_BUDGET`] ends.
+    static INVOCATION_ENDS: tokio::time::Instant;
+}
+
+/// Whether the current invocation's budget is spent (never outside an invocation).
+pub(crate) fn out_of_time() -> bool {
+    INVOCATION_ENDS
+        .try_with(|ends| tokio::time::Instant::now() >= *ends)
+        .unwrap_or(false)
+}
+
 /// What the restarter needs of the table: its own side, the catalog (a manual restart's
 /// service), and the account owners a manual restart's new record is given.
 pub trait Store: RestartStore + CatalogStore + SettingsStore {}
@@ -123,6 +142,11 @@ where
 {
     /// Handles one invocation: the raw event in, the mode's output out.
     pub async fn handle(&self, event: serde_json::Value) -> Result<Output, HandlerError> {
+        let ends = tokio::time::Instant::now() + INVOCATION_BUDGET;
+        INVOCATION_ENDS.scope(ends, self.dispatch(event)).await
+    }
+
+    async fn dispatch(&self, event: serde_json::Value) -> Result<Output, HandlerError> {
         let event = Event::parse(event)?;
         let started = Instant::now();
         let (mode, result) = match event {

@@ -20,7 +20,7 @@ where
     /// `service`: restarts one service now, on on-call's request.
     ///
     /// The night is the one whose window is open, else the last one that began. A service
-    /// already in flight is refused. One that already restarted tonight (completed, failed,
+    /// already in flight is not restarted again: the answer is that restart. One that already restarted tonight (completed, failed,
     /// ...) is restarted again only with `force`. A service that is not enrolled (untagged) is
     /// restarted, since on-call asked; one opted out or snoozed only with `force`. Every other
     /// eligibility rule (controller, desired 0, a deployment in progress, restart risk) still
@@ -57,11 +57,18 @@ where
         let existing = self.store.find_record(night, &id).await?;
         if let Some(r) = &existing {
             if r.state == NightState::Started {
-                return Err(HandlerError::invalid_input(format!(
-                    "{arn} is restarting already (since {}, deployment {})",
-                    r.started_at.map_or("?".into(), |t| t.to_rfc3339()),
-                    r.deployment_id.as_deref().unwrap_or("not yet recorded")
-                )));
+                // Not restarted again: the answer is the restart in flight, so that a request
+                // sent twice (a Step Functions retry whose first answer was lost) is answered
+                // as the first was, and its execution goes on to watch it.
+                tracing::info!(service = %id, deployment = ?r.deployment_id, "restarting already; not restarted again");
+                return Ok(ServiceOutput {
+                    night,
+                    service_arn: arn.clone(),
+                    state: r.state,
+                    deployment_id: r.deployment_id.clone(),
+                    dry_run: self.config.dry_run,
+                    wait_seconds: self.wait_seconds(),
+                });
             }
             if r.state.is_restart_outcome() && !force {
                 return Err(HandlerError::invalid_input(format!(
@@ -129,7 +136,8 @@ where
             )),
             ..base
         };
-        let begun = self.begin(existing.as_ref(), base, observed).await?;
+        // On-call's explicit request: the window does not hold it back.
+        let begun = self.begin(existing.as_ref(), base, observed, None).await?;
         let after = self.store.find_record(night, &id).await?;
         match begun {
             Begun::ClusterFull => Err(HandlerError::new(
@@ -148,7 +156,7 @@ where
                 ErrorType::Misconfigured,
                 format!(
                     "UpdateService on {arn} was denied ({m}): the account cannot be reached; \
-                     nothing was restarted, and the claim ends timed_out at its timeout"
+                     nothing was restarted, and the record is skipped (account_unreachable)"
                 ),
             )),
             _ => {

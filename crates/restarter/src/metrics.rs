@@ -73,11 +73,14 @@ where
         emf.emit(self.clock.now());
     }
 
-    /// The night's deadline: the window's end plus the restart timeout. Nothing starts after
-    /// the window's end and every restart is judged by its timeout, so a scheduled batch still
-    /// pending after this is stuck.
+    /// The night's deadline: the window's end plus the restart timeout plus two poll
+    /// intervals. Nothing starts after the window's end and every restart is judged by the
+    /// first poll after its timeout, so a scheduled batch still pending after this is stuck.
     pub(crate) fn deadline(&self, night: NaiveDate) -> DateTime<Utc> {
-        self.window(night).end + self.config.restart_timeout
+        // A restart started in the window's last moment is judged by the first poll after its
+        // timeout, which comes up to a poll interval (and an invocation) later: the deadline
+        // leaves two intervals for it, so that it means a stuck night, not a slow last restart.
+        self.window(night).end + self.config.restart_timeout + self.config.poll_interval * 2
     }
 
     /// The `failed` mode: a batch of the night ended in an error. Logged at error level and
@@ -105,20 +108,6 @@ where
             error,
         }
     }
-}
-
-/// A start of `batch` refused while paused after the night's deadline: the batch waits on the
-/// kill switch instead of ending, so the night is late (`BatchesPastDeadline`).
-pub(crate) fn paused_past_deadline(night: NaiveDate, batch: u32, at: DateTime<Utc>) {
-    tracing::warn!(night = %night, batch, "paused after the window's end plus the restart timeout: the night cannot end until resumed");
-    Emf::new()
-        .dimension("Function", "restarter")
-        .metric("BatchesPastDeadline", 1.0, Unit::Count)
-        .property("night", serde_json::json!(night))
-        .property("batch", serde_json::json!(batch))
-        .property("mode", serde_json::json!("start"))
-        .property("paused", serde_json::json!(true))
-        .emit(at);
 }
 
 /// The line the circuit breaker's halt of `night` prints.

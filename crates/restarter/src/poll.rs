@@ -148,6 +148,15 @@ where
             return Ok(tally);
         }
         if self.store.pause().await?.is_some() {
+            // Paused: nothing starts, but lapsed claims are still settled (never by sending
+            // UpdateService) and end at their timeout, so a pause that outlives the window
+            // leaves nothing unjudged.
+            let claims: Vec<NightRecord> = rest
+                .into_iter()
+                .filter(|r| r.state == NightState::Started)
+                .collect();
+            let pass = self.pass(night, outside_window, false);
+            tally.add(self.advance(claims, &pass).await?);
             return Ok(tally);
         }
         let pass = self.pass(night, outside_window, true);

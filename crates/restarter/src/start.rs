@@ -4,7 +4,7 @@
 //! account cannot be reached handled alone.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use chrono::NaiveDate;
 use futures::stream::{self, StreamExt};
@@ -46,14 +46,11 @@ where
         } else {
             records
         };
-        if let Err(e) = self.refuse_if_paused().await {
-            if e.error_type == ErrorType::Paused
-                && !outside_window
-                && self.clock.now() > self.deadline(night)
-            {
-                crate::metrics::paused_past_deadline(night, batch, self.clock.now());
-            }
-            return Err(e);
+        // Once the window has closed nothing can start, and a pause holds nothing back: the
+        // batch goes on to judge what is in flight and ends, instead of waiting on a resume.
+        let window_closed = !outside_window && self.clock.now() >= self.window(night).end;
+        if !window_closed {
+            self.refuse_if_paused().await?;
         }
         if let Some(halt) = self.store.night_status(night).await?.halted {
             let halted = self.halt_planned(&records, &halt).await?;
@@ -122,39 +119,44 @@ where
     ) -> Result<Tally, HandlerError> {
         let mut tally = Tally::default();
         let now = self.clock.now();
-        // Claims another invocation may still be working on are left to it. Claims that got no
-        // deployment within the timeout (`expired`) end now, after one look at ECS: a deployment
-        // made since the claim is recorded instead, and the reason it could not be seen is kept.
+        // Claims still under their lease are left to the invocation that holds them (see
+        // `claim`). Lapsed ones are settled here, after one look at ECS: `expired` ones (no
+        // deployment within the timeout) end unless a deployment since the claim says
+        // otherwise.
         let mut todo = Vec::with_capacity(group.len());
-        let mut expired = Vec::new();
         for r in group {
             if r.state != NightState::Started {
-                todo.push(r);
+                todo.push((r, false));
                 continue;
             }
             let claimed_at = r.started_at.unwrap_or(now);
-            if now - claimed_at >= self.config.restart_timeout {
-                expired.push(r);
-            } else if now - claimed_at >= CLAIM_LEASE {
-                todo.push(r);
+            let leased_at = r.lease_at.unwrap_or(claimed_at);
+            if now - leased_at >= CLAIM_LEASE {
+                let expired = now - claimed_at >= self.config.restart_timeout;
+                todo.push((r, expired));
             }
         }
-        let planned = |records: &[NightRecord]| {
+        let planned = |records: &[(NightRecord, bool)]| {
             records
                 .iter()
-                .filter(|r| r.state == NightState::Planned)
+                .filter(|(r, _)| r.state == NightState::Planned)
                 .count() as u64
         };
-        if Instant::now() >= pass.deadline {
-            // Out of time: nothing starts, and no claim is sent UpdateService; expired claims
-            // still end.
+        if crate::out_of_time() {
+            // The invocation's time is spent: what is left is the next poll's.
             tally.deferred += planned(&todo);
-            todo.clear();
-        }
-        if todo.is_empty() && expired.is_empty() {
             return Ok(tally);
         }
-        let ids: Vec<ServiceId> = todo.iter().chain(&expired).map(|r| r.id.clone()).collect();
+        if Instant::now() >= pass.deadline {
+            // Out of start budget: nothing starts, and no claim is sent UpdateService; lapsed
+            // claims are still settled.
+            tally.deferred += planned(&todo);
+            todo.retain(|(r, _)| r.state == NightState::Started);
+        }
+        if todo.is_empty() {
+            return Ok(tally);
+        }
+        let ids: Vec<ServiceId> = todo.iter().map(|(r, _)| r.id.clone()).collect();
         let live = match self.fleet.describe(&ids).await {
             Ok(live) => live,
             Err(e) => {
@@ -162,63 +164,61 @@ where
                     ControlError::AccessDenied(m) => format!("account unreachable: {m}"),
                     other => format!("ECS could not be asked: {other}"),
                 };
+                let (claims, planned_records): (Vec<_>, Vec<_>) = todo
+                    .into_iter()
+                    .partition(|(r, _)| r.state == NightState::Started);
+                let planned_records: Vec<NightRecord> =
+                    planned_records.into_iter().map(|(r, _)| r).collect();
                 if let ControlError::AccessDenied(m) = &e {
                     // The account was lost: its planned restarts end here; claims time out.
-                    tally.skipped += self.skip_unreachable(&todo, m).await?;
+                    tally.skipped += self.skip_unreachable(&planned_records, m).await?;
                     tracing::warn!(cluster = %ids_cluster(&ids), error = %m, "account unreachable");
                 } else {
                     // Throttled, a 5xx, an answer not understood: the next poll looks again.
-                    tally.deferred += planned(&todo);
+                    tally.deferred += planned_records.len() as u64;
                     tracing::warn!(cluster = %ids_cluster(&ids), error = %e, "describe failed; deferred");
                 }
-                for r in &expired {
-                    tally.add(self.expire_claim(r, &why).await?);
+                for (r, _) in claims.iter().filter(|(_, expired)| *expired) {
+                    let held = NightRecord {
+                        lease_at: Some(self.clock.now()),
+                        ..r.clone()
+                    };
+                    if self.store.take_over(r, &held).await? {
+                        tally.add(self.expire_claim(&held, &why).await?);
+                    }
                 }
                 return Ok(tally);
             }
         };
         let live: BTreeMap<&str, &ServiceSnapshot> =
             live.iter().map(|s| (s.id.service.as_str(), s)).collect();
-        for r in &expired {
-            let observed = live.get(r.id.service.as_str()).copied();
-            let settled = self.settle_claim(r, observed, false).await?;
-            if settled.settled {
-                tally.add(settled.tally);
-            } else {
-                tally.add(
-                    self.expire_claim(
-                        r,
-                        "UpdateService did not answer, and no deployment was made since the claim",
-                    )
-                    .await?,
-                );
-            }
-        }
-        let closed = !pass.outside_window && now >= pass.window.end;
+        let window = pass.window;
+        let not_after = (!pass.outside_window).then_some(window.end);
         let mut full = false;
-        // Set once UpdateService was denied: the account was lost meanwhile.
-        let mut unreachable: Option<String> = None;
-        for r in &todo {
+        for (r, expired) in &todo {
             let observed = live.get(r.id.service.as_str()).copied();
-            if let Some(m) = &unreachable {
+            // The window is read from the clock for each service: a pass that waited on its
+            // account's pace must not start what the window's end has closed.
+            let closed = not_after.is_some_and(|end| self.clock.now() >= end);
+            if let Some(m) = &tally.unreachable {
                 if r.state == NightState::Planned {
-                    tally.skipped += self.skip_unreachable(std::slice::from_ref(r), m).await?;
+                    let m = m.clone();
+                    tally.skipped += self.skip_unreachable(std::slice::from_ref(r), &m).await?;
                 }
                 continue;
             }
             if r.state == NightState::Started {
-                let settled = self
-                    .settle_claim(r, observed, pass.may_deploy && !closed)
-                    .await?;
-                tally.add(settled.tally);
-                unreachable = settled.unreachable;
+                let may_deploy = pass.may_deploy && !closed && Instant::now() < pass.deadline;
+                tally.add(
+                    self.settle_claim(r, observed, *expired, may_deploy, not_after)
+                        .await?,
+                );
                 continue;
             }
             if full || Instant::now() >= pass.deadline || !pass.may_deploy || closed {
                 tally.deferred += 1;
                 continue;
             }
-            let window = pass.window;
             let tag = observed.map_or(TagState::Untagged, |s| {
                 TagState::from_tags(&s.tags, &self.config.tag_key, window.start.date_naive())
             });
@@ -236,7 +236,7 @@ where
             let Some(observed) = observed else { continue };
             // Only on-call's explicit `outside_window` gets here after the window's end: the
             // record says so.
-            let base = if now >= pass.window.end {
+            let base = if self.clock.now() >= window.end {
                 NightRecord {
                     detail: Some(
                         "started after the window's end at on-call's request (outside_window)"
@@ -247,10 +247,14 @@ where
             } else {
                 r.clone()
             };
-            match self.begin(Some(r), base, observed).await? {
+            match self.begin(Some(r), base, observed, not_after).await? {
                 Begun::Started(_) => tally.started += 1,
                 Begun::Refused(_) => tally.refused += 1,
-                Begun::Unreachable(m) => unreachable = Some(m),
+                Begun::Unreachable(m) => {
+                    tally.skipped += 1;
+                    tally.unreachable = Some(m);
+                }
+                Begun::TooLate => tally.skipped += 1,
                 Begun::Pending | Begun::Moved(_) => {}
                 Begun::ClusterFull => {
                     full = true;
@@ -279,24 +283,6 @@ where
             }
         }
         Ok(skipped)
-    }
-
-    /// A claim that got no deployment within the timeout ends `timed_out`, saying why. Its
-    /// UpdateService did not run (or ECS could not show it): its place is given back.
-    async fn expire_claim(&self, r: &NightRecord, why: &str) -> Result<Tally, HandlerError> {
-        let mut tally = Tally::default();
-        let to = self.finished(
-            r,
-            NightState::TimedOut,
-            &format!(
-                "no deployment was recorded for this restart within {} minutes: {why}",
-                self.config.restart_timeout.num_minutes()
-            ),
-        );
-        if self.store.finish(r, &to).await? {
-            *tally.outcomes.entry(NightState::TimedOut).or_default() += 1;
-        }
-        Ok(tally)
     }
 }
 

@@ -91,6 +91,7 @@ fn deployment(id: &str, state: RolloutState) -> Deployment {
         created_at: Some("2026-11-01T00:00:00Z".parse().unwrap()),
         updated_at: None,
         task_definition: None,
+        rollback: false,
     }
 }
 

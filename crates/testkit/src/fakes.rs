@@ -2,7 +2,7 @@
 //! (`crates/aws/tests/store_contract.rs`) holds them to what the DynamoDB adapter does.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
 
@@ -80,7 +80,20 @@ pub struct MemoryStore {
     /// When set, [`SettingsStore::account_owners`] fails with this error (a table that cannot
     /// be read), and the writes still work.
     pub settings_error: Mutex<Option<StoreError>>,
+    /// Passed before every call of the night's side ([`NightStore`], [`RestartStore`]): a
+    /// simulation interleaves invocations there and answers faults ([`StoreGate`]).
+    pub gate: Mutex<Option<Arc<dyn StoreGate>>>,
 }
+
+/// What a [`MemoryStore`] call passes first: a point where a simulation lets other invocations
+/// run, and may answer an error instead of the call (the call then changes nothing).
+pub trait StoreGate: Send + Sync + std::fmt::Debug {
+    /// Before the store's `op`.
+    fn pass(&self, op: &'static str) -> BoxFuture<'static, Result<(), StoreError>>;
+}
+
+/// A boxed future of a [`StoreGate`].
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 impl SettingsStore for MemoryStore {
     async fn account_owners(&self) -> Result<BTreeMap<AccountId, AccountOwner>, StoreError> {
@@ -262,6 +275,19 @@ impl MemoryNights {
 }
 
 impl MemoryStore {
+    /// Installs `gate` before every call of the night's side.
+    pub fn set_gate(&self, gate: Arc<dyn StoreGate>) {
+        *self.gate.lock().unwrap_or_else(|e| e.into_inner()) = Some(gate);
+    }
+
+    async fn pass_gate(&self, op: &'static str) -> Result<(), StoreError> {
+        let gate = self.gate.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match gate {
+            Some(gate) => gate.pass(op).await,
+            None => Ok(()),
+        }
+    }
+
     fn nights(&self) -> std::sync::MutexGuard<'_, MemoryNights> {
         self.nights.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -285,10 +311,12 @@ impl MemoryStore {
 
 impl NightStore for MemoryStore {
     async fn plan_summary(&self, night: NaiveDate) -> Result<Option<PlanSummary>, StoreError> {
+        self.pass_gate("plan_summary").await?;
         Ok(self.nights().summaries.get(&night).cloned())
     }
 
     async fn put_plan_summary(&self, summary: &PlanSummary) -> Result<(), StoreError> {
+        self.pass_gate("put_plan_summary").await?;
         let mut n = self.nights();
         n.summaries.insert(summary.night, summary.clone());
         n.writes += 1;
@@ -296,6 +324,7 @@ impl NightStore for MemoryStore {
     }
 
     async fn read_batches(&self, night: NaiveDate) -> Result<Vec<PlannedBatch>, StoreError> {
+        self.pass_gate("read_batches").await?;
         Ok(self
             .nights()
             .batches
@@ -309,6 +338,7 @@ impl NightStore for MemoryStore {
         night: NaiveDate,
         batches: &[PlannedBatch],
     ) -> Result<(), StoreError> {
+        self.pass_gate("put_batches").await?;
         let mut n = self.nights();
         n.writes += batches.len() as u64;
         let entry = n.batches.entry(night).or_default();
@@ -319,6 +349,7 @@ impl NightStore for MemoryStore {
     }
 
     async fn delete_batches(&self, night: NaiveDate, batches: &[u32]) -> Result<(), StoreError> {
+        self.pass_gate("delete_batches").await?;
         let mut n = self.nights();
         n.writes += batches.len() as u64;
         if let Some(entry) = n.batches.get_mut(&night) {
@@ -334,6 +365,7 @@ impl NightStore for MemoryStore {
         night: NaiveDate,
         batch: u32,
     ) -> Result<Vec<NightRecord>, StoreError> {
+        self.pass_gate("read_batch").await?;
         Ok(self
             .nights()
             .records
@@ -344,6 +376,7 @@ impl NightStore for MemoryStore {
     }
 
     async fn read_skipped(&self, night: NaiveDate) -> Result<Vec<NightRecord>, StoreError> {
+        self.pass_gate("read_skipped").await?;
         Ok(self
             .nights()
             .records
@@ -354,6 +387,7 @@ impl NightStore for MemoryStore {
     }
 
     async fn read_night(&self, night: NaiveDate) -> Result<Vec<NightRecord>, StoreError> {
+        self.pass_gate("read_night").await?;
         let n = self.nights();
         Ok(n.records
             .values()
@@ -366,6 +400,7 @@ impl NightStore for MemoryStore {
         &self,
         night: NaiveDate,
     ) -> Result<BTreeMap<ServiceId, u32>, StoreError> {
+        self.pass_gate("read_assignment").await?;
         let n = self.nights();
         Ok(n.records
             .values()
@@ -375,6 +410,7 @@ impl NightStore for MemoryStore {
     }
 
     async fn create_records(&self, records: &[NightRecord]) -> Result<Created, StoreError> {
+        self.pass_gate("create_records").await?;
         let mut n = self.nights();
         let mut out = Created::default();
         for r in records {
@@ -392,6 +428,7 @@ impl NightStore for MemoryStore {
     }
 
     async fn move_record(&self, from: &NightRecord, to: &NightRecord) -> Result<bool, StoreError> {
+        self.pass_gate("move_record").await?;
         let mut n = self.nights();
         // A move to the key it is at is no move.
         if from.night == to.night && from.id == to.id && from.batch == to.batch {
@@ -414,15 +451,18 @@ impl NightStore for MemoryStore {
 
 impl RestartStore for MemoryStore {
     async fn pause(&self) -> Result<Option<Pause>, StoreError> {
+        self.pass_gate("pause").await?;
         Ok(self.nights().pause.clone())
     }
 
     async fn set_pause(&self, pause: Option<&Pause>) -> Result<(), StoreError> {
+        self.pass_gate("set_pause").await?;
         self.nights().pause = pause.cloned();
         Ok(())
     }
 
     async fn night_status(&self, night: NaiveDate) -> Result<NightStatus, StoreError> {
+        self.pass_gate("night_status").await?;
         Ok(self
             .nights()
             .status
@@ -432,6 +472,7 @@ impl RestartStore for MemoryStore {
     }
 
     async fn halt(&self, night: NaiveDate, halt: &Halt) -> Result<bool, StoreError> {
+        self.pass_gate("halt").await?;
         let mut n = self.nights();
         let status = n.status.entry(night).or_default();
         if status.halted.is_some() {
@@ -446,6 +487,7 @@ impl RestartStore for MemoryStore {
         night: NaiveDate,
         id: &ServiceId,
     ) -> Result<Option<NightRecord>, StoreError> {
+        self.pass_gate("find_record").await?;
         Ok(self.record(night, id))
     }
 
@@ -455,6 +497,7 @@ impl RestartStore for MemoryStore {
         to: &NightRecord,
         cap: u32,
     ) -> Result<Claim, StoreError> {
+        self.pass_gate("claim").await?;
         let mut n = self.nights();
         let key = (to.night, to.id.clone());
         // The table conditions the Put on the state at `to`'s key, and reads it there when
@@ -481,7 +524,52 @@ impl RestartStore for MemoryStore {
         Ok(Claim::Claimed)
     }
 
+    async fn take_over(&self, held: &NightRecord, to: &NightRecord) -> Result<bool, StoreError> {
+        self.pass_gate("take_over").await?;
+        let mut n = self.nights();
+        let ok = n.at_key(held).is_some_and(|r| {
+            r.state == NightState::Started
+                && r.deployment_id.is_none()
+                && r.lease_at == held.lease_at
+        });
+        if ok {
+            n.records.insert((to.night, to.id.clone()), to.clone());
+            n.writes += 1;
+        }
+        Ok(ok)
+    }
+
+    async fn give_back(&self, claimed: &NightRecord, to: &NightRecord) -> Result<bool, StoreError> {
+        self.pass_gate("give_back").await?;
+        let mut n = self.nights();
+        let ok = n.at_key(claimed).is_some_and(|r| {
+            r.state == NightState::Started
+                && r.deployment_id.is_none()
+                && r.lease_at == claimed.lease_at
+        });
+        if !ok {
+            return Ok(false);
+        }
+        n.records.insert((to.night, to.id.clone()), to.clone());
+        let slot = n
+            .inflight
+            .entry((to.night, to.id.cluster_key()))
+            .or_default();
+        *slot = slot.saturating_sub(1);
+        let started = n
+            .status
+            .entry(to.night)
+            .or_default()
+            .counts
+            .entry(NightState::Started)
+            .or_default();
+        *started = started.saturating_sub(1);
+        n.writes += 1;
+        Ok(true)
+    }
+
     async fn record_deployment(&self, started: &NightRecord) -> Result<bool, StoreError> {
+        self.pass_gate("record_deployment").await?;
         let mut n = self.nights();
         let key = (started.night, started.id.clone());
         let ok = n
@@ -495,6 +583,7 @@ impl RestartStore for MemoryStore {
     }
 
     async fn finish(&self, started: &NightRecord, to: &NightRecord) -> Result<bool, StoreError> {
+        self.pass_gate("finish").await?;
         let mut n = self.nights();
         let key = (to.night, to.id.clone());
         let ok = n.at_key(to).is_some_and(|r| {
@@ -517,6 +606,7 @@ impl RestartStore for MemoryStore {
         planned: &NightRecord,
         to: &NightRecord,
     ) -> Result<bool, StoreError> {
+        self.pass_gate("halt_record").await?;
         let mut n = self.nights();
         let key = (to.night, to.id.clone());
         // As the table: the Put of `to` on condition that the record at its key is in the
@@ -534,6 +624,7 @@ impl RestartStore for MemoryStore {
         started: &NightRecord,
         to: &NightRecord,
     ) -> Result<bool, StoreError> {
+        self.pass_gate("finish_holding").await?;
         let mut n = self.nights();
         let key = (to.night, to.id.clone());
         let ok = n.at_key(to).is_some_and(|r| {
@@ -560,6 +651,7 @@ impl RestartStore for MemoryStore {
         night: NaiveDate,
         cluster: &ServiceId,
     ) -> Result<Vec<restart_core::ports::HeldRestart>, StoreError> {
+        self.pass_gate("held").await?;
         Ok(self
             .nights()
             .held
@@ -573,6 +665,7 @@ impl RestartStore for MemoryStore {
         night: NaiveDate,
         held: &restart_core::ports::HeldRestart,
     ) -> Result<bool, StoreError> {
+        self.pass_gate("release").await?;
         let mut n = self.nights();
         let cluster = (night, held.id.cluster_key());
         if !n.held.get_mut(&cluster).is_some_and(|h| h.remove(held)) {
@@ -887,6 +980,22 @@ mod shared {
             cap: u32,
         ) -> Result<Claim, StoreError> {
             self.0.claim(from, to, cap).await
+        }
+
+        async fn take_over(
+            &self,
+            held: &NightRecord,
+            to: &NightRecord,
+        ) -> Result<bool, StoreError> {
+            self.0.take_over(held, to).await
+        }
+
+        async fn give_back(
+            &self,
+            claimed: &NightRecord,
+            to: &NightRecord,
+        ) -> Result<bool, StoreError> {
+            self.0.give_back(claimed, to).await
         }
 
         async fn record_deployment(&self, started: &NightRecord) -> Result<bool, StoreError> {

@@ -54,6 +54,7 @@ pub fn night_item(r: &NightRecord, ttl_days: u32) -> Item {
         ("planned_start", r.planned_start.map(time)),
         ("deployment_id", r.deployment_id.as_deref().map(s)),
         ("started_at", r.started_at.map(time)),
+        ("lease_at", r.lease_at.map(time)),
         ("finished_at", r.finished_at.map(time)),
         (
             "previous_deployment",
@@ -82,6 +83,7 @@ pub fn night_record(item: &Item) -> Result<NightRecord, ItemError> {
         planned_start: r.opt_parse("planned_start")?,
         deployment_id: r.opt_s("deployment_id")?.map(str::to_owned),
         started_at: r.opt_parse("started_at")?,
+        lease_at: r.opt_parse("lease_at")?,
         finished_at: r.opt_parse("finished_at")?,
         previous_deployment: r.opt_s("previous_deployment")?.map(str::to_owned),
         task_definition: r.opt_s("task_definition")?.map(str::to_owned),

@@ -38,7 +38,7 @@
 //! A cancelled transaction is told apart by reading the record again: still as read means the
 //! cluster was full.
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use chrono::NaiveDate;
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
@@ -189,6 +189,36 @@ impl DynamoStore {
         put.build()
             .map_err(|e| build_error("to move a night record", e))
     }
+}
+
+/// The condition that a claim is as `held` was read: `started`, without a deployment, under
+/// the same lease (none written: the claim's own).
+fn lapsed_claim(
+    held: &NightRecord,
+) -> (
+    String,
+    std::collections::HashMap<String, String>,
+    std::collections::HashMap<String, AttributeValue>,
+) {
+    let names = std::collections::HashMap::from([
+        ("#state".to_owned(), "state".to_owned()),
+        ("#dep".to_owned(), "deployment_id".to_owned()),
+        ("#lease".to_owned(), "lease_at".to_owned()),
+    ]);
+    let mut values =
+        std::collections::HashMap::from([(":started".to_owned(), name(&NightState::Started))]);
+    let lease = match held.lease_at {
+        Some(at) => {
+            values.insert(":lease".to_owned(), time(at));
+            "#lease = :lease"
+        }
+        None => "attribute_not_exists(#lease)",
+    };
+    (
+        format!("#state = :started AND attribute_not_exists(#dep) AND {lease}"),
+        names,
+        values,
+    )
 }
 
 fn key(pk: &str, sk: &str) -> Item {
@@ -420,6 +450,71 @@ impl RestartStore for DynamoStore {
         } else {
             Claim::Moved(now)
         })
+    }
+
+    async fn take_over(&self, held: &NightRecord, to: &NightRecord) -> Result<bool, StoreError> {
+        let (condition, names, values) = lapsed_claim(held);
+        let out = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(night_item(to, self.ttl_days)))
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        conditional_write(&self.table, "PutItem", out)
+    }
+
+    async fn give_back(&self, claimed: &NightRecord, to: &NightRecord) -> Result<bool, StoreError> {
+        let (condition, names, values) = lapsed_claim(claimed);
+        let built = |e| build_error("to give a claim back", e);
+        // A batch's record moves to the skipped records' key; a record by hand (no batch) is
+        // there already, and is replaced in place.
+        let record = if keys::record_pk(claimed) == keys::record_pk(to) {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(night_item(to, self.ttl_days)))
+                .condition_expression(condition)
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
+                .build()
+                .map_err(built)?;
+            vec![put_item(put)]
+        } else {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(record_key(claimed)))
+                .condition_expression(condition)
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
+                .build()
+                .map_err(built)?;
+            let skipped = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(night_item(to, self.ttl_days)))
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", schema::PK)
+                .build()
+                .map_err(built)?;
+            vec![
+                TransactWriteItem::builder().delete(delete).build(),
+                put_item(skipped),
+            ]
+        };
+        let started = counter(NightState::Started);
+        let freed = self
+            .tally(
+                claimed.night,
+                &claimed.id,
+                &[(INFLIGHT, n(-1)), (started.as_str(), n(-1))],
+            )
+            .build()
+            .map_err(built)?;
+        let mut items = record;
+        items.push(TransactWriteItem::builder().update(freed).build());
+        self.transact(items).await
     }
 
     async fn record_deployment(&self, started: &NightRecord) -> Result<bool, StoreError> {
