@@ -125,6 +125,8 @@ contracts! {
         a_planned_record_is_claimed_once,
         claims_respect_the_cluster_cap,
         a_deployment_is_recorded_once_on_a_started_record,
+        a_lapsed_claim_is_taken_over_once,
+        a_claim_given_back_is_skipped_and_frees_its_place,
         a_restart_finishes_once_from_started_with_its_deployment,
         only_a_planned_record_is_halted,
         a_held_place_is_kept_until_released_once,
@@ -976,6 +978,120 @@ async fn a_deployment_is_recorded_once_on_a_started_record<S: RestartStore>(s: &
     assert_eq!(
         s.night_status(night()).await.unwrap().counts,
         counts(&[(NightState::Started, 2)])
+    );
+}
+
+/// `r` (a claim) as taken over at `t`.
+fn taken(r: &NightRecord, t: &str) -> NightRecord {
+    NightRecord {
+        lease_at: Some(at(t)),
+        ..r.clone()
+    }
+}
+
+async fn a_lapsed_claim_is_taken_over_once<S: RestartStore>(s: &S) {
+    let web = planned(&svc("web"), 0);
+    s.create_records(std::slice::from_ref(&web)).await.unwrap();
+    let claim = started(&web, None);
+    // Only a claim is taken over: not a planned record.
+    assert!(
+        !s.take_over(&claim, &taken(&claim, "2026-11-22T00:16:00Z"))
+            .await
+            .unwrap()
+    );
+    s.claim(Some(&web), &claim, 10).await.unwrap();
+    // Two invocations read the same lapsed claim: one takes it.
+    let first = taken(&claim, "2026-11-22T00:16:00Z");
+    let second = taken(&claim, "2026-11-22T00:16:00.5Z");
+    assert!(s.take_over(&claim, &first).await.unwrap());
+    assert!(!s.take_over(&claim, &second).await.unwrap());
+    assert_eq!(
+        s.find_record(night(), &web.id).await.unwrap(),
+        Some(first.clone())
+    );
+    // The holder's lease lapses in turn: taken over from it, as read.
+    let third = taken(&first, "2026-11-22T00:22:00Z");
+    assert!(s.take_over(&first, &third).await.unwrap());
+    assert!(
+        !s.take_over(&first, &taken(&first, "2026-11-22T00:22:01Z"))
+            .await
+            .unwrap()
+    );
+    // With its deployment recorded it is no claim any more.
+    let with = started(&third, Some("ecs-svc/1"));
+    assert!(s.record_deployment(&with).await.unwrap());
+    assert!(
+        !s.take_over(&third, &taken(&third, "2026-11-22T00:30:00Z"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.find_record(night(), &web.id).await.unwrap(), Some(with));
+    // A takeover is no move: only the claim was counted.
+    assert_eq!(
+        s.night_status(night()).await.unwrap().counts,
+        counts(&[(NightState::Started, 1)])
+    );
+}
+
+async fn a_claim_given_back_is_skipped_and_frees_its_place<S: RestartStore>(s: &S) {
+    let web = planned(&svc("web"), 0);
+    let api = planned(&svc("api"), 0);
+    s.create_records(&[web.clone(), api.clone()]).await.unwrap();
+    let claim = started(&web, None);
+    assert_eq!(
+        s.claim(Some(&web), &claim, 1).await.unwrap(),
+        Claim::Claimed
+    );
+    // The cluster is full (cap 1) while the claim holds its place.
+    assert_eq!(
+        s.claim(Some(&api), &started(&api, None), 1).await.unwrap(),
+        Claim::ClusterFull
+    );
+    let skipped = NightRecord {
+        detail: Some("the window ended before UpdateService could be sent ⏱".into()),
+        started_at: None,
+        previous_deployment: None,
+        task_definition: None,
+        ..web.now_skipped(SkipReason::WindowClosed)
+    };
+    // Not under another lease (a takeover happened meanwhile).
+    let other = taken(&claim, "2026-11-22T00:16:00Z");
+    assert!(!s.give_back(&other, &skipped).await.unwrap());
+    assert!(s.give_back(&claim, &skipped).await.unwrap());
+    assert!(!s.give_back(&claim, &skipped).await.unwrap(), "once");
+    assert_eq!(
+        s.find_record(night(), &web.id).await.unwrap(),
+        Some(skipped.clone())
+    );
+    assert_eq!(s.read_skipped(night()).await.unwrap(), vec![skipped]);
+    assert!(
+        s.read_batch(night(), 0)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.id != web.id),
+        "it left its batch"
+    );
+    // Its place is free, and its start no longer counted.
+    assert_eq!(
+        s.claim(Some(&api), &started(&api, None), 1).await.unwrap(),
+        Claim::Claimed
+    );
+    assert_eq!(
+        s.night_status(night()).await.unwrap().counts,
+        counts(&[(NightState::Started, 1)])
+    );
+    // A claim with its deployment is never given back.
+    let with = started(&api, Some("ecs-svc/2"));
+    assert!(s.record_deployment(&with).await.unwrap());
+    let api_skipped = NightRecord {
+        started_at: None,
+        ..api.now_skipped(SkipReason::AccountUnreachable)
+    };
+    assert!(
+        !s.give_back(&started(&api, None), &api_skipped)
+            .await
+            .unwrap()
     );
 }
 
