@@ -535,6 +535,12 @@ impl Authorizer for SimAuthorizer {
                 ),
                 None => return Ok(Allowed::default()),
             },
+            // A session of a role that is none of the templates' was opened by the account's
+            // administrator (a test's probe): like the administrator's key, not restricted
+            // (a role of the templates can only enter roles whose trust the templates write).
+            Principal::Session(s) if e.policies.role(&s.role_arn).is_none() => {
+                return Ok(Allowed::default());
+            }
             Principal::Session(s) => (
                 Caller {
                     role_arn: s.role_arn.clone(),
