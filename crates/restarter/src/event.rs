@@ -17,6 +17,15 @@ pub enum Event {
     Poll(PollEvent),
     Service(ServiceEvent),
     Failed(FailedEvent),
+    Close(CloseEvent),
+}
+
+/// `close`: the night's last step, once every batch has ended (done, halted or failed).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloseEvent {
+    #[serde(deserialize_with = "restart_core::window::deserialize_night")]
+    pub night: NaiveDate,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -87,9 +96,10 @@ impl Event {
             Some("poll") => HandlerError::parse_event(rest).map(Self::Poll),
             Some("service") => HandlerError::parse_event(rest).map(Self::Service),
             Some("failed") => HandlerError::parse_event(rest).map(Self::Failed),
+            Some("close") => HandlerError::parse_event(rest).map(Self::Close),
             _ => Err(HandlerError::invalid_input(format!(
                 "the event is not valid: mode: expected one of `start`, `poll`, `service`, \
-                 `failed`, got {}",
+                 `failed`, `close`, got {}",
                 mode.map_or("nothing".to_owned(), |m| m.to_string())
             ))),
         }

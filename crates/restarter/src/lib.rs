@@ -90,8 +90,8 @@ mod watch;
 
 pub use claim::CLAIM_LEASE;
 pub use event::{
-    CaughtError, Event, FailedEvent, FailedOutput, Output, PollEvent, PollOutput, ServiceEvent,
-    ServiceOutput, StartEvent, StartOutput,
+    CaughtError, CloseEvent, Event, FailedEvent, FailedOutput, Output, PollEvent, PollOutput,
+    ServiceEvent, ServiceOutput, StartEvent, StartOutput,
 };
 pub use restart_core::limits::SLOW_POLL_FACTOR;
 
@@ -182,6 +182,10 @@ where
                 Box::pin(self.restart_service(&service_arn, force))
                     .await
                     .map(Output::Service),
+            ),
+            Event::Close(CloseEvent { night }) => (
+                "close",
+                Box::pin(self.close_night(night)).await.map(Output::Poll),
             ),
             Event::Failed(FailedEvent {
                 night,

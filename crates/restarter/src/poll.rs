@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 
 use restart_core::HandlerError;
-use restart_core::ids::ServiceArn;
+use restart_core::ids::{ServiceArn, ServiceId};
 use restart_core::night::{Halt, NightRecord};
 use restart_core::outcome::NightState;
 use restart_core::ports::FleetControl;
@@ -47,6 +47,54 @@ where
         }
         self.emit(night, Some(batch), "poll", &tally);
         Ok(out)
+    }
+
+    /// `close`: the night's last step, once every batch has ended (done, halted, or failed
+    /// for good). Every record of every batch that is not terminal (what a failed batch left:
+    /// restarts in flight, claims, planned services), and every restart by hand still in
+    /// flight, is worked on as a poll would, until none is left: judged, its claims settled, planned ones started while the window is open and
+    /// ended `window_closed` after it. Answers like a poll of the whole night.
+    #[tracing::instrument(skip(self))]
+    pub async fn close_night(&self, night: NaiveDate) -> Result<PollOutput, HandlerError> {
+        let batches = self.store.read_batches(night).await?;
+        let (mut open, mut pending) = (Vec::new(), Vec::new());
+        for b in &batches {
+            let left: Vec<NightRecord> = self
+                .store
+                .read_batch(night, b.batch)
+                .await?
+                .into_iter()
+                .filter(|r| !r.state.is_terminal())
+                .collect();
+            if !left.is_empty() {
+                open.push(b.batch);
+                pending.extend(left);
+            }
+        }
+        // Restarts by hand are outside any batch: one whose execution stopped watching it is
+        // judged here too.
+        let by_hand: Vec<NightRecord> = self
+            .store
+            .read_skipped(night)
+            .await?
+            .into_iter()
+            .filter(|r| !r.state.is_terminal())
+            .collect();
+        let by_hand_ids: Vec<ServiceId> = by_hand.iter().map(|r| r.id.clone()).collect();
+        pending.extend(by_hand);
+        if !pending.is_empty() {
+            tracing::warn!(night = %night, batches = ?open, pending = pending.len(), "the night's last step finds records its batches left");
+        }
+        let tally = self.poll_records(night, pending, false).await?;
+        let mut after = Vec::new();
+        for &b in &open {
+            after.extend(self.store.read_batch(night, b).await?);
+        }
+        for id in &by_hand_ids {
+            after.extend(self.store.find_record(night, id).await?);
+        }
+        self.emit(night, None, "close", &tally);
+        Ok(self.poll_output(night, None, None, &after))
     }
 
     /// `poll` of one service's record (a manual restart).

@@ -1,7 +1,7 @@
 //! The night's concurrency, explored: seeded runs of the simulation in `sim` (many invocations
 //! at once, a fault drawn at every port call), each held to the invariants of `sim::check`.
 //!
-//! `SIM_SEEDS=N` runs seeds 0..N (default 300, a minute or two in `make test`; `make soak
+//! `SIM_SEEDS=N` runs seeds 0..N (default 500, a minute or two in `make test`; `make soak
 //! SEEDS=N` runs as many as asked, with progress); `SIM_SEED=S` replays seed S alone, printing
 //! what happened. A failing seed prints itself, the broken invariants and the run's log.
 
@@ -40,7 +40,7 @@ fn no_seed_breaks_an_invariant() {
         }
         panic!("no seed broke an invariant saying {wanted:?}");
     }
-    let seeds = env_u64("SIM_SEEDS").unwrap_or(300);
+    let seeds = env_u64("SIM_SEEDS").unwrap_or(500);
     let progress = env_u64("SIM_PROGRESS").unwrap_or(0);
     let began = Instant::now();
     let (mut points, mut faults, mut invocations) = (0, 0, 0);

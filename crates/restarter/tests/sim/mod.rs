@@ -171,6 +171,14 @@ impl StoreGate for Gate {
                     "{op}: TransactionConflictException"
                 )));
             }
+            if world.fault(1) {
+                // An answer not understood: not retried, so the invocation's batch fails for
+                // good and the night's last step finds what it left.
+                world.note(format!("store {op}: an unexpected answer"));
+                return Err(StoreError::Unexpected(format!(
+                    "{op}: an answer not understood"
+                )));
+            }
             Ok(())
         })
     }
@@ -340,6 +348,13 @@ impl SimFleet {
     fn run_update(&self, id: &ServiceId, sent: DateTime<Utc>) -> Result<String, ControlError> {
         let now = self.world.clock.now();
         let mut services = self.services.lock().unwrap();
+        // ECS's state is played lazily, service by service: the cluster's other services are
+        // brought to now before their deployments are counted.
+        for other in services.values_mut() {
+            if other.snapshot.id.cluster_key() == id.cluster_key() {
+                other.advance(now);
+            }
+        }
         let rolling = Self::rolling_in(&services, &id.cluster_key());
         let Some(svc) = services.get_mut(id) else {
             return Err(ControlError::NotFound(format!("{} not found", id.service)));
@@ -660,10 +675,21 @@ async fn invoke(night: &Night, event: serde_json::Value) -> Ended {
 /// An invocation as a state machine Task runs it: Throttled and Transient retried (6 attempts,
 /// 5 s doubling); Paused retried every minute. `None`: the batch ends here (halted or failed).
 async fn task(night: &Night, event: serde_json::Value) -> Option<Output> {
+    task_with(night, event, 0).await
+}
+
+/// [`task`], with `Unexpected` also retried `unexpected` times (30 s, doubling), as the state
+/// machine retries the night's last step.
+async fn task_with(night: &Night, event: serde_json::Value, unexpected: u32) -> Option<Output> {
     let mut attempt = 0;
+    let mut unexpected_tries = 0;
     loop {
         match invoke(night, event.clone()).await {
             Ended::Ok(out) => return Some(out),
+            Ended::Err(restart_core::ErrorType::Unexpected) if unexpected_tries < unexpected => {
+                tokio::time::sleep(Duration::from_secs(30 << unexpected_tries)).await;
+                unexpected_tries += 1;
+            }
             Ended::Err(restart_core::ErrorType::Throttled | restart_core::ErrorType::Transient)
                 if attempt < 5 =>
             {
@@ -731,8 +757,24 @@ async fn manual_restart(night: Arc<Night>, id: ServiceId, after: Duration) {
     for _ in 0..60 {
         tokio::time::sleep(Duration::from_secs(60)).await;
         let event = json!({"mode": "poll", "night": the_night().to_string(), "service_arn": arn.to_string()});
-        match task(&night, event).await {
+        // The execution's ServicePoll retries an unexpected answer too: a poll is idempotent.
+        match task_with(&night, event, 3).await {
             Some(Output::Poll(p)) if !p.done => {}
+            _ => return,
+        }
+    }
+}
+
+/// The state machine's last step once every batch has ended: `close` until it is done, waiting
+/// what it says between calls.
+async fn close_night(night: &Night) {
+    let event = json!({"mode": "close", "night": the_night().to_string()});
+    // Bounded as the night is: the window's end plus the restart timeout at most.
+    for _ in 0..200 {
+        match task_with(night, event.clone(), 3).await {
+            Some(Output::Poll(p)) if !p.done => {
+                tokio::time::sleep(Duration::from_secs(p.wait_seconds.max(1))).await;
+            }
             _ => return,
         }
     }
@@ -805,6 +847,7 @@ pub async fn run(seed: u64) -> Arc<Night> {
     for t in tasks {
         t.await.unwrap();
     }
+    close_night(&night).await;
     // Copies still running end at their timeout.
     tokio::time::sleep(LAMBDA_TIMEOUT).await;
     night
