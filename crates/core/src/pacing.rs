@@ -182,7 +182,14 @@ pub struct SharedPacer {
     slots: Arc<dyn PaceSlots>,
     clock: Arc<dyn Clock>,
     limit: u32,
+    /// This container's share of the rate, kept while the table cannot be asked: the rate over
+    /// [`CONTAINERS_AT_ONCE`], so that the account's rate holds across containers then too.
+    fallback: Arc<Pacer>,
 }
+
+/// The most restarter containers that work at once: the state machine's Map runs at most 40
+/// batches at a time (infra/statemachine, `MaxConcurrency`), each one invocation at a time.
+pub const CONTAINERS_AT_ONCE: f64 = 40.0;
 
 impl SharedPacer {
     /// Windows of [`window_limit`]`(rate)` calls, counted in `slots`, timed by `clock` (the
@@ -192,6 +199,11 @@ impl SharedPacer {
             slots,
             clock,
             limit: window_limit(rate),
+            fallback: Arc::new(Pacer::new(Pacing {
+                update_service_per_sec: rate / CONTAINERS_AT_ONCE,
+                tag_resource_per_sec: rate,
+                describe_per_sec: rate,
+            })),
         }
     }
 
@@ -204,9 +216,20 @@ impl SharedPacer {
     /// to the next second boundary (plus jitter) and tries that window. A slot granted only
     /// after its second ended is left unused and the current second is tried at once: the call
     /// would land in a second whose count does not hold it. A table that fails, or answers too
-    /// late [`MAX_LATE_ANSWERS`] times, never stops a call: it is logged and the wait ends
-    /// (the container's own pacer still holds).
+    /// late [`MAX_LATE_ANSWERS`] times, never stops a call: it is logged, and the call waits
+    /// for this container's share of the rate instead (the rate over [`CONTAINERS_AT_ONCE`]),
+    /// never the account's whole rate in every container.
     pub async fn wait(&self, target: &Target) -> SharedWait {
+        let got = self.take_window(target).await;
+        if got == SharedWait::Unavailable {
+            self.fallback
+                .wait(&target.account, &target.region, ApiClass::Update)
+                .await;
+        }
+        got
+    }
+
+    async fn take_window(&self, target: &Target) -> SharedWait {
         let mut second = self.clock.now().timestamp();
         let mut late = 0;
         loop {
@@ -422,13 +445,21 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_failing_table_does_not_hold_the_call() {
+    async fn a_failing_table_paces_the_container_at_its_share_of_the_rate() {
         let pacer = SharedPacer::new(Arc::new(Failing), TokioClock::new(0), 4.0);
         let start = Instant::now();
-        for _ in 0..10 {
+        // The first call goes at once; then one every 40 / 4 = 10 s: 40 containers together
+        // keep the account's 4 a second, where each at the full rate would send 160.
+        assert_eq!(pacer.wait(&target()).await, SharedWait::Unavailable);
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        for _ in 0..9 {
             assert_eq!(pacer.wait(&target()).await, SharedWait::Unavailable);
         }
-        assert_eq!(start.elapsed(), Duration::ZERO);
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_secs(90) && took <= Duration::from_millis(90_010),
+            "took {took:?}"
+        );
     }
 
     /// The table's slots in memory: a slot is taken while its second has fewer than `limit`.
