@@ -104,6 +104,15 @@ endif
 iam-check: tools ## every request of a local night and of on-call's commands authorized under infra/'s IAM (docs/iam.md)
 	$(CARGO) run --quiet --locked -p local-stack --bin iam-check
 
+# The race simulation (crates/restarter/tests/races.rs): `make test` runs 500 seeds; a soak runs
+# seeds 0..SEEDS with progress every SOAK_PROGRESS seeds. A failing seed prints itself and replays
+# with SIM_SEED=<seed>.
+SEEDS         ?= 10000
+SOAK_PROGRESS ?= 1000
+.PHONY: soak
+soak: ## the race simulation over SEEDS seeds (default 10000), with progress; figures in docs/reliability.md
+	SIM_SEEDS=$(SEEDS) SIM_PROGRESS=$(SOAK_PROGRESS) $(CARGO) test --locked -p restarter --test races -- --nocapture
+
 .PHONY: bench
 bench: tools ## run the benchmarks (BENCH_FLEET=100k: 100,000 services; figures in docs/performance.md)
 	tools/with-moto $(CARGO) bench --workspace --locked
@@ -132,6 +141,8 @@ clean: ## remove build output and the tool environment
 # target/dist/ecs-nightly-restart-<version>-<target>.tar.gz (and its .sha256) with
 # bin/restartctl and bin/restart-local (release builds), restartctl's shell completions
 # (completions/: bash, zsh, fish, elvish, powershell), README.md, LICENSE and CHANGELOG.md.
+# The binaries lose their debug info (`strip --strip-debug`: about 28 MB instead of 200 for
+# restartctl) and keep their symbols, so a panic's backtrace still names functions.
 # <version> is the workspace's (Cargo.toml's [workspace.package]). DIST_TARGETS defaults to this
 # machine's target; another one needs its standard library (`rustup target add T`) and a linker
 # for it (CARGO_TARGET_<T>_LINKER, e.g. aarch64-linux-gnu-gcc for aarch64-unknown-linux-gnu).
@@ -159,6 +170,9 @@ dist: ## release archives of restartctl and restart-local with completions: targ
 		stage=$$(mktemp -d); trap 'rm -rf "$$stage"' EXIT; \
 		mkdir -p $$stage/$$name/bin $$stage/$$name/completions; \
 		cp $$out/restartctl $$out/restart-local $$stage/$$name/bin/; \
+		for b in $$stage/$$name/bin/*; do \
+			strip --strip-debug $$b 2>/dev/null || echo "dist: $$(basename $$b) keeps its debug info (strip cannot read $$t)"; \
+		done; \
 		cp README.md LICENSE CHANGELOG.md $$stage/$$name/; \
 		if [ "$$t" != "$(DIST_HOST)" ]; then \
 			$(CARGO) build --release --locked -p restartctl --bin restartctl; \
