@@ -123,9 +123,17 @@ impl Up {
                 .into_iter()
                 .filter(|(k, _)| WINDOW_VARS.contains(&k.as_str())),
         );
+        // restartctl reaches the member accounts as on-call does in AWS: through the member
+        // on-call role (ECS Exec's ListTasks and DescribeTasks are its, not the night role's).
         vars.push((
             "MEMBER_ROLE_NAME".into(),
-            stack.config.member_role_name.clone(),
+            stack
+                .iam
+                .hub_params
+                .get("MemberOnCallRoleName")
+                .filter(|name| !name.is_empty())
+                .cloned()
+                .unwrap_or_else(|| stack.config.member_role_name.clone()),
         ));
         if let Some(id) = &stack.config.external_id {
             vars.push(("EXTERNAL_ID".into(), id.clone()));
