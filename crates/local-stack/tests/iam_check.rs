@@ -181,12 +181,15 @@ fn dropping_fails_the_check(file: &str, role: &str, action: &str, place: In, who
     );
 }
 
+/// Taking the night's lock (a conditional PutItem) is in every night. Its release (DeleteItem)
+/// runs only on a failed night's way out, which a successful check night may not take:
+/// `tests/lock.rs` plays it under enforcement.
 #[test]
-fn the_inventory_without_delete_item_cannot_release_the_nights_lock() {
+fn the_inventory_without_put_item_cannot_take_the_nights_lock() {
     dropping_fails_the_check(
         "template.yaml",
         "InventoryRole",
-        "dynamodb:DeleteItem",
+        "dynamodb:PutItem",
         In::Policies,
         "InventoryRole/inventory",
     );

@@ -309,10 +309,21 @@ async fn commands(
             ],
             true,
         ),
+        // The night is held by the scheduled execution: this one is refused at inventory and
+        // releases nothing of the holder's on its failure path (a conditional DeleteItem). It is
+        // followed to its end, so that its failure path is in the trace on every run.
         (
             "runbook 5: trigger --nightly --night",
-            vec!["trigger", "--nightly", "--night", &night],
-            true,
+            vec![
+                "trigger",
+                "--nightly",
+                "--night",
+                &night,
+                "--wait",
+                "--poll-seconds",
+                "1",
+            ],
+            false,
         ),
         (
             "runbook 6: report --html",
