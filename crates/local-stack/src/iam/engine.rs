@@ -397,7 +397,9 @@ pub fn action_matches(pattern: &str, action: &str) -> bool {
     let (p, a) = (pattern.to_ascii_lowercase(), action.to_ascii_lowercase());
     match p.split_once('*') {
         None => p == a,
-        Some((head, tail)) => a.starts_with(head) && a[head.len()..].ends_with(tail),
+        Some((head, tail)) => a
+            .strip_prefix(head)
+            .is_some_and(|rest| rest.ends_with(tail)),
     }
 }
 
@@ -434,5 +436,26 @@ impl Replay {
     /// The check passes: nothing denied, and every unused grant has its reason.
     pub fn passes(&self) -> bool {
         self.denied.is_empty() && self.unused.iter().all(|u| u.kept.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::action_matches;
+
+    #[test]
+    fn action_patterns_match_whole_actions_in_any_script() {
+        assert!(action_matches("ecs:*", "ecs:UpdateService"));
+        assert!(action_matches(
+            "kms:GenerateDataKey*",
+            "kms:GenerateDataKeyWithoutPlaintext"
+        ));
+        assert!(action_matches("DynamoDB:GetItem", "dynamodb:getitem"));
+        assert!(!action_matches("ecs:*Service", "ecs:UpdateServices"));
+        // Head and tail never overlap, and text that is not ASCII is compared, never sliced.
+        assert!(!action_matches("ab*b", "ab"));
+        assert!(!action_matches("é*", "e"));
+        assert!(action_matches("sts:é*ü", "sts:éü"));
+        assert!(!action_matches("s*", "ß"));
     }
 }
