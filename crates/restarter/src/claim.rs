@@ -49,14 +49,10 @@ where
         not_after: Option<DateTime<Utc>>,
     ) -> Result<Tally, HandlerError> {
         let mut tally = Tally::default();
-        let held = NightRecord {
-            lease_at: Some(self.clock.now()),
-            ..r.clone()
-        };
-        if !self.store.take_over(r, &held).await? {
+        let Some(held) = self.take_over(r).await? else {
             // Another invocation took it over, or it moved on: theirs to settle.
             return Ok(tally);
-        }
+        };
         let Some(s) = observed.filter(|s| s.status == restart_core::service::ServiceStatus::Active)
         else {
             let to = self.finished(
@@ -111,18 +107,23 @@ where
             return self.expire_claim(&held, why).await;
         }
         if may_deploy {
-            match self.deploy(&held, s, not_after).await? {
-                Begun::Started(_) => tally.started += 1,
-                Begun::Refused(_) => tally.refused += 1,
-                Begun::Unreachable(m) => {
-                    tally.skipped += 1;
-                    tally.unreachable = Some(m);
-                }
-                Begun::TooLate => tally.skipped += 1,
-                Begun::Pending | Begun::Moved(_) | Begun::ClusterFull => {}
-            }
+            tally.begun(self.deploy(&held, s, not_after).await?);
         }
         Ok(tally)
+    }
+
+    /// Takes a lapsed claim over for this invocation (a new lease from now, see
+    /// `RestartStore::take_over`): the claim as held now, or `None` when another invocation
+    /// took it or it moved on.
+    pub(crate) async fn take_over(
+        &self,
+        r: &NightRecord,
+    ) -> Result<Option<NightRecord>, HandlerError> {
+        let held = NightRecord {
+            lease_at: Some(self.clock.now()),
+            ..r.clone()
+        };
+        Ok(self.store.take_over(r, &held).await?.then_some(held))
     }
 
     /// Ends `from` as `to` (a restart outcome) and counts it.

@@ -8,6 +8,8 @@ use restart_core::ids::ServiceId;
 use restart_core::night::NightRecord;
 use restart_core::outcome::NightState;
 
+use crate::claim::Begun;
+
 /// How many clusters are worked on at once. Calls stay paced per account and region, so this
 /// only bounds the tasks waiting for their account's tokens: a cluster keeps its slot while it
 /// waits, and with too few slots the accounts' waits add up instead of overlapping (measured
@@ -50,6 +52,23 @@ impl Tally {
         }
         for (k, v) in other.outcomes {
             *self.outcomes.entry(k).or_default() += v;
+        }
+    }
+}
+
+impl Tally {
+    /// Counts what one start came to (a full cluster defers it).
+    pub(crate) fn begun(&mut self, begun: Begun) {
+        match begun {
+            Begun::Started(_) => self.started += 1,
+            Begun::Refused(_) => self.refused += 1,
+            Begun::Unreachable(m) => {
+                self.skipped += 1;
+                self.unreachable = Some(m);
+            }
+            Begun::TooLate => self.skipped += 1,
+            Begun::ClusterFull => self.deferred += 1,
+            Begun::Pending | Begun::Moved(_) => {}
         }
     }
 }

@@ -82,9 +82,11 @@ where
             .collect();
         let by_hand_ids: Vec<ServiceId> = by_hand.iter().map(|r| r.id.clone()).collect();
         pending.extend(by_hand);
-        if !pending.is_empty() {
-            tracing::warn!(night = %night, batches = ?open, pending = pending.len(), "the night's last step finds records its batches left");
+        if pending.is_empty() {
+            // The usual night: every batch finished what it had. Nothing to read or judge.
+            return Ok(self.poll_output(night, None, None, &[]));
         }
+        tracing::warn!(night = %night, batches = ?open, pending = pending.len(), "the night's last step finds records its batches left");
         let tally = self.poll_records(night, pending, false).await?;
         let mut after = Vec::new();
         for &b in &open {

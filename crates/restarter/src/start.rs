@@ -179,11 +179,7 @@ where
                     tracing::warn!(cluster = %ids_cluster(&ids), error = %e, "describe failed; deferred");
                 }
                 for (r, _) in claims.iter().filter(|(_, expired)| *expired) {
-                    let held = NightRecord {
-                        lease_at: Some(self.clock.now()),
-                        ..r.clone()
-                    };
-                    if self.store.take_over(r, &held).await? {
+                    if let Some(held) = self.take_over(r).await? {
                         tally.add(self.expire_claim(&held, &why).await?);
                     }
                 }
@@ -247,20 +243,9 @@ where
             } else {
                 r.clone()
             };
-            match self.begin(Some(r), base, observed, not_after).await? {
-                Begun::Started(_) => tally.started += 1,
-                Begun::Refused(_) => tally.refused += 1,
-                Begun::Unreachable(m) => {
-                    tally.skipped += 1;
-                    tally.unreachable = Some(m);
-                }
-                Begun::TooLate => tally.skipped += 1,
-                Begun::Pending | Begun::Moved(_) => {}
-                Begun::ClusterFull => {
-                    full = true;
-                    tally.deferred += 1;
-                }
-            }
+            let begun = self.begin(Some(r), base, observed, not_after).await?;
+            full = begun == Begun::ClusterFull;
+            tally.begun(begun);
         }
         Ok(tally)
     }
