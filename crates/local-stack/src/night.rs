@@ -31,11 +31,21 @@ pub struct Watch {
     pub grace: Duration,
 }
 
+impl Watch {
+    /// The grace a night of a fleet whose ECS answers HTTP 500 needs: a claim whose
+    /// UpdateService got no answer in the window's last moment is judged only after its lease
+    /// ([`restarter::CLAIM_LEASE`], 330 s: the lease is real time, never compressed), by the
+    /// next poll; 90 s more for a loaded machine, where moto runs the state machine slower.
+    pub fn lease_grace() -> Duration {
+        restarter::CLAIM_LEASE.to_std().unwrap_or_default() + Duration::from_secs(90)
+    }
+}
+
 impl Default for Watch {
     fn default() -> Self {
         Watch {
             progress: true,
-            grace: Duration::from_secs(180),
+            grace: Watch::lease_grace(),
         }
     }
 }

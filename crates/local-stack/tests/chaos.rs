@@ -7,7 +7,6 @@
 //! nothing started after the window, the pacing and the cluster cap held.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use local_stack::report::ServiceEntry;
@@ -35,9 +34,11 @@ async fn a_chaos_night_ends_every_service_in_its_contracted_state() {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect(),
+        // account 100000000003 answers 5 % of ECS calls with HTTP 500: a claim whose
+        // UpdateService got one is judged after its lease.
         watch: Watch {
             progress: false,
-            grace: Duration::from_secs(150),
+            grace: Watch::lease_grace(),
         },
     };
     let (stack_options, compression) = local_stack::prepare(&options).unwrap();

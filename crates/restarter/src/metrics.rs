@@ -12,6 +12,7 @@ use restart_core::ports::FleetControl;
 use restart_core::telemetry::{Emf, Unit};
 use restart_core::text::cut;
 
+use crate::claim::CLAIM_LEASE;
 use crate::cluster::Tally;
 use crate::event::{CaughtError, FailedOutput};
 use crate::{Restarter, Store};
@@ -73,14 +74,20 @@ where
         emf.emit(self.clock.now());
     }
 
-    /// The night's deadline: the window's end plus the restart timeout plus two poll
-    /// intervals. Nothing starts after the window's end and every restart is judged by the
-    /// first poll after its timeout, so a scheduled batch still pending after this is stuck.
+    /// The night's deadline: the window's end plus the longer of the restart timeout and the
+    /// claim lease, plus two poll intervals. Nothing starts after the window's end; every
+    /// restart is judged by the first poll after its timeout, and a claim whose UpdateService
+    /// got no answer by the first poll after its lease ([`CLAIM_LEASE`], 330 s, longer than a
+    /// restart timeout of a few minutes). So a scheduled batch still pending after this is
+    /// stuck.
     pub(crate) fn deadline(&self, night: NaiveDate) -> DateTime<Utc> {
         // A restart started in the window's last moment is judged by the first poll after its
-        // timeout, which comes up to a poll interval (and an invocation) later: the deadline
-        // leaves two intervals for it, so that it means a stuck night, not a slow last restart.
-        self.window(night).end + self.config.restart_timeout + self.config.poll_interval * 2
+        // timeout or lease, which comes up to a poll interval (and an invocation) later: the
+        // deadline leaves two intervals for it, so that it means a stuck night, not a slow
+        // last restart.
+        self.window(night).end
+            + self.config.restart_timeout.max(CLAIM_LEASE)
+            + self.config.poll_interval * 2
     }
 
     /// The `failed` mode: a batch of the night ended in an error. Logged at error level and

@@ -41,7 +41,7 @@ where
                 batch,
                 pending = out.pending,
                 deadline = %self.deadline(night),
-                "the batch is still pending after the night's deadline (the window's end, the restart timeout and two poll intervals)"
+                "the batch is still pending after the night's deadline (the window's end, the longer of the restart timeout and the claim lease, and two poll intervals)"
             );
             tally.past_deadline = 1;
         }

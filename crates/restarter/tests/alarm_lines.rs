@@ -2,7 +2,7 @@
 //! - `BatchesFailed`: one line per batch the state machine reports failed (mode `failed`), with
 //!   the night, the batch and the caught error;
 //! - `BatchesPastDeadline`: a poll that leaves a scheduled batch pending after the window's end
-//!   plus the restart timeout plus two poll intervals; never before it, never for on-call's
+//!   plus the longer of the restart timeout and the claim lease plus two poll intervals; never before it, never for on-call's
 //!   batches outside the window. A start after the window's end is never held by a pause, so
 //!   it never waits past the deadline.
 //!
@@ -87,6 +87,11 @@ fn at(t: &str) -> DateTime<Utc> {
 
 /// Window 00:00-06:00 UTC, restart timeout 30 minutes: the deadline is 06:30.
 fn config() -> Config {
+    config_with_timeout("30")
+}
+
+/// The same window with a restart timeout of `minutes`.
+fn config_with_timeout(minutes: &str) -> Config {
     Config::from_vars([
         ("TABLE_NAME", "t"),
         ("ACCOUNTS", "111111111111"),
@@ -94,13 +99,19 @@ fn config() -> Config {
         ("MEMBER_ROLE_NAME", "member"),
         ("WINDOW_START", "00:00"),
         ("WINDOW_END", "06:00"),
-        ("RESTART_TIMEOUT_MINUTES", "30"),
+        ("RESTART_TIMEOUT_MINUTES", minutes),
     ])
     .unwrap()
 }
 
 /// Batch 0 of the night with one restart started at `started`, still rolling.
 async fn store(started: DateTime<Utc>) -> SharedStore {
+    store_with(started, Some(OURS)).await
+}
+
+/// Batch 0 of the night with one record started at `started` whose deployment is `deployment`
+/// (`None`: a claim whose UpdateService has not answered, its lease taken at `started`).
+async fn store_with(started: DateTime<Utc>, deployment: Option<&str>) -> SharedStore {
     let store = SharedStore::default();
     let id = ServiceId {
         account: "111111111111".parse().unwrap(),
@@ -123,7 +134,8 @@ async fn store(started: DateTime<Utc>) -> SharedStore {
     let mut record = NightRecord::planned(&catalog, night(), 0, at("2026-11-22T00:10:00Z"));
     record.state = NightState::Started;
     record.started_at = Some(started);
-    record.deployment_id = Some(OURS.into());
+    record.deployment_id = deployment.map(Into::into);
+    record.lease_at = deployment.is_none().then_some(started);
     store.create_records(&[record]).await.unwrap();
     store
 }
@@ -183,6 +195,33 @@ async fn a_batch_still_pending_after_the_deadline_is_counted_at_each_poll() {
     assert_eq!(past_deadline(&poll(&late, false).await), 1.0);
     // On-call's batch outside the window has no deadline.
     assert_eq!(past_deadline(&poll(&late, true).await), 0.0);
+}
+
+#[tokio::test]
+async fn a_claim_under_its_lease_after_a_short_timeout_is_not_past_the_deadline() {
+    let _turn = TURNS.lock().await;
+    // Claimed in the window's last seconds and its UpdateService not answered: no deployment
+    // yet, and only the claim's holder may act on it until its lease (330 s) lapses, which is
+    // past the window's end plus a 1-minute timeout plus two poll intervals (06:03).
+    let store = store_with(at("2026-11-22T05:59:50Z"), None).await;
+    let with = |now: &str| Restarter {
+        config: Arc::new(config_with_timeout("1")),
+        ..restarter(store.clone(), now)
+    };
+    // 06:04: the lease still holds it; the night is not stuck.
+    assert_eq!(
+        past_deadline(&poll(&with("2026-11-22T06:04:00Z"), false).await),
+        0.0
+    );
+    // The deadline is the window's end plus the lease plus two intervals, 06:07:30: a claim
+    // still held after it (its lease taken over again at 06:03) counts.
+    let store = store_with(at("2026-11-22T06:03:00Z"), None).await;
+    let late = Restarter {
+        config: Arc::new(config_with_timeout("1")),
+        ..restarter(store, "2026-11-22T06:07:40Z")
+    };
+    let lines = poll(&late, false).await;
+    assert_eq!(past_deadline(&lines), 1.0, "{lines:#?}");
 }
 
 #[tokio::test]

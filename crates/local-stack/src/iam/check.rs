@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context as _;
 use chrono::Utc;
@@ -208,9 +208,9 @@ pub async fn record(options: &CheckOptions) -> anyhow::Result<Trace> {
         vars,
         watch: Watch {
             progress: false,
-            // The night ends a minute after its window (the restart timeout); the grace is
-            // for a loaded machine, where moto runs the state machine slower.
-            grace: Duration::from_secs(300),
+            // The night ends a minute after its window (the restart timeout), or after a claim's
+            // lease when an UpdateService of account 100000000003 got an HTTP 500.
+            grace: Watch::lease_grace(),
         },
     };
     let (mut stack_options, compression) = prepare(&options_night)?;
