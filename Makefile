@@ -91,7 +91,7 @@ lint: ## rustfmt check, clippy with -D warnings, the crate boundaries (tools/che
 	CARGO=$(CARGO) tools/check-boundaries
 
 .PHONY: test
-test: lint tools infra-lint chromium iam-check ## lint, then every test (unit, property, integration against fleet-sim, AWS CLI checks)
+test: lint tools infra-lint chromium ## lint, then every test (unit, property, integration against fleet-sim, AWS CLI checks)
 	$(CARGO) test --workspace --locked --doc
 ifeq ($(NEXTEST),yes)
 	tools/with-moto $(CARGO) nextest run --workspace --locked --no-fail-fast
