@@ -64,6 +64,7 @@ fn planned(i: usize, night: NaiveDate, batch: u32) -> NightRecord {
         task_definition: None,
         duration_seconds: None,
         detail: None,
+        account_lost: false,
     }
 }
 
@@ -332,6 +333,15 @@ fn night_items_round_trip_with_their_key_formats() {
         ..planned(5, night(), 1)
     };
     let item = dynamodb::night::night_item(&full, TTL_DAYS);
+    assert!(!item.contains_key("account_lost"), "{item:?}");
+    let lost = NightRecord {
+        state: NightState::TimedOut,
+        account_lost: true,
+        ..full.clone()
+    };
+    let lost_item = dynamodb::night::night_item(&lost, TTL_DAYS);
+    assert_eq!(lost_item["account_lost"], AttributeValue::Bool(true));
+    assert_eq!(dynamodb::night::night_record(&lost_item).unwrap(), lost);
     assert_eq!(
         item.get(schema::PK),
         Some(&AttributeValue::S(format!(

@@ -131,6 +131,7 @@ contracts! {
         only_a_planned_record_is_halted,
         a_held_place_is_kept_until_released_once,
         the_counters_count_every_move,
+        restarts_lost_with_their_account_are_counted_apart,
         a_second_of_slots_holds_at_most_its_limit_per_target,
     ],
     notices: [
@@ -1422,6 +1423,47 @@ async fn the_counters_count_every_move<S: RestartStore>(s: &S) {
             .counts
             .is_empty()
     );
+}
+
+async fn restarts_lost_with_their_account_are_counted_apart<S: RestartStore>(s: &S) {
+    let records: Vec<NightRecord> = (0..3).map(|i| planned(&svc(&format!("l{i}")), 0)).collect();
+    s.create_records(&records).await.unwrap();
+    let mut in_flight = Vec::new();
+    for r in &records {
+        assert_eq!(
+            s.claim(Some(r), &started(r, None), 10).await.unwrap(),
+            Claim::Claimed
+        );
+        let with_dep = started(r, Some(&format!("d-{}", r.id.service)));
+        assert!(s.record_deployment(&with_dep).await.unwrap());
+        in_flight.push(with_dep);
+    }
+    let lost = |r: &NightRecord| NightRecord {
+        account_lost: true,
+        ..ended(r, NightState::TimedOut)
+    };
+    // Lost and released, lost and holding its place, and one timed out with its account.
+    assert!(s.finish(&in_flight[0], &lost(&in_flight[0])).await.unwrap());
+    assert!(
+        s.finish_holding(&in_flight[1], &lost(&in_flight[1]))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.finish(&in_flight[2], &ended(&in_flight[2], NightState::TimedOut))
+            .await
+            .unwrap()
+    );
+    let status = s.night_status(night()).await.unwrap();
+    assert_eq!(status.count(NightState::TimedOut), 3);
+    assert_eq!(status.lost, 2);
+    assert_eq!((status.finished(), status.failures()), (1, 1));
+    let back = s
+        .find_record(night(), &records[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(back.account_lost, "{back:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -49,6 +49,12 @@ pub struct NightRecord {
     pub duration_seconds: Option<u32>,
     /// Why a restart failed, was refused or halted, in words for on-call and owners.
     pub detail: Option<String>,
+    /// A restart that ended `timed_out` because its account could not be reached while it was
+    /// in flight (AssumeRole or ECS denied): its outcome is unknown, so the circuit breaker does
+    /// not count it (one account lost must not halt every other account's night), and the
+    /// night's counters keep it apart ([`NightStatus::lost`]).
+    #[serde(default)]
+    pub account_lost: bool,
 }
 
 impl NightRecord {
@@ -91,6 +97,7 @@ impl NightRecord {
             task_definition: None,
             duration_seconds: None,
             detail: None,
+            account_lost: false,
         }
     }
 
@@ -213,6 +220,10 @@ pub struct Halt {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NightStatus {
     pub counts: std::collections::BTreeMap<NightState, u64>,
+    /// Of the `timed_out` moves, those whose account was lost while the restart was in flight
+    /// ([`NightRecord::account_lost`]): neither finished nor failed for the breaker.
+    #[serde(default)]
+    pub lost: u64,
     pub halted: Option<Halt>,
 }
 
@@ -224,22 +235,31 @@ impl NightStatus {
         self.counts.get(&state).copied().unwrap_or(0)
     }
 
-    /// Restarts that ran to an outcome.
+    /// Restarts that ran to an outcome, those lost with their account left out (their outcome
+    /// is unknown).
     pub fn finished(&self) -> u64 {
-        NightState::ALL
+        let all: u64 = NightState::ALL
             .into_iter()
             .filter(|s| s.is_restart_outcome())
             .map(|s| self.count(s))
-            .sum()
+            .sum();
+        all.saturating_sub(self.lost_timed_out())
     }
 
-    /// Finished restarts that did not succeed.
+    /// Finished restarts that did not succeed, those lost with their account left out.
     pub fn failures(&self) -> u64 {
-        NightState::ALL
+        let all: u64 = NightState::ALL
             .into_iter()
             .filter(|s| s.is_failure())
             .map(|s| self.count(s))
-            .sum()
+            .sum();
+        all.saturating_sub(self.lost_timed_out())
+    }
+
+    /// The lost restarts, never more than the `timed_out` moves they are part of (counters
+    /// written by hand or by an older version cannot make the sums above wrap).
+    fn lost_timed_out(&self) -> u64 {
+        self.lost.min(self.count(NightState::TimedOut))
     }
 
     /// Why the night must halt, when failed / finished exceeds `threshold_percent` after at
@@ -373,8 +393,25 @@ mod tests {
                 (NightState::Started, 100),
             ]
             .into(),
+            lost: 0,
             halted: None,
         }
+    }
+
+    #[test]
+    fn restarts_lost_with_their_account_are_not_counted_by_the_breaker() {
+        // 15 completed, 30 timed out of which 28 with their account lost: 17 finished, 2 failed.
+        let mut s = status(15, 0, 0, 0);
+        s.counts.insert(NightState::TimedOut, 30);
+        s.lost = 28;
+        assert_eq!((s.finished(), s.failures()), (17, 2));
+        assert_eq!(s.breaker_trips(10), None);
+        // The same night without the lost account's restarts set apart halts.
+        s.lost = 0;
+        assert!(s.breaker_trips(10).is_some());
+        // A lost count above the timed_out count is capped by it.
+        s.lost = 1_000;
+        assert_eq!((s.finished(), s.failures()), (15, 0));
     }
 
     #[test]

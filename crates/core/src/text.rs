@@ -13,7 +13,7 @@ pub fn cut(s: &str, max: usize) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use testkit::strategies::written;
+    use testkit_core::strategies::written;
 
     #[test]
     fn only_what_is_too_long_is_cut() {

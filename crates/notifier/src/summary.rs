@@ -67,6 +67,10 @@ pub struct NightSummary {
     /// their services were skipped or timed out because of it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub lost_during_night: BTreeMap<String, u64>,
+    /// Restarts that timed out because their account was lost while they were in flight
+    /// (part of `timed_out`; the circuit breaker does not count them).
+    #[serde(default)]
+    pub timed_out_account_lost: u64,
     pub paused: Option<Pause>,
     pub halted: Option<Halt>,
 }
@@ -118,13 +122,11 @@ impl NightSummary {
             .collect();
         opted_out.sort();
         let mut lost_during_night: BTreeMap<String, u64> = BTreeMap::new();
-        for r in records.iter().filter(|r| {
-            r.skip_reason == Some(SkipReason::AccountUnreachable)
-                || (r.state == NightState::TimedOut
-                    && r.detail
-                        .as_deref()
-                        .is_some_and(|d| d.contains("account unreachable")))
-        }) {
+        let timed_out_lost = |r: &&NightRecord| r.state == NightState::TimedOut && r.account_lost;
+        for r in records
+            .iter()
+            .filter(|r| r.skip_reason == Some(SkipReason::AccountUnreachable) || timed_out_lost(r))
+        {
             *lost_during_night
                 .entry(format!("{} {}", r.id.account, r.id.region))
                 .or_default() += 1;
@@ -157,6 +159,7 @@ impl NightSummary {
                 .collect(),
             opted_out_total: opted_out.len() as u64,
             lost_during_night,
+            timed_out_account_lost: records.iter().filter(timed_out_lost).count() as u64,
             opted_out: opted_out.into_iter().take(SUMMARY_LIST).cloned().collect(),
             inventory: run.is_some(),
             reached: run.map_or(0, |r| r.reached.len() as u64),
@@ -287,6 +290,14 @@ impl NightSummary {
             let c = self.count(state);
             if c > 0 {
                 let _ = writeln!(b, "  {:<24} {c:>7}", state.as_str());
+            }
+            if state == NightState::TimedOut && self.timed_out_account_lost > 0 {
+                let _ = writeln!(
+                    b,
+                    "    of which account lost {:>7}  (in flight when their account became \
+                     unreachable: not counted by the circuit breaker)",
+                    self.timed_out_account_lost
+                );
             }
         }
         if !self.by_skip_reason.is_empty() {
@@ -449,6 +460,7 @@ mod tests {
             let at: DateTime<Utc> = "2026-11-22T01:00:00Z".parse().unwrap();
             let status = NightStatus {
                 counts: BTreeMap::new(),
+                lost: 0,
                 halted: halt.clone().map(|reason| Halt { reason, at }),
             };
             let pause = pause.map(|(by, reason)| Pause { by, reason, at });
@@ -499,6 +511,7 @@ mod tests {
         ));
         let status = NightStatus {
             counts: BTreeMap::new(),
+            lost: 0,
             halted: Some(Halt {
                 reason: "too many failures".into(),
                 at: "2026-11-22T01:00:00Z".parse().unwrap(),

@@ -104,7 +104,7 @@ where
         }
         if expired {
             let why = "UpdateService did not answer, and no deployment was made since the claim";
-            return self.expire_claim(&held, why).await;
+            return self.expire_claim(&held, why, false).await;
         }
         if may_deploy {
             tally.begun(self.deploy(&held, s, not_after).await?);
@@ -272,20 +272,26 @@ where
 
     /// A claim that got no deployment within the timeout ends `timed_out`, saying why. Its
     /// UpdateService did not run (or ECS could not show it): its place is given back.
+    /// `account_lost`: ECS could not be asked because the account was lost, so whether it ran
+    /// is unknown, and the circuit breaker does not count it.
     pub(crate) async fn expire_claim(
         &self,
         r: &NightRecord,
         why: &str,
+        account_lost: bool,
     ) -> Result<Tally, HandlerError> {
         let mut tally = Tally::default();
-        let to = self.finished(
-            r,
-            NightState::TimedOut,
-            &format!(
-                "no deployment was recorded for this restart within {} minutes: {why}",
-                self.config.restart_timeout.num_minutes()
-            ),
-        );
+        let to = NightRecord {
+            account_lost,
+            ..self.finished(
+                r,
+                NightState::TimedOut,
+                &format!(
+                    "no deployment was recorded for this restart within {} minutes: {why}",
+                    self.config.restart_timeout.num_minutes()
+                ),
+            )
+        };
         self.count_finish(r, &to, &mut tally).await?;
         Ok(tally)
     }

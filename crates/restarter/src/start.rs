@@ -180,7 +180,8 @@ where
                 }
                 for (r, _) in claims.iter().filter(|(_, expired)| *expired) {
                     if let Some(held) = self.take_over(r).await? {
-                        tally.add(self.expire_claim(&held, &why).await?);
+                        let lost = matches!(e, ControlError::AccessDenied(_));
+                        tally.add(self.expire_claim(&held, &why, lost).await?);
                     }
                 }
                 return Ok(tally);

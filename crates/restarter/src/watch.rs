@@ -134,7 +134,8 @@ where
 
     /// Started restarts whose cluster could not be described (the account lost, or errors
     /// after retries): each keeps being looked at until its timeout, then ends `timed_out`
-    /// with the reason in its detail. The rest of the batch goes on.
+    /// with the reason in its detail, marked `account_lost` when the account was lost (access
+    /// denied). The rest of the batch goes on.
     async fn unwatchable(
         &self,
         group: &[NightRecord],
@@ -154,14 +155,18 @@ where
             if now - started_at < self.config.restart_timeout {
                 continue;
             }
-            let to = self.finished(
-                r,
-                NightState::TimedOut,
-                &format!(
-                    "not seen finished within {} minutes: {why}",
-                    self.config.restart_timeout.num_minutes()
-                ),
-            );
+            let to = NightRecord {
+                // Its outcome is unknown: not a failure for the circuit breaker.
+                account_lost: matches!(e, ControlError::AccessDenied(_)),
+                ..self.finished(
+                    r,
+                    NightState::TimedOut,
+                    &format!(
+                        "not seen finished within {} minutes: {why}",
+                        self.config.restart_timeout.num_minutes()
+                    ),
+                )
+            };
             // Whether its deployment still rolls is unknown: it keeps its place in the cluster
             // until ECS can be asked again.
             let moved = if self.config.dry_run {

@@ -553,6 +553,56 @@ async fn an_account_lost_mid_night_is_handled_alone() {
     n.sim.shutdown().await.unwrap();
 }
 
+/// Account B is lost (ECS denied by an SCP) with 20 restarts in flight, beside A's 3. B's
+/// restarts end `timed_out`, marked `account_lost`, and the night's counters keep them apart:
+/// the circuit breaker (10 %, after 20 finished restarts) counts none of them, so one lost
+/// account does not halt the others' night.
+#[tokio::test]
+async fn restarts_lost_with_their_account_do_not_trip_the_breaker() {
+    let faults = BTreeMap::from([(
+        B.to_owned(),
+        AccountFaults {
+            deny_ecs_after_restarts: Some(20),
+            server_error_rate: 0.0,
+        },
+    )]);
+    let n = Night::of(
+        fleet(
+            vec![
+                account(A, ok_services("a", 3, 120)),
+                account(B, ok_services("b", 21, 120)),
+            ],
+            faults,
+        ),
+        &[
+            ONE_BATCH,
+            ("MAX_INFLIGHT_PER_CLUSTER", "100"),
+            ("RESTART_TIMEOUT_MINUTES", "15"),
+        ],
+    )
+    .await;
+    let r = n.restarter();
+    n.start_all(&r).await;
+    n.poll_until_done(&r, 120).await;
+    let records = n.records().await;
+    let lost: Vec<&NightRecord> = records.values().filter(|r| r.account_lost).collect();
+    assert_eq!(lost.len(), 20, "{:?}", states(&records));
+    assert!(
+        lost.iter()
+            .all(|r| r.state == NightState::TimedOut && r.id.account.to_string() == B)
+    );
+    let status = n.store().night_status(n.night).await.unwrap();
+    assert_eq!((status.count(NightState::TimedOut), status.lost), (20, 20));
+    assert_eq!((status.finished(), status.failures()), (3, 0));
+    assert!(status.halted.is_none(), "{status:?}");
+    assert!(
+        records.values().all(|r| r.state != NightState::Halted),
+        "{:?}",
+        states(&records)
+    );
+    n.sim.shutdown().await.unwrap();
+}
+
 /// Both accounts in every batch, over several batches, B denied after its first restart: no
 /// batch fails, whichever meets the denial first.
 #[tokio::test]

@@ -8,9 +8,10 @@
 //! Every test creates its own table ([`create_table`], named by [`unique_name`]), so tests run
 //! in parallel against one moto without seeing each other's items.
 //!
-//! [`fakes`] holds in-memory implementations of the ports for handler tests; [`strategies`] the
-//! proptest strategies the handlers' `never_panics` tests share: text in any script, any JSON
-//! and events of named fields; [`fixtures`] the records they seed.
+//! The helpers that need no AWS SDK live in `testkit-core` (which `restart-core`'s tests use)
+//! and are re-exported here unchanged: [`fakes`] (in-memory ports; plus [`fakes::MemoryTopics`],
+//! which splits messages with the SNS adapter's batching and so stays here), [`strategies`],
+//! [`fixtures`], [`bench`] and [`runtime`].
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -21,21 +22,15 @@ use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use restart_aws::dynamodb;
 
-pub mod bench;
-pub mod fakes;
-pub mod fixtures;
-pub mod strategies;
+pub use testkit_core::{bench, fixtures, runtime, strategies};
 
-/// A current-thread runtime with time and I/O, to drive async handlers from a synchronous test
-/// body (a proptest case).
-///
-/// # Panics
-/// When the runtime cannot be built.
-pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
+mod topics;
+
+/// `testkit_core::fakes` and the SNS fake, so `testkit::fakes::MemoryTopics` sits with the
+/// other fakes.
+pub mod fakes {
+    pub use crate::topics::MemoryTopics;
+    pub use testkit_core::fakes::*;
 }
 
 /// The region every test client uses.

@@ -96,6 +96,15 @@ impl<'a> Reader<'a> {
             .ok_or_else(|| self.err(field, "is missing"))
     }
 
+    /// A boolean attribute; `false` when absent (or NULL).
+    pub(super) fn flag(&self, field: &str) -> Result<bool, ItemError> {
+        match self.item.get(field) {
+            None | Some(AttributeValue::Null(_)) => Ok(false),
+            Some(AttributeValue::Bool(b)) => Ok(*b),
+            Some(_) => Err(self.err(field, "is not a boolean (BOOL)")),
+        }
+    }
+
     /// A number attribute.
     pub(super) fn opt_n<T>(&self, field: &str) -> Result<Option<T>, ItemError>
     where

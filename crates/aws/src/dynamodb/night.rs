@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::{
-    Delete, DeleteRequest, Put, PutRequest, TransactWriteItem, WriteRequest,
+    AttributeValue, Delete, DeleteRequest, Put, PutRequest, TransactWriteItem, WriteRequest,
 };
 use chrono::NaiveDate;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
@@ -63,6 +63,11 @@ pub fn night_item(r: &NightRecord, ttl_days: u32) -> Item {
         ("task_definition", r.task_definition.as_deref().map(s)),
         ("duration_seconds", r.duration_seconds.map(n)),
         ("detail", r.detail.as_deref().map(s)),
+        // Written only when set: most records never are.
+        (
+            "account_lost",
+            r.account_lost.then_some(AttributeValue::Bool(true)),
+        ),
     ];
     insert_present(&mut item, optional);
     item
@@ -89,6 +94,7 @@ pub fn night_record(item: &Item) -> Result<NightRecord, ItemError> {
         task_definition: r.opt_s("task_definition")?.map(str::to_owned),
         duration_seconds: r.opt_n("duration_seconds")?,
         detail: r.opt_s("detail")?.map(str::to_owned),
+        account_lost: r.flag("account_lost")?,
     })
 }
 

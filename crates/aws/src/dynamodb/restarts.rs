@@ -58,6 +58,19 @@ fn counter(state: NightState) -> String {
     format!("count_{state}")
 }
 
+/// The counter of the `timed_out` moves whose account was lost ([`NightRecord::account_lost`]).
+const LOST: &str = "count_lost";
+
+/// The counters an outcome adds to: its state's, and [`LOST`] for a restart lost with its
+/// account.
+fn outcome_counters(to: &NightRecord) -> Vec<(String, AttributeValue)> {
+    let mut add = vec![(counter(to.state), n(1))];
+    if to.account_lost {
+        add.push((LOST.to_owned(), n(1)));
+    }
+    add
+}
+
 /// A tally's count of restarts in flight.
 const INFLIGHT: &str = "inflight";
 
@@ -113,7 +126,7 @@ impl DynamoStore {
         &self,
         night: NaiveDate,
         id: &ServiceId,
-        adds: &[(&str, AttributeValue)],
+        adds: &[(impl AsRef<str>, AttributeValue)],
     ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
         let (pk, sk) = keys::tally_key(night, id);
         let mut update = Update::builder()
@@ -129,7 +142,7 @@ impl DynamoStore {
         let mut terms = Vec::new();
         for (i, (attribute, amount)) in adds.iter().enumerate() {
             update = update
-                .expression_attribute_names(format!("#a{i}"), *attribute)
+                .expression_attribute_names(format!("#a{i}"), attribute.as_ref())
                 .expression_attribute_values(format!(":a{i}"), amount.clone());
             terms.push(format!("#a{i} :a{i}"));
         }
@@ -253,16 +266,20 @@ fn counters(r: &Reader<'_>) -> Result<Vec<(NightState, u64)>, ItemError> {
     Ok(counts)
 }
 
-/// A cluster tally's counters.
-fn counts_of(item: &Item) -> Result<Vec<(NightState, u64)>, ItemError> {
-    counters(&expect_tally(item)?)
+/// Adds an item's counters (`count_<state>`, [`LOST`]) to `status`.
+fn add_counters(status: &mut NightStatus, r: &Reader<'_>) -> Result<(), ItemError> {
+    for (state, c) in counters(r)? {
+        *status.counts.entry(state).or_default() += c;
+    }
+    status.lost += r.opt_n::<u64>(LOST)?.unwrap_or(0);
+    Ok(())
 }
 
 fn status_of(item: &Item) -> Result<NightStatus, ItemError> {
     let r = Reader::new(item);
     r.expect_kind(kind::NIGHT_SUMMARY)?;
     let mut status = NightStatus::default();
-    status.counts.extend(counters(&r)?);
+    add_counters(&mut status, &r)?;
     if let Some(at) = r.opt_parse("halted_at")? {
         status.halted = Some(Halt {
             at,
@@ -362,10 +379,9 @@ impl RestartStore for DynamoStore {
             .try_collect()
             .await?;
         for tally in shards.iter().flatten() {
-            let counts = counts_of(tally).map_err(|e| self.corrupt(e))?;
-            for (state, c) in counts {
-                *status.counts.entry(state).or_default() += c;
-            }
+            expect_tally(tally)
+                .and_then(|r| add_counters(&mut status, &r))
+                .map_err(|e| self.corrupt(e))?;
         }
         Ok(status)
     }
@@ -538,13 +554,10 @@ impl RestartStore for DynamoStore {
             Some(NightState::Started),
             Some(started.deployment_id.as_deref()),
         )?;
-        let outcome = counter(to.state);
+        let mut add = outcome_counters(to);
+        add.push((INFLIGHT.to_owned(), n(-1)));
         let inflight = self
-            .tally(
-                to.night,
-                &to.id,
-                &[(INFLIGHT, n(-1)), (outcome.as_str(), n(1))],
-            )
+            .tally(to.night, &to.id, &add)
             .build()
             .map_err(|e| build_error("to release a restart in flight", e))?;
         self.transact(vec![
@@ -587,16 +600,10 @@ impl RestartStore for DynamoStore {
             id: to.id.clone(),
             deployment_id,
         });
-        let outcome = counter(to.state);
+        let mut add = outcome_counters(to);
+        add.push((HELD.to_owned(), AttributeValue::Ss(vec![entry])));
         let hold = self
-            .tally(
-                to.night,
-                &to.id,
-                &[
-                    (HELD, AttributeValue::Ss(vec![entry])),
-                    (outcome.as_str(), n(1)),
-                ],
-            )
+            .tally(to.night, &to.id, &add)
             .build()
             .map_err(|e| build_error("to hold a restart's place in its cluster", e))?;
         self.transact(vec![
@@ -657,11 +664,44 @@ mod tests {
         item
     }
 
+    fn counts_of(item: &Item) -> Result<NightStatus, ItemError> {
+        let mut status = NightStatus::default();
+        add_counters(&mut status, &expect_tally(item)?)?;
+        Ok(status)
+    }
+
     #[test]
     fn a_tally_is_known_by_its_key_and_another_kind_is_refused() {
-        let started = vec![(NightState::Started, 2)];
+        let started = NightStatus {
+            counts: [(NightState::Started, 2)].into(),
+            ..NightStatus::default()
+        };
         assert_eq!(counts_of(&tally(Some(kind::INFLIGHT))).unwrap(), started);
         assert_eq!(counts_of(&tally(None)).unwrap(), started);
         assert!(counts_of(&tally(Some(kind::PAUSE))).is_err());
+    }
+
+    #[test]
+    fn a_restart_lost_with_its_account_adds_to_its_state_and_to_the_lost_counter() {
+        let id = ServiceId {
+            account: "111111111111".parse().unwrap(),
+            region: "eu-west-1".into(),
+            cluster: "c1".into(),
+            service: "s".into(),
+        };
+        let night = "2026-11-22".parse().unwrap();
+        let mut to = NightRecord::unbatched(id.clone(), id.arn("aws"), night, "team".into());
+        to.state = NightState::TimedOut;
+        let names = |to: &NightRecord| -> Vec<String> {
+            outcome_counters(to).into_iter().map(|(k, _)| k).collect()
+        };
+        assert_eq!(names(&to), ["count_timed_out"]);
+        to.account_lost = true;
+        assert_eq!(names(&to), ["count_timed_out", LOST]);
+        let mut item = tally(Some(kind::INFLIGHT));
+        item.insert(counter(NightState::TimedOut), n(3));
+        item.insert(LOST.to_owned(), n(2));
+        let status = counts_of(&item).unwrap();
+        assert_eq!((status.count(NightState::TimedOut), status.lost), (3, 2));
     }
 }

@@ -303,7 +303,7 @@ mod tests {
         /// never panics, and what decodes encodes again.
         #[test]
         fn any_json_decodes_to_a_finding_or_fails(
-            v in testkit::strategies::any_json("owner|id|kind|arn|night|detail|account|region|cluster|service"),
+            v in testkit_core::strategies::any_json("owner|id|kind|arn|night|detail|account|region|cluster|service"),
         ) {
             if let Ok(f) = serde_json::from_value::<Finding>(v) {
                 serde_json::to_value(&f).unwrap();

@@ -44,7 +44,7 @@ mod tests {
         /// decodes encodes again.
         #[test]
         fn any_json_decodes_to_a_message_or_fails(
-            v in testkit::strategies::any_json("subject|body|attributes|owner|kind|account_id"),
+            v in testkit_core::strategies::any_json("subject|body|attributes|owner|kind|account_id"),
         ) {
             if let Ok(m) = serde_json::from_value::<Message>(v) {
                 serde_json::to_value(&m).unwrap();

@@ -949,6 +949,23 @@ pub fn check(night: &Night) -> Vec<String> {
             ));
         }
     }
+    // Lost with their account: timed out, and counted apart for the circuit breaker. A lost
+    // account's restarts in flight are the only ones (manual ones included) marked so.
+    let lost = records
+        .values()
+        .filter(|r| r.account_lost)
+        .inspect(|r| {
+            if r.state != NightState::TimedOut {
+                broken.push(format!("{} is {} and marked account_lost", r.id, r.state));
+            }
+        })
+        .count() as u64;
+    if status.lost != lost {
+        broken.push(format!(
+            "the tallies count {} lost with their account, the records {lost}",
+            status.lost
+        ));
+    }
     broken
 }
 

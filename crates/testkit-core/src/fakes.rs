@@ -254,6 +254,14 @@ impl MemoryNights {
         self.writes += 1;
     }
 
+    /// An outcome's counters: its state's, and `lost` for a restart lost with its account.
+    fn count_outcome(&mut self, to: &NightRecord) {
+        self.count(to.night, to.state);
+        if to.account_lost {
+            self.status.entry(to.night).or_default().lost += 1;
+        }
+    }
+
     /// The record at `r`'s key. The table keys a record by its night, its partition (its
     /// batch, or the skipped one) and its service, and every conditional write looks at that
     /// key only: a record of the service in another partition is not there.
@@ -596,7 +604,7 @@ impl RestartStore for MemoryStore {
                 .entry((to.night, to.id.cluster_key()))
                 .or_default();
             *slot = slot.saturating_sub(1);
-            n.count(to.night, to.state);
+            n.count_outcome(to);
         }
         Ok(ok)
     }
@@ -642,7 +650,7 @@ impl RestartStore for MemoryStore {
                 id: to.id.clone(),
                 deployment_id,
             });
-        n.count(to.night, to.state);
+        n.count_outcome(to);
         Ok(true)
     }
 
@@ -733,61 +741,6 @@ impl restart_core::ports::NoticeStore for MemoryNotices {
             map.insert((d.owner.clone(), d.night), d.clone());
         }
         Ok(())
-    }
-}
-
-/// SNS topics held in memory: every PublishBatch request, by topic, and errors to answer with.
-#[derive(Debug, Default)]
-pub struct MemoryTopics {
-    /// (topic, the messages of one PublishBatch request), in the order sent.
-    pub requests: Mutex<Vec<(String, Vec<restart_core::notice::Message>)>>,
-    /// When set, the request with this index (0-based, over all requests) fails with this
-    /// error, and every later request is still accepted.
-    pub fail_request: Mutex<Option<(usize, restart_core::ports::PublishError)>>,
-}
-
-impl MemoryTopics {
-    /// Every message published to `topic`.
-    pub fn messages(&self, topic: &str) -> Vec<restart_core::notice::Message> {
-        let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        requests
-            .iter()
-            .filter(|(t, _)| t == topic)
-            .flat_map(|(_, m)| m.iter().cloned())
-            .collect()
-    }
-}
-
-impl restart_core::ports::Publisher for MemoryTopics {
-    fn requests(&self, sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
-        restart_aws::sns::publish_batches(sizes)
-    }
-
-    async fn publish(
-        &self,
-        topic: &str,
-        messages: &[restart_core::notice::Message],
-    ) -> Vec<Result<(), restart_core::ports::PublishError>> {
-        let sizes: Vec<usize> = messages
-            .iter()
-            .map(restart_core::notice::Message::size)
-            .collect();
-        let mut out = Vec::with_capacity(messages.len());
-        for range in restart_core::ports::Publisher::requests(self, &sizes) {
-            let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-            let index = requests.len();
-            let mut fail = self.fail_request.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((_, e)) = fail.as_ref().filter(|(i, _)| *i == index) {
-                let e = e.clone();
-                *fail = None;
-                requests.push((topic.to_owned(), Vec::new()));
-                out.resize(messages.len(), Err(e));
-                return out;
-            }
-            requests.push((topic.to_owned(), messages[range.clone()].to_vec()));
-            out.extend(range.map(|_| Ok(())));
-        }
-        out
     }
 }
 
