@@ -185,6 +185,10 @@ pub struct Config {
     pub owner_tag_keys: Vec<String>,
     pub account_owners: BTreeMap<AccountId, String>,
     pub policy: Policy,
+    /// `SKIP_IF_DEPLOYED_WITHIN_HOURS` (zero: off): a service whose PRIMARY deployment of the
+    /// owners completed within it before the live check is skipped `recently_deployed`
+    /// ([`crate::eligibility::recent_deployment`]).
+    pub skip_if_deployed_within: TimeDelta,
     pub notice_cooldown_days: u32,
     pub failure_threshold_percent: u32,
     pub restart_timeout: TimeDelta,
@@ -584,6 +588,7 @@ impl Config {
                 &[("skip", RiskPolicy::Skip), ("restart", RiskPolicy::Restart)],
             ),
         };
+        let skip_if_deployed_within = v.number("SKIP_IF_DEPLOYED_WITHIN_HOURS", 12, 0, 168);
         let notice_cooldown_days = v.number("NOTICE_COOLDOWN_DAYS", 7, 0, 365);
         let failure_threshold_percent = v.number("FAILURE_THRESHOLD_PERCENT", 10, 0, 100);
         let restart_timeout = v.number("RESTART_TIMEOUT_MINUTES", 30, 1, 720);
@@ -634,6 +639,7 @@ impl Config {
             owner_tag_keys,
             account_owners,
             policy,
+            skip_if_deployed_within: TimeDelta::hours(skip_if_deployed_within.into()),
             notice_cooldown_days,
             failure_threshold_percent,
             restart_timeout: TimeDelta::minutes(restart_timeout.into()),
@@ -660,7 +666,7 @@ impl Config {
 }
 
 /// Every variable [`Config::from_vars`] reads (docs/design.md 3.9).
-pub const VARIABLES: [&str; 33] = [
+pub const VARIABLES: [&str; 34] = [
     "TABLE_NAME",
     "ACCOUNTS_SOURCE",
     "AGGREGATOR_NAME",
@@ -681,6 +687,7 @@ pub const VARIABLES: [&str; 33] = [
     "ACCOUNT_OWNERS",
     "UNTAGGED_POLICY",
     "RISK_POLICY",
+    "SKIP_IF_DEPLOYED_WITHIN_HOURS",
     "NOTICE_COOLDOWN_DAYS",
     "FAILURE_THRESHOLD_PERCENT",
     "RESTART_TIMEOUT_MINUTES",
@@ -945,6 +952,7 @@ mod tests {
         assert_eq!(c.owner_tag_keys, ["owner", "team"]);
         assert_eq!(c.policy, Policy::default());
         assert_eq!(c.notice_cooldown_days, 7);
+        assert_eq!(c.skip_if_deployed_within, TimeDelta::hours(12));
         assert_eq!(c.failure_threshold_percent, 10);
         assert_eq!(c.restart_timeout, TimeDelta::minutes(30));
         assert_eq!(c.poll_interval, TimeDelta::seconds(60));
@@ -975,6 +983,7 @@ mod tests {
             ),
             ("UNTAGGED_POLICY", "restart"),
             ("RISK_POLICY", "RESTART"),
+            ("SKIP_IF_DEPLOYED_WITHIN_HOURS", "0"),
             ("NOTICE_COOLDOWN_DAYS", "3"),
             ("FAILURE_THRESHOLD_PERCENT", "25"),
             ("RESTART_TIMEOUT_MINUTES", "45"),
@@ -997,6 +1006,7 @@ mod tests {
         assert_eq!(c.account_owners[&"222222222222".parse().unwrap()], "search");
         assert_eq!(c.policy.untagged, UntaggedPolicy::Restart);
         assert_eq!(c.policy.risk, RiskPolicy::Restart);
+        assert_eq!(c.skip_if_deployed_within, TimeDelta::zero());
         assert_eq!(c.notice_cooldown_days, 3);
         assert_eq!(c.failure_threshold_percent, 25);
         assert_eq!(c.restart_timeout, TimeDelta::minutes(45));
@@ -1301,6 +1311,7 @@ mod tests {
             ("ACCOUNT_OWNERS", ""),
             ("UNTAGGED_POLICY", "notify"),
             ("RISK_POLICY", "skip"),
+            ("SKIP_IF_DEPLOYED_WITHIN_HOURS", "12"),
             ("NOTICE_COOLDOWN_DAYS", "7"),
             ("FAILURE_THRESHOLD_PERCENT", "10"),
             ("RESTART_TIMEOUT_MINUTES", "30"),
@@ -1328,7 +1339,7 @@ mod tests {
         org.push(("ACCOUNTS", ""));
         Config::from_vars(org.clone()).unwrap();
         let org_bytes = size(&org);
-        // 970 bytes, whatever the number of accounts.
+        // 1,001 bytes, whatever the number of accounts.
         assert!(org_bytes < 1024, "{org_bytes}");
 
         let list: Vec<String> = (0..500)

@@ -13,11 +13,18 @@
 //! 8. `downtime_risk`, `deployment_blocked` (REPLICA services only; skipped unless
 //!    `RISK_POLICY=restart`). DAEMON services are restarted normally: ECS stops a daemon task
 //!    before starting its replacement, so their percentages do not carry these risks.
+//!
+//! One more reason is decided only at the live check, because it depends on the moment of the
+//! restart rather than on the plan: `recently_deployed` ([`recent_deployment`]), after all of
+//! the above pass.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::service::{DeploymentController, SchedulingStrategy, ServiceSnapshot, ServiceStatus};
+use crate::service::{
+    Deployment, DeploymentController, RolloutState, SchedulingStrategy, ServiceSnapshot,
+    ServiceStatus,
+};
 use crate::tag::TagState;
 
 /// Why a service is not restarted tonight.
@@ -41,10 +48,13 @@ pub enum SkipReason {
     WindowClosed,
     /// Decided during the night: the account was lost before this restart started.
     AccountUnreachable,
+    /// Decided at the live check: a deployment of the owners completed within
+    /// `SKIP_IF_DEPLOYED_WITHIN_HOURS`, so the service already runs fresh tasks.
+    RecentlyDeployed,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 15] = [
+    pub const ALL: [SkipReason; 16] = [
         Self::Untagged,
         Self::OptedOut,
         Self::Snoozed,
@@ -60,6 +70,7 @@ impl SkipReason {
         Self::NeedsLongArn,
         Self::WindowClosed,
         Self::AccountUnreachable,
+        Self::RecentlyDeployed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -79,6 +90,7 @@ impl SkipReason {
             Self::NeedsLongArn => "needs_long_arn",
             Self::WindowClosed => "window_closed",
             Self::AccountUnreachable => "account_unreachable",
+            Self::RecentlyDeployed => "recently_deployed",
         }
     }
 
@@ -205,6 +217,48 @@ pub fn check(
         Some(risk) if policy.risk == RiskPolicy::Skip => Err(risk),
         _ => Ok(()),
     }
+}
+
+/// The deployment that makes a restart pointless, if any: the service's PRIMARY deployment,
+/// COMPLETED (or with no rollout state and every task running), that finished (its `updatedAt`,
+/// else its `createdAt`) less than `within` before `now`, and that is not our own restart (the
+/// tag's last verified restart is at or after the deployment's creation: we tag only after our
+/// deployment completed). A zero `within` turns the rule off. Deployments without timestamps
+/// never count: a restart is not skipped on a guess.
+pub fn recent_deployment<'a>(
+    s: &'a ServiceSnapshot,
+    tag: &TagState,
+    now: DateTime<Utc>,
+    within: TimeDelta,
+) -> Option<&'a Deployment> {
+    if within <= TimeDelta::zero() {
+        return None;
+    }
+    let d = s.primary()?;
+    let completed = match d.rollout_state {
+        Some(RolloutState::Completed) => true,
+        None => d.running >= d.desired,
+        Some(_) => false,
+    };
+    let finished = d.updated_at.or(d.created_at)?;
+    let ours = tag
+        .last_restart()
+        .zip(d.created_at)
+        .is_some_and(|(tagged, created)| tagged >= created);
+    (completed && !ours && finished > now - within).then_some(d)
+}
+
+/// What a `recently_deployed` record says: which deployment, when it finished and the setting.
+pub fn recent_deployment_detail(d: &Deployment, within: TimeDelta) -> String {
+    let at = d.updated_at.or(d.created_at).map_or_else(
+        || "?".to_owned(),
+        |t| t.to_rfc3339_opts(SecondsFormat::Secs, true),
+    );
+    format!(
+        "deployment {} completed at {at}, within SKIP_IF_DEPLOYED_WITHIN_HOURS={}: the service already runs fresh tasks",
+        d.id,
+        within.num_hours()
+    )
 }
 
 #[cfg(test)]
@@ -478,6 +532,102 @@ mod tests {
         for r in SkipReason::ALL {
             let json = serde_json::to_string(&r).unwrap();
             assert_eq!(json, format!("\"{}\"", r.as_str()));
+        }
+    }
+
+    /// The service of [`service`] whose PRIMARY deployment was created at `created` and
+    /// finished (updatedAt) at `finished`, in `rollout`.
+    fn deployed(
+        created: DateTime<Utc>,
+        finished: DateTime<Utc>,
+        rollout: Option<RolloutState>,
+    ) -> ServiceSnapshot {
+        let mut s = service();
+        s.deployments[0].created_at = Some(created);
+        s.deployments[0].updated_at = Some(finished);
+        s.deployments[0].rollout_state = rollout;
+        s
+    }
+
+    fn hours(h: i64) -> TimeDelta {
+        TimeDelta::hours(h)
+    }
+
+    #[test]
+    fn a_deployment_of_the_owners_within_the_hours_makes_the_restart_pointless() {
+        let now = window_start() + hours(2);
+        let done = Some(RolloutState::Completed);
+        // Deployed by the owners' CI at 16:00, finished at 16:10; the live check at 02:00.
+        let s = deployed(
+            now - hours(10),
+            now - hours(10) + TimeDelta::minutes(10),
+            done,
+        );
+        let d = recent_deployment(&s, &enrolled(), now, hours(12)).unwrap();
+        assert_eq!(d.id, "ecs-svc/1");
+        let detail = recent_deployment_detail(d, hours(12));
+        assert!(
+            detail.contains("ecs-svc/1") && detail.contains("SKIP_IF_DEPLOYED_WITHIN_HOURS=12")
+        );
+        assert!(detail.contains("2026-11-21T16:10:00Z"), "{detail}");
+        // Older than the setting, the setting off, or still rolling: restarted (or left to
+        // deployment_in_progress).
+        assert!(recent_deployment(&s, &enrolled(), now, hours(9)).is_none());
+        assert!(recent_deployment(&s, &enrolled(), now, TimeDelta::zero()).is_none());
+        let rolling = deployed(
+            now - hours(1),
+            now - hours(1),
+            Some(RolloutState::InProgress),
+        );
+        assert!(recent_deployment(&rolling, &enrolled(), now, hours(12)).is_none());
+        // No rollout state: finished when every task runs.
+        let mut legacy = deployed(now - hours(3), now - hours(3), None);
+        assert!(recent_deployment(&legacy, &enrolled(), now, hours(12)).is_some());
+        legacy.deployments[0].running = 1;
+        assert!(recent_deployment(&legacy, &enrolled(), now, hours(12)).is_none());
+    }
+
+    #[test]
+    fn our_own_restart_and_deployments_without_times_never_count() {
+        let now = window_start() + hours(2);
+        // Our restart of last night: the tag (written after it completed) is after its creation.
+        let ours_at = now - hours(5);
+        let s = deployed(
+            ours_at,
+            ours_at + TimeDelta::minutes(4),
+            Some(RolloutState::Completed),
+        );
+        let tagged = TagState::Enrolled {
+            last_restart: Some(ours_at + TimeDelta::minutes(5)),
+        };
+        assert!(recent_deployment(&s, &tagged, now, hours(12)).is_none());
+        // An older tag: this deployment is someone else's.
+        assert!(recent_deployment(&s, &enrolled(), now, hours(12)).is_some());
+        let mut untimed = s.clone();
+        untimed.deployments[0].created_at = None;
+        untimed.deployments[0].updated_at = None;
+        assert!(recent_deployment(&untimed, &enrolled(), now, hours(12)).is_none());
+    }
+
+    proptest::proptest! {
+        /// Whatever the times: a deployment counts exactly when it is completed, finished less
+        /// than `within` before now, and created after the tag's last restart.
+        #[test]
+        fn recent_exactly_when_finished_within_and_not_ours(
+            created in -100_000i64..100_000,
+            took in 0i64..10_000,
+            tagged in proptest::option::of(-100_000i64..100_000),
+            within_hours in 0i64..48,
+        ) {
+            let now = window_start();
+            let at = |m: i64| now + TimeDelta::minutes(m);
+            let s = deployed(at(created), at(created + took), Some(RolloutState::Completed));
+            let tag = TagState::Enrolled { last_restart: tagged.map(at) };
+            let within = hours(within_hours);
+            let expected = within_hours > 0
+                && at(created + took) > now - within
+                && tagged.is_none_or(|t| t < created);
+            proptest::prop_assert_eq!(recent_deployment(&s, &tag, now, within).is_some(), expected);
         }
     }
 }

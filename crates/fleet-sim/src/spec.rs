@@ -411,6 +411,11 @@ pub struct ServiceSpec {
     /// writable one). Default false.
     #[serde(default)]
     pub readonly_root_filesystem: bool,
+    /// Minutes before the fleet's start that the service's deployment (the owners' last
+    /// deploy) completed; it began 5 minutes earlier. Default: none since the service was
+    /// created, 1 to 400 days before the start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployed_minutes_ago: Option<u32>,
 }
 
 impl ServiceSpec {
@@ -430,6 +435,7 @@ impl ServiceSpec {
             old_arn_format: false,
             enable_execute_command: false,
             readonly_root_filesystem: false,
+            deployed_minutes_ago: None,
         }
     }
 }

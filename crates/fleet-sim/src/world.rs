@@ -863,6 +863,13 @@ fn new_service(
         sv.name
     );
     let id = deployment_id(seed, &arn, 0);
+    // The owners' last deploy: done `deployed_minutes_ago` before the start, 5 minutes long.
+    let (deployed_at, deployed_done) =
+        sv.deployed_minutes_ago
+            .map_or((created_at, created_at), |m| {
+                let done = start - i64::from(m) * 60_000;
+                (done - 300_000, done)
+            });
     let initial = Deployment {
         id: id.clone(),
         seq: 0,
@@ -872,8 +879,8 @@ fn new_service(
         task_definition: task_definition.clone(),
         desired: sv.desired,
         failed_tasks: 0,
-        created_at,
-        updated_at: created_at,
+        created_at: deployed_at,
+        updated_at: deployed_done,
         finish_at: None,
         outcome: OnRestart::Complete,
         kind: DeploymentKind::Initial,

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
+use restart_core::eligibility::SkipReason;
 use restart_core::night::{Halt, NightRecord, Pause, PlanSummary};
 use restart_core::outcome::NightState;
 use restart_core::planner::PlannedBatch;
@@ -411,6 +412,18 @@ impl Night {
         if rows.is_empty() {
             h.push_str("<p>None.</p>\n");
             return;
+        }
+        let saved = rows
+            .iter()
+            .filter(|r| r.skip_reason == Some(SkipReason::RecentlyDeployed))
+            .count();
+        if saved > 0 {
+            let _ = writeln!(
+                h,
+                "<p>{saved} restart(s) saved: their owners deployed them within \
+                 SKIP_IF_DEPLOYED_WITHIN_HOURS before the live check (recently_deployed), so \
+                 they already ran fresh tasks.</p>"
+            );
         }
         h.push_str(
             "<table><tr><th>service</th><th>owner</th><th>reason</th><th>detail</th></tr>\n",

@@ -231,6 +231,20 @@ where
                 continue;
             }
             let Some(observed) = observed else { continue };
+            let within = self.config.skip_if_deployed_within;
+            if let Some(d) =
+                eligibility::recent_deployment(observed, &tag, self.clock.now(), within)
+            {
+                let to = NightRecord {
+                    detail: Some(eligibility::recent_deployment_detail(d, within)),
+                    ..r.now_skipped(SkipReason::RecentlyDeployed)
+                };
+                if self.store.move_record(r, &to).await? {
+                    tracing::info!(service = %r.id, deployment = %d.id, "skipped: recently deployed");
+                    tally.skipped += 1;
+                }
+                continue;
+            }
             // Only on-call's explicit `outside_window` gets here after the window's end: the
             // record says so.
             let base = if self.clock.now() >= window.end {

@@ -21,7 +21,7 @@ use restart_core::ports::{CatalogStore, FleetControl, NightStore, RestartStore};
 use restart_core::tag::restart_tag_value;
 use restart_core::{Config, ErrorType};
 use restarter::aws::AwsRestarter;
-use restarter::{Output, PollOutput};
+use restarter::{Output, PollOutput, ServiceOutput};
 use serde_json::json;
 
 const A: &str = "111111111111";
@@ -187,6 +187,19 @@ impl Night {
             .into_iter()
             .map(|r| (r.id.service.clone(), r))
             .collect()
+    }
+
+    /// On-call's restart of one service (`mode: service`), which must be accepted.
+    async fn restart_by_hand(&self, r: &AwsRestarter, service: &str, force: bool) -> ServiceOutput {
+        let arn = sid(service).arn("aws").to_string();
+        let out = r
+            .handle(json!({ "mode": "service", "service_arn": arn, "force": force }))
+            .await
+            .unwrap();
+        let Output::Service(out) = out else {
+            panic!("a restart by hand answered {out:?}")
+        };
+        out
     }
 
     fn update_calls(&self) -> u64 {
@@ -523,13 +536,7 @@ async fn a_manual_restart_needs_force_once_the_service_restarted_tonight() {
     assert!(err.message.contains("use force"), "{}", err.message);
     assert_eq!(n.update_calls(), 1);
 
-    let Output::Service(out) = r
-        .handle(json!({ "mode": "service", "service_arn": arn, "force": true }))
-        .await
-        .unwrap()
-    else {
-        panic!()
-    };
+    let out = n.restart_by_hand(&r, "ok-0", true).await;
     assert_eq!(out.night, n.night);
     assert_eq!(out.state, NightState::Started);
     assert_ne!(out.deployment_id, first.deployment_id);
@@ -550,25 +557,12 @@ async fn a_manual_restart_needs_force_once_the_service_restarted_tonight() {
     assert_eq!(p.counts.get(&NightState::Completed), Some(&1));
 
     // An untagged service (skipped tonight) restarts on request, without force.
-    let untagged = sid("untagged").arn("aws").to_string();
-    let Output::Service(out) = r
-        .handle(json!({ "mode": "service", "service_arn": untagged }))
-        .await
-        .unwrap()
-    else {
-        panic!()
-    };
+    let out = n.restart_by_hand(&r, "untagged", false).await;
     assert_eq!(out.state, NightState::Started);
     assert_eq!(n.update_calls(), 3);
     // A second request while it runs (a retried one) is answered with the restart in
     // flight, and sends no second UpdateService.
-    let Output::Service(again) = r
-        .handle(json!({ "mode": "service", "service_arn": untagged, "force": true }))
-        .await
-        .unwrap()
-    else {
-        panic!()
-    };
+    let again = n.restart_by_hand(&r, "untagged", true).await;
     assert_eq!(again.state, NightState::Started);
     assert_eq!(again.deployment_id, out.deployment_id);
     assert_eq!(n.update_calls(), 3);
@@ -807,4 +801,61 @@ async fn outside_the_window_only_on_request_and_the_record_says_so() {
         );
     }
     n.sim.shutdown().await.unwrap();
+}
+
+/// A service its owners deployed 2 hours before the night already runs fresh tasks: the live
+/// check skips it `recently_deployed`, naming the deployment, and sends it no UpdateService;
+/// one deployed 17 hours before is restarted, and so is everything with the rule turned off.
+/// On-call's restart of one service is not held by the rule.
+#[tokio::test]
+async fn recently_deployed_services_are_never_restarted_by_the_night() {
+    let services = || {
+        vec![
+            ServiceSpec {
+                deployed_minutes_ago: Some(120),
+                ..svc("fresh", OnRestart::Complete, 120)
+            },
+            ServiceSpec {
+                deployed_minutes_ago: Some(17 * 60),
+                ..svc("stale", OnRestart::Complete, 120)
+            },
+            svc("plain", OnRestart::Complete, 120),
+        ]
+    };
+    let n = Night::new(services(), &[]).await;
+    let r = n.restarter();
+    start_all(&n, &r).await;
+    n.poll_until_done(&r, 60).await;
+    let records = n.records().await;
+    let fresh = &records["fresh"];
+    assert_eq!(fresh.state, NightState::Skipped);
+    assert_eq!(fresh.skip_reason, Some(SkipReason::RecentlyDeployed));
+    let detail = fresh.detail.as_deref().unwrap();
+    assert!(
+        detail.contains("completed at 2026-11-21T22:00:00Z")
+            && detail.contains("SKIP_IF_DEPLOYED_WITHIN_HOURS=12"),
+        "{detail}"
+    );
+    assert_eq!(fresh.deployment_id, None);
+    assert_eq!(records["stale"].state, NightState::Completed);
+    assert_eq!(records["plain"].state, NightState::Completed);
+    assert_eq!(n.update_calls(), 2);
+
+    // On request, on-call restarts it.
+    let out = n.restart_by_hand(&r, "fresh", false).await;
+    assert_eq!(out.state, NightState::Started);
+    assert_eq!(n.update_calls(), 3);
+    n.sim.shutdown().await.unwrap();
+
+    let off = Night::new(services(), &[("SKIP_IF_DEPLOYED_WITHIN_HOURS", "0")]).await;
+    let r = off.restarter();
+    start_all(&off, &r).await;
+    off.poll_until_done(&r, 60).await;
+    assert!(
+        states(&off.records().await)
+            .values()
+            .all(|s| *s == NightState::Completed)
+    );
+    assert_eq!(off.update_calls(), 3);
+    off.sim.shutdown().await.unwrap();
 }

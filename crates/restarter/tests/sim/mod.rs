@@ -581,8 +581,10 @@ pub async fn setup(seed: u64) -> Night {
                         .then(|| at(1, 0) + TimeDelta::seconds(world.draw(3_600) as i64)),
                     next: 0,
                 };
+                // Deployed days ago: tonight's own deploys of the owners are the only recent
+                // ones (SKIP_IF_DEPLOYED_WITHIN_HOURS).
                 let mut first = svc.new_dep(
-                    at(0, 0),
+                    at(0, 0) - TimeDelta::days(3),
                     &task_definition,
                     false,
                     false,
