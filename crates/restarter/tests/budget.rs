@@ -23,7 +23,7 @@ use restart_core::tag::Tags;
 use restarter::{INVOCATION_BUDGET, Output, Restarter, START_BUDGET};
 use serde_json::json;
 use testkit::fakes::SharedStore;
-use testkit::fixtures::enrolled_record;
+use testkit::fixtures::{active_snapshot, enrolled_record, service_id};
 
 const OURS: &str = "ecs-svc/ours";
 const TAG: &str = "ecs_task_daily_restart";
@@ -40,29 +40,7 @@ impl FleetControl for SlowTags {
     async fn describe(&self, services: &[ServiceId]) -> Result<Vec<ServiceSnapshot>, ControlError> {
         Ok(services
             .iter()
-            .map(|id| ServiceSnapshot {
-                arn: id.arn("aws"),
-                id: id.clone(),
-                status: ServiceStatus::Active,
-                desired: 2,
-                running: 2,
-                scheduling: SchedulingStrategy::Replica,
-                controller: DeploymentController::Ecs,
-                min_healthy_percent: 100,
-                max_percent: 200,
-                deployments: vec![Deployment {
-                    id: OURS.into(),
-                    status: DeploymentStatus::Primary,
-                    rollout_state: Some(RolloutState::Completed),
-                    desired: 2,
-                    running: 2,
-                    created_at: Some(at("2026-11-22T00:10:00Z")),
-                    updated_at: Some(at("2026-11-22T00:15:00Z")),
-                    task_definition: None,
-                    rollback: false,
-                }],
-                tags: Tags::new(),
-            })
+            .map(|id| steady(id, OURS, "2026-11-22T00:10:00Z", Tags::new()))
             .collect())
     }
 
@@ -77,13 +55,23 @@ impl FleetControl for SlowTags {
     }
 }
 
-/// The service `s{i}` of cluster `c`.
-fn sid(i: usize) -> ServiceId {
-    ServiceId {
-        account: "111111111111".parse().unwrap(),
-        region: "eu-west-1".into(),
-        cluster: "c".into(),
-        service: format!("s{i}"),
+/// A steady service whose only deployment, `deployment`, was created at `created` and
+/// completed five minutes later.
+fn steady(id: &ServiceId, deployment: &str, created: &str, tags: Tags) -> ServiceSnapshot {
+    let created = at(created);
+    ServiceSnapshot {
+        deployments: vec![Deployment {
+            id: deployment.into(),
+            status: DeploymentStatus::Primary,
+            rollout_state: Some(RolloutState::Completed),
+            desired: 2,
+            running: 2,
+            created_at: Some(created),
+            updated_at: Some(created + chrono::TimeDelta::minutes(5)),
+            task_definition: None,
+            rollback: false,
+        }],
+        ..active_snapshot(id.clone(), tags)
     }
 }
 
@@ -128,7 +116,11 @@ async fn store(n: usize, started: bool) -> SharedStore {
         .unwrap();
     let records: Vec<NightRecord> = (0..n)
         .map(|i| {
-            let catalog: CatalogRecord = enrolled_record(sid(i), "team", night());
+            let catalog: CatalogRecord = enrolled_record(
+                service_id("111111111111", "c", &format!("s{i}")),
+                "team",
+                night(),
+            );
             let mut record = NightRecord::planned(&catalog, night(), 0, start_at);
             if started {
                 record.state = NightState::Started;
@@ -216,33 +208,10 @@ struct Paced {
 
 impl FleetControl for Paced {
     async fn describe(&self, services: &[ServiceId]) -> Result<Vec<ServiceSnapshot>, ControlError> {
+        let enrolled: Tags = [(TAG.to_owned(), "enabled".to_owned())].into();
         Ok(services
             .iter()
-            .map(|id| ServiceSnapshot {
-                arn: id.arn("aws"),
-                id: id.clone(),
-                status: ServiceStatus::Active,
-                desired: 2,
-                running: 2,
-                scheduling: SchedulingStrategy::Replica,
-                controller: DeploymentController::Ecs,
-                min_healthy_percent: 100,
-                max_percent: 200,
-                deployments: vec![Deployment {
-                    id: "ecs-svc/old".into(),
-                    status: DeploymentStatus::Primary,
-                    rollout_state: Some(RolloutState::Completed),
-                    desired: 2,
-                    running: 2,
-                    created_at: Some(at("2026-10-01T00:00:00Z")),
-                    updated_at: Some(at("2026-10-01T00:05:00Z")),
-                    task_definition: None,
-                    rollback: false,
-                }],
-                tags: [(TAG.to_owned(), "enabled".to_owned())]
-                    .into_iter()
-                    .collect(),
-            })
+            .map(|id| steady(id, "ecs-svc/old", "2026-10-01T00:00:00Z", enrolled.clone()))
             .collect())
     }
 
