@@ -23,7 +23,7 @@ use restart_core::tag::Tags;
 use restarter::{INVOCATION_BUDGET, Output, Restarter, START_BUDGET};
 use serde_json::json;
 use testkit::fakes::SharedStore;
-use testkit::fixtures::{active_snapshot, enrolled_record, service_id};
+use testkit::fixtures::{active_snapshot, enrolled_record, primary_deployment, service_id};
 
 const OURS: &str = "ecs-svc/ours";
 const TAG: &str = "ecs_task_daily_restart";
@@ -60,17 +60,12 @@ impl FleetControl for SlowTags {
 fn steady(id: &ServiceId, deployment: &str, created: &str, tags: Tags) -> ServiceSnapshot {
     let created = at(created);
     ServiceSnapshot {
-        deployments: vec![Deployment {
-            id: deployment.into(),
-            status: DeploymentStatus::Primary,
-            rollout_state: Some(RolloutState::Completed),
-            desired: 2,
-            running: 2,
-            created_at: Some(created),
-            updated_at: Some(created + chrono::TimeDelta::minutes(5)),
-            task_definition: None,
-            rollback: false,
-        }],
+        deployments: vec![primary_deployment(
+            deployment,
+            RolloutState::Completed,
+            created,
+            created + chrono::TimeDelta::minutes(5),
+        )],
         ..active_snapshot(id.clone(), tags)
     }
 }

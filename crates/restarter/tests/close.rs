@@ -18,7 +18,7 @@ use restart_core::tag::Tags;
 use restarter::{Output, Restarter};
 use serde_json::json;
 use testkit::fakes::SharedStore;
-use testkit::fixtures::{active_snapshot, enrolled_record, service_id};
+use testkit::fixtures::{active_snapshot, enrolled_record, primary_deployment, service_id};
 
 /// ECS where every service's deployment `ecs-svc/<service>` completed at 00:20.
 #[derive(Debug)]
@@ -29,17 +29,12 @@ impl FleetControl for Completed {
         Ok(services
             .iter()
             .map(|id| ServiceSnapshot {
-                deployments: vec![Deployment {
-                    id: format!("ecs-svc/{}", id.service),
-                    status: DeploymentStatus::Primary,
-                    rollout_state: Some(RolloutState::Completed),
-                    desired: 2,
-                    running: 2,
-                    created_at: Some(at("2026-11-22T00:10:00Z")),
-                    updated_at: Some(at("2026-11-22T00:20:00Z")),
-                    task_definition: None,
-                    rollback: false,
-                }],
+                deployments: vec![primary_deployment(
+                    format!("ecs-svc/{}", id.service),
+                    RolloutState::Completed,
+                    at("2026-11-22T00:10:00Z"),
+                    at("2026-11-22T00:20:00Z"),
+                )],
                 ..active_snapshot(id.clone(), Tags::new())
             })
             .collect())

@@ -1,11 +1,12 @@
 //! Records for seeding the fakes: the plain shape a test then changes where it matters.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use restart_core::ServiceId;
 use restart_core::catalog::CatalogRecord;
 use restart_core::owner::OwnerSource;
 use restart_core::service::{
-    DeploymentController, SchedulingStrategy, ServiceSnapshot, ServiceStatus,
+    Deployment, DeploymentController, DeploymentStatus, RolloutState, SchedulingStrategy,
+    ServiceSnapshot, ServiceStatus,
 };
 use restart_core::tag::TagStateKind;
 use restart_core::tag::Tags;
@@ -38,6 +39,32 @@ pub fn active_snapshot(id: ServiceId, tags: Tags) -> ServiceSnapshot {
         max_percent: 200,
         deployments: vec![],
         tags,
+    }
+}
+
+/// The PRIMARY deployment `id` of two tasks, created at `created` and last updated at
+/// `updated`, in `rollout` (all tasks running once COMPLETED, one while IN_PROGRESS, none once
+/// FAILED); no task definition, not a rollback.
+pub fn primary_deployment(
+    id: impl Into<String>,
+    rollout: RolloutState,
+    created: DateTime<Utc>,
+    updated: DateTime<Utc>,
+) -> Deployment {
+    Deployment {
+        id: id.into(),
+        status: DeploymentStatus::Primary,
+        rollout_state: Some(rollout),
+        desired: 2,
+        running: match rollout {
+            RolloutState::Completed => 2,
+            RolloutState::InProgress => 1,
+            RolloutState::Failed => 0,
+        },
+        created_at: Some(created),
+        updated_at: Some(updated),
+        task_definition: None,
+        rollback: false,
     }
 }
 
