@@ -8,6 +8,7 @@ pub mod config_aggregator;
 pub mod dynamodb;
 pub mod ecs;
 pub mod ecs_exec;
+pub mod guards;
 pub mod organizations;
 pub mod sdk;
 pub mod sfn;

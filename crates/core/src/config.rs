@@ -189,6 +189,12 @@ pub struct Config {
     /// owners completed within it before the live check is skipped `recently_deployed`
     /// ([`crate::eligibility::recent_deployment`]).
     pub skip_if_deployed_within: TimeDelta,
+    /// `CHANGE_CALENDAR`: the SSM Change Calendar (a name, or an ARN for a calendar shared from
+    /// another account) whose CLOSED state is a change freeze ([`crate::guard`]).
+    pub change_calendar: Option<String>,
+    /// `BLOCKING_ALARM_PREFIX`: CloudWatch alarms whose names start with it hold restarts while
+    /// they are in ALARM ([`crate::guard`]).
+    pub blocking_alarm_prefix: Option<String>,
     pub notice_cooldown_days: u32,
     pub failure_threshold_percent: u32,
     pub restart_timeout: TimeDelta,
@@ -589,6 +595,23 @@ impl Config {
             ),
         };
         let skip_if_deployed_within = v.number("SKIP_IF_DEPLOYED_WITHIN_HOURS", 12, 0, 168);
+        let change_calendar = v.get("CHANGE_CALENDAR").map(str::to_owned);
+        if let Some(c) = &change_calendar
+            && let Err(e) = check_calendar(c)
+        {
+            v.problem("CHANGE_CALENDAR", e);
+        }
+        let blocking_alarm_prefix = v.get("BLOCKING_ALARM_PREFIX").map(str::to_owned);
+        if let Some(p) = &blocking_alarm_prefix
+            && (p.chars().count() > 255 || p.chars().any(char::is_control))
+        {
+            v.problem(
+                "BLOCKING_ALARM_PREFIX",
+                format!(
+                    "{p:?} is not an alarm name prefix (1 to 255 characters, no control characters)"
+                ),
+            );
+        }
         let notice_cooldown_days = v.number("NOTICE_COOLDOWN_DAYS", 7, 0, 365);
         let failure_threshold_percent = v.number("FAILURE_THRESHOLD_PERCENT", 10, 0, 100);
         let restart_timeout = v.number("RESTART_TIMEOUT_MINUTES", 30, 1, 720);
@@ -640,6 +663,8 @@ impl Config {
             account_owners,
             policy,
             skip_if_deployed_within: TimeDelta::hours(skip_if_deployed_within.into()),
+            change_calendar,
+            blocking_alarm_prefix,
             notice_cooldown_days,
             failure_threshold_percent,
             restart_timeout: TimeDelta::minutes(restart_timeout.into()),
@@ -665,8 +690,38 @@ impl Config {
     }
 }
 
+/// Whether `calendar` can name an SSM Change Calendar: a document name (3 to 128 of
+/// `a-z A-Z 0-9 _ - .`), or a document ARN `arn:PARTITION:ssm:REGION:ACCOUNT:document/NAME`.
+fn check_calendar(calendar: &str) -> Result<(), String> {
+    let name_ok = |n: &str| {
+        (3..=128).contains(&n.len())
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    };
+    let ok = match calendar.strip_prefix("arn:") {
+        None => name_ok(calendar),
+        Some(rest) => match rest.split(':').collect::<Vec<_>>().as_slice() {
+            [partition, "ssm", region, account, resource] => {
+                partition.starts_with("aws")
+                    && valid_region(region)
+                    && account.len() == 12
+                    && account.bytes().all(|b| b.is_ascii_digit())
+                    && resource.strip_prefix("document/").is_some_and(name_ok)
+            }
+            _ => false,
+        },
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{calendar:?} is not a change calendar: a document name (3 to 128 letters, digits,              _ - .) or arn:aws:ssm:REGION:ACCOUNT:document/NAME"
+        ))
+    }
+}
+
 /// Every variable [`Config::from_vars`] reads (docs/design.md 3.9).
-pub const VARIABLES: [&str; 34] = [
+pub const VARIABLES: [&str; 36] = [
     "TABLE_NAME",
     "ACCOUNTS_SOURCE",
     "AGGREGATOR_NAME",
@@ -688,6 +743,8 @@ pub const VARIABLES: [&str; 34] = [
     "UNTAGGED_POLICY",
     "RISK_POLICY",
     "SKIP_IF_DEPLOYED_WITHIN_HOURS",
+    "CHANGE_CALENDAR",
+    "BLOCKING_ALARM_PREFIX",
     "NOTICE_COOLDOWN_DAYS",
     "FAILURE_THRESHOLD_PERCENT",
     "RESTART_TIMEOUT_MINUTES",
@@ -953,6 +1010,8 @@ mod tests {
         assert_eq!(c.policy, Policy::default());
         assert_eq!(c.notice_cooldown_days, 7);
         assert_eq!(c.skip_if_deployed_within, TimeDelta::hours(12));
+        assert_eq!(c.change_calendar, None);
+        assert_eq!(c.blocking_alarm_prefix, None);
         assert_eq!(c.failure_threshold_percent, 10);
         assert_eq!(c.restart_timeout, TimeDelta::minutes(30));
         assert_eq!(c.poll_interval, TimeDelta::seconds(60));
@@ -984,6 +1043,11 @@ mod tests {
             ("UNTAGGED_POLICY", "restart"),
             ("RISK_POLICY", "RESTART"),
             ("SKIP_IF_DEPLOYED_WITHIN_HOURS", "0"),
+            (
+                "CHANGE_CALENDAR",
+                "arn:aws:ssm:eu-west-1:999999999999:document/peak-freeze",
+            ),
+            ("BLOCKING_ALARM_PREFIX", "ecs-restart-block-"),
             ("NOTICE_COOLDOWN_DAYS", "3"),
             ("FAILURE_THRESHOLD_PERCENT", "25"),
             ("RESTART_TIMEOUT_MINUTES", "45"),
@@ -1007,12 +1071,54 @@ mod tests {
         assert_eq!(c.policy.untagged, UntaggedPolicy::Restart);
         assert_eq!(c.policy.risk, RiskPolicy::Restart);
         assert_eq!(c.skip_if_deployed_within, TimeDelta::zero());
+        assert_eq!(
+            c.change_calendar.as_deref(),
+            Some("arn:aws:ssm:eu-west-1:999999999999:document/peak-freeze")
+        );
+        assert_eq!(
+            c.blocking_alarm_prefix.as_deref(),
+            Some("ecs-restart-block-")
+        );
         assert_eq!(c.notice_cooldown_days, 3);
         assert_eq!(c.failure_threshold_percent, 25);
         assert_eq!(c.restart_timeout, TimeDelta::minutes(45));
         assert_eq!(c.max_inflight_per_cluster, 2);
         assert!(c.owner_topic_arn.unwrap().ends_with(":owners"));
         assert!(c.dry_run);
+    }
+
+    #[test]
+    fn a_calendar_is_a_document_name_or_arn_and_an_alarm_prefix_has_no_control_characters() {
+        for ok in [
+            "peak-freeze",
+            "a.b_c",
+            "arn:aws:ssm:eu-west-1:123456789012:document/peak",
+            "arn:aws-us-gov:ssm:us-gov-west-1:123456789012:document/x_y",
+        ] {
+            let mut vars = minimal();
+            vars.push(("CHANGE_CALENDAR", ok));
+            assert!(Config::from_vars(vars).is_ok(), "{ok}");
+        }
+        for bad in [
+            "ab",
+            "peak freeze",
+            "fréeze",
+            "arn:aws:ssm:eu-west-1:123:document/peak",
+            "arn:aws:sns:eu-west-1:123456789012:document/peak",
+            "arn:aws:ssm:eu-west-1:123456789012:peak",
+        ] {
+            let mut vars = minimal();
+            vars.push(("CHANGE_CALENDAR", bad));
+            let err = Config::from_vars(vars).unwrap_err();
+            assert_eq!(err.problems[0].var, "CHANGE_CALENDAR", "{bad}");
+        }
+        let mut vars = minimal();
+        vars.push(("BLOCKING_ALARM_PREFIX", "блок-ecs-"));
+        assert!(Config::from_vars(vars).is_ok());
+        let mut vars = minimal();
+        vars.push(("BLOCKING_ALARM_PREFIX", "block\u{7}er"));
+        let err = Config::from_vars(vars).unwrap_err();
+        assert_eq!(err.problems[0].var, "BLOCKING_ALARM_PREFIX");
     }
 
     #[test]

@@ -51,10 +51,13 @@ pub enum SkipReason {
     /// Decided at the live check: a deployment of the owners completed within
     /// `SKIP_IF_DEPLOYED_WITHIN_HOURS`, so the service already runs fresh tasks.
     RecentlyDeployed,
+    /// Decided during the night: the change calendar (`CHANGE_CALENDAR`) was CLOSED when this
+    /// restart would have started.
+    ChangeFreeze,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 16] = [
+    pub const ALL: [SkipReason; 17] = [
         Self::Untagged,
         Self::OptedOut,
         Self::Snoozed,
@@ -71,6 +74,7 @@ impl SkipReason {
         Self::WindowClosed,
         Self::AccountUnreachable,
         Self::RecentlyDeployed,
+        Self::ChangeFreeze,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -91,6 +95,7 @@ impl SkipReason {
             Self::WindowClosed => "window_closed",
             Self::AccountUnreachable => "account_unreachable",
             Self::RecentlyDeployed => "recently_deployed",
+            Self::ChangeFreeze => "change_freeze",
         }
     }
 

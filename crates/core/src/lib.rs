@@ -24,6 +24,7 @@ pub mod clock;
 pub mod config;
 pub mod eligibility;
 pub mod error;
+pub mod guard;
 pub mod ids;
 pub mod limits;
 pub mod night;

@@ -2,11 +2,13 @@
 //! account they act in. Signatures are not verified.
 //!
 //! Permissions are not checked unless an [`Authorizer`] is set on the simulator
-//! ([`crate::SimHandle::set_authorizer`]): then every ECS, Organizations and Config request and
-//! every AssumeRole is put to it as an [`Authorization`] (who, action, resource, condition
-//! keys), and a refusal is answered as AWS answers it (`AccessDeniedException` for ECS,
-//! `AccessDenied` for STS). The policies themselves live with the authorizer: the simulator
-//! only says who asks for what.
+//! ([`crate::SimHandle::set_authorizer`]): then every ECS, Organizations, Config, CloudWatch
+//! and SSM request and every AssumeRole is put to it as an [`Authorization`] (who, action,
+//! resource, condition keys), and a refusal is answered as AWS answers it
+//! (`AccessDeniedException` for ECS and SSM, `AccessDenied` for STS and CloudWatch). The
+//! policies themselves live with the authorizer: the simulator only says who asks for what
+//! (the resources of each service: [`ecs_resources`], [`crate::cloudwatch::resources`],
+//! [`crate::ssm::resources`]).
 
 use std::collections::BTreeMap;
 

@@ -238,6 +238,17 @@ pub struct DeploymentConfiguration {
     deployment_circuit_breaker: CircuitBreaker,
     maximum_percent: u32,
     minimum_healthy_percent: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alarms: Option<DeploymentAlarms>,
+}
+
+/// `deploymentConfiguration.alarms`: the CloudWatch alarms that watch a deployment.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentAlarms {
+    alarm_names: Vec<String>,
+    enable: bool,
+    rollback: bool,
 }
 
 /// `deploymentCircuitBreaker`.
@@ -644,6 +655,11 @@ pub fn service_wire(
             },
             maximum_percent: svc.max_percent,
             minimum_healthy_percent: svc.min_healthy_percent,
+            alarms: (!svc.deployment_alarms.is_empty()).then(|| DeploymentAlarms {
+                alarm_names: svc.deployment_alarms.clone(),
+                enable: true,
+                rollback: true,
+            }),
         },
         deployments: svc
             .deployments

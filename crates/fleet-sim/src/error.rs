@@ -1,5 +1,7 @@
 //! Errors as AWS endpoints return them: JSON `__type` + `message` for the awsJson1_1 services
-//! (ECS, Config), an XML `ErrorResponse` for STS (query protocol).
+//! (ECS, Config; SSM writes `Message`, [`crate::ssm::json_body`]), an XML `ErrorResponse` for
+//! STS (query protocol), a CBOR `__type` + `message` for CloudWatch (rpc-v2-cbor,
+//! [`crate::cloudwatch::error_body`]).
 
 use axum::http::StatusCode;
 

@@ -1,5 +1,6 @@
 //! `fleet-sim`: a simulator of a fleet of AWS accounts running Amazon ECS, plus the parts of
-//! STS, AWS Config and AWS Organizations an orchestrator needs, speaking the real AWS wire protocols so that
+//! STS, AWS Config, AWS Organizations, CloudWatch (alarms) and SSM (change calendars) an
+//! orchestrator needs, speaking the real AWS wire protocols so that
 //! unmodified aws-sdk-rust, boto3 and AWS CLI clients work against it through an endpoint URL.
 //!
 //! ```no_run
@@ -22,8 +23,10 @@
 //! Code map:
 //! - [`spec`]: the fleet spec (YAML/JSON), its defaults and validation.
 //! - [`world`]: the simulated accounts, clusters, services and deployments (lazy state machine).
-//! - [`ecs`], [`sts`], [`config_svc`], [`organizations`]: the AWS APIs, each with its wire
-//!   shapes.
+//! - [`ecs`], [`sts`], [`config_svc`], [`organizations`], [`cloudwatch`], [`ssm`]: the AWS
+//!   APIs, each with its wire shapes.
+//! - [`schedule`]: alarms and change calendars, whose states follow timelines on the
+//!   simulated clock.
 //! - [`server`]: HTTP routing, throttling, latency, statistics, admin API, [`spawn`].
 //! - [`faults`]: injected account faults (SCP denial, server errors).
 //! - [`auth`], [`throttle`], [`rate`], [`clock`], [`error`], [`rng`]: supporting pieces.
@@ -32,6 +35,7 @@
 
 pub mod auth;
 pub mod clock;
+pub mod cloudwatch;
 pub mod config_svc;
 pub mod ecs;
 pub mod error;
@@ -39,8 +43,10 @@ pub mod faults;
 pub mod organizations;
 pub mod rate;
 pub mod rng;
+pub mod schedule;
 pub mod server;
 pub mod spec;
+pub mod ssm;
 pub mod sts;
 pub mod throttle;
 pub mod world;

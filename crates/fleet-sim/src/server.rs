@@ -1,5 +1,11 @@
 //! The HTTP server: routing of AWS calls by protocol, throttling, latency, statistics and the
 //! admin API under `/_sim/`.
+//!
+//! awsJson1_1 (ECS, Config, Organizations, SSM) is routed by `X-Amz-Target` on `POST /`, the
+//! query protocol (STS) by the form body on `POST /`, and Smithy RPC v2 CBOR (CloudWatch) by
+//! its path, `POST /service/<Service>/operation/<Operation>`. Every call is counted in the
+//! statistics under the caller's account and its action, and put to the authorizer when one
+//! is set.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -8,7 +14,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -29,7 +35,7 @@ use crate::spec::{FleetSpec, SpecError};
 use crate::sts::{Issued, Sessions, StsAuth, StsCaller};
 use crate::throttle::Throttle;
 use crate::world::{self, World};
-use crate::{config_svc, ecs, faults, organizations, sts};
+use crate::{cloudwatch, config_svc, ecs, faults, organizations, ssm, sts};
 
 /// Why the simulator could not start.
 #[derive(Debug, thiserror::Error)]
@@ -275,8 +281,9 @@ impl SimHandle {
         Ok(())
     }
 
-    /// From now on every ECS, Organizations and Config request and every AssumeRole is put to
-    /// `authorizer` (module [`crate::auth`]); `None` allows everything again.
+    /// From now on every ECS, Organizations, Config, CloudWatch and SSM request and every
+    /// AssumeRole is put to `authorizer` (module [`crate::auth`]); `None` allows everything
+    /// again.
     pub fn set_authorizer(&self, authorizer: Option<Arc<dyn Authorizer>>) {
         self.lock().authorizer = authorizer;
     }
@@ -287,10 +294,15 @@ impl SimHandle {
     }
 }
 
-/// The router serving the AWS APIs on `POST /` and the admin API under `/_sim/`.
+/// The router serving the AWS APIs on `POST /` (and CloudWatch's rpc-v2-cbor on
+/// `POST /service/{service}/operation/{operation}`) and the admin API under `/_sim/`.
 pub fn router(handle: SimHandle) -> Router {
     Router::new()
         .route("/", post(aws_call))
+        .route(
+            "/service/{service}/operation/{operation}",
+            post(rpc_v2_call),
+        )
         .route("/_sim/stats", get(admin_stats))
         .route("/_sim/reset", post(admin_reset))
         .route("/_sim/fleet", post(admin_fleet))
@@ -346,6 +358,7 @@ enum Protocol {
     Ecs,
     Config,
     Organizations,
+    Ssm,
     Sts,
 }
 
@@ -381,6 +394,8 @@ async fn aws_call(State(handle): State<SimHandle>, headers: HeaderMap, body: Byt
                 (Protocol::Config, a.to_owned())
             } else if let Some(a) = t.strip_prefix(organizations::TARGET_PREFIX) {
                 (Protocol::Organizations, a.to_owned())
+            } else if let Some(a) = t.strip_prefix(ssm::TARGET_PREFIX) {
+                (Protocol::Ssm, a.to_owned())
             } else {
                 let e = AwsError::bad("UnknownOperationException", format!("Unknown target {t}."));
                 return json_response(e.status, e.json_body(), None);
@@ -398,6 +413,20 @@ async fn aws_call(State(handle): State<SimHandle>, headers: HeaderMap, body: Byt
         Err(e) => return json_response(e.status, e.json_body(), Some(&request_id)),
     };
     Inner::count(&mut g.calls, &account, &action);
+    if protocol == Protocol::Ssm {
+        return ssm_call(
+            &mut g,
+            &headers,
+            &body,
+            Caller {
+                account: &account,
+                region: &region,
+                key: &key,
+                action: &action,
+                request_id: &request_id,
+            },
+        );
+    }
     let ecs_action = if protocol == Protocol::Ecs {
         ecs::ACTIONS.iter().copied().find(|a| *a == action)
     } else {
@@ -595,6 +624,156 @@ fn sts_call(g: &mut Inner, headers: &HeaderMap, body: &[u8], request_id: &str) -
         Err(e) => {
             tracing::debug!(%account, %action, code = e.code, "sts error");
             xml_response(e.status, e.xml_body(request_id), request_id)
+        }
+    }
+}
+
+/// Who calls what, once the account is known.
+#[derive(Debug, Clone, Copy)]
+struct Caller<'a> {
+    account: &'a str,
+    region: &'a str,
+    key: &'a str,
+    action: &'a str,
+    request_id: &'a str,
+}
+
+/// SSM (awsJson1_1), after the account is known and the call counted: authorized per calendar
+/// document, never throttled, errors with `Message`.
+fn ssm_call(g: &mut Inner, headers: &HeaderMap, body: &[u8], c: Caller<'_>) -> Response {
+    let ssm_error = |e: AwsError| json_response(e.status, ssm::json_body(&e), Some(c.request_id));
+    let requests = ssm::resources(c.account, c.region, body)
+        .into_iter()
+        .map(|r| (format!("ssm:{}", c.action), r))
+        .collect();
+    let context = BTreeMap::from([("aws:RequestedRegion".to_owned(), vec![c.region.to_owned()])]);
+    if let Err(e) = g.authorize(headers, c.key, requests, &context) {
+        tracing::debug!(account = %c.account, action = %c.action, code = e.code, "denied");
+        return ssm_error(e);
+    }
+    let ctx = ecs::Ctx {
+        account: c.account,
+        region: c.region,
+        now: g.clock.now(),
+    };
+    match ssm::handle(&g.world, ctx, c.action, body) {
+        Ok(out) => json_response(StatusCode::OK, out, Some(c.request_id)),
+        Err(e) => {
+            tracing::debug!(account = %c.account, action = %c.action, code = e.code, "ssm error");
+            ssm_error(e)
+        }
+    }
+}
+
+/// An rpc-v2-cbor answer: `smithy-protocol: rpc-v2-cbor`, `application/cbor`.
+fn cbor_response(status: StatusCode, body: Vec<u8>, request_id: Option<&str>) -> Response {
+    let mut resp = (status, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/cbor"),
+    );
+    h.insert(
+        "smithy-protocol",
+        HeaderValue::from_static(cloudwatch::PROTOCOL),
+    );
+    if let Some(rid) = request_id.and_then(|r| HeaderValue::from_str(r).ok()) {
+        h.insert("x-amzn-requestid", rid);
+    }
+    resp
+}
+
+/// A CloudWatch error: the rpc-v2-cbor error body, and for query-mode clients the
+/// `x-amzn-query-error` header with the query code.
+fn cbor_error(e: AwsError, query_mode: bool, request_id: Option<&str>) -> Response {
+    let e = cloudwatch::wire_error(e);
+    let mut resp = cbor_response(e.status, cloudwatch::error_body(&e), request_id);
+    if query_mode && let Ok(v) = HeaderValue::from_str(&cloudwatch::query_error(&e)) {
+        resp.headers_mut().insert("x-amzn-query-error", v);
+    }
+    resp
+}
+
+/// Smithy RPC v2 CBOR calls (CloudWatch): the account as for every service, counted, then the
+/// token bucket, the authorizer and the operation.
+async fn rpc_v2_call(
+    State(handle): State<SimHandle>,
+    Path((service, operation)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let latency = handle.lock().spec.latency_ms;
+    if latency > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+    }
+    let query_mode = headers
+        .get("x-amzn-query-mode")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if service != cloudwatch::SERVICE {
+        let e = AwsError {
+            status: StatusCode::NOT_FOUND,
+            ..AwsError::bad(
+                "UnknownOperationException",
+                format!("Service {service} is not simulated by fleet-sim."),
+            )
+        };
+        return cbor_error(e, query_mode, None);
+    }
+    let protocol = headers.get("smithy-protocol").and_then(|v| v.to_str().ok());
+    if protocol != Some(cloudwatch::PROTOCOL) {
+        let e = AwsError::bad(
+            "SerializationException",
+            format!(
+                "The request must carry the header smithy-protocol: {}.",
+                cloudwatch::PROTOCOL
+            ),
+        );
+        return cbor_error(e, query_mode, None);
+    }
+    let mut g = handle.lock();
+    let request_id = g.request_id();
+    let (account, region, key) = match resolve_account(&g.world, &headers) {
+        Ok(c) => c,
+        Err(e) => return cbor_error(e, query_mode, Some(&request_id)),
+    };
+    Inner::count(&mut g.calls, &account, &operation);
+    let static_action = cloudwatch::ACTIONS
+        .iter()
+        .copied()
+        .find(|a| *a == operation);
+    if g.spec.throttling
+        && let Some(a) = static_action
+        && !g.throttle.try_take(&account, &region, a, Instant::now())
+    {
+        Inner::count(&mut g.throttled, &account, &operation);
+        tracing::debug!(%account, %region, %operation, "throttled");
+        return cbor_error(AwsError::throttling(), query_mode, Some(&request_id));
+    }
+    let requests = cloudwatch::resources(&account, &region, &body)
+        .into_iter()
+        .map(|r| (format!("cloudwatch:{operation}"), r))
+        .collect();
+    let context = BTreeMap::from([("aws:RequestedRegion".to_owned(), vec![region.clone()])]);
+    if let Err(e) = g.authorize(&headers, &key, requests, &context) {
+        tracing::debug!(%account, %operation, code = e.code, "denied");
+        return cbor_error(e, query_mode, Some(&request_id));
+    }
+    let ctx = ecs::Ctx {
+        account: &account,
+        region: &region,
+        now: g.clock.now(),
+    };
+    let result = cloudwatch::handle(&g.world, ctx, &operation, &body);
+    drop(g);
+    match result {
+        Ok(out) => {
+            tracing::debug!(%account, %region, %operation, "ok");
+            cbor_response(StatusCode::OK, out, Some(&request_id))
+        }
+        Err(e) => {
+            tracing::debug!(%account, %region, %operation, code = e.code, "error");
+            cbor_error(e, query_mode, Some(&request_id))
         }
     }
 }

@@ -4,7 +4,7 @@
 //! unknown behaviours are refused with a [`SpecError`] that names the offending field by its
 //! path (`accounts[1].clusters[0].services[2].on_restart: ...`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 
@@ -87,6 +87,135 @@ pub struct FleetSpec {
     /// (accounts in the root and ACTIVE are absent). In YAML/JSON: `accounts[].ou`,
     /// `accounts[].status`.
     pub account_memberships: BTreeMap<String, Membership>,
+    /// CloudWatch alarms of explicit accounts, by account id (accounts without alarms are
+    /// absent). In YAML/JSON: `accounts[].alarms`.
+    pub account_alarms: BTreeMap<String, Vec<AlarmSpec>>,
+    /// CloudWatch alarms of the hub account (`hub_alarms`); when the hub is one of the explicit
+    /// accounts, they add to that account's `alarms`.
+    pub hub_alarms: Vec<AlarmSpec>,
+    /// SSM change calendars (`calendars`), which only the hub account has.
+    pub calendars: Vec<CalendarSpec>,
+}
+
+/// A CloudWatch metric alarm whose state follows a timeline on the simulated clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmSpec {
+    /// The alarm's name: 1 to 255 characters, no control characters; unique per account and
+    /// region.
+    pub name: String,
+    /// Its region; must be one of the account's. Default: the account's first region (for the
+    /// hub: its first region when it is an explicit account, else `us-east-1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The state changes, in strictly increasing minutes after the simulator's start, each a
+    /// different state from the one before. Before the first entry the alarm is
+    /// INSUFFICIENT_DATA; an alarm without entries is OK from the start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub states: Vec<AlarmStateAt>,
+}
+
+impl AlarmSpec {
+    /// The region of the alarm: its own, else `default`.
+    pub fn region_or<'a>(&'a self, default: &'a str) -> &'a str {
+        self.region.as_deref().unwrap_or(default)
+    }
+}
+
+/// One entry of an alarm's timeline: from `at_minute` on, the alarm is in `state`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmStateAt {
+    /// Minutes after the simulator's start (its `start_time`, or the wall clock at load) on the
+    /// simulated clock.
+    pub at_minute: u32,
+    /// OK, ALARM or INSUFFICIENT_DATA.
+    pub state: AlarmState,
+    /// `StateReason` (at most 1023 characters). Default: a threshold-crossing sentence for the
+    /// state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A CloudWatch alarm's `StateValue`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AlarmState {
+    /// The metric is within the threshold.
+    Ok,
+    /// The metric breaches the threshold.
+    Alarm,
+    /// Not enough data to decide.
+    InsufficientData,
+}
+
+impl AlarmState {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "OK",
+            Self::Alarm => "ALARM",
+            Self::InsufficientData => "INSUFFICIENT_DATA",
+        }
+    }
+
+    /// The state of a wire name (`OK`, `ALARM`, `INSUFFICIENT_DATA`).
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Ok, Self::Alarm, Self::InsufficientData]
+            .into_iter()
+            .find(|st| st.as_str() == s)
+    }
+}
+
+/// An SSM change calendar (a document of type `ChangeCalendar`) of the hub account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarSpec {
+    /// The document's name: 3 to 128 letters, digits, `_`, `-` and `.`; unique per region.
+    pub name: String,
+    /// Its region. Default: the hub's first region when the hub is an explicit account, else
+    /// `us-east-1`; must be one of the hub's regions when it is an explicit account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// DEFAULT_OPEN (default): open except during events; DEFAULT_CLOSED: closed except
+    /// during events.
+    #[serde(default)]
+    pub default: CalendarDefault,
+    /// The calendar's events (they may overlap).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<CalendarEventSpec>,
+}
+
+impl CalendarSpec {
+    /// The region of the calendar: its own, else `default`.
+    pub fn region_or<'a>(&'a self, default: &'a str) -> &'a str {
+        self.region.as_deref().unwrap_or(default)
+    }
+}
+
+/// A change calendar's default state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CalendarDefault {
+    /// Open, closed during its events.
+    #[default]
+    DefaultOpen,
+    /// Closed, open during its events.
+    DefaultClosed,
+}
+
+/// An event of a change calendar, from `from_minute` (included) to `until_minute` (excluded),
+/// in minutes after the simulator's start on the simulated clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarEventSpec {
+    /// What the event is (at most 255 characters). Default empty.
+    #[serde(default)]
+    pub summary: String,
+    /// Its first minute.
+    pub from_minute: u32,
+    /// The minute it ends (greater than `from_minute`).
+    pub until_minute: u32,
 }
 
 /// The fleet's organization in AWS Organizations. Every account of the fleet is a member.
@@ -196,6 +325,10 @@ struct FleetSpecWire {
     generate: Option<GenerateSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     organization: Option<OrganizationSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    hub_alarms: Vec<AlarmSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    calendars: Vec<CalendarSpec>,
 }
 
 /// The document shape of one account: [`AccountSpec`] plus its [`AccountFaults`].
@@ -217,6 +350,8 @@ struct AccountWire {
     ou: Vec<String>,
     #[serde(default, skip_serializing_if = "MemberStatus::is_active")]
     status: MemberStatus,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    alarms: Vec<AlarmSpec>,
     #[serde(default)]
     clusters: Vec<ClusterSpec>,
 }
@@ -229,6 +364,7 @@ impl From<FleetSpecWire> for FleetSpec {
     fn from(w: FleetSpecWire) -> Self {
         let mut account_faults = BTreeMap::new();
         let mut account_memberships = BTreeMap::new();
+        let mut account_alarms = BTreeMap::new();
         let accounts = w
             .accounts
             .into_iter()
@@ -247,6 +383,9 @@ impl From<FleetSpecWire> for FleetSpec {
                 };
                 if !membership.is_default() && !account_memberships.contains_key(&a.id) {
                     account_memberships.insert(a.id.clone(), membership);
+                }
+                if !a.alarms.is_empty() && !account_alarms.contains_key(&a.id) {
+                    account_alarms.insert(a.id.clone(), a.alarms);
                 }
                 AccountSpec {
                     id: a.id,
@@ -270,6 +409,9 @@ impl From<FleetSpecWire> for FleetSpec {
             account_faults,
             organization: w.organization,
             account_memberships,
+            account_alarms,
+            hub_alarms: w.hub_alarms,
+            calendars: w.calendars,
         }
     }
 }
@@ -278,12 +420,14 @@ impl From<FleetSpec> for FleetSpecWire {
     fn from(s: FleetSpec) -> Self {
         let faults = s.account_faults;
         let memberships = s.account_memberships;
+        let alarms = s.account_alarms;
         let accounts = s
             .accounts
             .into_iter()
             .map(|a| {
                 let f = faults.get(&a.id).cloned().unwrap_or_default();
                 let m = memberships.get(&a.id).cloned().unwrap_or_default();
+                let own_alarms = alarms.get(&a.id).cloned().unwrap_or_default();
                 AccountWire {
                     id: a.id,
                     regions: a.regions,
@@ -293,6 +437,7 @@ impl From<FleetSpec> for FleetSpecWire {
                     server_error_rate: f.server_error_rate,
                     ou: m.ou,
                     status: m.status,
+                    alarms: own_alarms,
                     clusters: a.clusters,
                 }
             })
@@ -308,6 +453,8 @@ impl From<FleetSpec> for FleetSpecWire {
             accounts,
             generate: s.generate,
             organization: s.organization,
+            hub_alarms: s.hub_alarms,
+            calendars: s.calendars,
         }
     }
 }
@@ -327,6 +474,9 @@ impl Default for FleetSpec {
             account_faults: BTreeMap::new(),
             organization: None,
             account_memberships: BTreeMap::new(),
+            account_alarms: BTreeMap::new(),
+            hub_alarms: Vec::new(),
+            calendars: Vec::new(),
         }
     }
 }
@@ -416,6 +566,11 @@ pub struct ServiceSpec {
     /// created, 1 to 400 days before the start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployed_minutes_ago: Option<u32>,
+    /// CloudWatch alarms that watch the service's deployments (DescribeServices'
+    /// `deploymentConfiguration.alarms`, with `enable` and `rollback` on); each must be an
+    /// alarm of the account in the cluster's region, and the controller ECS. Default none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deployment_alarms: Vec<String>,
 }
 
 impl ServiceSpec {
@@ -436,6 +591,7 @@ impl ServiceSpec {
             enable_execute_command: false,
             readonly_root_filesystem: false,
             deployed_minutes_ago: None,
+            deployment_alarms: Vec::new(),
         }
     }
 }
@@ -847,6 +1003,143 @@ impl FleetSpec {
                 "no explicit account has this id",
             ));
         }
+        let alarms = self.check_alarms(&ids)?;
+        self.check_deployment_alarms(&alarms)?;
+        self.check_calendars()?;
+        Ok(())
+    }
+
+    /// The hub's regions when it is one of the explicit accounts (`None`: any region).
+    pub fn hub_regions(&self) -> Option<&[String]> {
+        self.accounts
+            .iter()
+            .find(|a| a.id == self.hub_account)
+            .map(|a| a.regions.as_slice())
+    }
+
+    /// The region of hub alarms and calendars that name none: the hub's first region when it
+    /// is an explicit account, else [`DEFAULT_REGION`].
+    pub fn hub_default_region(&self) -> &str {
+        self.hub_regions()
+            .and_then(|r| r.first())
+            .map_or(DEFAULT_REGION, String::as_str)
+    }
+
+    /// Every alarm list (the accounts', then the hub's): names, regions, timelines. Returns
+    /// the `(region, name)` pairs of each account's alarms.
+    fn check_alarms(
+        &self,
+        ids: &HashSet<&str>,
+    ) -> Result<HashMap<String, HashSet<(String, String)>>, SpecError> {
+        let mut index: HashMap<String, HashSet<(String, String)>> = HashMap::new();
+        for (ai, acc) in self.accounts.iter().enumerate() {
+            let Some(alarms) = self.account_alarms.get(&acc.id) else {
+                continue;
+            };
+            let default = acc.regions.first().map_or(DEFAULT_REGION, String::as_str);
+            let seen = index.entry(acc.id.clone()).or_default();
+            let owner = RegionsOf {
+                account: &acc.id,
+                regions: Some(&acc.regions),
+                default,
+            };
+            check_alarm_list(&format!("accounts[{ai}].alarms"), owner, alarms, seen)?;
+        }
+        if let Some(id) = self
+            .account_alarms
+            .keys()
+            .find(|id| !ids.contains(id.as_str()))
+        {
+            return Err(SpecError::invalid(
+                format!("account_alarms.{id}"),
+                "no explicit account has this id",
+            ));
+        }
+        let owner = RegionsOf {
+            account: &self.hub_account,
+            regions: self.hub_regions(),
+            default: self.hub_default_region(),
+        };
+        let seen = index.entry(self.hub_account.clone()).or_default();
+        check_alarm_list("hub_alarms", owner, &self.hub_alarms, seen)?;
+        Ok(index)
+    }
+
+    /// Each service's `deployment_alarms` name alarms of its account in its cluster's region,
+    /// and only ECS-controlled services have them.
+    fn check_deployment_alarms(
+        &self,
+        alarms: &HashMap<String, HashSet<(String, String)>>,
+    ) -> Result<(), SpecError> {
+        for (ai, acc) in self.accounts.iter().enumerate() {
+            for (ci, cl) in acc.clusters.iter().enumerate() {
+                let region = cl
+                    .region
+                    .as_deref()
+                    .or_else(|| acc.regions.first().map(String::as_str))
+                    .unwrap_or(DEFAULT_REGION);
+                for (si, sv) in cl.services.iter().enumerate() {
+                    let st = format!("accounts[{ai}].clusters[{ci}].services[{si}]");
+                    if !sv.deployment_alarms.is_empty() && sv.controller != Controller::Ecs {
+                        return Err(SpecError::invalid(
+                            format!("{st}.deployment_alarms"),
+                            "deployment alarms need the ECS deployment controller",
+                        ));
+                    }
+                    for (k, name) in sv.deployment_alarms.iter().enumerate() {
+                        let known = alarms
+                            .get(&acc.id)
+                            .is_some_and(|s| s.contains(&(region.to_owned(), name.clone())));
+                        if !known {
+                            return Err(SpecError::invalid(
+                                format!("{st}.deployment_alarms[{k}]"),
+                                format!(
+                                    "no alarm {name:?} in account {} region {region} (list it in the account's `alarms`)",
+                                    acc.id
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The change calendars: names, regions, events.
+    fn check_calendars(&self) -> Result<(), SpecError> {
+        let regions = self.hub_regions();
+        let default = self.hub_default_region();
+        let mut seen = HashSet::new();
+        for (i, c) in self.calendars.iter().enumerate() {
+            let at = format!("calendars[{i}]");
+            check_document_name(&format!("{at}.name"), &c.name)?;
+            let region = c.region_or(default);
+            check_owned_region(&format!("{at}.region"), c.region.as_deref(), regions)?;
+            if !seen.insert((region, c.name.as_str())) {
+                return Err(SpecError::invalid(
+                    format!("{at}.name"),
+                    format!("duplicate calendar name {:?} in region {region}", c.name),
+                ));
+            }
+            for (j, e) in c.events.iter().enumerate() {
+                if e.until_minute <= e.from_minute {
+                    return Err(SpecError::invalid(
+                        format!("{at}.events[{j}].until_minute"),
+                        format!(
+                            "must be greater than from_minute ({}), got {}",
+                            e.from_minute, e.until_minute
+                        ),
+                    ));
+                }
+                if e.summary.chars().count() > 255 {
+                    return Err(SpecError::invalid(
+                        format!("{at}.events[{j}].summary"),
+                        "at most 255 characters",
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -1023,6 +1316,124 @@ fn check_ou_path(field: &str, path: &[String]) -> Result<(), SpecError> {
     Ok(())
 }
 
+/// Whose alarms a list holds: the account, its regions (`None`: any region, for a hub that is
+/// not one of the explicit accounts) and the region of alarms that name none.
+#[derive(Debug, Clone, Copy)]
+struct RegionsOf<'a> {
+    account: &'a str,
+    regions: Option<&'a [String]>,
+    default: &'a str,
+}
+
+/// Longest `StateReason` CloudWatch keeps.
+const MAX_STATE_REASON: usize = 1023;
+
+/// One account's alarms: names, regions, duplicates (recorded in `seen` as `(region, name)`),
+/// timelines.
+fn check_alarm_list(
+    at: &str,
+    owner: RegionsOf<'_>,
+    alarms: &[AlarmSpec],
+    seen: &mut HashSet<(String, String)>,
+) -> Result<(), SpecError> {
+    for (i, a) in alarms.iter().enumerate() {
+        let f = format!("{at}[{i}]");
+        let n = a.name.chars().count();
+        if n == 0 || n > 255 || a.name.chars().any(char::is_control) {
+            return Err(SpecError::invalid(
+                format!("{f}.name"),
+                format!(
+                    "{:?} is not an alarm name (1 to 255 characters, no control characters)",
+                    a.name
+                ),
+            ));
+        }
+        check_owned_region(&format!("{f}.region"), a.region.as_deref(), owner.regions)?;
+        let region = a.region_or(owner.default);
+        if !seen.insert((region.to_owned(), a.name.clone())) {
+            return Err(SpecError::invalid(
+                format!("{f}.name"),
+                format!(
+                    "duplicate alarm name {:?} in account {} region {region}",
+                    a.name, owner.account
+                ),
+            ));
+        }
+        let mut prev: Option<&AlarmStateAt> = None;
+        for (j, s) in a.states.iter().enumerate() {
+            if let Some(p) = prev {
+                if s.at_minute <= p.at_minute {
+                    return Err(SpecError::invalid(
+                        format!("{f}.states[{j}].at_minute"),
+                        format!(
+                            "times must increase: must be greater than the previous entry's ({}), got {}",
+                            p.at_minute, s.at_minute
+                        ),
+                    ));
+                }
+                if s.state == p.state {
+                    return Err(SpecError::invalid(
+                        format!("{f}.states[{j}].state"),
+                        format!(
+                            "repeats the previous entry's state {} (a timeline lists changes)",
+                            s.state.as_str()
+                        ),
+                    ));
+                }
+            }
+            if s.reason
+                .as_ref()
+                .is_some_and(|r| r.chars().count() > MAX_STATE_REASON)
+            {
+                return Err(SpecError::invalid(
+                    format!("{f}.states[{j}].reason"),
+                    format!("at most {MAX_STATE_REASON} characters"),
+                ));
+            }
+            prev = Some(s);
+        }
+    }
+    Ok(())
+}
+
+/// A region an alarm or calendar names: one of the owner's `regions` when they are known,
+/// else any well-formed region name.
+fn check_owned_region(
+    field: &str,
+    region: Option<&str>,
+    regions: Option<&[String]>,
+) -> Result<(), SpecError> {
+    let Some(r) = region else { return Ok(()) };
+    match regions {
+        Some(regions) if !regions.iter().any(|x| x == r) => Err(SpecError::invalid(
+            field,
+            format!("{r:?} is not one of the account's regions {regions:?}"),
+        )),
+        Some(_) => Ok(()),
+        None if region_name_ok(r) => Ok(()),
+        None => Err(SpecError::invalid(
+            field,
+            format!("{r:?} is not a region name (like eu-west-1)"),
+        )),
+    }
+}
+
+/// An SSM document name: 3 to 128 letters, digits, `_`, `-` and `.`.
+fn check_document_name(field: &str, name: &str) -> Result<(), SpecError> {
+    let ok = (3..=128).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(SpecError::invalid(
+            field,
+            format!("{name:?} is not a document name (3 to 128 letters, digits, '_', '-', '.')"),
+        ))
+    }
+}
+
 fn check_faults(at: &str, f: &AccountFaults) -> Result<(), SpecError> {
     if !(0.0..=1.0).contains(&f.server_error_rate) {
         return Err(SpecError::invalid(
@@ -1053,12 +1464,7 @@ fn check_regions(field: &str, regions: &[String]) -> Result<(), SpecError> {
     }
     let mut seen = HashSet::new();
     for (i, r) in regions.iter().enumerate() {
-        let ok = !r.is_empty()
-            && r.len() <= 32
-            && r.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            && r.contains('-');
-        if !ok {
+        if !region_name_ok(r) {
             return Err(SpecError::invalid(
                 format!("{field}[{i}]"),
                 format!("{r:?} is not a region name (like eu-west-1)"),
@@ -1072,6 +1478,15 @@ fn check_regions(field: &str, regions: &[String]) -> Result<(), SpecError> {
         }
     }
     Ok(())
+}
+
+/// Whether `r` looks like a region name (`eu-west-1`).
+fn region_name_ok(r: &str) -> bool {
+    !r.is_empty()
+        && r.len() <= 32
+        && r.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && r.contains('-')
 }
 
 fn check_name(field: &str, name: &str) -> Result<(), SpecError> {

@@ -1,5 +1,5 @@
 //! Token buckets per account, region and action, at the documented ECS rates (and AWS
-//! Organizations' own), in real time.
+//! Organizations' and CloudWatch's own), in real time.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -22,6 +22,8 @@ pub fn limits(action: &str) -> Option<(f64, f64)> {
         | "ListOrganizationalUnitsForParent"
         | "ListRoots"
         | "DescribeOrganization" => (20.0, 10.0),
+        // CloudWatch: DescribeAlarms' documented 9 transactions per second.
+        "DescribeAlarms" => (9.0, 9.0),
         _ => return None,
     })
 }

@@ -14,9 +14,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::rng::{SplitMix64, hash_parts};
+use crate::schedule::{Alarm, Calendar};
 use crate::spec::{
-    AccountFaults, AccountSpec, ClusterSpec, Controller, DeploySeconds, FleetSpec, GenerateSpec,
-    LaunchType, OnRestart, Scheduling, ServiceSpec,
+    AccountFaults, AccountSpec, AlarmSpec, ClusterSpec, Controller, DeploySeconds, FleetSpec,
+    GenerateSpec, LaunchType, OnRestart, Scheduling, ServiceSpec,
 };
 
 /// Simulated time in milliseconds since the Unix epoch.
@@ -46,6 +47,11 @@ pub struct World {
     pub restarts: u64,
     /// AWS Organizations, when the spec has an organization.
     pub organization: Option<crate::organizations::Organization>,
+    /// CloudWatch alarms: account → region → name → alarm (accounts and regions without
+    /// alarms are absent; the hub's are under its id).
+    pub alarms: HashMap<String, HashMap<String, BTreeMap<String, Alarm>>>,
+    /// The hub account's SSM change calendars: region → name → calendar.
+    pub calendars: HashMap<String, BTreeMap<String, Calendar>>,
 }
 
 /// One account.
@@ -247,6 +253,8 @@ pub struct Service {
     pub enable_execute_command: bool,
     /// readonlyRootFilesystem of its container.
     pub readonly_root_filesystem: bool,
+    /// CloudWatch alarms watching its deployments (`deploymentConfiguration.alarms`).
+    pub deployment_alarms: Vec<String>,
     /// Created at.
     pub created_at: Millis,
     /// Active or deleted.
@@ -745,6 +753,8 @@ pub fn build(spec: &FleetSpec, start: Millis) -> World {
         account_order: Vec::new(),
         restarts: 0,
         organization: None,
+        alarms: HashMap::new(),
+        calendars: HashMap::new(),
     };
     for acc in &spec.accounts {
         add_account(
@@ -760,7 +770,46 @@ pub fn build(spec: &FleetSpec, start: Millis) -> World {
     }
     world.organization =
         crate::organizations::Organization::build(spec, &world.account_order, start);
+    add_alarms_and_calendars(&mut world, spec, start);
     world
+}
+
+/// The accounts' and the hub's alarms and the hub's calendars, each in its region.
+fn add_alarms_and_calendars(world: &mut World, spec: &FleetSpec, start: Millis) {
+    let mut add = |account: &str, default: &str, alarms: &[AlarmSpec]| {
+        for a in alarms {
+            let region = a.region_or(default);
+            world
+                .alarms
+                .entry(account.to_owned())
+                .or_default()
+                .entry(region.to_owned())
+                .or_default()
+                .insert(a.name.clone(), Alarm::from_spec(a, account, region, start));
+        }
+    };
+    for acc in &spec.accounts {
+        if let Some(alarms) = spec.account_alarms.get(&acc.id) {
+            let default = acc
+                .regions
+                .first()
+                .map_or(crate::spec::DEFAULT_REGION, String::as_str);
+            add(&acc.id, default, alarms);
+        }
+    }
+    let hub_default = spec.hub_default_region();
+    add(&spec.hub_account, hub_default, &spec.hub_alarms);
+    for c in &spec.calendars {
+        let region = c.region_or(hub_default);
+        world
+            .calendars
+            .entry(region.to_owned())
+            .or_default()
+            .insert(
+                c.name.clone(),
+                Calendar::from_spec(c, &spec.hub_account, region, start),
+            );
+    }
 }
 
 fn add_account(
@@ -905,6 +954,7 @@ fn new_service(
         old_arn_format: sv.old_arn_format,
         enable_execute_command: sv.enable_execute_command,
         readonly_root_filesystem: sv.readonly_root_filesystem,
+        deployment_alarms: sv.deployment_alarms.clone(),
         created_at,
         status: ServiceStatus::Active,
         deployments: vec![initial],

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use restart_core::catalog::{InventoryRun, Unreachable};
 use restart_core::eligibility::SkipReason;
+use restart_core::guard::NightHolds;
 use restart_core::ids::ServiceId;
 use restart_core::night::{Halt, NightRecord, NightStatus, Pause, PlanSummary};
 use restart_core::notice::{Message, owner_of};
@@ -71,6 +72,9 @@ pub struct NightSummary {
     /// (part of `timed_out`; the circuit breaker does not count them).
     #[serde(default)]
     pub timed_out_account_lost: u64,
+    /// What the change freeze and the blocking alarms did to the night.
+    #[serde(default)]
+    pub holds: NightHolds,
     pub paused: Option<Pause>,
     pub halted: Option<Halt>,
 }
@@ -160,6 +164,7 @@ impl NightSummary {
             opted_out_total: opted_out.len() as u64,
             lost_during_night,
             timed_out_account_lost: records.iter().filter(timed_out_lost).count() as u64,
+            holds: NightHolds::of(records),
             opted_out: opted_out.into_iter().take(SUMMARY_LIST).cloned().collect(),
             inventory: run.is_some(),
             reached: run.map_or(0, |r| r.reached.len() as u64),
@@ -222,6 +227,9 @@ impl NightSummary {
         };
         if self.paused.is_some() {
             status.push_str(", paused");
+        }
+        if !self.holds.frozen.is_empty() {
+            status.push_str(", change freeze");
         }
         let subject = subject(&format!(
             "ECS nightly restart {}: {status} - {} completed, {} skipped",
@@ -305,6 +313,12 @@ impl NightSummary {
             let _ = writeln!(b, "Skipped, by reason:");
             for (reason, c) in &self.by_skip_reason {
                 let _ = writeln!(b, "  {:<24} {c:>7}", reason.as_str());
+            }
+        }
+        if !self.holds.is_empty() {
+            let _ = writeln!(b);
+            for line in self.holds.lines(SUMMARY_LIST) {
+                let _ = writeln!(b, "{}", cut(&line, 600));
             }
         }
         let _ = writeln!(b);
@@ -539,5 +553,53 @@ mod tests {
         assert_eq!(metrics["RestartsFailed"], 30);
         assert_eq!(metrics["NightHalted"], 1);
         assert_eq!(metrics["ServicesSkipped"], 1);
+    }
+
+    #[test]
+    fn the_summary_names_a_change_freeze_and_the_holds_the_window_ended() {
+        let freeze = "change calendar peak-freeze is CLOSED (a change freeze) until \
+                      2026-11-22T03:00:00+00:00: no restart starts while it is";
+        let mut records = Vec::new();
+        for i in 0..3 {
+            let mut r = record(
+                &sid("111111111111", "c", &format!("f{i}")),
+                "o",
+                NightState::Skipped,
+                Some(SkipReason::ChangeFreeze),
+            );
+            r.detail = Some(freeze.into());
+            records.push(r);
+        }
+        let mut held = record(
+            &sid("222222222222", "c", "h"),
+            "o",
+            NightState::Skipped,
+            Some(SkipReason::WindowClosed),
+        );
+        held.detail = restart_core::guard::window_closed_detail(
+            None,
+            Some("held by blocking alarm ecs-restart-block-db in account 222222222222 (eu-west-1)"),
+        );
+        records.push(held);
+        let status = NightStatus {
+            counts: BTreeMap::new(),
+            lost: 0,
+            halted: None,
+        };
+        let s = NightSummary::build(night(), &records, &status, None, None, None);
+        let m = s.message();
+        assert!(m.subject.contains("change freeze"), "{}", m.subject);
+        assert!(
+            m.body
+                .contains("Change freeze: planned restarts not started: 3"),
+            "{}",
+            m.body
+        );
+        assert!(m.body.contains("peak-freeze is CLOSED"));
+        assert!(m.body.contains("Held until the window's end"));
+        assert!(
+            m.body
+                .contains("ecs-restart-block-db in account 222222222222")
+        );
     }
 }

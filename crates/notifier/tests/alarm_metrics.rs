@@ -89,6 +89,7 @@ async fn emitted() -> BTreeSet<Metric> {
         fleet: NoFleet,
         store: store.clone(),
         clock: Arc::new(ManualClock::new(at("2026-11-22T00:20:00Z"))),
+        guards: std::sync::Arc::new(restart_core::guard::NoGuards),
         budget: Duration::from_secs(10),
     };
 

@@ -30,6 +30,11 @@ pub struct PlanView {
     pub summary: Option<PlanSummary>,
     pub batches: Vec<BatchPlan>,
     pub clusters: Vec<ClusterPlan>,
+    /// Restarts the night did not need: the owners deployed the service within
+    /// `SKIP_IF_DEPLOYED_WITHIN_HOURS` before its live check (`recently_deployed`).
+    pub saved: u64,
+    /// Planned restarts a change freeze ended (`change_freeze`).
+    pub frozen: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -121,7 +126,15 @@ impl PlanView {
                 }
             })
             .collect();
+        let skipped = |reason| {
+            records
+                .iter()
+                .filter(|r| r.skip_reason == Some(reason))
+                .count() as u64
+        };
         Self {
+            saved: skipped(SkipReason::RecentlyDeployed),
+            frozen: skipped(SkipReason::ChangeFreeze),
             night,
             timezone: tz.name().to_owned(),
             window_start: w.start,
@@ -151,6 +164,23 @@ impl PlanView {
                      stopped half-way)\n\n"
                 .to_owned(),
         };
+        if self.saved > 0 {
+            out += &format!(
+                "{} restart(s) saved: their owners deployed them within \
+                 SKIP_IF_DEPLOYED_WITHIN_HOURS before the live check (recently_deployed)\n",
+                self.saved
+            );
+        }
+        if self.frozen > 0 {
+            out += &format!(
+                "{} planned restart(s) not started: the change calendar was CLOSED \
+                 (change_freeze)\n",
+                self.frozen
+            );
+        }
+        if self.saved + self.frozen > 0 {
+            out += "\n";
+        }
         let mut b = table([
             "batch",
             &format!("start ({})", self.timezone),

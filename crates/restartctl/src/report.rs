@@ -10,6 +10,7 @@ use anyhow::Context;
 use chrono::{DateTime, NaiveDate, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
 use restart_core::eligibility::SkipReason;
+use restart_core::guard::NightHolds;
 use restart_core::night::{Halt, NightRecord, Pause, PlanSummary};
 use restart_core::outcome::NightState;
 use restart_core::planner::PlannedBatch;
@@ -424,6 +425,14 @@ impl Night {
                  SKIP_IF_DEPLOYED_WITHIN_HOURS before the live check (recently_deployed), so \
                  they already ran fresh tasks.</p>"
             );
+        }
+        let holds = NightHolds::of(rows.iter().copied());
+        if !holds.is_empty() {
+            h.push_str("<ul class=\"holds\">\n");
+            for line in holds.lines(20) {
+                let _ = writeln!(h, "<li>{}</li>", esc(line.trim()));
+            }
+            h.push_str("</ul>\n");
         }
         h.push_str(
             "<table><tr><th>service</th><th>owner</th><th>reason</th><th>detail</th></tr>\n",

@@ -17,6 +17,7 @@ use restart_core::planner::PlannedBatch;
 use serde::Serialize;
 
 use anyhow::Context;
+use restart_core::guard::NightHolds;
 use restart_core::ports::NightStore;
 
 use crate::cli::StatusArgs;
@@ -38,6 +39,8 @@ pub struct StatusView {
     /// Restarts that failed, rolled back, timed out or vanished, and services halted.
     pub failures: Vec<Failure>,
     pub skipped: BTreeMap<SkipReason, u64>,
+    /// What the change freeze and the blocking alarms did to the night.
+    pub holds: NightHolds,
     /// Nothing planned or in flight any more.
     pub over: bool,
 }
@@ -133,6 +136,7 @@ impl StatusView {
             batches,
             failures,
             skipped,
+            holds: NightHolds::of(records),
         }
     }
 
@@ -246,6 +250,13 @@ impl StatusView {
                 s.add_row(vec![reason.to_string(), n.to_string()]);
             }
             out += &format!("\nSkipped:\n{s}\n");
+        }
+        if !self.holds.is_empty() {
+            out += "\n";
+            for line in self.holds.lines(20) {
+                out += &line;
+                out += "\n";
+            }
         }
         out
     }

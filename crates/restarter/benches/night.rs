@@ -672,6 +672,7 @@ async fn night() -> anyhow::Result<()> {
         },
         store: store.clone(),
         clock: clock.clone(),
+        guards: std::sync::Arc::new(restart_core::guard::NoGuards),
         budget: START_BUDGET,
     });
     let night_wall = Instant::now();

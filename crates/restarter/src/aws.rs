@@ -1,8 +1,10 @@
-//! Wiring: the handler with ECS in the member accounts and the DynamoDB store.
+//! Wiring: the handler with ECS in the member accounts, the guards (the hub's change calendar,
+//! CloudWatch alarms in the hub and the member accounts) and the DynamoDB store.
 
 use std::sync::Arc;
 
 use restart_aws::SdkConfig;
+use restart_aws::guards::AwsGuards;
 use restart_aws::sts::{AccountSessions, MemberRole};
 use restart_aws::{dynamodb::DynamoStore, ecs::EcsFleet};
 use restart_core::Config;
@@ -49,6 +51,7 @@ pub fn handler_with_pace(
         clock.clone(),
         calls.clone(),
     );
+    let guards = AwsGuards::new(sdk, sessions.clone(), calls.clone());
     let fleet = EcsFleet::new(
         sdk.clone(),
         sessions,
@@ -62,6 +65,7 @@ pub fn handler_with_pace(
         fleet,
         store,
         clock,
+        guards: Arc::new(guards),
         budget: START_BUDGET,
     }
 }

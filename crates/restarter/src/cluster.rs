@@ -25,6 +25,9 @@ pub(crate) struct Tally {
     pub(crate) skipped: u64,
     pub(crate) refused: u64,
     pub(crate) halted: u64,
+    /// Planned restarts a blocking alarm (or a guard that cannot be read) held back; counted in
+    /// `deferred` too.
+    pub(crate) held: u64,
     pub(crate) outcomes: BTreeMap<NightState, u64>,
     pub(crate) tag_failures: u64,
     /// 1 when a poll leaves its scheduled batch pending past the night's deadline
@@ -44,6 +47,7 @@ impl Tally {
         self.skipped += other.skipped;
         self.refused += other.refused;
         self.halted += other.halted;
+        self.held += other.held;
         self.tag_failures += other.tag_failures;
         self.past_deadline += other.past_deadline;
         self.batch_done += other.batch_done;

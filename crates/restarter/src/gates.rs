@@ -1,10 +1,12 @@
 //! What stops restarts from starting: a batch not in the night's plan and the kill switch refuse
-//! the invocation; past the window's end the planned records end `skipped/window_closed`, and
-//! once the night is halted they end `halted`.
+//! the invocation; past the window's end the planned records end `skipped/window_closed` (with
+//! the hold that kept them waiting, if one did: see `guards`), and once the night is halted they
+//! end `halted`.
 
 use chrono::NaiveDate;
 
 use restart_core::eligibility::SkipReason;
+use restart_core::guard;
 use restart_core::night::{Halt, NightRecord};
 use restart_core::outcome::NightState;
 use restart_core::ports::FleetControl;
@@ -83,13 +85,20 @@ where
         if outside_window || self.clock.now() < self.window(night).end {
             return Ok(0);
         }
+        let planned: Vec<&NightRecord> = records
+            .iter()
+            .filter(|r| r.state == NightState::Planned)
+            .collect();
+        // What held them until now is named in their detail.
+        let holds = self.holds(&planned).await?;
         let mut closed = 0;
-        for r in records.iter().filter(|r| r.state == NightState::Planned) {
-            if self
-                .store
-                .move_record(r, &r.now_skipped(SkipReason::WindowClosed))
-                .await?
-            {
+        for r in planned {
+            let held = guard::window_closed_detail(holds.frozen.as_deref(), holds.of(&r.id));
+            let to = NightRecord {
+                detail: held.or_else(|| r.detail.clone()),
+                ..r.now_skipped(SkipReason::WindowClosed)
+            };
+            if self.store.move_record(r, &to).await? {
                 closed += 1;
             }
         }

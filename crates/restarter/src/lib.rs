@@ -50,6 +50,7 @@
 //! - `event`: the events and outputs (their JSON shapes, `mode`), and the service ARN checked.
 //! - `gates`: what every mode checks first: the batch in the plan, the kill switch; the
 //!   window's end and the night's halt, which end the planned records they stop.
+//! - `guards`: the change freeze and the blocking alarms, read once per invocation.
 //! - `start`: the `start` mode, and the pass over planned records (cluster by cluster, within
 //!   [`START_BUDGET`], deferring what cannot start now) that `poll` shares.
 //! - `claim`: one start (claim, UpdateService, deployment recorded), and a claim settled once
@@ -69,6 +70,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 
 use restart_core::clock::Clock;
+use restart_core::guard::Guards;
 use restart_core::night::NightRecord;
 use restart_core::outcome::NightState;
 use restart_core::ports::{CatalogStore, FleetControl, RestartStore, SettingsStore};
@@ -80,6 +82,7 @@ mod claim;
 mod cluster;
 mod event;
 mod gates;
+mod guards;
 mod held;
 mod manual;
 mod metrics;
@@ -131,6 +134,8 @@ pub struct Restarter<F, S> {
     pub fleet: F,
     pub store: S,
     pub clock: Arc<dyn Clock>,
+    /// The change calendar and the blocking alarms (read only when configured).
+    pub guards: Arc<dyn Guards>,
     /// See [`START_BUDGET`].
     pub budget: Duration,
 }

@@ -33,6 +33,7 @@ where
             .dimension("Function", "restarter")
             .metric("RestartsStarted", t.started as f64, Unit::Count)
             .metric("RestartsDeferred", t.deferred as f64, Unit::Count)
+            .metric("RestartsHeld", t.held as f64, Unit::Count)
             .metric("SkippedAtLiveCheck", t.skipped as f64, Unit::Count)
             .metric("RestartsRefused", t.refused as f64, Unit::Count)
             .metric(

@@ -21,6 +21,7 @@ use restart_core::{ErrorType, HandlerError};
 
 use crate::claim::{Begun, CLAIM_LEASE};
 use crate::cluster::{CLUSTER_CONCURRENCY, Tally, by_cluster, ids_cluster, sum};
+use crate::guards::Holds;
 use crate::{Restarter, StartOutput, Store};
 
 impl<F, S> Restarter<F, S>
@@ -105,16 +106,48 @@ where
                     || (r.state == NightState::Started && r.deployment_id.is_none())
             })
             .collect();
-        sum(stream::iter(by_cluster(todo))
-            .map(|group| self.advance_cluster(pass, group))
+        // Claims may send UpdateService too (a lapsed one with nothing since its claim): the
+        // guards hold them like planned restarts.
+        let waiting: Vec<&NightRecord> = todo.iter().collect();
+        let holds = if pass.may_deploy {
+            self.holds(&waiting).await?
+        } else {
+            Holds::default()
+        };
+        let mut frozen = 0;
+        let todo = match &holds.frozen {
+            None => todo,
+            Some(detail) => {
+                // A change freeze: no planned restart starts, and each ends `change_freeze`.
+                // Claims still settle (their UpdateService may have run before the freeze).
+                let (claims, planned): (Vec<_>, Vec<_>) = todo
+                    .into_iter()
+                    .partition(|r| r.state == NightState::Started);
+                for r in &planned {
+                    let to = NightRecord {
+                        detail: Some(detail.clone()),
+                        ..r.now_skipped(SkipReason::ChangeFreeze)
+                    };
+                    if self.store.move_record(r, &to).await? {
+                        frozen += 1;
+                    }
+                }
+                claims
+            }
+        };
+        let mut tally = sum(stream::iter(by_cluster(todo))
+            .map(|group| self.advance_cluster(pass, &holds, group))
             .buffer_unordered(CLUSTER_CONCURRENCY)
             .collect()
-            .await)
+            .await)?;
+        tally.skipped += frozen;
+        Ok(tally)
     }
 
     async fn advance_cluster(
         &self,
         pass: &Pass,
+        holds: &Holds,
         group: Vec<NightRecord>,
     ) -> Result<Tally, HandlerError> {
         let mut tally = Tally::default();
@@ -153,6 +186,16 @@ where
             tally.deferred += planned(&todo);
             todo.retain(|(r, _)| r.state == NightState::Started);
         }
+        // Planned restarts a blocking alarm holds wait for a later poll: their cluster is not
+        // described for them.
+        todo.retain(|(r, _)| {
+            let held = r.state == NightState::Planned && holds.firing(&r.id);
+            if held {
+                tally.deferred += 1;
+                tally.held += 1;
+            }
+            !held
+        });
         if todo.is_empty() {
             return Ok(tally);
         }
@@ -205,7 +248,11 @@ where
                 continue;
             }
             if r.state == NightState::Started {
-                let may_deploy = pass.may_deploy && !closed && Instant::now() < pass.deadline;
+                let may_deploy = pass.may_deploy
+                    && !closed
+                    && Instant::now() < pass.deadline
+                    && holds.frozen.is_none()
+                    && holds.of(&r.id).is_none();
                 tally.add(
                     self.settle_claim(r, observed, *expired, may_deploy, not_after)
                         .await?,
@@ -214,6 +261,12 @@ where
             }
             if full || Instant::now() >= pass.deadline || !pass.may_deploy || closed {
                 tally.deferred += 1;
+                continue;
+            }
+            if holds.of(&r.id).is_some() {
+                // Its account's alarms could not be read, though ECS answers: it waits.
+                tally.deferred += 1;
+                tally.held += 1;
                 continue;
             }
             let tag = observed.map_or(TagState::Untagged, |s| {

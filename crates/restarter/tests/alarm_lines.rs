@@ -146,6 +146,7 @@ fn restarter(store: SharedStore, now: &str) -> Restarter<Rolling, SharedStore> {
         fleet: Rolling,
         store,
         clock: Arc::new(ManualClock::new(at(now))),
+        guards: std::sync::Arc::new(restart_core::guard::NoGuards),
         budget: Duration::from_secs(10),
     }
 }

@@ -138,6 +138,7 @@ async fn a_poll_of_a_slow_account_ends_inside_the_lambda_timeout_and_the_next_ta
         fleet: SlowTags::default(),
         store: store.clone(),
         clock: Arc::new(ManualClock::new(at("2026-11-22T00:20:00Z"))),
+        guards: std::sync::Arc::new(restart_core::guard::NoGuards),
         budget: START_BUDGET,
     };
     let mut polls = 0;
@@ -243,6 +244,7 @@ async fn no_update_service_is_sent_after_the_window_however_long_the_pace_waited
         },
         store: store.clone(),
         clock,
+        guards: std::sync::Arc::new(restart_core::guard::NoGuards),
         budget: START_BUDGET,
     };
     r.handle(json!({ "mode": "start", "night": night(), "batch": 0 }))

@@ -75,6 +75,7 @@ fn restarter(store: SharedStore, now: &str) -> Restarter<Completed, SharedStore>
         fleet: Completed,
         store,
         clock: Arc::new(ManualClock::new(at(now))),
+        guards: std::sync::Arc::new(restart_core::guard::NoGuards),
         budget: Duration::from_secs(10),
     }
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use chrono::{NaiveDate, TimeDelta};
 use fleet_sim::spec::{
-    AccountSpec, ClusterSpec, Controller, DeploySeconds, OnRestart, ServiceSpec,
+    AccountSpec, AlarmSpec, AlarmState, AlarmStateAt, CalendarDefault, CalendarEventSpec,
+    CalendarSpec, ClusterSpec, Controller, DeploySeconds, OnRestart, ServiceSpec,
 };
 use fleet_sim::{FleetSpec, RunningSim};
 use restart_aws::dynamodb::DynamoStore;
@@ -25,6 +26,7 @@ use restarter::{Output, PollOutput, ServiceOutput};
 use serde_json::json;
 
 const A: &str = "111111111111";
+const B: &str = "222222222222";
 const TAG: &str = "ecs_task_daily_restart";
 const START: &str = "2026-11-22T00:00:00Z";
 
@@ -59,7 +61,17 @@ struct Night {
 
 impl Night {
     async fn new(services: Vec<ServiceSpec>, vars: &[(&str, &str)]) -> Night {
-        let spec = FleetSpec {
+        Self::new_with(services, vars, |_| {}).await
+    }
+
+    /// [`Night::new`] with the fleet changed by `fleet` first (more accounts, alarms,
+    /// calendars).
+    async fn new_with(
+        services: Vec<ServiceSpec>,
+        vars: &[(&str, &str)],
+        fleet: impl FnOnce(&mut FleetSpec),
+    ) -> Night {
+        let mut spec = FleetSpec {
             // Nearly frozen: simulated time moves only with `advance`.
             time_scale: 0.001,
             start_time: Some(START.parse().unwrap()),
@@ -77,11 +89,14 @@ impl Night {
             }],
             ..FleetSpec::default()
         };
+        fleet(&mut spec);
+        let accounts: Vec<&str> = spec.accounts.iter().map(|a| a.id.as_str()).collect();
+        let accounts = accounts.join(",");
         let sim = fleet_sim::spawn(spec).await.unwrap();
         let table = testkit::create_table(&testkit::dynamodb_client()).await;
         let mut all: Vec<(String, String)> = [
             ("TABLE_NAME", table.as_str()),
-            ("ACCOUNTS", A),
+            ("ACCOUNTS", accounts.as_str()),
             ("REGIONS", "eu-west-1"),
             ("MEMBER_ROLE_NAME", "ecs-restart-member"),
             ("WINDOW_START", "00:00"),
@@ -858,4 +873,239 @@ async fn recently_deployed_services_are_never_restarted_by_the_night() {
     );
     assert_eq!(off.update_calls(), 3);
     off.sim.shutdown().await.unwrap();
+}
+
+/// A second account like [`A`], with its own cluster `app` of `services`.
+fn account_b(services: Vec<ServiceSpec>) -> AccountSpec {
+    AccountSpec {
+        id: B.into(),
+        regions: vec!["eu-west-1".into()],
+        deny_assume_role: false,
+        external_id: None,
+        clusters: vec![ClusterSpec {
+            name: "app".into(),
+            region: Some("eu-west-1".into()),
+            tags: [("team".to_owned(), "search".to_owned())].into(),
+            services,
+        }],
+    }
+}
+
+/// An alarm in ALARM from `from` to `until` minutes after the night's start, OK around it.
+fn alarm(name: &str, from: u32, until: u32) -> AlarmSpec {
+    let at = |at_minute, state| AlarmStateAt {
+        at_minute,
+        state,
+        reason: None,
+    };
+    let mut states = vec![at(from, AlarmState::Alarm), at(until, AlarmState::Ok)];
+    if from > 0 {
+        states.insert(0, at(0, AlarmState::Ok));
+    }
+    AlarmSpec {
+        name: name.into(),
+        region: None,
+        states,
+    }
+}
+
+/// A change calendar in the hub: DEFAULT_OPEN, CLOSED from `from` to `until` minutes after
+/// the night's start.
+fn freeze(name: &str, from: u32, until: u32) -> CalendarSpec {
+    CalendarSpec {
+        name: name.into(),
+        region: None,
+        default: CalendarDefault::DefaultOpen,
+        events: vec![CalendarEventSpec {
+            summary: "peak season".into(),
+            from_minute: from,
+            until_minute: until,
+        }],
+    }
+}
+
+/// UpdateService calls fleet-sim saw in `account`.
+fn updates_in(n: &Night, account: &str) -> u64 {
+    n.sim
+        .handle()
+        .stats()
+        .calls
+        .get(account)
+        .and_then(|a| a.get("UpdateService"))
+        .copied()
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_closed_change_calendar_sends_no_update_service_and_ends_every_planned_restart_change_freeze()
+ {
+    let n = Night::new_with(
+        ok_services(4, 120),
+        &[("CHANGE_CALENDAR", "peak-freeze")],
+        |f| f.calendars = vec![freeze("peak-freeze", 0, 24 * 60)],
+    )
+    .await;
+    let r = n.restarter();
+    start_all(&n, &r).await;
+    n.poll_until_done(&r, 60).await;
+    assert_eq!(n.update_calls(), 0);
+    let records = n.records().await;
+    assert_eq!(records.len(), 4);
+    for rec in records.values() {
+        assert_eq!(rec.state, NightState::Skipped, "{}", rec.id);
+        assert_eq!(rec.skip_reason, Some(SkipReason::ChangeFreeze));
+        let detail = rec.detail.as_deref().unwrap();
+        assert!(
+            detail.contains("peak-freeze is CLOSED")
+                && detail.contains("until 2026-11-23T00:00:00"),
+            "{detail}"
+        );
+    }
+    // The summary's view of the night names the freeze.
+    let holds = restart_core::guard::NightHolds::of(records.values());
+    assert_eq!(holds.frozen.values().sum::<u64>(), 4);
+    n.sim.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_calendar_that_opens_inside_the_window_lets_the_later_batches_run() {
+    // Closed for the first 15 minutes of a one-hour window.
+    let n = Night::new_with(
+        ok_services(12, 120),
+        &[("CHANGE_CALENDAR", "peak-freeze")],
+        |f| f.calendars = vec![freeze("peak-freeze", 0, 15)],
+    )
+    .await;
+    assert!(n.batches.len() >= 2, "{:?}", n.batches);
+    let r = n.restarter();
+    let (first, later) = n.batches.split_first().unwrap();
+    n.start(&r, *first).await.unwrap();
+    assert_eq!(n.update_calls(), 0);
+    n.advance(20 * 60);
+    for &b in later {
+        n.start(&r, b).await.unwrap();
+    }
+    n.poll_until_done(&r, 60).await;
+    let records = n.records().await;
+    let frozen: Vec<&NightRecord> = records
+        .values()
+        .filter(|r| r.skip_reason == Some(SkipReason::ChangeFreeze))
+        .collect();
+    let completed = records
+        .values()
+        .filter(|r| r.state == NightState::Completed)
+        .count();
+    assert!(!frozen.is_empty());
+    assert_eq!(frozen.len() + completed, 12, "{:?}", states(&records));
+    assert_eq!(n.update_calls(), completed as u64);
+    assert!(completed > 0);
+    n.sim.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unreadable_change_calendar_holds_the_night_and_never_restarts_through_it() {
+    // The calendar does not exist: SSM answers InvalidDocument.
+    let n = Night::new(
+        ok_services(3, 120),
+        &[("CHANGE_CALENDAR", "no-such-calendar")],
+    )
+    .await;
+    let r = n.restarter();
+    start_all(&n, &r).await;
+    assert_eq!(n.update_calls(), 0);
+    // Held, not ended: planned until the window's end, then window_closed naming why.
+    let p = n.poll(&r, n.batches[0]).await;
+    assert!(!p.done);
+    n.poll_until_done(&r, 10 * 60).await;
+    assert_eq!(n.update_calls(), 0);
+    for rec in n.records().await.values() {
+        assert_eq!(
+            rec.skip_reason,
+            Some(SkipReason::WindowClosed),
+            "{}",
+            rec.id
+        );
+        let detail = rec.detail.as_deref().unwrap();
+        assert!(
+            detail.contains("no-such-calendar could not be read"),
+            "{detail}"
+        );
+    }
+    n.sim.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_blocking_alarm_in_one_account_holds_only_that_account_until_it_clears() {
+    let b_services = vec![
+        svc("b-0", OnRestart::Complete, 120),
+        svc("b-1", OnRestart::Complete, 120),
+    ];
+    let n = Night::new_with(
+        ok_services(2, 120),
+        &[("BLOCKING_ALARM_PREFIX", "ecs-restart-block-")],
+        |f| {
+            f.accounts.push(account_b(b_services));
+            f.account_alarms
+                .insert(B.into(), vec![alarm("ecs-restart-block-db", 0, 20)]);
+            // Alarms of other names never hold anything.
+            f.account_alarms
+                .insert(A.into(), vec![alarm("cpu-high", 0, 60)]);
+        },
+    )
+    .await;
+    let r = n.restarter();
+    start_all(&n, &r).await;
+    assert_eq!(updates_in(&n, A), 2, "account A runs on time");
+    assert_eq!(updates_in(&n, B), 0, "account B is held");
+    n.advance(10 * 60);
+    for &b in &n.batches {
+        n.poll(&r, b).await;
+    }
+    assert_eq!(updates_in(&n, B), 0, "still held while the alarm fires");
+    n.advance(15 * 60);
+    n.poll_until_done(&r, 60).await;
+    assert_eq!(updates_in(&n, B), 2, "the hold ended by itself");
+    let records = n.records().await;
+    let cleared: chrono::DateTime<chrono::Utc> = "2026-11-22T00:20:00Z".parse().unwrap();
+    for rec in records.values() {
+        assert_eq!(rec.state, NightState::Completed, "{}", rec.id);
+        if rec.id.account.to_string() == B {
+            assert!(rec.started_at.unwrap() >= cleared, "{rec:?}");
+        } else {
+            assert!(rec.started_at.unwrap() < cleared, "{rec:?}");
+        }
+    }
+    n.sim.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_blocking_alarm_in_the_hub_holds_everyone_and_the_window_end_names_it() {
+    let n = Night::new_with(
+        ok_services(3, 120),
+        &[("BLOCKING_ALARM_PREFIX", "ecs-restart-block-")],
+        |f| f.hub_alarms = vec![alarm("ecs-restart-block-incident", 0, 24 * 60)],
+    )
+    .await;
+    let r = n.restarter();
+    start_all(&n, &r).await;
+    n.poll_until_done(&r, 10 * 60).await;
+    assert_eq!(n.update_calls(), 0);
+    let records = n.records().await;
+    for rec in records.values() {
+        assert_eq!(
+            rec.skip_reason,
+            Some(SkipReason::WindowClosed),
+            "{}",
+            rec.id
+        );
+        let detail = rec.detail.as_deref().unwrap();
+        assert!(
+            detail.contains("held by blocking alarm ecs-restart-block-incident")
+                && detail.contains("in the hub account"),
+            "{detail}"
+        );
+    }
+    let holds = restart_core::guard::NightHolds::of(records.values());
+    assert_eq!(holds.held.values().sum::<u64>(), 3);
+    n.sim.shutdown().await.unwrap();
 }

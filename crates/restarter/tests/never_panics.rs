@@ -252,6 +252,7 @@ fn seeded(
         fleet,
         store,
         clock: Arc::new(ManualClock::new(at("2026-11-22T00:20:00Z"))),
+        guards: std::sync::Arc::new(restart_core::guard::NoGuards),
         budget: Duration::from_secs(10),
     };
     (rt, restarter)

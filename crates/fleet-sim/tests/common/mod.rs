@@ -68,6 +68,38 @@ pub fn config(sim: &RunningSim) -> aws_sdk_config::Client {
     aws_sdk_config::Client::from_conf(conf)
 }
 
+/// A CloudWatch client (rpc-v2-cbor) signing with `creds` in `region`, one try per call.
+pub fn cloudwatch_with(
+    sim: &RunningSim,
+    creds: Credentials,
+    region: &str,
+) -> aws_sdk_cloudwatch::Client {
+    let conf = aws_sdk_cloudwatch::Config::builder()
+        .endpoint_url(sim.endpoint_url())
+        .region(aws_sdk_cloudwatch::config::Region::new(region.to_owned()))
+        .credentials_provider(creds)
+        .http_client(http_client())
+        .retry_config(
+            aws_sdk_cloudwatch::config::retry::RetryConfig::standard().with_max_attempts(1),
+        )
+        .behavior_version(aws_sdk_cloudwatch::config::BehaviorVersion::latest())
+        .build();
+    aws_sdk_cloudwatch::Client::from_conf(conf)
+}
+
+/// An SSM client (awsJson1_1) signing with `creds` in `region`, one try per call.
+pub fn ssm_with(sim: &RunningSim, creds: Credentials, region: &str) -> aws_sdk_ssm::Client {
+    let conf = aws_sdk_ssm::Config::builder()
+        .endpoint_url(sim.endpoint_url())
+        .region(aws_sdk_ssm::config::Region::new(region.to_owned()))
+        .credentials_provider(creds)
+        .http_client(http_client())
+        .retry_config(aws_sdk_ssm::config::retry::RetryConfig::standard().with_max_attempts(1))
+        .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
+        .build();
+    aws_sdk_ssm::Client::from_conf(conf)
+}
+
 /// Credentials from an STS AssumeRole answer, for another client.
 pub fn from_sts(c: &aws_sdk_sts::types::Credentials) -> Credentials {
     Credentials::new(

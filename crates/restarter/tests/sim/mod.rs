@@ -630,6 +630,7 @@ pub async fn setup(seed: u64) -> Night {
         fleet: Fleet(fleet.clone()),
         store: store.clone(),
         clock: clock.clone(),
+        guards: std::sync::Arc::new(restart_core::guard::NoGuards),
         budget: Duration::from_secs(10),
     });
     Night {
