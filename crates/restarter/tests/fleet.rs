@@ -924,6 +924,24 @@ fn freeze(name: &str, from: u32, until: u32) -> CalendarSpec {
     }
 }
 
+/// Asserts that every record is skipped for `reason`, its detail saying each of `needles`.
+fn all_skipped_saying(
+    records: &BTreeMap<String, NightRecord>,
+    reason: SkipReason,
+    needles: &[&str],
+) {
+    for rec in records.values() {
+        assert_eq!(
+            (rec.state, rec.skip_reason),
+            (NightState::Skipped, Some(reason)),
+            "{}",
+            rec.id
+        );
+        let detail = rec.detail.as_deref().unwrap_or_default();
+        assert!(needles.iter().all(|n| detail.contains(n)), "{detail}");
+    }
+}
+
 /// UpdateService calls fleet-sim saw in `account`.
 fn updates_in(n: &Night, account: &str) -> u64 {
     n.sim
@@ -951,16 +969,11 @@ async fn a_closed_change_calendar_sends_no_update_service_and_ends_every_planned
     assert_eq!(n.update_calls(), 0);
     let records = n.records().await;
     assert_eq!(records.len(), 4);
-    for rec in records.values() {
-        assert_eq!(rec.state, NightState::Skipped, "{}", rec.id);
-        assert_eq!(rec.skip_reason, Some(SkipReason::ChangeFreeze));
-        let detail = rec.detail.as_deref().unwrap();
-        assert!(
-            detail.contains("peak-freeze is CLOSED")
-                && detail.contains("until 2026-11-23T00:00:00"),
-            "{detail}"
-        );
-    }
+    all_skipped_saying(
+        &records,
+        SkipReason::ChangeFreeze,
+        &["peak-freeze is CLOSED", "until 2026-11-23T00:00:00"],
+    );
     // The summary's view of the night names the freeze.
     let holds = restart_core::guard::NightHolds::of(records.values());
     assert_eq!(holds.frozen.values().sum::<u64>(), 4);
@@ -1018,19 +1031,11 @@ async fn an_unreadable_change_calendar_holds_the_night_and_never_restarts_throug
     assert!(!p.done);
     n.poll_until_done(&r, 10 * 60).await;
     assert_eq!(n.update_calls(), 0);
-    for rec in n.records().await.values() {
-        assert_eq!(
-            rec.skip_reason,
-            Some(SkipReason::WindowClosed),
-            "{}",
-            rec.id
-        );
-        let detail = rec.detail.as_deref().unwrap();
-        assert!(
-            detail.contains("no-such-calendar could not be read"),
-            "{detail}"
-        );
-    }
+    all_skipped_saying(
+        &n.records().await,
+        SkipReason::WindowClosed,
+        &["no-such-calendar could not be read"],
+    );
     n.sim.shutdown().await.unwrap();
 }
 
@@ -1091,20 +1096,14 @@ async fn a_blocking_alarm_in_the_hub_holds_everyone_and_the_window_end_names_it(
     n.poll_until_done(&r, 10 * 60).await;
     assert_eq!(n.update_calls(), 0);
     let records = n.records().await;
-    for rec in records.values() {
-        assert_eq!(
-            rec.skip_reason,
-            Some(SkipReason::WindowClosed),
-            "{}",
-            rec.id
-        );
-        let detail = rec.detail.as_deref().unwrap();
-        assert!(
-            detail.contains("held by blocking alarm ecs-restart-block-incident")
-                && detail.contains("in the hub account"),
-            "{detail}"
-        );
-    }
+    all_skipped_saying(
+        &records,
+        SkipReason::WindowClosed,
+        &[
+            "held by blocking alarm ecs-restart-block-incident",
+            "in the hub account",
+        ],
+    );
     let holds = restart_core::guard::NightHolds::of(records.values());
     assert_eq!(holds.held.values().sum::<u64>(), 3);
     n.sim.shutdown().await.unwrap();
