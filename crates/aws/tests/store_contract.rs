@@ -129,6 +129,7 @@ contracts! {
         a_claim_given_back_is_skipped_and_frees_its_place,
         a_restart_finishes_once_from_started_with_its_deployment,
         only_a_planned_record_is_halted,
+        holds_keep_their_first_and_latest_time_per_night,
         a_held_place_is_kept_until_released_once,
         the_counters_count_every_move,
         restarts_lost_with_their_account_are_counted_apart,
@@ -1186,6 +1187,48 @@ async fn a_restart_finishes_once_from_started_with_its_deployment<S: RestartStor
             (NightState::Vanished, 1),
         ])
     );
+}
+
+async fn holds_keep_their_first_and_latest_time_per_night<S: RestartStore>(s: &S) {
+    let at = |t: &str| -> chrono::DateTime<chrono::Utc> { t.parse().unwrap() };
+    assert!(s.holds_seen(night()).await.unwrap().is_empty());
+    // A name of 255 characters in any script still makes a key.
+    let long = "ß".repeat(255);
+    let scope = "account 111111111111 (eu-west-1)";
+    for t in [
+        "2026-11-22T00:20:00Z",
+        "2026-11-22T00:10:00.250Z",
+        "2026-11-22T00:40:00Z",
+        // An older note arriving late changes nothing.
+        "2026-11-22T00:30:00Z",
+    ] {
+        s.note_hold(night(), &long, scope, at(t)).await.unwrap();
+    }
+    s.note_hold(
+        night(),
+        "ecs-restart-block-db",
+        "the hub account",
+        at("2026-11-22T00:05:00Z"),
+    )
+    .await
+    .unwrap();
+    let next = night().succ_opt().unwrap();
+    s.note_hold(next, "other", scope, at("2026-11-23T00:05:00Z"))
+        .await
+        .unwrap();
+    let mut seen = s.holds_seen(night()).await.unwrap();
+    seen.sort_by(|a, b| a.scope.cmp(&b.scope));
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    let (account, hub) = (&seen[0], &seen[1]);
+    assert_eq!(
+        (account.what.as_str(), account.scope.as_str()),
+        (long.as_str(), scope)
+    );
+    assert_eq!(account.first, at("2026-11-22T00:20:00Z"));
+    assert_eq!(account.last, at("2026-11-22T00:40:00Z"));
+    assert_eq!(hub.first, hub.last);
+    assert_eq!(hub.what, "ecs-restart-block-db");
+    assert_eq!(s.holds_seen(next).await.unwrap().len(), 1);
 }
 
 async fn only_a_planned_record_is_halted<S: RestartStore>(s: &S) {

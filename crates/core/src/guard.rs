@@ -166,18 +166,49 @@ pub fn window_closed_detail(freeze: Option<&str>, hold: Option<&str>) -> Option<
     }
 }
 
-/// What the guards did to a night, read from its records: the restarts a change freeze ended,
-/// and those the window's end found held, each counted by its detail (which names the calendar
-/// and until when, or the alarm, where, and since when).
+/// A hold the restarter met during a night: what held restarts (a blocking alarm, or a guard
+/// that could not be read), where, and the first and last invocation that met it. Kept in the
+/// table, one item per hold and night, so the summary can say how long each held the night.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldSeen {
+    /// The alarm's name, or the guard that could not be read.
+    pub what: String,
+    /// Where: [`AlarmScope`]'s words (`the hub account`, `account 1111… (eu-west-1)`).
+    pub scope: String,
+    pub first: DateTime<Utc>,
+    pub last: DateTime<Utc>,
+}
+
+impl HoldSeen {
+    /// How long it held, at least: from the first to the last invocation that met it.
+    pub fn held_for(&self) -> chrono::TimeDelta {
+        self.last - self.first
+    }
+}
+
+/// What the guards did to a night: the restarts a change freeze ended and those the window's
+/// end found held (read from the records, each counted by its detail, which names the calendar
+/// and until when, or the alarm, where, and since when), and every hold met during the night
+/// with how long it held (from the table).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NightHolds {
     /// `skipped/change_freeze`, by detail.
     pub frozen: BTreeMap<String, u64>,
     /// `skipped/window_closed` that a hold or a freeze kept waiting, by detail.
     pub held: BTreeMap<String, u64>,
+    /// Every hold met during the night.
+    #[serde(default)]
+    pub seen: Vec<HoldSeen>,
 }
 
 impl NightHolds {
+    /// With the holds the table kept (`RestartStore::holds_seen`).
+    pub fn with_seen(mut self, mut seen: Vec<HoldSeen>) -> Self {
+        seen.sort_by(|a, b| (a.first, &a.scope, &a.what).cmp(&(b.first, &b.scope, &b.what)));
+        self.seen = seen;
+        self
+    }
+
     pub fn of<'a>(records: impl IntoIterator<Item = &'a NightRecord>) -> Self {
         let mut holds = Self::default();
         for r in records {
@@ -201,7 +232,7 @@ impl NightHolds {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.frozen.is_empty() && self.held.is_empty()
+        self.frozen.is_empty() && self.held.is_empty() && self.seen.is_empty()
     }
 
     /// Lines for on-call (the summary, `restartctl status`): at most `max` details of each
@@ -225,6 +256,22 @@ impl NightHolds {
             }
             if by_detail.len() > max {
                 out.push(format!("  ... and {} more", by_detail.len() - max));
+            }
+        }
+        if !self.seen.is_empty() {
+            out.push(format!("Holds met during the night: {}", self.seen.len()));
+            for h in self.seen.iter().take(max) {
+                out.push(format!(
+                    "  {} in {}: held from {} to {} (at least {} min)",
+                    h.what,
+                    h.scope,
+                    h.first.format("%Y-%m-%dT%H:%M:%SZ"),
+                    h.last.format("%Y-%m-%dT%H:%M:%SZ"),
+                    h.held_for().num_minutes()
+                ));
+            }
+            if self.seen.len() > max {
+                out.push(format!("  ... and {} more", self.seen.len() - max));
             }
         }
         out

@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::ops::Range;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::catalog::{CatalogRecord, DiscoveredService, InventoryRun, Target};
 use crate::error::{ErrorType, HandlerError};
+use crate::guard::HoldSeen;
 use crate::ids::{AccountId, ServiceArn, ServiceId};
 use crate::night::{Created, Halt, NightLock, NightRecord, NightStatus, Pause, PlanSummary};
 use crate::notice::{DigestSent, Message, NoticeSent, OwnerNotices};
@@ -282,6 +283,22 @@ pub trait RestartStore: NightStore {
         night: NaiveDate,
         halt: &Halt,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Notes that `what` held restarts in `scope` at `at`: the table keeps, per night, hold
+    /// and scope, the first and the latest time noted.
+    fn note_hold(
+        &self,
+        night: NaiveDate,
+        what: &str,
+        scope: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The holds noted for `night`.
+    fn holds_seen(
+        &self,
+        night: NaiveDate,
+    ) -> impl Future<Output = Result<Vec<HoldSeen>, StoreError>> + Send;
 
     /// One service's record of one night, wherever it is (the `by_service` index).
     fn find_record(

@@ -343,6 +343,7 @@ pub async fn html_page(
         records: data.records,
         halted: data.status.halted,
         paused: data.paused,
+        holds: data.holds,
         generated_at: Utc::now(),
     }
     .html())

@@ -335,7 +335,8 @@ where
         let run = self.store.get_inventory_run(night).await?;
         let plan = self.store.plan_summary(night).await?;
         let pause = self.store.pause().await?;
-        let summary = NightSummary::build(
+        let seen = self.store.holds_seen(night).await?;
+        let mut summary = NightSummary::build(
             night,
             &records,
             &status,
@@ -343,6 +344,7 @@ where
             plan.as_ref(),
             pause.as_ref(),
         );
+        summary.holds = summary.holds.with_seen(seen);
         emf(&summary).emit(self.clock.now());
         let message = summary.message();
         if let Some(Err(e)) = self

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use chrono::NaiveDate;
 use restart_aws::dynamodb::DynamoStore;
+use restart_core::guard::HoldSeen;
 use restart_core::night::{NightRecord, NightStatus, Pause, PlanSummary};
 use restart_core::planner::PlannedBatch;
 use restart_core::ports::{NightStore, RestartStore};
@@ -39,6 +40,8 @@ pub struct NightData {
     pub records: Vec<NightRecord>,
     pub status: NightStatus,
     pub paused: Option<Pause>,
+    /// The holds the restarter met (blocking alarms, unreadable guards).
+    pub holds: Vec<HoldSeen>,
 }
 
 impl NightData {
@@ -56,11 +59,16 @@ impl NightData {
             .pause()
             .await
             .with_context(|| format!("reading the kill switch; {HINT}"))?;
+        let holds = store
+            .holds_seen(night)
+            .await
+            .with_context(|| format!("reading night {night}'s holds; {HINT}"))?;
         Ok(NightData {
             plan,
             records,
             status,
             paused,
+            holds,
         })
     }
 

@@ -10,7 +10,7 @@ use anyhow::Context;
 use chrono::{DateTime, NaiveDate, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
 use restart_core::eligibility::SkipReason;
-use restart_core::guard::NightHolds;
+use restart_core::guard::{HoldSeen, NightHolds};
 use restart_core::night::{Halt, NightRecord, Pause, PlanSummary};
 use restart_core::outcome::NightState;
 use restart_core::planner::PlannedBatch;
@@ -34,6 +34,8 @@ pub struct Night {
     pub records: Vec<NightRecord>,
     pub halted: Option<Halt>,
     pub paused: Option<Pause>,
+    /// The holds the restarter met (blocking alarms, unreadable guards).
+    pub holds: Vec<HoldSeen>,
     pub generated_at: DateTime<Utc>,
 }
 
@@ -410,6 +412,14 @@ impl Night {
             .collect();
         rows.sort_by_key(|r| (r.skip_reason, r.arn.to_string()));
         h.push_str("<h2>Skipped</h2>\n");
+        let holds = NightHolds::of(rows.iter().copied()).with_seen(self.holds.clone());
+        if !holds.is_empty() {
+            h.push_str("<ul class=\"holds\">\n");
+            for line in holds.lines(20) {
+                let _ = writeln!(h, "<li>{}</li>", esc(line.trim()));
+            }
+            h.push_str("</ul>\n");
+        }
         if rows.is_empty() {
             h.push_str("<p>None.</p>\n");
             return;
@@ -425,14 +435,6 @@ impl Night {
                  SKIP_IF_DEPLOYED_WITHIN_HOURS before the live check (recently_deployed), so \
                  they already ran fresh tasks.</p>"
             );
-        }
-        let holds = NightHolds::of(rows.iter().copied());
-        if !holds.is_empty() {
-            h.push_str("<ul class=\"holds\">\n");
-            for line in holds.lines(20) {
-                let _ = writeln!(h, "<li>{}</li>", esc(line.trim()));
-            }
-            h.push_str("</ul>\n");
         }
         h.push_str(
             "<table><tr><th>service</th><th>owner</th><th>reason</th><th>detail</th></tr>\n",
@@ -494,6 +496,7 @@ pub async fn run(settings: &Settings, args: &ReportArgs) -> anyhow::Result<ExitC
         records: data.records,
         halted: data.status.halted,
         paused: data.paused,
+        holds: data.holds,
         generated_at: Utc::now(),
     }
     .html();
@@ -564,6 +567,7 @@ mod tests {
             records: Vec::new(),
             halted: None,
             paused: None,
+            holds: Vec::new(),
             generated_at: at("2026-12-03T14:12:00Z"),
         };
         let page = night.html();

@@ -283,14 +283,16 @@ async fn try_read(settings: &Settings, night: NaiveDate) -> anyhow::Result<Optio
     if data.is_empty() {
         return Ok(None);
     }
-    Ok(Some(StatusView::build(
+    let mut view = StatusView::build(
         night,
         data.plan.summary,
         &data.plan.batches,
         &data.records,
         data.status.halted,
         data.paused,
-    )))
+    );
+    view.holds = view.holds.with_seen(data.holds);
+    Ok(Some(view))
 }
 
 /// The night's services in some states (`status --state`).

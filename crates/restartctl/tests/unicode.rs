@@ -118,6 +118,12 @@ fn page(
         records,
         halted: halt,
         paused: pause,
+        holds: vec![restart_core::guard::HoldSeen {
+            what: "ecs-restart-block-支払い<&>".into(),
+            scope: "account 111111111111 (eu-west-1)".into(),
+            first: t("2026-11-22T00:10:00Z"),
+            last: t("2026-11-22T00:40:00Z"),
+        }],
         generated_at: t("2026-11-22T07:00:00Z"),
     }
     .html()
@@ -185,6 +191,10 @@ fn assert_no_injected_markup(html: &str) -> Result<(), TestCaseError> {
         "</i",
         "<span",
         "</span",
+        "<ul",
+        "</ul",
+        "<li",
+        "</li",
     ];
     for (i, _) in lower.match_indices('<') {
         let rest = &lower[i..];
@@ -296,4 +306,6 @@ fn unicode_owners_and_details_are_intact_and_markup_is_text() {
     assert!(!html.contains("<script"));
     assert!(!html.contains("<img"));
     assert!(html.contains("<meta charset=\"utf-8\">"));
+    // A hold's alarm name, any script, escaped.
+    assert!(html.contains("ecs-restart-block-支払い&lt;&amp;&gt; in account 111111111111 (eu-west-1): held from 2026-11-22T00:10:00Z to 2026-11-22T00:40:00Z (at least 30 min)"), "{html}");
 }

@@ -1070,6 +1070,18 @@ async fn a_blocking_alarm_in_one_account_holds_only_that_account_until_it_clears
     n.advance(15 * 60);
     n.poll_until_done(&r, 60).await;
     assert_eq!(updates_in(&n, B), 2, "the hold ended by itself");
+    // The table says what held the night, where and for how long (the summary's lines).
+    let seen = n.store().holds_seen(n.night).await.unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(
+        (seen[0].what.as_str(), seen[0].scope.as_str()),
+        ("ecs-restart-block-db", "account 222222222222 (eu-west-1)")
+    );
+    assert_eq!(
+        seen[0].first,
+        START.parse::<chrono::DateTime<chrono::Utc>>().unwrap()
+    );
+    assert_eq!(seen[0].held_for(), TimeDelta::minutes(10));
     let records = n.records().await;
     let cleared: chrono::DateTime<chrono::Utc> = "2026-11-22T00:20:00Z".parse().unwrap();
     for rec in records.values() {

@@ -240,6 +240,8 @@ pub struct MemoryNights {
     /// night and cluster.
     pub held:
         BTreeMap<(NaiveDate, String), std::collections::BTreeSet<restart_core::ports::HeldRestart>>,
+    /// Holds noted, per night, scope and what held.
+    pub holds: BTreeMap<(NaiveDate, String, String), restart_core::guard::HoldSeen>,
 }
 
 impl MemoryNights {
@@ -488,6 +490,44 @@ impl RestartStore for MemoryStore {
         }
         status.halted = Some(halt.clone());
         Ok(true)
+    }
+
+    async fn note_hold(
+        &self,
+        night: NaiveDate,
+        what: &str,
+        scope: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        self.pass_gate("note_hold").await?;
+        let mut n = self.nights();
+        let seen = n
+            .holds
+            .entry((night, scope.to_owned(), what.to_owned()))
+            .or_insert_with(|| restart_core::guard::HoldSeen {
+                what: what.to_owned(),
+                scope: scope.to_owned(),
+                first: at,
+                last: at,
+            });
+        // As the table: the first time noted stays; a later one moves the last, an older one
+        // (a note arriving late) changes nothing.
+        seen.last = seen.last.max(at);
+        Ok(())
+    }
+
+    async fn holds_seen(
+        &self,
+        night: NaiveDate,
+    ) -> Result<Vec<restart_core::guard::HoldSeen>, StoreError> {
+        self.pass_gate("holds_seen").await?;
+        Ok(self
+            .nights()
+            .holds
+            .iter()
+            .filter(|((n, _, _), _)| *n == night)
+            .map(|(_, h)| h.clone())
+            .collect())
     }
 
     async fn find_record(
@@ -916,6 +956,23 @@ mod shared {
 
         async fn halt(&self, night: NaiveDate, halt: &Halt) -> Result<bool, StoreError> {
             self.0.halt(night, halt).await
+        }
+
+        async fn note_hold(
+            &self,
+            night: NaiveDate,
+            what: &str,
+            scope: &str,
+            at: chrono::DateTime<chrono::Utc>,
+        ) -> Result<(), StoreError> {
+            self.0.note_hold(night, what, scope, at).await
+        }
+
+        async fn holds_seen(
+            &self,
+            night: NaiveDate,
+        ) -> Result<Vec<restart_core::guard::HoldSeen>, StoreError> {
+            self.0.holds_seen(night).await
         }
 
         async fn find_record(

@@ -49,6 +49,7 @@ pub mod kind {
     pub const PAUSE: &str = "pause";
     pub const NIGHT_SUMMARY: &str = "night_summary";
     pub const INFLIGHT: &str = "inflight";
+    pub const HOLD: &str = "hold";
     // notices.rs
     pub const NOTICE: &str = "notice";
     pub const DIGEST: &str = "digest";
@@ -261,6 +262,16 @@ pub fn tally_key(night: NaiveDate, id: &ServiceId) -> (String, String) {
 /// The key of the night's summary.
 pub fn summary_pk(night: NaiveDate) -> String {
     night_pk(night)
+}
+
+/// How the sort keys of a night's holds begin (in the night's partition).
+pub const HOLD_SK_PREFIX: &str = "HOLD#";
+
+/// The sort key of a hold met during a night: where and what, each cut to 200 characters so
+/// that the key stays under DynamoDB's 1,024 bytes (an alarm's name has up to 255).
+pub fn hold_sk(scope: &str, what: &str) -> String {
+    let cut = |t: &str| t.chars().take(200).collect::<String>();
+    format!("{HOLD_SK_PREFIX}{}#{}", cut(scope), cut(what))
 }
 
 // The notifier's items, one partition per owner (notices.rs).

@@ -50,6 +50,7 @@
 //! | a night's plan summary (written last: "the plan is complete") | `NIGHT#<date>` | `PLAN` | `plan` | night + `ttl_days` | [`night`] |
 //! | the kill switch (present = paused) | `CONTROL` | `PAUSE` | `pause` | none | `restarts.rs` |
 //! | a night's halt | `NIGHT#<date>` | `SUMMARY` | `night_summary` | night + `ttl_days` | `restarts.rs` |
+//! | a hold met during a night (a blocking alarm, a guard that could not be read): `what`, `scope`, `first_ms`, `last_ms` | `NIGHT#<date>` | `HOLD#<scope>#<what>` | `hold` | night + `ttl_days` | `restarts.rs` |
 //! | a cluster's tally: restarts in flight, its services' moves counted | `NIGHT#<date>#TALLY#<nn>` | `INFLIGHT#<account>#<region>#<cluster>` | `inflight` | night + `ttl_days` | `restarts.rs` |
 //! | the last notice of one kind about one service | `NOTICE#<owner>` | `SVC#<account>#<region>#<cluster>#<service>#<finding kind>` | `notice` | night told + `ttl_days` | `notices.rs` |
 //! | how far one night's digest went out | `NOTICE#<owner>` | `DIGEST#<YYYY-MM-DD>` | `digest` | night + `ttl_days` | `notices.rs` |

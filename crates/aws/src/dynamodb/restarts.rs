@@ -39,7 +39,7 @@
 //! cluster was full.
 
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
@@ -48,6 +48,7 @@ use super::errors::{build_error, conditional_write, store_error};
 use super::keys::{self, kind, schema};
 use super::night::{night_item, night_record, record_key};
 use super::{DynamoStore, READ_CONCURRENCY};
+use restart_core::guard::HoldSeen;
 use restart_core::ids::ServiceId;
 use restart_core::night::{Halt, NightRecord, NightStatus, Pause};
 use restart_core::outcome::NightState;
@@ -289,6 +290,21 @@ fn status_of(item: &Item) -> Result<NightStatus, ItemError> {
     Ok(status)
 }
 
+fn hold_of(item: &Item) -> Result<HoldSeen, ItemError> {
+    let r = Reader::new(item);
+    r.expect_kind(kind::HOLD)?;
+    let at = |field: &str| {
+        let ms: i64 = r.n(field)?;
+        DateTime::from_timestamp_millis(ms).ok_or_else(|| r.err(field, "not a time"))
+    };
+    Ok(HoldSeen {
+        what: r.s("what")?.to_owned(),
+        scope: r.s("scope")?.to_owned(),
+        first: at("first_ms")?,
+        last: at("last_ms")?,
+    })
+}
+
 impl DynamoStore {
     /// One service's records across nights, newest night first, at most `nights` of them (one
     /// Query on the `by_service` index, which keeps only the keys, then each record read).
@@ -409,6 +425,51 @@ impl RestartStore for DynamoStore {
             .send()
             .await;
         conditional_write(&self.table, "UpdateItem", out)
+    }
+
+    async fn note_hold(
+        &self,
+        night: NaiveDate,
+        what: &str,
+        scope: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(schema::PK, s(keys::summary_pk(night)))
+            .key(schema::SK, s(keys::hold_sk(scope, what)))
+            .update_expression(
+                "SET #kind = :kind, #ttl = :ttl, #night = :night, what = :what, #scope = :scope, \
+                 first_ms = if_not_exists(first_ms, :at), last_ms = :at",
+            )
+            // Invocations may note out of order: the latest time wins (a refused write is an
+            // older note, and changes nothing).
+            .condition_expression("attribute_not_exists(last_ms) OR last_ms < :at")
+            .expression_attribute_names("#kind", schema::KIND)
+            .expression_attribute_names("#ttl", schema::TTL_ATTRIBUTE)
+            .expression_attribute_names("#night", "night")
+            .expression_attribute_names("#scope", "scope")
+            .expression_attribute_values(":kind", s(kind::HOLD))
+            .expression_attribute_values(":ttl", n(expires_at(night, self.ttl_days)))
+            .expression_attribute_values(":night", date(night))
+            .expression_attribute_values(":what", s(what))
+            .expression_attribute_values(":scope", s(scope))
+            .expression_attribute_values(":at", n(at.timestamp_millis()))
+            .send()
+            .await;
+        conditional_write(&self.table, "UpdateItem", out).map(|_| ())
+    }
+
+    async fn holds_seen(&self, night: NaiveDate) -> Result<Vec<HoldSeen>, StoreError> {
+        let items = self
+            .query_partition(keys::summary_pk(night), Some(keys::HOLD_SK_PREFIX))
+            .await?;
+        items
+            .iter()
+            .map(|item| hold_of(item).map_err(|e| self.corrupt(e)))
+            .collect()
     }
 
     async fn find_record(
