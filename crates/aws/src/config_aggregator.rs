@@ -247,6 +247,8 @@ fn service_from_item(
         max_percent: dc
             .and_then(|d| num_field(d, "maximumPercent"))
             .unwrap_or(default_max),
+        // The aggregator's view is only used to plan; the live look reads the alarms.
+        deployment_alarms: Vec::new(),
         deployments: Vec::new(),
         tags: service_tags,
     };

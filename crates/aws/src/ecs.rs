@@ -486,7 +486,14 @@ pub fn snapshot(s: &Service, cluster: &str) -> Result<ServiceSnapshot, String> {
             }
         })
         .collect();
+    // Only alarms ECS watches (enable) say something about this service's deployments.
+    let deployment_alarms = dc
+        .and_then(|d| d.alarms())
+        .filter(|a| a.enable())
+        .map(|a| a.alarm_names().to_vec())
+        .unwrap_or_default();
     Ok(ServiceSnapshot {
+        deployment_alarms,
         id,
         arn,
         status,

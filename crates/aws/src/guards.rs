@@ -83,14 +83,35 @@ impl AwsGuards {
         cw: &aws_sdk_cloudwatch::Client,
         query: &AlarmQuery,
     ) -> Result<Vec<FiringAlarm>, (ControlError, bool)> {
-        let AlarmQuery::Prefix(prefix) = query;
+        // DescribeAlarms takes at most 100 names a request.
+        let requests: Vec<(Option<&str>, Option<Vec<String>>)> = match query {
+            AlarmQuery::Prefix(prefix) => vec![(Some(prefix.as_str()), None)],
+            AlarmQuery::Names(names) => names
+                .chunks(ALARM_PAGE_MAX as usize)
+                .map(|chunk| (None, Some(chunk.to_vec())))
+                .collect(),
+        };
+        let mut firing = Vec::new();
+        for (prefix, names) in requests {
+            firing.extend(self.describe_pages(cw, prefix, names).await?);
+        }
+        Ok(firing)
+    }
+
+    async fn describe_pages(
+        &self,
+        cw: &aws_sdk_cloudwatch::Client,
+        prefix: Option<&str>,
+        names: Option<Vec<String>>,
+    ) -> Result<Vec<FiringAlarm>, (ControlError, bool)> {
         let mut firing = Vec::new();
         let mut token = None;
         loop {
             self.calls.record("DescribeAlarms");
             let page = cw
                 .describe_alarms()
-                .alarm_name_prefix(prefix)
+                .set_alarm_name_prefix(prefix.map(str::to_owned))
+                .set_alarm_names(names.clone())
                 .state_value(StateValue::Alarm)
                 .alarm_types(AlarmType::MetricAlarm)
                 .alarm_types(AlarmType::CompositeAlarm)

@@ -195,6 +195,9 @@ pub struct Config {
     /// `BLOCKING_ALARM_PREFIX`: CloudWatch alarms whose names start with it hold restarts while
     /// they are in ALARM ([`crate::guard`]).
     pub blocking_alarm_prefix: Option<String>,
+    /// `BLOCK_ON_SERVICE_ALARMS`: a service one of whose own deployment alarms is in ALARM is
+    /// skipped `alarm_firing` at its live check, and its owner told.
+    pub block_on_service_alarms: bool,
     pub notice_cooldown_days: u32,
     pub failure_threshold_percent: u32,
     pub restart_timeout: TimeDelta,
@@ -626,6 +629,11 @@ impl Config {
         let record_ttl_days = v.number("RECORD_TTL_DAYS", 90, 1, 3650);
         let owner_topic_arn = v.topic("OWNER_TOPIC_ARN");
         let ops_topic_arn = v.topic("OPS_TOPIC_ARN");
+        let block_on_service_alarms = v.choice(
+            "BLOCK_ON_SERVICE_ALARMS",
+            false,
+            &[("true", true), ("false", false)],
+        );
         let dry_run = v.choice(
             "DRY_RUN",
             false,
@@ -665,6 +673,7 @@ impl Config {
             skip_if_deployed_within: TimeDelta::hours(skip_if_deployed_within.into()),
             change_calendar,
             blocking_alarm_prefix,
+            block_on_service_alarms,
             notice_cooldown_days,
             failure_threshold_percent,
             restart_timeout: TimeDelta::minutes(restart_timeout.into()),
@@ -721,7 +730,7 @@ fn check_calendar(calendar: &str) -> Result<(), String> {
 }
 
 /// Every variable [`Config::from_vars`] reads (docs/design.md 3.9).
-pub const VARIABLES: [&str; 36] = [
+pub const VARIABLES: [&str; 37] = [
     "TABLE_NAME",
     "ACCOUNTS_SOURCE",
     "AGGREGATOR_NAME",
@@ -745,6 +754,7 @@ pub const VARIABLES: [&str; 36] = [
     "SKIP_IF_DEPLOYED_WITHIN_HOURS",
     "CHANGE_CALENDAR",
     "BLOCKING_ALARM_PREFIX",
+    "BLOCK_ON_SERVICE_ALARMS",
     "NOTICE_COOLDOWN_DAYS",
     "FAILURE_THRESHOLD_PERCENT",
     "RESTART_TIMEOUT_MINUTES",
@@ -1012,6 +1022,7 @@ mod tests {
         assert_eq!(c.skip_if_deployed_within, TimeDelta::hours(12));
         assert_eq!(c.change_calendar, None);
         assert_eq!(c.blocking_alarm_prefix, None);
+        assert!(!c.block_on_service_alarms);
         assert_eq!(c.failure_threshold_percent, 10);
         assert_eq!(c.restart_timeout, TimeDelta::minutes(30));
         assert_eq!(c.poll_interval, TimeDelta::seconds(60));
@@ -1048,6 +1059,7 @@ mod tests {
                 "arn:aws:ssm:eu-west-1:999999999999:document/peak-freeze",
             ),
             ("BLOCKING_ALARM_PREFIX", "ecs-restart-block-"),
+            ("BLOCK_ON_SERVICE_ALARMS", "true"),
             ("NOTICE_COOLDOWN_DAYS", "3"),
             ("FAILURE_THRESHOLD_PERCENT", "25"),
             ("RESTART_TIMEOUT_MINUTES", "45"),
@@ -1079,6 +1091,7 @@ mod tests {
             c.blocking_alarm_prefix.as_deref(),
             Some("ecs-restart-block-")
         );
+        assert!(c.block_on_service_alarms);
         assert_eq!(c.notice_cooldown_days, 3);
         assert_eq!(c.failure_threshold_percent, 25);
         assert_eq!(c.restart_timeout, TimeDelta::minutes(45));

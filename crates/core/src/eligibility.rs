@@ -54,10 +54,13 @@ pub enum SkipReason {
     /// Decided during the night: the change calendar (`CHANGE_CALENDAR`) was CLOSED when this
     /// restart would have started.
     ChangeFreeze,
+    /// Decided at the live check, with `BLOCK_ON_SERVICE_ALARMS`: one of the service's own
+    /// deployment alarms is in ALARM.
+    AlarmFiring,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 17] = [
+    pub const ALL: [SkipReason; 18] = [
         Self::Untagged,
         Self::OptedOut,
         Self::Snoozed,
@@ -75,6 +78,7 @@ impl SkipReason {
         Self::AccountUnreachable,
         Self::RecentlyDeployed,
         Self::ChangeFreeze,
+        Self::AlarmFiring,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -96,6 +100,7 @@ impl SkipReason {
             Self::AccountUnreachable => "account_unreachable",
             Self::RecentlyDeployed => "recently_deployed",
             Self::ChangeFreeze => "change_freeze",
+            Self::AlarmFiring => "alarm_firing",
         }
     }
 
@@ -109,6 +114,7 @@ impl SkipReason {
                 | Self::DowntimeRisk
                 | Self::DeploymentBlocked
                 | Self::NeedsLongArn
+                | Self::AlarmFiring
         )
     }
 }
@@ -320,6 +326,7 @@ mod tests {
                 rollback: false,
             }],
             tags: Default::default(),
+            deployment_alarms: Vec::new(),
         }
     }
 

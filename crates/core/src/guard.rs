@@ -64,6 +64,17 @@ impl fmt::Display for AlarmScope {
 pub enum AlarmQuery {
     /// Every alarm whose name starts with it (`BLOCKING_ALARM_PREFIX`).
     Prefix(String),
+    /// These alarms (a service's deployment alarms, `BLOCK_ON_SERVICE_ALARMS`).
+    Names(Vec<String>),
+}
+
+/// The detail of a restart skipped because its own deployment alarms fire.
+pub fn service_alarm_detail(alarms: &[FiringAlarm]) -> String {
+    let names: Vec<&str> = alarms.iter().map(|a| a.name.as_str()).collect();
+    format!(
+        "deployment alarm(s) in ALARM at the live check: {} (BLOCK_ON_SERVICE_ALARMS)",
+        names.join(", ")
+    )
 }
 
 /// The future every [`Guards`] method answers with.

@@ -324,6 +324,7 @@ mod tests {
             max_percent: 200,
             deployments,
             tags: Default::default(),
+            deployment_alarms: Vec::new(),
         }
     }
 

@@ -92,6 +92,11 @@ pub struct ServiceSnapshot {
     pub max_percent: u32,
     pub deployments: Vec<Deployment>,
     pub tags: Tags,
+    /// The CloudWatch alarms of its deployment configuration (`deploymentConfiguration.alarms`,
+    /// when enabled): with `BLOCK_ON_SERVICE_ALARMS`, one in ALARM skips its restart
+    /// (`alarm_firing`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deployment_alarms: Vec<String>,
 }
 
 impl ServiceSnapshot {

@@ -169,6 +169,7 @@ fn discovered(s: &Shape) -> DiscoveredService {
                 })
                 .collect(),
             tags: s.tags.iter().cloned().collect::<Tags>(),
+            deployment_alarms: Vec::new(),
         },
         cluster_tags: s.cluster_tags.iter().cloned().collect(),
     }

@@ -255,6 +255,7 @@ fn heading(kind: FindingKind) -> &'static str {
         FindingKind::RestartFailed => "Restart failed",
         FindingKind::RestartRolledBack => "Restart rolled back",
         FindingKind::RestartTimedOut => "Restart timed out",
+        FindingKind::AlarmFiring => "Not restarted: a deployment alarm was firing",
     }
 }
 
@@ -309,6 +310,11 @@ fn advice(kind: FindingKind, tag_key: &str) -> String {
         FindingKind::RestartTimedOut => "The forced deployment did not finish within the restart \
              timeout. It may still be rolling, or stuck; look at the service's deployments \
              and events."
+            .to_owned(),
+        FindingKind::AlarmFiring => "One of the CloudWatch alarms of the service's deployment \
+             configuration was in ALARM when its restart was due, so it was not restarted \
+             tonight (restarting into an incident adds risk). Look at the alarm named below; \
+             the next night tries again."
             .to_owned(),
     }
 }

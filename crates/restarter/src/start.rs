@@ -3,13 +3,14 @@
 //! eligible service started (see `claim`), what cannot start now deferred, and a cluster whose
 //! account cannot be reached handled alone.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use tokio::time::Instant;
 
 use chrono::NaiveDate;
 use futures::stream::{self, StreamExt};
 
 use restart_core::eligibility::{self, SkipReason, Tonight};
+use restart_core::guard::{self, AlarmQuery, AlarmScope, FiringAlarm};
 use restart_core::ids::ServiceId;
 use restart_core::night::NightRecord;
 use restart_core::outcome::NightState;
@@ -232,6 +233,7 @@ where
         };
         let live: BTreeMap<&str, &ServiceSnapshot> =
             live.iter().map(|s| (s.id.service.as_str(), s)).collect();
+        let service_alarms = self.service_alarms(&ids[0], &todo, &live).await;
         let window = pass.window;
         let not_after = (!pass.outside_window).then_some(window.end);
         let mut full = false;
@@ -298,6 +300,26 @@ where
                 }
                 continue;
             }
+            match service_alarms.as_ref().map(|a| firing_for(a, observed)) {
+                Some(Ok(mine)) if !mine.is_empty() => {
+                    let to = NightRecord {
+                        detail: Some(guard::service_alarm_detail(&mine)),
+                        ..r.now_skipped(SkipReason::AlarmFiring)
+                    };
+                    if self.store.move_record(r, &to).await? {
+                        tracing::info!(service = %r.id, "skipped: a deployment alarm is firing");
+                        tally.skipped += 1;
+                    }
+                    continue;
+                }
+                Some(Err(())) => {
+                    // Its deployment alarms could not be read: it waits for a later poll.
+                    tally.deferred += 1;
+                    tally.held += 1;
+                    continue;
+                }
+                _ => {}
+            }
             // Only on-call's explicit `outside_window` gets here after the window's end: the
             // record says so.
             let base = if self.clock.now() >= window.end {
@@ -316,6 +338,42 @@ where
             tally.begun(begun);
         }
         Ok(tally)
+    }
+
+    /// With `BLOCK_ON_SERVICE_ALARMS`, which of the deployment alarms of the planned services
+    /// among `todo` are in ALARM: one DescribeAlarms for the cluster (`Err`: it failed, and
+    /// those services wait). `None`: nothing to read.
+    async fn service_alarms(
+        &self,
+        cluster: &ServiceId,
+        todo: &[(NightRecord, bool)],
+        live: &BTreeMap<&str, &ServiceSnapshot>,
+    ) -> Option<Result<Vec<FiringAlarm>, ()>> {
+        if !self.config.block_on_service_alarms {
+            return None;
+        }
+        let names: BTreeSet<String> = todo
+            .iter()
+            .filter(|(r, _)| r.state == NightState::Planned)
+            .filter_map(|(r, _)| live.get(r.id.service.as_str()))
+            .flat_map(|s| s.deployment_alarms.iter().cloned())
+            .collect();
+        if names.is_empty() {
+            return None;
+        }
+        let scope = AlarmScope::Member {
+            account: cluster.account.clone(),
+            region: cluster.region.clone(),
+        };
+        let query = AlarmQuery::Names(names.into_iter().collect());
+        Some(
+            self.guards
+                .firing_alarms(&scope, &query)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(cluster = %cluster.cluster_key(), error = %e, "deployment alarms not read; their services wait");
+                }),
+        )
     }
 
     /// Moves the planned records among `records` to `skipped/account_unreachable`, with the
@@ -350,4 +408,21 @@ pub(crate) struct Pass {
     /// False once the night is halted: claims are settled from what ECS shows, never by
     /// sending UpdateService.
     may_deploy: bool,
+}
+
+/// Of the alarms read, those of `observed`'s deployment configuration (`Err`: they could not be
+/// read and it has some).
+fn firing_for(
+    read: &Result<Vec<FiringAlarm>, ()>,
+    observed: &ServiceSnapshot,
+) -> Result<Vec<FiringAlarm>, ()> {
+    if observed.deployment_alarms.is_empty() {
+        return Ok(Vec::new());
+    }
+    let firing = read.as_ref().map_err(|()| ())?;
+    Ok(firing
+        .iter()
+        .filter(|a| observed.deployment_alarms.contains(&a.name))
+        .cloned()
+        .collect())
 }

@@ -64,6 +64,7 @@ impl FleetControl for Rolling {
                     rollback: false,
                 }],
                 tags: Tags::new(),
+                deployment_alarms: Vec::new(),
             })
             .collect())
     }

@@ -1120,3 +1120,47 @@ async fn a_blocking_alarm_in_the_hub_holds_everyone_and_the_window_end_names_it(
     assert_eq!(holds.held.values().sum::<u64>(), 3);
     n.sim.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_service_whose_own_deployment_alarm_fires_is_skipped_and_its_owner_told() {
+    let with_alarm = |name: &str, alarm: &str| ServiceSpec {
+        deployment_alarms: vec![alarm.into()],
+        ..svc(name, OnRestart::Complete, 120)
+    };
+    let n = Night::new_with(
+        vec![
+            with_alarm("checkout", "checkout-5xx"),
+            with_alarm("search", "search-latency"),
+            svc("plain", OnRestart::Complete, 120),
+        ],
+        &[("BLOCK_ON_SERVICE_ALARMS", "true")],
+        |f| {
+            f.account_alarms.insert(
+                A.into(),
+                vec![
+                    alarm("checkout-5xx", 0, 24 * 60),
+                    alarm("search-latency", 30, 60),
+                ],
+            );
+        },
+    )
+    .await;
+    let r = n.restarter();
+    start_all(&n, &r).await;
+    n.poll_until_done(&r, 60).await;
+    let records = n.records().await;
+    let checkout = &records["checkout"];
+    assert_eq!(
+        (checkout.state, checkout.skip_reason),
+        (NightState::Skipped, Some(SkipReason::AlarmFiring))
+    );
+    assert!(
+        checkout.detail.as_deref().unwrap().contains("checkout-5xx"),
+        "{checkout:?}"
+    );
+    assert!(SkipReason::AlarmFiring.owner_actionable());
+    assert_eq!(records["search"].state, NightState::Completed);
+    assert_eq!(records["plain"].state, NightState::Completed);
+    assert_eq!(n.update_calls(), 2);
+    n.sim.shutdown().await.unwrap();
+}

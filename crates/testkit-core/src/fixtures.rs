@@ -39,6 +39,7 @@ pub fn active_snapshot(id: ServiceId, tags: Tags) -> ServiceSnapshot {
         max_percent: 200,
         deployments: vec![],
         tags,
+        deployment_alarms: vec![],
     }
 }
 

@@ -41,10 +41,13 @@ pub enum FindingKind {
     RestartRolledBack,
     /// The restart did not finish within its timeout.
     RestartTimedOut,
+    /// One of the service's deployment alarms was in ALARM at its restart
+    /// (`BLOCK_ON_SERVICE_ALARMS`): not restarted.
+    AlarmFiring,
 }
 
 impl FindingKind {
-    pub const ALL: [FindingKind; 10] = [
+    pub const ALL: [FindingKind; 11] = [
         Self::Untagged,
         Self::MalformedTag,
         Self::DowntimeRisk,
@@ -55,6 +58,7 @@ impl FindingKind {
         Self::RestartFailed,
         Self::RestartRolledBack,
         Self::RestartTimedOut,
+        Self::AlarmFiring,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +73,7 @@ impl FindingKind {
             Self::RestartFailed => "restart_failed",
             Self::RestartRolledBack => "restart_rolled_back",
             Self::RestartTimedOut => "restart_timed_out",
+            Self::AlarmFiring => "alarm_firing",
         }
     }
 
@@ -81,6 +86,7 @@ impl FindingKind {
             SkipReason::ControllerCodeDeploy => Self::ControllerCodeDeploy,
             SkipReason::ControllerExternal => Self::ControllerExternal,
             SkipReason::NeedsLongArn => Self::NeedsLongArn,
+            SkipReason::AlarmFiring => Self::AlarmFiring,
             _ => return None,
         })
     }
