@@ -118,7 +118,8 @@ bench: tools ## run the benchmarks (BENCH_FLEET=100k: 100,000 services; figures 
 	tools/with-moto $(CARGO) bench --workspace --locked
 
 # A 4-minute night: 13 batches 15 s apart, each restart timing out after 1 minute (see
-# crates/local-stack/README.md, "Compressing a night").
+# crates/local-stack/README.md, "Compressing a night"), with the guards of docs/design.md 3.3
+# on the demo fleet's change calendar and blocking alarm (examples/demo-fleet.yaml's header).
 DEMO_WINDOW ?= 240
 DEMO_JSON   := target/demo-report.json
 DEMO_HTML   := target/demo-report.html
@@ -130,7 +131,7 @@ demo: ## one night of examples/demo-fleet.yaml (50 accounts, 2,000 services) thr
 	@echo "demo: building the local stack, restart-local (a few minutes on a first build; cargo names each crate it compiles)..."
 	$(CARGO) build --locked -p local-stack --bin restart-local
 	@echo "demo: running one night of examples/demo-fleet.yaml in a $(DEMO_WINDOW)-second window (moto, fleet-sim and the four functions start first)..."
-	$(CARGO) run --quiet --locked -p local-stack --bin restart-local -- run --fleet examples/demo-fleet.yaml --window-seconds $(DEMO_WINDOW) --report-json $(DEMO_JSON) --report-html $(DEMO_HTML)
+	$(CARGO) run --quiet --locked -p local-stack --bin restart-local -- run --fleet examples/demo-fleet.yaml --window-seconds $(DEMO_WINDOW) --change-calendar ecs-restart-freeze --blocking-alarm-prefix ecs-restart-block- --report-json $(DEMO_JSON) --report-html $(DEMO_HTML)
 
 .PHONY: clean
 clean: ## remove build output and the tool environment

@@ -1,7 +1,7 @@
 //! The local stack: moto (DynamoDB, SNS, SQS, Step Functions in execute mode), fleet-sim (ECS,
-//! STS, Config) and a local Lambda host serving the four real handlers, so that moto's
-//! interpreter runs the real state machine definition (`infra/statemachine/`) against the real
-//! handlers (docs/design.md 4).
+//! STS, Config, Organizations, CloudWatch alarms, SSM change calendars) and a local Lambda host
+//! serving the four real handlers, so that moto's interpreter runs the real state machine
+//! definition (`infra/statemachine/`) against the real handlers (docs/design.md 4).
 //!
 //! [`run`] (`restart-local run`) starts the stack, runs one nightly execution with the
 //! window compressed to a few minutes ([`compress`]), shows its progress, prints the night's
@@ -53,6 +53,86 @@ pub struct LocalRunArgs {
     /// batches, outcomes per batch, failures and skips), as `restartctl report --html` does.
     #[arg(long, value_name = "FILE")]
     pub report_html: Option<PathBuf>,
+    #[command(flatten)]
+    pub guards: GuardArgs,
+}
+
+/// The guards of a local night (docs/design.md 3.3): the hub stack's `ChangeCalendar` and
+/// `BlockingAlarmPrefix` parameters, which set the functions' `CHANGE_CALENDAR` and
+/// `BLOCKING_ALARM_PREFIX` (and the restarter role's grants). A flag wins over the variable
+/// set in the environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct GuardArgs {
+    /// The hub's SSM Change Calendar (ChangeCalendar, CHANGE_CALENDAR): a name of the fleet
+    /// file's `calendars` (in us-east-1, the local hub's region), or its ARN. While it is
+    /// CLOSED no restart starts: planned restarts end skipped/change_freeze.
+    #[arg(long, value_name = "NAME")]
+    pub change_calendar: Option<String>,
+    /// The blocking alarms' name prefix (BlockingAlarmPrefix, BLOCKING_ALARM_PREFIX): an alarm
+    /// of the fleet file whose name starts with it holds restarts while in ALARM (`hub_alarms`:
+    /// the whole night; an account's `alarms`: that account's restarts in its region).
+    #[arg(long, value_name = "PREFIX")]
+    pub blocking_alarm_prefix: Option<String>,
+}
+
+impl GuardArgs {
+    /// The configuration variables the flags set.
+    pub fn vars(&self) -> Vec<(String, String)> {
+        [
+            ("CHANGE_CALENDAR", &self.change_calendar),
+            ("BLOCKING_ALARM_PREFIX", &self.blocking_alarm_prefix),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.to_owned(), v.clone()?)))
+        .collect()
+    }
+
+    /// Refuses, before anything starts, a value the functions' configuration would refuse.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let mut vars: BTreeMap<String, String> = [
+            ("TABLE_NAME", "t"),
+            ("ACCOUNTS", "111111111111"),
+            ("REGIONS", "eu-west-1"),
+            ("MEMBER_ROLE_NAME", "r"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        vars.extend(self.vars());
+        let Err(e) = restart_core::Config::from_vars(vars) else {
+            return Ok(());
+        };
+        let problems: Vec<String> = e
+            .problems
+            .iter()
+            .filter_map(|p| {
+                let flag = match p.var {
+                    "CHANGE_CALENDAR" => "--change-calendar",
+                    "BLOCKING_ALARM_PREFIX" => "--blocking-alarm-prefix",
+                    _ => return None,
+                };
+                Some(format!("{flag}: {}", p.message))
+            })
+            .collect();
+        anyhow::ensure!(problems.is_empty(), "{}", problems.join("\n"));
+        Ok(())
+    }
+
+    /// What the night's restarter reads, for the run's first lines (`None`: no guard).
+    pub fn describe(vars: &BTreeMap<String, String>) -> Option<String> {
+        let set = |k: &str| vars.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let calendar = set("CHANGE_CALENDAR").map(|c| {
+            format!("the change calendar {c} before starting restarts (CLOSED: change_freeze)")
+        });
+        let alarms = set("BLOCKING_ALARM_PREFIX").map(|p| {
+            format!(
+                "the alarms named {p}* in the hub and in each member account and region (one in \
+                 ALARM holds the restarts it guards)"
+            )
+        });
+        let both: Vec<String> = calendar.into_iter().chain(alarms).collect();
+        (!both.is_empty()).then(|| format!("the restarter reads {}", both.join(", and ")))
+    }
 }
 
 /// One local night, from a fleet spec and configuration variables.
@@ -152,11 +232,15 @@ pub async fn run(args: LocalRunArgs) -> anyhow::Result<ExitCode> {
     let planned = Compression::new(args.window_seconds, Utc::now(), Align::Ahead)?;
     check_report_path(args.report_json.as_ref())?;
     check_report_path(args.report_html.as_ref())?;
+    args.guards.check()?;
+    let mut vars = config_vars_from_env();
+    vars.extend(args.guards.vars());
+    let guards = GuardArgs::describe(&vars);
     let options = NightOptions {
         fleet,
         window_seconds: args.window_seconds,
         align: Align::Ahead,
-        vars: config_vars_from_env(),
+        vars,
         watch: Watch::default(),
     };
     step(&format!(
@@ -171,6 +255,9 @@ pub async fn run(args: LocalRunArgs) -> anyhow::Result<ExitCode> {
         planned.time_scale,
         compress::LEAD_SECONDS,
     ));
+    if let Some(guards) = guards {
+        step(&guards);
+    }
     step("starting moto (DynamoDB, SNS, Step Functions), fleet-sim and the Lambda host…");
     // The functions print their EMF metric lines on standard output, as in Lambda: they go to
     // a file while the night runs, so that the progress and the report stay readable.

@@ -6,7 +6,13 @@
 //! Every request of the functions is authorized under the templates' IAM ([`crate::iam`]):
 //! each function signs with its own access key, which stands for its role; the Lambda host
 //! checks the hub's requests before it forwards them to moto, fleet-sim the member accounts'
-//! (ECS, AssumeRole) and the hub's Organizations and Config requests.
+//! (ECS, AssumeRole, CloudWatch alarms) and the hub's Organizations, Config, SSM (the change
+//! calendar) and CloudWatch (the hub's blocking alarms) requests.
+//!
+//! fleet-sim's hub is the stack's hub: whatever `hub_account` the fleet file names, fleet-sim
+//! serves the hub's keys as [`infra::ACCOUNT`] (moto's account, the templates'
+//! `AWS::AccountId`), so that the hub's change calendars and alarms are where the templates'
+//! grants name them.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -27,8 +33,29 @@ use crate::infra::{self, Hub};
 use crate::lambda_host::{Functions, LambdaHost};
 use crate::moto::{self, Moto};
 
+/// The services fleet-sim serves, as the SDK's `AWS_ENDPOINT_URL_<SERVICE>` variables name them
+/// (the service id upper-cased, spaces as `_`): the routes of [`sdk_config`], of `restart-local
+/// up`'s env file and of the IAM check's on-call environment.
+pub const FLEET_SIM_SERVICES: [&str; 6] = [
+    "ECS",
+    "STS",
+    "CONFIG_SERVICE",
+    "ORGANIZATIONS",
+    "SSM",
+    "CLOUDWATCH",
+];
+
+/// `AWS_ENDPOINT_URL_<SERVICE>=sim` for each of [`FLEET_SIM_SERVICES`].
+pub fn fleet_sim_endpoint_vars(sim: &str) -> Vec<(String, String)> {
+    FLEET_SIM_SERVICES
+        .iter()
+        .map(|s| (format!("AWS_ENDPOINT_URL_{s}"), sim.to_owned()))
+        .collect()
+}
+
 /// Per-service endpoints, as `AWS_ENDPOINT_URL_ECS`, `AWS_ENDPOINT_URL_DYNAMODB`, ... would set
-/// them: ECS, STS and AWS Config at fleet-sim, every other service at moto.
+/// them: ECS, STS, AWS Config, Organizations, SSM and CloudWatch at fleet-sim, every other
+/// service at moto.
 #[derive(Debug)]
 struct Endpoints {
     moto: String,
@@ -41,9 +68,10 @@ impl LoadServiceConfig for Endpoints {
             return None;
         }
         let service = key.service_id().to_ascii_uppercase().replace(' ', "_");
-        Some(match service.as_str() {
-            "ECS" | "STS" | "CONFIG_SERVICE" | "ORGANIZATIONS" => self.sim.clone(),
-            _ => self.moto.clone(),
+        Some(if FLEET_SIM_SERVICES.contains(&service.as_str()) {
+            self.sim.clone()
+        } else {
+            self.moto.clone()
         })
     }
 }
@@ -130,20 +158,46 @@ pub fn fleet_defaults(fleet: &FleetSpec) -> BTreeMap<String, String> {
     .collect()
 }
 
+/// The hub's change calendars and alarms are read in the hub's region ([`infra::REGION`]): one
+/// placed elsewhere is never seen, which a warning says.
+fn warn_off_hub_region(fleet: &FleetSpec) {
+    let calendars = fleet
+        .calendars
+        .iter()
+        .map(|c| ("change calendar", &c.name, c.region_or(infra::REGION)));
+    let alarms = fleet
+        .hub_alarms
+        .iter()
+        .map(|a| ("hub alarm", &a.name, a.region_or(infra::REGION)));
+    for (what, name, region) in calendars.chain(alarms) {
+        if region != infra::REGION {
+            tracing::warn!(
+                "the {what} {name} is in {region}: the functions read the hub's in {}, so it is \
+                 never seen",
+                infra::REGION
+            );
+        }
+    }
+}
+
 impl LocalStack {
     /// Starts moto, fleet-sim and the Lambda host, creates the hub's resources in moto and
     /// builds the functions. On any failure, what was started is stopped again.
-    pub async fn start(options: StackOptions) -> anyhow::Result<LocalStack> {
+    pub async fn start(mut options: StackOptions) -> anyhow::Result<LocalStack> {
+        options.fleet.hub_account = infra::ACCOUNT.to_owned();
+        warn_off_hub_region(&options.fleet);
         let venv = moto::find_venv()?;
         // The host's port first: moto must know it (MOTO_PORT) when it starts.
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .context("binding the local Lambda host's port")?;
         let host_port = listener.local_addr()?.port();
-        let moto = Moto::start(&venv, host_port).await?;
+        // fleet-sim before moto: its clock (the alarms' and calendars' minutes) starts when the
+        // stack does, whatever moto's start takes.
         let sim = fleet_sim::spawn(options.fleet.clone())
             .await
             .context("starting fleet-sim")?;
+        let moto = Moto::start(&venv, host_port).await?;
         let sdk = sdk_config(&moto.endpoint(), &sim.endpoint_url());
         let prefix = format!("local-{}", std::process::id());
         let hub = infra::create(&sdk, &options.infra_dir, &prefix)
@@ -241,5 +295,53 @@ impl LocalStack {
             tracing::warn!(error = %e, "fleet-sim did not stop cleanly");
         }
         moto.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(service_id: &str) -> Option<String> {
+        let env = format!(
+            "AWS_ENDPOINT_URL_{}",
+            service_id.to_ascii_uppercase().replace(' ', "_")
+        );
+        let key = ServiceConfigKey::builder()
+            .service_id(service_id)
+            .profile("endpoint_url")
+            .env(&env)
+            .build()
+            .unwrap();
+        Endpoints {
+            moto: "http://moto".into(),
+            sim: "http://sim".into(),
+        }
+        .load_config(key)
+    }
+
+    /// The service ids as the SDK crates name them (`aws-sdk-cloudwatch`: `CloudWatch`, ...).
+    #[test]
+    fn ecs_sts_config_organizations_ssm_and_cloudwatch_go_to_fleet_sim() {
+        for id in [
+            "ECS",
+            "STS",
+            "Config Service",
+            "Organizations",
+            "SSM",
+            "CloudWatch",
+        ] {
+            assert_eq!(endpoint(id).as_deref(), Some("http://sim"), "{id}");
+        }
+        for id in ["DynamoDB", "SNS", "SFN", "SQS", "Lambda"] {
+            assert_eq!(endpoint(id).as_deref(), Some("http://moto"), "{id}");
+        }
+        let vars = fleet_sim_endpoint_vars("http://sim");
+        for var in ["AWS_ENDPOINT_URL_SSM", "AWS_ENDPOINT_URL_CLOUDWATCH"] {
+            assert!(
+                vars.contains(&(var.to_owned(), "http://sim".to_owned())),
+                "{vars:?}"
+            );
+        }
     }
 }

@@ -10,8 +10,10 @@
 //!
 //! The endpoints follow the AWS SDK's own variables: `AWS_ENDPOINT_URL` (moto: DynamoDB, SNS,
 //! Step Functions) and `AWS_ENDPOINT_URL_ECS`, `AWS_ENDPOINT_URL_STS`,
-//! `AWS_ENDPOINT_URL_CONFIG_SERVICE` (fleet-sim), the same routing the stack gives the
-//! functions ([`crate::stack::sdk_config`]); a service-specific variable wins over the global one.
+//! `AWS_ENDPOINT_URL_CONFIG_SERVICE`, `AWS_ENDPOINT_URL_ORGANIZATIONS`, `AWS_ENDPOINT_URL_SSM`
+//! and `AWS_ENDPOINT_URL_CLOUDWATCH` (fleet-sim: [`crate::stack::FLEET_SIM_SERVICES`]), the same
+//! routing the stack gives the functions ([`crate::stack::sdk_config`]); a service-specific
+//! variable wins over the global one.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,8 +27,10 @@ use restartctl::connect::shell_quote;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::compress::{Align, Compression};
-use crate::stack::{HUB_ACCESS_KEY_ID, HUB_SECRET_ACCESS_KEY, LocalStack, StackOptions};
-use crate::{NightOptions, Watch, infra, night, prepare};
+use crate::stack::{
+    HUB_ACCESS_KEY_ID, HUB_SECRET_ACCESS_KEY, LocalStack, StackOptions, fleet_sim_endpoint_vars,
+};
+use crate::{GuardArgs, NightOptions, Watch, infra, night, prepare};
 
 /// The env file's default path, relative to the current directory.
 pub const DEFAULT_ENV_FILE: &str = "target/local.env";
@@ -53,6 +57,8 @@ pub struct UpArgs {
     /// Start the nightly execution at once (else start it with `restartctl trigger --nightly`).
     #[arg(long)]
     pub start_night: bool,
+    #[command(flatten)]
+    pub guards: GuardArgs,
 }
 
 /// `restart-local down`.
@@ -100,15 +106,15 @@ impl Up {
             ("AWS_SECRET_ACCESS_KEY".into(), HUB_SECRET_ACCESS_KEY.into()),
             ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
             ("AWS_ENDPOINT_URL".into(), moto.clone()),
-            ("AWS_ENDPOINT_URL_ECS".into(), sim.clone()),
-            ("AWS_ENDPOINT_URL_STS".into(), sim.clone()),
-            ("AWS_ENDPOINT_URL_CONFIG_SERVICE".into(), sim.clone()),
+        ];
+        vars.extend(fleet_sim_endpoint_vars(&sim));
+        vars.extend([
             ("TABLE_NAME".into(), stack.config.table_name.clone()),
             (
                 "STATE_MACHINE_ARN".into(),
                 stack.hub.state_machine_arn.clone(),
             ),
-        ];
+        ]);
         // The topics (and anything else the template names), as the functions see them.
         for (k, v) in &stack.hub.vars {
             if !vars.iter().any(|(name, _)| name == k) {
@@ -311,13 +317,16 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("reading the fleet file {}", args.fleet.display()))?;
     // Checked before anything starts.
     Compression::new(args.window_seconds, Utc::now(), Align::CurrentMinute)?;
+    args.guards.check()?;
     check_not_up(&args.env_file)?;
     let mut signals = Signals::new()?;
+    let mut vars = config_vars_from_env();
+    vars.extend(args.guards.vars());
     let options = NightOptions {
         fleet,
         window_seconds: args.window_seconds,
         align: Align::CurrentMinute,
-        vars: config_vars_from_env(),
+        vars,
         watch: Watch::default(),
     };
     // Ctrl-C while the stack starts drops what was started so far.
@@ -347,6 +356,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     println!("# The functions run with {}.", settings.join(" "));
+    if let Some(guards) = GuardArgs::describe(&up.stack.iam.vars) {
+        println!("# Guards: {guards}.");
+    }
     if args.start_night {
         match up.start_night().await {
             Ok(arn) => println!("# Night started: {arn}"),

@@ -28,9 +28,29 @@ fn run_takes_a_fleet_a_window_and_a_report_file() {
         "--fleet <FILE>",
         "--window-seconds <N>",
         "--report-json <FILE>",
+        "--change-calendar <NAME>",
+        "--blocking-alarm-prefix <PREFIX>",
     ] {
         assert!(help.contains(flag), "{flag} in {help}");
     }
+}
+
+#[test]
+fn a_change_calendar_the_functions_would_refuse_is_refused_before_anything_starts() {
+    let fleet =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo-fleet.yaml");
+    let out = Command::new(env!("CARGO_BIN_EXE_restart-local"))
+        .args(["run", "--fleet"])
+        .arg(&fleet)
+        .args(["--change-calendar", "no spaces allowed"])
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("restart-local runs");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = text(&out);
+    assert!(err.contains("--change-calendar:"), "{err}");
+    assert!(err.contains("is not a change calendar"), "{err}");
+    assert!(!err.contains("starting moto"), "{err}");
 }
 
 #[test]

@@ -113,12 +113,22 @@ fn drop_action(text: &str, role: &str, action: &str, place: In) -> String {
     } else if t.starts_with("- ") {
         out.remove(at);
     } else {
-        // The statement's only action: the statement goes, from its `- Sid:` line to the next
-        // item of the same list.
-        let first = (from..at)
+        // The statement's only action: the statement goes, from its `- Sid:` line (or the
+        // `- !If` holding it: `- !If`, `- CONDITION`, the statement, `- !Ref AWS::NoValue`) to
+        // the next item of the same list.
+        let mut first = (from..at)
             .rev()
             .find(|&i| lines[i].trim_start().starts_with("- "))
             .unwrap();
+        if first >= from + 2 {
+            let condition = lines[first - 1].trim();
+            if condition.starts_with("- ")
+                && !condition.contains(':')
+                && lines[first - 2].trim() == "- !If"
+            {
+                first -= 2;
+            }
+        }
         let indent = lines[first].len() - lines[first].trim_start().len();
         let last = (at..to)
             .find(|&i| {
@@ -317,6 +327,39 @@ fn the_member_on_call_role_trusting_no_source_identity_refuses_connect() {
 }
 
 #[test]
+fn the_restarter_without_get_calendar_state_cannot_read_the_change_freeze() {
+    dropping_fails_the_check(
+        "template.yaml",
+        "RestarterRole",
+        "ssm:GetCalendarState",
+        In::Policies,
+        "RestarterRole/restarter",
+    );
+}
+
+#[test]
+fn the_restarter_without_describe_alarms_cannot_read_the_hubs_blocking_alarms() {
+    dropping_fails_the_check(
+        "template.yaml",
+        "RestarterRole",
+        "cloudwatch:DescribeAlarms",
+        In::Policies,
+        "RestarterRole/restarter",
+    );
+}
+
+#[test]
+fn the_member_role_without_describe_alarms_cannot_read_an_accounts_blocking_alarms() {
+    dropping_fails_the_check(
+        "member-role.yaml",
+        "MemberRole",
+        "cloudwatch:DescribeAlarms",
+        In::Policies,
+        "ecs-nightly-restart-member",
+    );
+}
+
+#[test]
 fn a_dropped_action_is_taken_out_of_the_text() {
     let text = "Resources:\n  R:\n    Type: AWS::IAM::Role\n    Properties:\n      AssumeRolePolicyDocument:\n        Statement:\n          - Effect: Allow\n            Action: [sts:AssumeRole, sts:TagSession]\n      Policies:\n        - PolicyDocument:\n            Statement:\n              - Sid: A\n                Action: [a:X, a:Y]\n                Resource: \"*\"\n              - Sid: B\n                Action: b:Z\n                Resource: \"*\"\n              - Sid: C\n                Action:\n                  - c:W\n                  - c:V\n  S:\n    Type: X\n";
     let out = drop_action(text, "R", "a:X", In::Policies);
@@ -330,4 +373,16 @@ fn a_dropped_action_is_taken_out_of_the_text() {
     assert!(!out.contains("c:W") && out.contains("- c:V"), "{out}");
     let out = drop_action(text, "R", "sts:TagSession", In::Trust);
     assert!(out.contains("Action: [sts:AssumeRole]"), "{out}");
+    // A statement inside `!If [Cond, statement, !Ref AWS::NoValue]` goes with its `!If`.
+    let text = "Resources:\n  R:\n    Type: AWS::IAM::Role\n    Properties:\n      Policies:\n        - PolicyDocument:\n            Statement:\n              - Sid: A\n                Action: a:X\n                Resource: \"*\"\n              # Why.\n              - !If\n                - HasD\n                - Sid: D\n                  Action: d:Y\n                  Resource: !If\n                    - IsArn\n                    - !Ref P\n                    - \"*\"\n                - !Ref AWS::NoValue\n              - Sid: E\n                Action: e:Z\n                Resource: \"*\"\n  S:\n    Type: X\n";
+    let out = drop_action(text, "R", "d:Y", In::Policies);
+    assert!(
+        !out.contains("Sid: D")
+            && !out.contains("!If")
+            && !out.contains("HasD")
+            && !out.contains("AWS::NoValue")
+            && out.contains("Sid: A")
+            && out.contains("Sid: E"),
+        "{out}"
+    );
 }

@@ -128,7 +128,20 @@ fn up_writes_the_env_file_and_down_stops_everything_mid_night() {
     let pid: u32 = vars[PID_VAR].parse().unwrap();
     assert_eq!(pid, up.0.as_ref().unwrap().id());
     assert_eq!(vars["AWS_REGION"], "us-east-1");
-    assert_eq!(vars["AWS_ENDPOINT_URL_ECS"], vars["AWS_ENDPOINT_URL_STS"]);
+    // fleet-sim serves ECS, STS, Config, Organizations, SSM and CloudWatch: one endpoint.
+    for service in [
+        "STS",
+        "CONFIG_SERVICE",
+        "ORGANIZATIONS",
+        "SSM",
+        "CLOUDWATCH",
+    ] {
+        assert_eq!(
+            vars["AWS_ENDPOINT_URL_ECS"],
+            vars[&format!("AWS_ENDPOINT_URL_{service}")],
+            "{service}"
+        );
+    }
     assert!(vars["STATE_MACHINE_ARN"].starts_with("arn:aws:states:us-east-1:"));
     assert!(!vars["TABLE_NAME"].is_empty());
     let ports: Vec<u16> = [
@@ -214,6 +227,8 @@ fn up_takes_a_fleet_a_window_an_env_file_and_start_night() {
         "--env-file <PATH>",
         "--start-night",
         "target/local.env",
+        "--change-calendar <NAME>",
+        "--blocking-alarm-prefix <PREFIX>",
     ] {
         assert!(help.contains(flag), "{flag} in {help}");
     }

@@ -1,8 +1,10 @@
 //! `iam-check` (`make iam-check`): the templates' IAM put to everything a night and on-call do.
 //!
 //! It plays a local night of `crates/fleet-sim/fleets/chaos.yaml` (in an organization, the
-//! accounts listed from Organizations as samconfig's `AccountsSource=organizations` does) with
-//! every request authorized ([`crate::iam`]); then runs, as the hub's on-call role, every
+//! accounts listed from Organizations as samconfig's `AccountsSource=organizations` does; with
+//! `ChangeCalendar` and `BlockingAlarmPrefix` set, so that the restarter reads the hub's change
+//! calendar and the blocking alarms of the hub and of each member account) with every request
+//! authorized ([`crate::iam`]); then runs, as the hub's on-call role, every
 //! `restartctl` command and every AWS CLI command that docs/runbook.md and docs/deploy.md tell
 //! on-call to run, those the local stack serves sent (Step Functions, STS), the others
 //! (CloudFormation, CloudWatch Logs, the dashboard, the dead-letter queue, ECS Exec, the SSO
@@ -69,6 +71,11 @@ pub fn replay(infra_dir: &Path, trace: &Trace) -> anyhow::Result<Replay> {
     Ok(enforcement.policies.replay(&trace.entries))
 }
 
+/// The change calendar of chaos.yaml's hub the check's night reads (`ChangeCalendar`).
+pub const CHANGE_CALENDAR: &str = "ecs-restart-freeze";
+/// The prefix of chaos.yaml's blocking alarms (`BlockingAlarmPrefix`).
+pub const BLOCKING_ALARM_PREFIX: &str = "ecs-restart-block-";
+
 /// The chaos fleet, in an organization whose management account is the hub.
 pub fn chaos_fleet() -> anyhow::Result<fleet_sim::FleetSpec> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fleet-sim/fleets/chaos.yaml");
@@ -107,9 +114,6 @@ fn oncall_env(stack: &LocalStack, compression: &crate::Compression) -> Vec<(Stri
             "/nonexistent/iam-check-credentials".to_owned(),
         ),
         ("AWS_ENDPOINT_URL", host),
-        ("AWS_ENDPOINT_URL_ECS", sim.clone()),
-        ("AWS_ENDPOINT_URL_STS", sim.clone()),
-        ("AWS_ENDPOINT_URL_CONFIG_SERVICE", sim),
         ("TABLE_NAME", stack.config.table_name.clone()),
         ("STATE_MACHINE_ARN", stack.hub.state_machine_arn.clone()),
         (
@@ -133,6 +137,7 @@ fn oncall_env(stack: &LocalStack, compression: &crate::Compression) -> Vec<(Stri
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
+    env.extend(crate::stack::fleet_sim_endpoint_vars(&sim));
     env.extend(
         compression
             .vars()
@@ -197,6 +202,11 @@ pub async fn record(options: &CheckOptions) -> anyhow::Result<Trace> {
         // root, where the chaos fleet's accounts are).
         ("ACCOUNTS_SOURCE", "organizations".to_owned()),
         ("ORGANIZATION_UNITS", root),
+        // The guards (docs/design.md 3.3), on chaos.yaml's calendar and alarms: the restarter
+        // reads the hub's change calendar and alarms with its own role, each member account's
+        // alarms through the night's member role.
+        ("CHANGE_CALENDAR", CHANGE_CALENDAR.to_owned()),
+        ("BLOCKING_ALARM_PREFIX", BLOCKING_ALARM_PREFIX.to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

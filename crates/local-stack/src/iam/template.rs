@@ -1,8 +1,9 @@
 //! The roles of `infra/template.yaml` and `infra/member-role.yaml` as IAM would hold them once
 //! deployed: parameters resolved as `infra/samconfig.example.toml` resolves them (then the
 //! template's defaults), CloudFormation's intrinsics (`!Ref`, `!GetAtt`, `!Sub`, `!If`,
-//! `!Join`, conditions, `AWS::NoValue`) resolved to the names the local stack gives its
-//! resources, and each statement kept with where it comes from (role, Sid) and the reason
+//! `!Join`, `!Select`, `!Split`; the conditions `!Equals`, `!Not`, `!And`, `!Or`, `!Contains`,
+//! `!Condition`; `AWS::NoValue`, which drops a list item such as an `!If` statement whose
+//! condition is false) resolved to the names the local stack gives its resources, and each statement kept with where it comes from (role, Sid) and the reason
 //! comment that keeps it without a local request (`# Kept without a local request: ...`
 //! right above it).
 
@@ -428,6 +429,49 @@ impl Resolver {
                     .collect();
                 Some(Json::String(parts.join(sep)))
             }
+            "Select" => {
+                let items = arg.as_sequence().context("!Select takes [index, list]")?;
+                anyhow::ensure!(items.len() == 2, "!Select takes [index, list]");
+                let index = self.resolve(&items[0])?.unwrap_or(Json::Null);
+                let index: usize = match &index {
+                    Json::Number(n) => n.as_u64().and_then(|n| usize::try_from(n).ok()),
+                    Json::String(s) => s.trim().parse().ok(),
+                    _ => None,
+                }
+                .with_context(|| {
+                    format!("{}: !Select's index {index} is not a number", self.file)
+                })?;
+                let list = self.resolve(&items[1])?.unwrap_or(Json::Null);
+                let list = list.as_array().with_context(|| {
+                    format!("{}: !Select's second item {list} is not a list", self.file)
+                })?;
+                // CloudFormation refuses an index past the list's end.
+                Some(list.get(index).cloned().with_context(|| {
+                    format!(
+                        "{}: !Select index {index} is past the end of a list of {}",
+                        self.file,
+                        list.len()
+                    )
+                })?)
+            }
+            "Split" => {
+                let items = arg
+                    .as_sequence()
+                    .context("!Split takes [delimiter, string]")?;
+                anyhow::ensure!(items.len() == 2, "!Split takes [delimiter, string]");
+                let delimiter = items[0]
+                    .as_str()
+                    .context("!Split's delimiter is a string")?;
+                anyhow::ensure!(!delimiter.is_empty(), "!Split's delimiter is empty");
+                let source = self.resolve(&items[1])?.unwrap_or(Json::Null);
+                let source = source.as_str().with_context(|| {
+                    format!(
+                        "{}: !Split's second item {source} is not a string",
+                        self.file
+                    )
+                })?;
+                Some(json!(source.split(delimiter).collect::<Vec<_>>()))
+            }
             "Condition" => Some(Json::Bool(
                 *self
                     .conditions
@@ -695,5 +739,140 @@ Resources:
             "o-1"
         );
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// infra/template.yaml's change calendar statement: conditions built with `!Select`,
+    /// `!Split` and `!Sub`, and a statement wrapped in `!If [Cond, statement, !Ref
+    /// AWS::NoValue]` as an item of the Statement list (dropped when the condition is false).
+    #[test]
+    fn conditional_statements_and_conditions_of_select_split_and_sub() {
+        let dir = std::env::temp_dir().join(format!("iam-template-if-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.yaml");
+        std::fs::write(
+            &path,
+            r#"
+Parameters:
+  Calendar: {Type: String, Default: ""}
+  Prefix: {Type: String, Default: ""}
+Conditions:
+  HasCalendar: !Not [!Equals [!Ref Calendar, ""]]
+  CalendarIsArn: !Equals [!Select [0, !Split [":", !Sub "${Calendar}:"]], "arn"]
+  HasPrefix: !Not [!Equals [!Ref Prefix, ""]]
+  Both: !And [!Condition HasCalendar, {"Fn::Equals": [{"Fn::Select": ["1", {"Fn::Split": [",", "a,b"]}]}, "b"]}]
+Resources:
+  R:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument: {Statement: []}
+      Policies:
+        - PolicyDocument:
+            Statement:
+              - Sid: Always
+                Effect: Allow
+                Action: ecs:DescribeServices
+                Resource: "*"
+              # The calendar.
+              - !If
+                - HasCalendar
+                - Sid: Calendar
+                  Effect: Allow
+                  Action: ssm:GetCalendarState
+                  Resource: !If
+                    - CalendarIsArn
+                    - !Ref Calendar
+                    - !Sub "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:document/${Calendar}"
+                - !Ref AWS::NoValue
+              # Kept without a local request: a reason.
+              - !If
+                - HasPrefix
+                - Sid: Alarms
+                  Effect: Allow
+                  Action: cloudwatch:DescribeAlarms
+                  Resource: "*"
+                - !Ref AWS::NoValue
+"#,
+        )
+        .unwrap();
+        let mut n = names();
+        n.atts
+            .insert("R.Arn".into(), "arn:aws:iam::123456789012:role/s-R".into());
+        let statements = |given: &[(&str, &str)]| {
+            let given: BTreeMap<String, String> = given
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            let r = Resolver::load(&path, &given, n.clone()).unwrap();
+            r.roles().unwrap().remove(0).statements
+        };
+        // Neither parameter: only the unconditional statement.
+        let none = statements(&[]);
+        assert_eq!(
+            none.iter().map(|s| s.sid.as_str()).collect::<Vec<_>>(),
+            ["Always"]
+        );
+        // A calendar's name: its document ARN in this account and region.
+        let named = statements(&[("Calendar", "peak-freeze"), ("Prefix", "block-")]);
+        assert_eq!(
+            named.iter().map(|s| s.sid.as_str()).collect::<Vec<_>>(),
+            ["Always", "Calendar", "Alarms"]
+        );
+        assert_eq!(
+            named[1].json["Resource"],
+            "arn:aws:ssm:us-east-1:123456789012:document/peak-freeze"
+        );
+        assert_eq!(named[1].kept, None);
+        assert_eq!(named[2].kept.as_deref(), Some("a reason."));
+        // A calendar's ARN (shared from another account): as given.
+        let arn = "arn:aws:ssm:eu-west-1:999999999999:document/shared-freeze";
+        let shared = statements(&[("Calendar", arn)]);
+        assert_eq!(shared[1].sid, "Calendar");
+        assert_eq!(shared[1].json["Resource"], arn);
+        assert_eq!(shared.len(), 2);
+
+        let given = BTreeMap::from([("Calendar".to_owned(), "x.y".to_owned())]);
+        let r = Resolver::load(&path, &given, n.clone()).unwrap();
+        assert_eq!(r.conditions.get("Both"), Some(&true));
+        assert_eq!(r.conditions.get("CalendarIsArn"), Some(&false));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn select_and_split_resolve_as_cloudformation_does() {
+        let r = Resolver {
+            file: "t.yaml".into(),
+            text: String::new(),
+            doc: Value::Null,
+            params: BTreeMap::from([(
+                "Regions".to_owned(),
+                Param::List(vec!["eu-west-1".into(), "us-east-1".into()]),
+            )]),
+            conditions: BTreeMap::new(),
+            names: names(),
+        };
+        let eval = |yaml: &str| {
+            let v: Value = serde_yaml_ng::from_str(yaml).unwrap();
+            r.resolve(&v)
+        };
+        assert_eq!(
+            eval("!Select [1, !Ref Regions]").unwrap(),
+            Some(json!("us-east-1"))
+        );
+        assert_eq!(
+            eval(r#"!Split ["/", "a/b//c"]"#).unwrap(),
+            Some(json!(["a", "b", "", "c"]))
+        );
+        assert_eq!(
+            eval(r#"!Select ["0", !Split [":", !Sub "${AWS::Region}:"]]"#).unwrap(),
+            Some(json!("us-east-1"))
+        );
+        assert_eq!(
+            eval(r#"!Select [0, !Split [":", ""]]"#).unwrap(),
+            Some(json!(""))
+        );
+        let past = eval("!Select [2, !Ref Regions]").unwrap_err().to_string();
+        assert!(past.contains("past the end"), "{past}");
+        assert!(eval(r#"!Select [x, [a]]"#).is_err());
+        assert!(eval(r#"!Split ["", "a"]"#).is_err());
     }
 }
