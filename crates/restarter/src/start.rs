@@ -419,7 +419,9 @@ fn firing_for(
     if observed.deployment_alarms.is_empty() {
         return Ok(Vec::new());
     }
-    let firing = read.as_ref().map_err(|()| ())?;
+    let Ok(firing) = read else {
+        return Err(());
+    };
     Ok(firing
         .iter()
         .filter(|a| observed.deployment_alarms.contains(&a.name))
