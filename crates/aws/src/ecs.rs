@@ -16,7 +16,6 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_ecs::config::IdentityCache;
 use aws_sdk_ecs::types::{
     ClusterField, DeploymentControllerType, DeploymentRolloutState, Service, ServiceField,
 };
@@ -25,7 +24,6 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_types::retry::RetryConfig;
 use aws_types::SdkConfig;
-use aws_types::region::Region;
 
 use restart_core::catalog::{DiscoveredService, Target};
 use restart_core::clock::Clock;
@@ -39,7 +37,6 @@ use restart_core::service::{
 use restart_core::tag::Tags;
 use restart_core::telemetry::ApiCalls;
 
-use super::Timeouts;
 use super::sdk::{ErrorClass, control_error, discovery_error, error_code, to_chrono};
 use super::sts::AccountSessions;
 
@@ -102,21 +99,16 @@ impl EcsFleet {
         clients
             .entry((account.clone(), region.to_owned()))
             .or_insert_with(|| {
-                let config = aws_sdk_ecs::config::Builder::from(&self.base)
-                    .region(Region::new(region.to_owned()))
-                    .credentials_provider(self.sessions.provider(account))
-                    // The sessions cache credentials per account already; without a second
-                    // cache in the client, a forgotten session (ExpiredToken) is renewed at
-                    // the next call.
-                    .identity_cache(IdentityCache::no_cache())
-                    .timeout_config(Timeouts::MEMBER_ECS.config())
-                    .retry_config(
-                        RetryConfig::standard()
-                            .with_max_attempts(8)
-                            .with_max_backoff(Duration::from_secs(20)),
-                    )
-                    .build();
-                aws_sdk_ecs::Client::from_conf(config)
+                let retry = RetryConfig::standard()
+                    .with_max_attempts(8)
+                    .with_max_backoff(Duration::from_secs(20));
+                aws_sdk_ecs::Client::new(&super::member_sdk(
+                    &self.base,
+                    &self.sessions,
+                    account,
+                    region,
+                    retry,
+                ))
             })
             .clone()
     }

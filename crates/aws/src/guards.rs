@@ -6,11 +6,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_cloudwatch::config::IdentityCache;
 use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
 use aws_smithy_types::retry::RetryConfig;
 use aws_types::SdkConfig;
-use aws_types::region::Region;
 use chrono::{DateTime, Utc};
 
 use restart_core::guard::{
@@ -20,7 +18,6 @@ use restart_core::ids::AccountId;
 use restart_core::ports::ControlError;
 use restart_core::telemetry::ApiCalls;
 
-use super::Timeouts;
 use super::sdk::{ErrorClass, control_error, to_chrono};
 use super::sts::AccountSessions;
 
@@ -60,18 +57,16 @@ impl AwsGuards {
         clients
             .entry((account.clone(), region.to_owned()))
             .or_insert_with(|| {
-                let config = aws_sdk_cloudwatch::config::Builder::from(&self.base)
-                    .region(Region::new(region.to_owned()))
-                    .credentials_provider(self.sessions.provider(account))
-                    .identity_cache(IdentityCache::no_cache())
-                    .timeout_config(Timeouts::MEMBER_ECS.config())
-                    .retry_config(
-                        RetryConfig::standard()
-                            .with_max_attempts(5)
-                            .with_max_backoff(Duration::from_secs(10)),
-                    )
-                    .build();
-                aws_sdk_cloudwatch::Client::from_conf(config)
+                let retry = RetryConfig::standard()
+                    .with_max_attempts(5)
+                    .with_max_backoff(Duration::from_secs(10));
+                aws_sdk_cloudwatch::Client::new(&super::member_sdk(
+                    &self.base,
+                    &self.sessions,
+                    account,
+                    region,
+                    retry,
+                ))
             })
             .clone()
     }

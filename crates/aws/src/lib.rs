@@ -66,6 +66,30 @@ pub fn with_timeouts(sdk: &SdkConfig, timeouts: Timeouts) -> SdkConfig {
     sdk.to_builder().timeout_config(timeouts.config()).build()
 }
 
+/// The settings of a client working in a member account and region: the hub's `base` settings
+/// (endpoints, HTTP client) with the account's credentials from `sessions` (which cache them per
+/// account already: without a second cache in the client, a forgotten session, `ExpiredToken`,
+/// is renewed at the next call), [`Timeouts::MEMBER_ECS`] and `retry`.
+pub fn member_sdk(
+    base: &SdkConfig,
+    sessions: &sts::AccountSessions,
+    account: &restart_core::ids::AccountId,
+    region: &str,
+    retry: aws_smithy_types::retry::RetryConfig,
+) -> SdkConfig {
+    base.to_builder()
+        .region(aws_types::region::Region::new(region.to_owned()))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                sessions.provider(account),
+            ),
+        )
+        .identity_cache(aws_sdk_ecs::config::IdentityCache::no_cache())
+        .timeout_config(Timeouts::MEMBER_ECS.config())
+        .retry_config(retry)
+        .build()
+}
+
 /// The AWS partition of the hub's region (`aws`, `aws-cn`, `aws-us-gov`, ...), so that the role
 /// ARNs the hub builds name the partition it runs in. An unknown or missing region is `aws`.
 pub fn partition(sdk: &SdkConfig) -> &'static str {
