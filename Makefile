@@ -120,6 +120,8 @@ bench: tools ## run the benchmarks (BENCH_FLEET=100k: 100,000 services; figures 
 # A 4-minute night: 13 batches 15 s apart, each restart timing out after 1 minute (see
 # crates/local-stack/README.md, "Compressing a night"), with the guards of docs/design.md 3.3
 # on the demo fleet's change calendar and blocking alarm (examples/demo-fleet.yaml's header).
+# The HTML report shows where the night's time went (from its X-Ray traces, which land beside
+# the JSON report: target/demo-report.traces.json).
 DEMO_WINDOW ?= 240
 DEMO_JSON   := target/demo-report.json
 DEMO_HTML   := target/demo-report.html

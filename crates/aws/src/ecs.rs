@@ -24,6 +24,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_types::retry::RetryConfig;
 use aws_types::SdkConfig;
+use tracing::Instrument;
 
 use restart_core::catalog::{DiscoveredService, Target};
 use restart_core::clock::Clock;
@@ -102,13 +103,8 @@ impl EcsFleet {
                 let retry = RetryConfig::standard()
                     .with_max_attempts(8)
                     .with_max_backoff(Duration::from_secs(20));
-                aws_sdk_ecs::Client::new(&super::member_sdk(
-                    &self.base,
-                    &self.sessions,
-                    account,
-                    region,
-                    retry,
-                ))
+                let sdk = super::member_sdk(&self.base, &self.sessions, account, region, retry);
+                crate::xray::client!(aws_sdk_ecs, &sdk, crate::xray::XrayCalls::member(account))
             })
             .clone()
     }
@@ -137,14 +133,19 @@ impl EcsFleet {
     /// Waits for the pacing bucket (and, for UpdateService, the shared window) and counts the
     /// call.
     async fn pace(&self, target: &Target, class: ApiClass, action: &str) {
-        self.pacer
-            .wait(&target.account, &target.region, class)
-            .await;
-        if class == ApiClass::Update
-            && let Some(shared) = &self.shared
-        {
-            shared.wait(target).await;
-        }
+        let wait = async {
+            self.pacer
+                .wait(&target.account, &target.region, class)
+                .await;
+            if class == ApiClass::Update
+                && let Some(shared) = &self.shared
+            {
+                shared.wait(target).await;
+            }
+        };
+        // X-Ray's subsegment of the wait (nothing when tracing is off).
+        let span = tracing::trace_span!("xray.pace_wait", account = %target.account, what = action);
+        wait.instrument(span).await;
         self.calls.record(action);
     }
 

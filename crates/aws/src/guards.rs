@@ -42,8 +42,12 @@ impl AwsGuards {
     pub fn new(sdk: &SdkConfig, sessions: AccountSessions, calls: Arc<ApiCalls>) -> Self {
         let hub = super::hub(sdk);
         Self {
-            ssm: aws_sdk_ssm::Client::new(&hub),
-            hub_alarms: aws_sdk_cloudwatch::Client::new(&hub),
+            ssm: crate::xray::client!(aws_sdk_ssm, &hub, crate::xray::XrayCalls::hub()),
+            hub_alarms: crate::xray::client!(
+                aws_sdk_cloudwatch,
+                &hub,
+                crate::xray::XrayCalls::hub()
+            ),
             base: sdk.clone(),
             sessions,
             calls,
@@ -60,13 +64,12 @@ impl AwsGuards {
                 let retry = RetryConfig::standard()
                     .with_max_attempts(5)
                     .with_max_backoff(Duration::from_secs(10));
-                aws_sdk_cloudwatch::Client::new(&super::member_sdk(
-                    &self.base,
-                    &self.sessions,
-                    account,
-                    region,
-                    retry,
-                ))
+                let sdk = super::member_sdk(&self.base, &self.sessions, account, region, retry);
+                crate::xray::client!(
+                    aws_sdk_cloudwatch,
+                    &sdk,
+                    crate::xray::XrayCalls::member(account)
+                )
             })
             .clone()
     }

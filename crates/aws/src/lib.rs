@@ -2,7 +2,8 @@
 //! [`restart_core::ports`] and converts between SDK shapes and domain types; the calls only on-call's
 //! `restartctl` makes (`sfn`, `ecs_exec`, `sts::caller_identity`) return domain types of their
 //! own. The `*_client` functions build SDK clients from the hub's settings, so that no function
-//! crate imports an SDK crate.
+//! crate imports an SDK crate. Every client built here carries the [`xray::XrayCalls`]
+//! interceptor: each AWS call is a subsegment of the invocation's X-Ray trace when tracing is on.
 
 pub mod config_aggregator;
 pub mod dynamodb;
@@ -14,6 +15,7 @@ pub mod sdk;
 pub mod sfn;
 pub mod sns;
 pub mod sts;
+pub mod xray;
 
 use std::time::Duration;
 
@@ -114,22 +116,23 @@ pub fn partition_of_region(region: &str) -> &'static str {
 
 /// The hub's STS client (AssumeRole into member accounts).
 pub fn sts_client(sdk: &SdkConfig) -> aws_sdk_sts::Client {
-    aws_sdk_sts::Client::new(&hub(sdk))
+    xray::client!(aws_sdk_sts, &hub(sdk), xray::XrayCalls::hub())
 }
 
 /// The hub's AWS Config client (aggregator queries).
 pub fn config_client(sdk: &SdkConfig) -> aws_sdk_config::Client {
-    aws_sdk_config::Client::new(&hub(sdk))
+    xray::client!(aws_sdk_config, &hub(sdk), xray::XrayCalls::hub())
 }
 
 /// The hub's SNS client (owner digests, the night summary).
 pub fn sns_client(sdk: &SdkConfig) -> aws_sdk_sns::Client {
-    aws_sdk_sns::Client::new(&hub(sdk))
+    xray::client!(aws_sdk_sns, &hub(sdk), xray::XrayCalls::hub())
 }
 
 /// The store on the hub's table.
 pub fn dynamo_store(sdk: &SdkConfig, table: &str, ttl_days: u32) -> dynamodb::DynamoStore {
-    dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(&hub(sdk)), table, ttl_days)
+    let client = xray::client!(aws_sdk_dynamodb, &hub(sdk), xray::XrayCalls::hub());
+    dynamodb::DynamoStore::new(client, table, ttl_days)
 }
 
 #[cfg(test)]

@@ -76,6 +76,7 @@ impl OrganizationAccounts {
         calls: Arc<ApiCalls>,
     ) -> Self {
         let mut config = aws_sdk_organizations::config::Builder::from(&super::hub(sdk))
+            .interceptor(crate::xray::XrayCalls::hub())
             .retry_config(
                 RetryConfig::standard()
                     .with_max_attempts(8)

@@ -147,7 +147,11 @@ impl Executions {
     /// a start whose StartExecution answer carries no usable date.
     pub fn new(sdk: &SdkConfig, state_machine: &str, clock: Arc<dyn Clock>) -> Self {
         Self {
-            client: aws_sdk_sfn::Client::new(&super::hub(sdk)),
+            client: crate::xray::client!(
+                aws_sdk_sfn,
+                &super::hub(sdk),
+                crate::xray::XrayCalls::hub()
+            ),
             state_machine: state_machine.to_owned(),
             clock,
         }

@@ -79,9 +79,6 @@ fn record(account_id: &str, i: usize) -> CatalogRecord {
         first_seen: day("2026-10-01"),
         last_seen: day("2026-11-21"),
         gone_since: None,
-        last_restart_seconds: i
-            .is_multiple_of(3)
-            .then_some(300 + u32::try_from(i).unwrap()),
     }
 }
 
@@ -342,6 +339,32 @@ async fn an_unreadable_item_is_corrupt_naming_it() {
     }
 }
 
+/// An item written before restart durations left the catalog (`last_restart_seconds`) still
+/// reads, the attribute ignored.
+#[tokio::test]
+async fn a_catalog_item_with_a_restart_duration_still_reads() {
+    let (store, client) = store().await;
+    let r = record(ACCOUNTS[0], 4);
+    store.put_catalog(std::slice::from_ref(&r)).await.unwrap();
+    client
+        .update_item()
+        .table_name(store.table())
+        .key("pk", AttributeValue::S(keys::catalog_pk(&r.id.account)))
+        .key("sk", AttributeValue::S(keys::catalog_sk(&r.id)))
+        .update_expression("SET last_restart_seconds = :s")
+        .expression_attribute_values(":s", AttributeValue::N("312".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .read_catalog(std::slice::from_ref(&r.id.account))
+            .await
+            .unwrap(),
+        vec![r]
+    );
+}
+
 #[tokio::test]
 async fn items_are_readable_with_the_aws_cli() {
     let (store, _) = store().await;
@@ -400,10 +423,6 @@ async fn items_are_readable_with_the_aws_cli() {
     assert_eq!(attr("desired"), serde_json::json!({"N": "3"}));
     assert_eq!(attr("scheduling"), serde_json::json!({"S": "REPLICA"}));
     assert_eq!(attr("last_seen"), serde_json::json!({"S": "2026-11-21"}));
-    assert_eq!(
-        attr("last_restart_seconds"),
-        serde_json::json!({"N": "303"})
-    );
     for absent in ["gone_since", "skip_reason", "expires_at"] {
         assert!(!item.contains_key(absent), "{absent} in {item:?}");
     }
@@ -413,6 +432,26 @@ async fn items_are_readable_with_the_aws_cli() {
     assert_eq!(item["skip_reason"], serde_json::json!({"S": "untagged"}));
     assert_eq!(item["gone_since"], serde_json::json!({"S": "2026-11-22"}));
     assert!(!item.contains_key("tag_value"));
+
+    store
+        .mark_listed(
+            &[Target {
+                account: account(ACCOUNTS[0]),
+                region: "us-east-1".into(),
+            }],
+            day("2026-11-22"),
+        )
+        .await
+        .unwrap();
+    let item = get_item("CATALOG#111111111111", "LISTED#us-east-1");
+    assert_eq!(item["kind"], serde_json::json!({"S": "listed"}));
+    assert_eq!(item["account"], serde_json::json!({"S": "111111111111"}));
+    assert_eq!(item["region"], serde_json::json!({"S": "us-east-1"}));
+    assert_eq!(item["night"], serde_json::json!({"S": "2026-11-22"}));
+    assert!(
+        !item.contains_key("expires_at"),
+        "a listing does not expire"
+    );
 
     let item = get_item("NIGHT#2026-11-22", "INVENTORY");
     assert_eq!(item["kind"], serde_json::json!({"S": "inventory"}));

@@ -7,7 +7,8 @@
 //! `DynamoStore` over its own moto table in `mod dynamo`. Run through `tools/with-moto`, as
 //! `make test` does.
 //!
-//! What is held here: catalog and inventory round trips, `gone_since` and restart durations;
+//! What is held here: catalog and inventory round trips, `gone_since`, the listings that say
+//! which records were seen on a night without rewriting them (`last_seen` derived);
 //! the night lock; the plan's batches and summary; conditional creation and moves of night
 //! records and what each read sees; claims (once, per-cluster cap, forced again), recorded
 //! deployments, outcomes, halts, held places and their release, the night's counters and halt;
@@ -22,12 +23,13 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use proptest::prelude::*;
 
-use restart_aws::dynamodb::DynamoStore;
+use aws_sdk_dynamodb::types::AttributeValue;
+use restart_aws::dynamodb::{DynamoStore, keys};
 use restart_core::catalog::{CatalogRecord, InventoryCounts, InventoryRun, Target, Unreachable};
 use restart_core::eligibility::SkipReason;
 use restart_core::ids::AccountId;
 use restart_core::ids::ServiceId;
-use restart_core::night::{Halt, NightLock, NightRecord, Pause, PlanSummary};
+use restart_core::night::{BatchCounts, Halt, NightLock, NightRecord, Pause, PlanSummary};
 use restart_core::notice::{DigestSent, FindingKind, NoticeSent};
 use restart_core::outcome::NightState;
 use restart_core::owner::AccountOwner;
@@ -112,7 +114,8 @@ contracts! {
     stores: [
         the_catalog_round_trips_per_account,
         a_catalog_rerun_replaces_records_and_marks_gone_ones,
-        restart_durations_are_kept_only_for_known_services,
+        a_listing_says_which_records_were_seen_without_rewriting_them,
+        a_service_gone_and_back_is_seen_again,
         inventory_runs_round_trip_per_night,
         the_night_lock_has_one_holder_until_it_lapses,
         only_the_holder_unlocks_the_night,
@@ -122,6 +125,7 @@ contracts! {
         a_record_moves_only_while_planned,
         the_kill_switch_is_set_read_and_cleared,
         the_first_halt_of_a_night_stays,
+        batch_counts_keep_the_latest_per_batch,
         a_planned_record_is_claimed_once,
         claims_respect_the_cluster_cap,
         a_deployment_is_recorded_once_on_a_started_record,
@@ -246,7 +250,6 @@ async fn the_catalog_round_trips_per_account<S: CatalogStore>(s: &S) {
         tag_value: Some("2026-11-21T01:10:00Z".into()),
         skip_reason: Some(SkipReason::NotFound),
         gone_since: Some(day("2026-11-20")),
-        last_restart_seconds: Some(420),
         ..catalog(&sid(B, "us-east-1", "search", "indexer"))
     };
     let sparse = CatalogRecord {
@@ -316,21 +319,169 @@ fn by_catalog_id(mut records: Vec<CatalogRecord>) -> Vec<CatalogRecord> {
     records
 }
 
-async fn restart_durations_are_kept_only_for_known_services<S: CatalogStore>(s: &S) {
-    let web = catalog(&svc("web"));
-    s.put_catalog(std::slice::from_ref(&web)).await.unwrap();
-    s.record_restart_duration(&web.id, 312).await.unwrap();
-    s.record_restart_duration(&web.id, 297).await.unwrap();
-    // A service the catalog does not hold is left alone: no record appears.
-    s.record_restart_duration(&svc("unknown"), 10)
+/// What a catalog record's item holds as written, apart from what a read derives: tells a
+/// record rewritten from one only listed.
+trait StoredCatalog: CatalogStore {
+    async fn stored_last_seen(&self, id: &ServiceId) -> Option<NaiveDate>;
+}
+
+impl StoredCatalog for MemoryStore {
+    async fn stored_last_seen(&self, id: &ServiceId) -> Option<NaiveDate> {
+        self.catalog.lock().unwrap().get(id).map(|r| r.last_seen)
+    }
+}
+
+impl StoredCatalog for DynamoStore {
+    async fn stored_last_seen(&self, id: &ServiceId) -> Option<NaiveDate> {
+        let out = testkit::dynamodb_client()
+            .get_item()
+            .table_name(self.table())
+            .key("pk", AttributeValue::S(keys::catalog_pk(&id.account)))
+            .key("sk", AttributeValue::S(keys::catalog_sk(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        out.item.map(|item| {
+            item["last_seen"]
+                .as_s()
+                .expect("last_seen is a string")
+                .parse()
+                .expect("last_seen is a date")
+        })
+    }
+}
+
+fn target(account: &str, region: &str) -> Target {
+    Target {
+        account: account.parse().unwrap(),
+        region: region.into(),
+    }
+}
+
+fn seen_on(id: &ServiceId, night: NaiveDate) -> CatalogRecord {
+    CatalogRecord {
+        last_seen: night,
+        ..catalog(id)
+    }
+}
+
+async fn a_listing_says_which_records_were_seen_without_rewriting_them<S: StoredCatalog>(s: &S) {
+    let before = day("2026-11-21");
+    let (web, api) = (seen_on(&svc("web"), before), seen_on(&svc("api"), before));
+    // A region of A that is not reached tonight, and another account.
+    let east = seen_on(&sid(A, "us-east-1", "search", "query"), before);
+    let other = seen_on(&sid(B, "eu-west-1", "x", "y"), before);
+    let gone = CatalogRecord {
+        gone_since: Some(before),
+        ..seen_on(&svc("old"), day("2026-11-20"))
+    };
+    let all = [&web, &api, &east, &other, &gone].map(Clone::clone);
+    s.put_catalog(&all).await.unwrap();
+    let read_a = || async { s.read_catalog(&[A.parse().unwrap()]).await.unwrap() };
+    assert_eq!(
+        read_a().await,
+        by_catalog_id(vec![web.clone(), api.clone(), east.clone(), gone.clone()]),
+        "before any listing, each record as written"
+    );
+
+    s.mark_listed(&[target(A, "eu-west-1"), target(B, "eu-west-1")], night())
         .await
         .unwrap();
     assert_eq!(
+        read_a().await,
+        by_catalog_id(vec![
+            seen_on(&web.id, night()),
+            seen_on(&api.id, night()),
+            // Not listed tonight (its region unreachable): last seen as before.
+            east.clone(),
+            // Gone: a listing does not see it.
+            gone.clone(),
+        ])
+    );
+    assert_eq!(
+        s.read_catalog(&[B.parse().unwrap()]).await.unwrap(),
+        vec![seen_on(&other.id, night())]
+    );
+    // Seen without a write: the records' items hold what was written.
+    for r in &all {
+        assert_eq!(
+            s.stored_last_seen(&r.id).await,
+            Some(r.last_seen),
+            "{}",
+            r.id
+        );
+    }
+
+    // A listing only moves forward: an earlier night's (a rerun of an old night) is ignored;
+    // the same night again is harmless; a later one moves every record not gone.
+    s.mark_listed(&[target(A, "eu-west-1")], before)
+        .await
+        .unwrap();
+    s.mark_listed(&[target(A, "eu-west-1")], night())
+        .await
+        .unwrap();
+    let read = read_a().await;
+    assert_eq!(
+        read.iter().find(|r| r.id == web.id).unwrap().last_seen,
+        night()
+    );
+    let next = day("2026-11-23");
+    s.mark_listed(&[target(A, "eu-west-1"), target(A, "us-east-1")], next)
+        .await
+        .unwrap();
+    assert_eq!(
+        read_a().await,
+        by_catalog_id(vec![
+            seen_on(&web.id, next),
+            seen_on(&api.id, next),
+            seen_on(&east.id, next),
+            gone,
+        ])
+    );
+    // A record written later than its region's listing keeps its own night.
+    let changed = CatalogRecord {
+        desired: 7,
+        ..seen_on(&web.id, day("2026-11-24"))
+    };
+    s.put_catalog(std::slice::from_ref(&changed)).await.unwrap();
+    assert!(read_a().await.contains(&changed));
+}
+
+async fn a_service_gone_and_back_is_seen_again<S: CatalogStore>(s: &S) {
+    let (n1, n2, n3) = (day("2026-11-21"), night(), day("2026-11-23"));
+    let web = seen_on(&svc("web"), n1);
+    s.put_catalog(std::slice::from_ref(&web)).await.unwrap();
+    s.mark_listed(&[target(A, "eu-west-1")], n1).await.unwrap();
+
+    // Missed on n2 in its reached region: marked gone, last seen n1, whatever is listed later.
+    let gone = CatalogRecord {
+        gone_since: Some(n2),
+        ..web.clone()
+    };
+    s.put_catalog(std::slice::from_ref(&gone)).await.unwrap();
+    s.mark_listed(&[target(A, "eu-west-1")], n2).await.unwrap();
+    assert_eq!(
         s.read_catalog(&[A.parse().unwrap()]).await.unwrap(),
-        vec![CatalogRecord {
-            last_restart_seconds: Some(297),
-            ..web
-        }]
+        vec![gone.clone()]
+    );
+
+    // Found again on n3: back, and seen by the listings from then on.
+    let back = CatalogRecord {
+        gone_since: None,
+        ..seen_on(&web.id, n3)
+    };
+    s.put_catalog(std::slice::from_ref(&back)).await.unwrap();
+    s.mark_listed(&[target(A, "eu-west-1")], n3).await.unwrap();
+    assert_eq!(
+        s.read_catalog(&[A.parse().unwrap()]).await.unwrap(),
+        vec![back.clone()]
+    );
+    let n4 = day("2026-11-24");
+    s.mark_listed(&[target(A, "eu-west-1")], n4).await.unwrap();
+    assert_eq!(
+        s.read_catalog(&[A.parse().unwrap()]).await.unwrap(),
+        vec![seen_on(&back.id, n4)]
     );
 }
 
@@ -796,6 +947,59 @@ async fn the_first_halt_of_a_night_stays<S: RestartStore>(s: &S) {
     assert!(s.halt(day("2026-11-23"), &second).await.unwrap());
     let other = s.night_status(day("2026-11-23")).await.unwrap();
     assert_eq!((other.halted, other.counts.len()), (Some(second), 0));
+}
+
+async fn batch_counts_keep_the_latest_per_batch<S: RestartStore>(s: &S) {
+    let empty = s.night_tally(night()).await.unwrap();
+    assert_eq!((empty.halted, empty.batches.len()), (None, 0));
+    let counted = |t: &str, c: &[(NightState, u64)], lost: u64| BatchCounts {
+        at: at(t),
+        counts: counts(c),
+        lost,
+    };
+    let first = counted(
+        "2026-11-22T01:00:00.250Z",
+        &[
+            (NightState::Completed, 3),
+            (NightState::Failed, 1),
+            (NightState::TimedOut, 2),
+        ],
+        1,
+    );
+    assert!(s.put_batch_counts(night(), 0, &first).await.unwrap());
+    let other = counted("2026-11-22T01:00:00Z", &[(NightState::Planned, 7)], 0);
+    assert!(s.put_batch_counts(night(), 1, &other).await.unwrap());
+    // Counts taken earlier never replace later ones (an invocation that read before another).
+    let older = counted("2026-11-22T00:59:00Z", &[(NightState::Planned, 6)], 0);
+    assert!(!s.put_batch_counts(night(), 0, &older).await.unwrap());
+    let tally = s.night_tally(night()).await.unwrap();
+    assert_eq!(
+        tally.batches,
+        BTreeMap::from([(0, first.clone()), (1, other)])
+    );
+    let later = counted("2026-11-22T01:01:00Z", &[(NightState::Completed, 6)], 0);
+    assert!(s.put_batch_counts(night(), 0, &later).await.unwrap());
+    assert_eq!(s.night_tally(night()).await.unwrap().batches[&0], later);
+    // The halt is part of the tally; another night's is its own.
+    let halt = Halt {
+        reason: "too many failed".into(),
+        at: at("2026-11-22T01:02:00Z"),
+    };
+    assert!(s.halt(night(), &halt).await.unwrap());
+    assert_eq!(s.night_tally(night()).await.unwrap().halted, Some(halt));
+    let tomorrow = s.night_tally(day("2026-11-23")).await.unwrap();
+    assert_eq!((tomorrow.halted, tomorrow.batches.len()), (None, 0));
+    // The breaker's view: the other batches' counts, and this batch's own as given.
+    let status = s.night_tally(night()).await.unwrap().status_with(1, &first);
+    assert_eq!(
+        (
+            status.count(NightState::Completed),
+            status.finished(),
+            status.failures()
+        ),
+        (9, 11, 2),
+        "completed 6 + 3; finished 6 + 3 + 1 + 2 - 1 lost; failed 1 + timed out 2 - 1 lost"
+    );
 }
 
 async fn a_planned_record_is_claimed_once<S: RestartStore>(s: &S) {

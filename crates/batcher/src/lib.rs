@@ -3,8 +3,10 @@
 //! Reads the catalog that inventory wrote for the night, leaves out services gone or not seen
 //! that night, records every service inventory judged ineligible as skipped with its reason,
 //! and plans the rest into batches with [`planner::plan`], keeping last night's batch where the
-//! constraints allow. It writes one record per service (planned with its batch, or skipped),
-//! one item per batch, and last a plan summary that marks the plan complete.
+//! constraints allow and expecting each restart to take as long as last night's did (read from
+//! last night's records, [`LastNight`]; the default where it did not complete). It writes one
+//! record per service (planned with its batch, or skipped), one item per batch, and last a plan
+//! summary that marks the plan complete.
 //!
 //! Input: `{ "night": "YYYY-MM-DD", "replan": false }`, both optional (the night defaults to
 //! the one in progress or next to begin in the configured timezone). Output: a [`NightPlan`],
@@ -22,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{NaiveDate, TimeDelta};
+use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::Deserialize;
 
 use restart_core::catalog::CatalogRecord;
@@ -42,6 +45,29 @@ pub mod aws;
 
 /// Expected length of a restart with no recorded history.
 pub const DEFAULT_RESTART_DURATION: TimeDelta = TimeDelta::minutes(10);
+
+/// Batches of last night read at once.
+const LAST_NIGHT_READS: usize = 8;
+
+/// What last night's plan says of one service: its batch, and how long its restart took when
+/// it completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastNight {
+    pub batch: u32,
+    pub duration: Option<TimeDelta>,
+}
+
+impl LastNight {
+    /// What a record of last night's batches tells the next plan.
+    pub fn of(r: &NightRecord) -> Option<(ServiceId, LastNight)> {
+        let batch = r.batch?;
+        let duration = match r.state {
+            NightState::Completed => r.duration_seconds.map(|s| TimeDelta::seconds(i64::from(s))),
+            _ => None,
+        };
+        Some((r.id.clone(), LastNight { batch, duration }))
+    }
+}
 
 /// The batch interval as the variable that set it: `BATCH_INTERVAL_MINUTES=10`, or
 /// `LOCAL_BATCH_INTERVAL_SECONDS=15` for the local stack's sub-minute batches.
@@ -211,6 +237,30 @@ where
         Ok(Some(self.store.read_batches(night).await?))
     }
 
+    /// Each service of `night`'s batches: its batch (kept where the constraints allow) and its
+    /// restart's duration (the planner's expected length). One Query per batch partition, the
+    /// reads the previous assignment always took; each batch's records are folded as they
+    /// arrive, so the night's records are never all held at once.
+    async fn last_night(
+        &self,
+        night: NaiveDate,
+    ) -> Result<BTreeMap<ServiceId, LastNight>, HandlerError> {
+        let batches = self.store.read_batches(night).await?;
+        let store = &self.store;
+        let per_batch = stream::iter(batches)
+            .map(|b| async move {
+                let records = store.read_batch(night, b.batch).await?;
+                Ok::<_, HandlerError>(records.iter().filter_map(LastNight::of).collect::<Vec<_>>())
+            })
+            .buffer_unordered(LAST_NIGHT_READS);
+        per_batch
+            .try_fold(BTreeMap::new(), |mut all, batch| async move {
+                all.extend(batch);
+                Ok(all)
+            })
+            .await
+    }
+
     /// Refuses a plan whose worst case (every batch polled until its restart timeout) would
     /// not fit one execution's history ([`limits::HISTORY_BUDGET`]): the execution would fail
     /// mid-night instead.
@@ -283,7 +333,7 @@ where
             .map(|r| (r.id.clone(), r))
             .collect();
         let last_night = match night.pred_opt() {
-            Some(prev) => self.store.read_assignment(prev).await?,
+            Some(prev) => self.last_night(prev).await?,
             None => BTreeMap::new(),
         };
 
@@ -302,13 +352,11 @@ where
             .map(|r| PlanService {
                 id: r.id.clone(),
                 desired: r.desired,
-                recent_duration: r
-                    .last_restart_seconds
-                    .map(|s| TimeDelta::seconds(i64::from(s))),
+                recent_duration: last_night.get(&r.id).and_then(|l| l.duration),
                 previous_batch: existing
                     .get(&r.id)
                     .and_then(|e| e.batch)
-                    .or_else(|| last_night.get(&r.id).copied()),
+                    .or_else(|| last_night.get(&r.id).map(|l| l.batch)),
             })
             .collect();
         let params = PlanParams {

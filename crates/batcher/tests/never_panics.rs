@@ -12,7 +12,10 @@ use restart_core::catalog::CatalogRecord;
 use restart_core::clock::ManualClock;
 use restart_core::eligibility::SkipReason;
 use restart_core::ids::ServiceId;
-use restart_core::ports::CatalogStore;
+use restart_core::night::NightRecord;
+use restart_core::outcome::NightState;
+use restart_core::planner::PlannedBatch;
+use restart_core::ports::{CatalogStore, NightStore};
 use restart_core::{Config, ErrorType, HandlerError};
 use serde_json::{Value, json};
 use testkit::fakes::MemoryStore;
@@ -66,9 +69,21 @@ fn record(i: usize, owner: &str, skip: Option<SkipReason>, seen: NaiveDate) -> C
     };
     CatalogRecord {
         skip_reason: skip,
-        last_restart_seconds: i.is_multiple_of(4).then_some(u32::MAX),
         ..enrolled_record(id, owner, seen)
     }
+}
+
+/// Last night's record of `r` in batch 0, completed after the longest restart a record holds:
+/// the next plan's expected duration.
+fn completed_last_night(r: &CatalogRecord, seen: NaiveDate) -> Option<NightRecord> {
+    let last = seen.pred_opt()?;
+    let start = last.and_hms_opt(23, 0, 0)?.and_utc();
+    Some(NightRecord {
+        state: NightState::Completed,
+        started_at: Some(start),
+        duration_seconds: Some(u32::MAX),
+        ..NightRecord::planned(r, last, 0, start)
+    })
 }
 
 async fn seeded(config: Config, owners: &[String], seen: NaiveDate) -> Batcher<MemoryStore> {
@@ -82,6 +97,20 @@ async fn seeded(config: Config, owners: &[String], seen: NaiveDate) -> Batcher<M
         })
         .collect();
     store.put_catalog(&records).await.unwrap();
+    let last_night: Vec<NightRecord> = records
+        .iter()
+        .step_by(4)
+        .filter_map(|r| completed_last_night(r, seen))
+        .collect();
+    if let Some(first) = last_night.first() {
+        let batch = PlannedBatch {
+            batch: 0,
+            start_at: first.planned_start.unwrap(),
+            size: u32::try_from(last_night.len()).unwrap(),
+        };
+        store.put_batches(first.night, &[batch]).await.unwrap();
+        store.create_records(&last_night).await.unwrap();
+    }
     Batcher {
         config: Arc::new(config),
         store,

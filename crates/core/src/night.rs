@@ -227,6 +227,61 @@ pub struct NightStatus {
     pub halted: Option<Halt>,
 }
 
+/// A batch's records by state, as the invocation that last worked on the batch left them
+/// (docs/design.md 3.5). The circuit breaker of every other batch reads these: one item per
+/// batch, so what a poll reads does not grow with the fleet's clusters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchCounts {
+    /// When they were counted: an older count never replaces a newer one.
+    pub at: DateTime<Utc>,
+    pub counts: std::collections::BTreeMap<NightState, u64>,
+    /// Of the `timed_out` records, those lost with their account.
+    pub lost: u64,
+}
+
+impl BatchCounts {
+    /// `records` counted by state at `at`.
+    pub fn of<'a>(records: impl IntoIterator<Item = &'a NightRecord>, at: DateTime<Utc>) -> Self {
+        let mut c = BatchCounts {
+            at,
+            ..BatchCounts::default()
+        };
+        for r in records {
+            *c.counts.entry(r.state).or_default() += 1;
+            if r.state == NightState::TimedOut && r.account_lost {
+                c.lost += 1;
+            }
+        }
+        c
+    }
+}
+
+/// What a batch's circuit breaker reads: the night's halt and every batch's last counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NightTally {
+    pub halted: Option<Halt>,
+    pub batches: std::collections::BTreeMap<u32, BatchCounts>,
+}
+
+impl NightTally {
+    /// The night's status from the batches' counts, `batch`'s own replaced by `own` (what
+    /// this invocation sees now, fresher than what it last wrote).
+    pub fn status_with(&self, batch: u32, own: &BatchCounts) -> NightStatus {
+        let mut status = NightStatus {
+            halted: self.halted.clone(),
+            ..NightStatus::default()
+        };
+        let others = self.batches.iter().filter(|(b, _)| **b != batch);
+        for c in others.map(|(_, c)| c).chain([own]) {
+            for (state, n) in &c.counts {
+                *status.counts.entry(*state).or_default() += n;
+            }
+            status.lost += c.lost;
+        }
+        status
+    }
+}
+
 /// The fewest finished restarts before the circuit breaker may trip (docs/design.md 3.5).
 pub const BREAKER_MIN_FINISHED: u64 = 20;
 

@@ -13,7 +13,9 @@ use crate::catalog::{CatalogRecord, DiscoveredService, InventoryRun, Target};
 use crate::error::{ErrorType, HandlerError};
 use crate::guard::HoldSeen;
 use crate::ids::{AccountId, ServiceArn, ServiceId};
-use crate::night::{Created, Halt, NightLock, NightRecord, NightStatus, Pause, PlanSummary};
+use crate::night::{
+    BatchCounts, Created, Halt, NightLock, NightRecord, NightStatus, NightTally, Pause, PlanSummary,
+};
 use crate::notice::{DigestSent, Message, NoticeSent, OwnerNotices};
 use crate::outcome::NightState;
 use crate::owner::AccountOwner;
@@ -91,8 +93,14 @@ impl From<StoreError> for HandlerError {
 }
 
 /// The catalog side of the table (docs/design.md 3.7).
+///
+/// A catalog record is written only when what it holds changes; that an unchanged service was
+/// seen on a night is kept once per account and region ([`CatalogStore::mark_listed`]), and a
+/// read derives each record's `last_seen` from it ([`Listed::seen`](crate::catalog::Listed::seen)).
 pub trait CatalogStore: Send + Sync {
-    /// Every catalog record of these accounts, gone ones included.
+    /// Every catalog record of these accounts, gone ones included, in service order. A record
+    /// not gone has `last_seen` = the later of the night it was written for and the night its
+    /// account and region were last listed.
     fn read_catalog(
         &self,
         accounts: &[AccountId],
@@ -102,6 +110,16 @@ pub trait CatalogStore: Send + Sync {
     fn put_catalog(
         &self,
         records: &[CatalogRecord],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records that `targets` were listed completely on `night`: every service found there has
+    /// its record written. Written after those records, so that a run that stops half-way never
+    /// claims a listing whose changes were not written. A target's listing only moves forward:
+    /// a later night already recorded stays.
+    fn mark_listed(
+        &self,
+        targets: &[Target],
+        night: NaiveDate,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Stores the night's inventory run (one item per night, replaced by a rerun).
@@ -114,14 +132,6 @@ pub trait CatalogStore: Send + Sync {
         &self,
         night: NaiveDate,
     ) -> impl Future<Output = Result<Option<InventoryRun>, StoreError>> + Send;
-
-    /// Keeps how long a service's last verified restart took, for the planner's next nights
-    /// (`last_restart_seconds`). A service no longer in the catalog is left alone.
-    fn record_restart_duration(
-        &self,
-        id: &ServiceId,
-        seconds: u32,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Takes the night's lock for `lock.holder` (a conditional write: no lock yet, the same
     /// holder, or a lock lapsed at `lock.at`) and answers the lock in force afterwards: `lock`
@@ -178,12 +188,25 @@ pub trait NightStore: Send + Sync {
         batches: &[u32],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The records of one batch of one night (one Query).
+    /// The records of one batch of one night (one Query per partition of the batch), read
+    /// consistently.
     fn read_batch(
         &self,
         night: NaiveDate,
         batch: u32,
     ) -> impl Future<Output = Result<Vec<NightRecord>, StoreError>> + Send;
+
+    /// The records of one batch as [`NightStore::read_batch`], possibly a moment old (an
+    /// eventually consistent read, half the price): only for a reader whose every move of a
+    /// record is a conditional write on the state it read, so that a stale record costs a
+    /// refused write, never a wrong one.
+    fn read_batch_guarded(
+        &self,
+        night: NaiveDate,
+        batch: u32,
+    ) -> impl Future<Output = Result<Vec<NightRecord>, StoreError>> + Send {
+        self.read_batch(night, batch)
+    }
 
     /// The night's skipped records.
     fn read_skipped(
@@ -276,6 +299,22 @@ pub trait RestartStore: NightStore {
         &self,
         night: NaiveDate,
     ) -> impl Future<Output = Result<NightStatus, StoreError>> + Send;
+
+    /// What a batch's circuit breaker reads: the night's halt (read consistently) and each
+    /// batch's last counts ([`RestartStore::put_batch_counts`]).
+    fn night_tally(
+        &self,
+        night: NaiveDate,
+    ) -> impl Future<Output = Result<NightTally, StoreError>> + Send;
+
+    /// Keeps `counts` as batch `batch`'s, unless counts taken later are kept already
+    /// (`Ok(false)`).
+    fn put_batch_counts(
+        &self,
+        night: NaiveDate,
+        batch: u32,
+        counts: &BatchCounts,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Halts the night. `Ok(false)`: it was already halted (the first reason stays).
     fn halt(

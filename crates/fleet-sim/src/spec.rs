@@ -779,6 +779,28 @@ pub struct GenerateSpec {
     /// account. Default 0. Needs `organization`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub suspended_percent: f64,
+    /// How clusters and services are named. Default `realistic`.
+    #[serde(default, skip_serializing_if = "GeneratedNames::is_default")]
+    pub names: GeneratedNames,
+}
+
+/// How a generated fleet names its clusters and services.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GeneratedNames {
+    /// 30 to 50 characters, as real fleets name them: the domain, an area, the region, the
+    /// environment and a number, e.g. cluster `payments-settlement-eu-west-1-prod-003` and its
+    /// service `payments-settlement-api-eu-west-1-prod-0001`.
+    #[default]
+    Realistic,
+    /// A word and a number: cluster `payments-003`, service `api-0001` (8 to 13 characters).
+    Short,
+}
+
+impl GeneratedNames {
+    pub fn is_default(&self) -> bool {
+        *self == GeneratedNames::default()
+    }
 }
 
 impl Default for GenerateSpec {
@@ -804,6 +826,7 @@ impl Default for GenerateSpec {
             exec_percent: default_owner_percent(),
             ous: Vec::new(),
             suspended_percent: 0.0,
+            names: GeneratedNames::default(),
         }
     }
 }
@@ -2077,5 +2100,19 @@ generate: {accounts: 3, ous: [[Sandbox], []], suspended_percent: 50}
                 .starts_with("accounts[0].deny_assume_role: invalid type"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn generated_names_are_realistic_unless_the_spec_asks_for_short_ones() {
+        let names = |yaml: &str| FleetSpec::from_yaml_str(yaml).map(|s| s.generate.unwrap().names);
+        assert_eq!(
+            names("generate: {accounts: 1}\n").unwrap(),
+            GeneratedNames::Realistic
+        );
+        assert_eq!(
+            names("generate: {names: short}\n").unwrap(),
+            GeneratedNames::Short
+        );
+        assert!(names("generate: {names: long}\n").is_err());
     }
 }

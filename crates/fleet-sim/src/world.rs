@@ -17,7 +17,7 @@ use crate::rng::{SplitMix64, hash_parts};
 use crate::schedule::{Alarm, Calendar};
 use crate::spec::{
     AccountFaults, AccountSpec, AlarmSpec, ClusterSpec, Controller, DeploySeconds, FleetSpec,
-    GenerateSpec, LaunchType, OnRestart, Scheduling, ServiceSpec,
+    GenerateSpec, GeneratedNames, LaunchType, OnRestart, Scheduling, ServiceSpec,
 };
 
 /// Simulated time in milliseconds since the Unix epoch.
@@ -1009,6 +1009,130 @@ const SERVICE_WORDS: &[&str] = &[
     "admin",
 ];
 
+/// A cluster's area of its domain, in realistic names.
+const AREA_WORDS: &[&str] = &[
+    "settlement",
+    "core",
+    "platform",
+    "realtime",
+    "batch",
+    "internal",
+    "partner",
+    "mobile",
+    "backoffice",
+    "storefront",
+    "risk",
+    "fulfilment",
+    "reporting",
+    "edge",
+    "accounts",
+    "events",
+];
+/// The environment of an account, in realistic names.
+const ENV_WORDS: &[&str] = &["prod", "production", "prd", "live"];
+/// Words that lengthen a realistic name short of 30 characters.
+const FILLER_WORDS: &[&str] = &["blue", "green", "primary", "main", "shared"];
+/// The length of a realistic name.
+const REALISTIC_CHARS: std::ops::RangeInclusive<usize> = 30..=50;
+
+/// How one generated cluster and its services are named ([`GeneratedNames`]). The choices of a
+/// realistic name hash the seed, the account and the cluster's number, so that naming draws
+/// nothing from the generator's stream: every other choice of a fleet is the same whatever its
+/// names.
+struct Names {
+    style: GeneratedNames,
+    word: &'static str,
+    area: &'static str,
+    region: String,
+    env: &'static str,
+    filler: &'static str,
+}
+
+impl Names {
+    fn new(
+        style: GeneratedNames,
+        seed: u64,
+        account: &str,
+        ci: u32,
+        word: &'static str,
+        region: &str,
+    ) -> Names {
+        let pick = |list: &[&'static str], what: &str, ci: &str| {
+            let h = hash_parts(seed, &["names", what, account, ci]);
+            list[(h % list.len() as u64) as usize]
+        };
+        let ci = ci.to_string();
+        Names {
+            style,
+            word,
+            area: pick(AREA_WORDS, "area", &ci),
+            region: region.to_owned(),
+            // One environment per account, as accounts usually are.
+            env: pick(ENV_WORDS, "env", ""),
+            filler: pick(FILLER_WORDS, "filler", &ci),
+        }
+    }
+
+    /// Cluster number `ci`: `payments-settlement-eu-west-1-prod-003`.
+    fn cluster(&self, ci: u32) -> String {
+        match self.style {
+            GeneratedNames::Short => format!("{}-{ci:03}", self.word),
+            GeneratedNames::Realistic => self.realistic(&[], &format!("{ci:03}")),
+        }
+    }
+
+    /// Service number `si` of the cluster, a `service` word:
+    /// `payments-settlement-api-eu-west-1-prod-0001`.
+    fn service(&self, service: &str, si: u32) -> String {
+        match self.style {
+            GeneratedNames::Short => format!("{service}-{si:04}"),
+            GeneratedNames::Realistic => self.realistic(&[service], &format!("{si:04}")),
+        }
+    }
+
+    /// The domain, the area, `what`, the region, the environment and `number`, within
+    /// [`REALISTIC_CHARS`]: lengthened by a filler word, shortened by leaving out the
+    /// environment, then the area, then cutting the words (the number, which keeps the name
+    /// unique, always stays).
+    fn realistic(&self, what: &[&str], number: &str) -> String {
+        let join = |parts: &[&str]| {
+            let mut p = parts.to_vec();
+            p.push(number);
+            p.join("-")
+        };
+        let mut parts: Vec<&str> = vec![self.word, self.area];
+        parts.extend(what);
+        parts.extend([self.region.as_str(), self.env]);
+        let mut name = join(&parts);
+        let fillers = FILLER_WORDS
+            .iter()
+            .cycle()
+            .skip_while(|f| **f != self.filler);
+        for filler in fillers.take(FILLER_WORDS.len() * 8) {
+            if name.len() >= *REALISTIC_CHARS.start() {
+                break;
+            }
+            parts.push(filler);
+            name = join(&parts);
+        }
+        for drop in [self.env, self.area] {
+            if name.len() <= *REALISTIC_CHARS.end() {
+                break;
+            }
+            if let Some(i) = parts.iter().position(|p| *p == drop) {
+                parts.remove(i);
+                name = join(&parts);
+            }
+        }
+        if name.len() > *REALISTIC_CHARS.end() {
+            let words = parts.join("-");
+            let keep = REALISTIC_CHARS.end() - number.len() - 1;
+            name = format!("{}-{number}", words[..keep].trim_end_matches('-'));
+        }
+        name
+    }
+}
+
 fn generate(world: &mut World, spec: &FleetSpec, g: &GenerateSpec, start: Millis) {
     let mut rng = SplitMix64::new(spec.seed ^ 0x5eed_f1ee_7000_0000);
     let mut used: HashSet<String> = spec.accounts.iter().map(|a| a.id.clone()).collect();
@@ -1059,12 +1183,20 @@ fn generate(world: &mut World, spec: &FleetSpec, g: &GenerateSpec, start: Millis
                 tags.insert("team".to_owned(), format!("team-{}", rng.range(1, 12)));
             }
             tags.insert("env".to_owned(), "prod".to_owned());
+            let names = Names::new(g.names, spec.seed, &id, ci, word, region);
             let mut services = Vec::with_capacity(g.services_per_cluster as usize);
             for si in 0..g.services_per_cluster {
-                services.push(generated_service(&mut rng, g, si, night_start, &snooze));
+                services.push(generated_service(
+                    &mut rng,
+                    g,
+                    si,
+                    &names,
+                    night_start,
+                    &snooze,
+                ));
             }
             let cl = ClusterSpec {
-                name: format!("{word}-{ci:03}"),
+                name: names.cluster(ci),
                 region: Some(region.clone()),
                 tags,
                 services,
@@ -1080,12 +1212,13 @@ fn generated_service(
     rng: &mut SplitMix64,
     g: &GenerateSpec,
     si: u32,
+    names: &Names,
     night_start: DateTime<Utc>,
     snooze: &str,
 ) -> ServiceSpec {
     // The draw is within 0..len of the constant list.
     let word = SERVICE_WORDS[rng.range(0, SERVICE_WORDS.len() as u64 - 1) as usize];
-    let mut sv = ServiceSpec::named(format!("{word}-{si:04}"));
+    let mut sv = ServiceSpec::named(names.service(word, si));
     let (dmin, dmax) = g.desired.bounds();
     sv.desired = u32::try_from(rng.range(dmin, dmax)).unwrap_or(1);
     if rng.percent(g.daemon_percent) {
@@ -1516,6 +1649,144 @@ generate: {accounts: 20, clusters_per_account: 3, services_per_cluster: 5, fail_
                 .max()
                 .unwrap_or(0);
             proptest::prop_assert_eq!(max_overlap(&intervals), brute);
+        }
+    }
+
+    /// Every generated cluster (account, region, name) and its services' names, tags and
+    /// outcomes, in order.
+    fn generated(names: GeneratedNames, regions: &[&str]) -> Vec<(String, Vec<Service>)> {
+        let spec = FleetSpec {
+            seed: 11,
+            generate: Some(GenerateSpec {
+                accounts: 3,
+                regions: regions.iter().map(|r| (*r).to_owned()).collect(),
+                clusters_per_account: 6,
+                services_per_cluster: 12,
+                fail_percent: 10.0,
+                names,
+                ..GenerateSpec::default()
+            }),
+            ..FleetSpec::default()
+        };
+        let mut world = build(&spec, 1_800_000_000_000);
+        let mut out = Vec::new();
+        for id in world.account_order.clone() {
+            let acc = world.accounts.remove(&id).unwrap();
+            for (region, reg) in acc.by_region {
+                for cl in reg.clusters {
+                    out.push((format!("{id}/{region}/{}", cl.name), cl.services));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    fn valid_ecs_name(n: &str) -> bool {
+        n.len() <= 255
+            && n.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    }
+
+    #[test]
+    fn generated_names_are_realistic_by_default_unique_and_deterministic() {
+        let fleet = generated(GeneratedNames::default(), &["eu-west-1", "ap-southeast-2"]);
+        assert_eq!(fleet.len(), 18);
+        let mut clusters = HashSet::new();
+        for (key, services) in &fleet {
+            let cluster = key.rsplit('/').next().unwrap();
+            assert!(REALISTIC_CHARS.contains(&cluster.len()), "{cluster}");
+            assert!(valid_ecs_name(cluster), "{cluster}");
+            assert!(clusters.insert(key.clone()), "{key} twice");
+            let names: HashSet<&str> = services.iter().map(|s| s.name.as_str()).collect();
+            assert_eq!(names.len(), services.len(), "unique in {key}");
+            for s in services {
+                assert!(REALISTIC_CHARS.contains(&s.name.len()), "{}", s.name);
+                assert!(valid_ecs_name(&s.name), "{}", s.name);
+                // The service is named after its cluster's domain.
+                let domain = cluster.split('-').next().unwrap();
+                assert!(
+                    s.name.starts_with(&format!("{domain}-")),
+                    "{} in {cluster}",
+                    s.name
+                );
+            }
+        }
+        let again = generated(GeneratedNames::Realistic, &["eu-west-1", "ap-southeast-2"]);
+        let names = |f: &[(String, Vec<Service>)]| -> Vec<String> {
+            f.iter()
+                .flat_map(|(k, s)| s.iter().map(move |s| format!("{k}/{}", s.name)))
+                .collect()
+        };
+        assert_eq!(names(&fleet), names(&again));
+    }
+
+    /// A generated service's number, outcome and tags.
+    type Outcome = (u32, OnRestart, Vec<(String, String)>);
+
+    #[test]
+    fn short_names_keep_the_old_shape_and_names_change_nothing_else() {
+        let realistic = generated(GeneratedNames::Realistic, &["eu-west-1"]);
+        let short = generated(GeneratedNames::Short, &["eu-west-1"]);
+        assert_eq!(realistic.len(), short.len());
+        // Sorted by name, the clusters' orders may differ: compare by account and number.
+        let by_number = |f: &[(String, Vec<Service>)]| {
+            let mut v: Vec<(String, String, Vec<Outcome>)> = f
+                .iter()
+                .map(|(k, s)| {
+                    let account = k.split('/').next().unwrap().to_owned();
+                    let number = k.rsplit('-').next().unwrap().to_owned();
+                    let services = s
+                        .iter()
+                        .map(|s| (s.index, s.on_restart, s.tags.clone()))
+                        .collect();
+                    (account, number, services)
+                })
+                .collect();
+            v.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+            v
+        };
+        assert_eq!(by_number(&realistic), by_number(&short));
+        for (key, services) in &short {
+            let cluster = key.rsplit('/').next().unwrap();
+            let (word, number) = cluster.rsplit_once('-').unwrap();
+            assert!(
+                CLUSTER_WORDS.contains(&word) && number.len() == 3,
+                "{cluster}"
+            );
+            for s in services {
+                let (word, number) = s.name.rsplit_once('-').unwrap();
+                assert!(
+                    SERVICE_WORDS.contains(&word) && number.len() == 4,
+                    "{}",
+                    s.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn realistic_names_stay_within_bounds_for_any_region() {
+        for region in ["x-1", "eu-west-1", "us-gov-northwest-1234567890-abcde"] {
+            let names = Names::new(
+                GeneratedNames::Realistic,
+                3,
+                "123456789012",
+                7,
+                "inventory",
+                region,
+            );
+            for name in [
+                names.cluster(7),
+                names.service("scheduler", 12),
+                names.service("web", 0),
+            ] {
+                assert!(REALISTIC_CHARS.contains(&name.len()), "{name} ({region})");
+                assert!(valid_ecs_name(&name), "{name}");
+            }
+            assert!(names.cluster(7).ends_with("-007"));
+            assert!(names.service("web", 12).ends_with("-0012"));
         }
     }
 }

@@ -1,27 +1,33 @@
 //! The `inventory` function: the first step of the night.
 //!
 //! Enters every member account (bounded concurrency), discovers every ECS service in every
-//! configured region, judges each against the tag contract and eligibility, and upserts the
-//! catalog. Services a reachable account no longer has are marked gone; services of an
-//! unreachable account are left as they were. An unreachable account is reported, never fatal.
+//! configured region, judges each against the tag contract and eligibility, and keeps the
+//! catalog: one account at a time in its own task, its previous records read, only the records
+//! whose facts changed written (new, changed, gone, back), then its regions marked listed for
+//! the night, which is what says an unchanged service was seen (docs/design.md 3.7). Services a
+//! reachable account no longer has are marked gone; services of an unreachable account (or
+//! region) are left as they were, not listed that night. An unreachable account is reported,
+//! never fatal.
 //!
 //! Input: `{ "night": "YYYY-MM-DD", "execution": "arn:…" }` (both optional; the night defaults
 //! to tonight in the configured timezone). With `execution` (the state machine passes its
 //! execution id), the night's lock is taken first: one nightly run at a time (docs/design.md 3.5). Output: a [`Summary`] small enough for a state payload.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 
-use restart_core::catalog::InventoryRun;
-use restart_core::catalog::{CatalogRecord, InventoryCounts, Target, Unreachable};
+use restart_core::catalog::{
+    CatalogRecord, DiscoveredService, InventoryCounts, InventoryRun, Target, Unreachable,
+};
 use restart_core::clock::Clock;
 use restart_core::eligibility::{self, Tonight};
-use restart_core::ids::AccountId;
+use restart_core::ids::{AccountId, ServiceId};
 use restart_core::night::NightLock;
+use restart_core::owner::OwnerResolver;
 use restart_core::ports::{AccountDirectory, CatalogStore, ServiceInventory, SettingsStore};
 use restart_core::tag::TagState;
 use restart_core::telemetry::{ApiCalls, Emf, Unit};
@@ -81,10 +87,19 @@ pub struct Summary {
     pub unreachable_sample: Vec<Unreachable>,
     pub services_found: u64,
     pub counts: InventoryCounts,
-    /// Time spent discovering (the part bounded by the ECS rate limits).
+    /// Time spent discovering (the part bounded by the ECS rate limits): from the first account's
+    /// start to the end of the last account's discovery. Each account's catalog read and writes
+    /// follow its discovery in its own slot, so with more accounts than slots they delay the
+    /// next accounts' discovery.
     pub discovery_ms: u64,
     pub duration_ms: u64,
 }
+
+/// Accounts whose catalog is read and written at once. Each takes a few requests in flight (the
+/// store's own concurrency), so the requests to the table, and the connections (a Lambda
+/// function has 1,024 file descriptors), stay bounded however many accounts are discovered at
+/// once; an account waiting for a slot holds only its records.
+pub const STORE_SLOTS: usize = 8;
 
 /// How many unreachable account-regions the output names.
 pub const UNREACHABLE_SAMPLE: usize = 10;
@@ -249,104 +264,42 @@ where
         let accounts = self.directory.accounts().await.map_err(|e| {
             HandlerError::new(ErrorType::Misconfigured, format!("listing accounts: {e}"))
         })?;
-        let previous: HashMap<_, _> = self
-            .store
-            .read_catalog(&accounts)
-            .await?
-            .into_iter()
-            .map(|r| (r.id.clone(), r))
-            .collect();
         // Account owners: the table's configuration items, read once, over ACCOUNT_OWNERS.
         let owners = self
             .config
             .owners()
             .with_account_owners(self.store.account_owners().await?);
+        let judge = Judge {
+            night,
+            today: started.date_naive(),
+            tonight: Tonight {
+                window_start: window.start,
+                restarted_tonight: false,
+            },
+            owners: &owners,
+            store_slots: tokio::sync::Semaphore::new(STORE_SLOTS),
+        };
 
-        // Discover, a bounded number of accounts at a time, every region of an account at once.
-        // Each account's services become catalog records as soon as they arrive, so memory
-        // holds records, not every account's full descriptions at once.
+        // A bounded number of accounts at a time, each one whole in its own task: discovered
+        // (every region at once), compared with its previous catalog, its changes written and
+        // its regions marked listed. Memory holds the accounts in flight, not the fleet.
         let discovery_started = self.clock.now();
         let mut per_account = stream::iter(accounts.iter().cloned())
-            .map(|account| self.discover_account(account))
+            .map(|account| self.account(account, &judge))
             .buffer_unordered(self.config.account_concurrency as usize);
-
-        let today = started.date_naive();
-        let tonight = Tonight {
-            window_start: window.start,
-            restarted_tonight: false,
-        };
         let mut counts = InventoryCounts::default();
         let mut reached = Vec::new();
         let mut unreachable = Vec::new();
-        let mut seen = BTreeSet::new();
-        let mut writes = Vec::new();
-        while let Some(results) = per_account.next().await {
-            for (target, result) in results {
-                let services = match result {
-                    Ok(services) => services,
-                    Err(error) => {
-                        tracing::warn!(account = %target.account, region = %target.region, %error, "unreachable");
-                        unreachable.push(Unreachable {
-                            account: target.account,
-                            region: target.region,
-                            error: error.to_string(),
-                        });
-                        continue;
-                    }
-                };
-                reached.push(target);
-                for d in services {
-                    let s = &d.snapshot;
-                    let tag = TagState::from_tags(&s.tags, &self.config.tag_key, today);
-                    let owner = owners.resolve(&s.tags, &d.cluster_tags, &s.id.account);
-                    let skip =
-                        eligibility::check(Some(s), &tag, &tonight, &self.config.policy).err();
-                    let before = previous.get(&s.id);
-                    let record = CatalogRecord::discovered(
-                        &d,
-                        &self.config.tag_key,
-                        &tag,
-                        owner,
-                        skip,
-                        night,
-                        before,
-                    );
-                    counts.services += 1;
-                    *counts.by_tag_state.entry(tag.kind()).or_default() += 1;
-                    match skip {
-                        Some(reason) => *counts.by_skip_reason.entry(reason).or_default() += 1,
-                        None => counts.eligible += 1,
-                    }
-                    seen.insert(s.id.clone());
-                    if before.is_none_or(|b| !b.same_facts(&record) || b.last_seen != night) {
-                        writes.push(record);
-                    }
-                }
-            }
+        let mut discovered = discovery_started;
+        while let Some(done) = per_account.next().await {
+            let done = done?;
+            counts.add(&done.counts);
+            reached.extend(done.reached);
+            unreachable.extend(done.unreachable);
+            discovered = discovered.max(done.discovered_at);
         }
-
         drop(per_account);
-        let discovery_ms = millis(self.clock.now() - discovery_started);
-
-        // Services that a reachable account no longer has are marked gone, once.
-        let reached_set: BTreeSet<(&AccountId, &str)> = reached
-            .iter()
-            .map(|t: &Target| (&t.account, t.region.as_str()))
-            .collect();
-        for (id, record) in &previous {
-            if !seen.contains(id)
-                && record.gone_since.is_none()
-                && reached_set.contains(&(&id.account, id.region.as_str()))
-            {
-                writes.push(CatalogRecord {
-                    gone_since: Some(night),
-                    ..record.clone()
-                });
-                counts.gone += 1;
-            }
-        }
-        counts.written = writes.len() as u64;
-        self.store.put_catalog(&writes).await?;
+        let discovery_ms = millis(discovered - discovery_started);
 
         reached.sort();
         unreachable.sort_by(|a, b| (&a.account, &a.region).cmp(&(&b.account, &b.region)));
@@ -391,13 +344,93 @@ where
         Ok(summary)
     }
 
+    /// One account's night: discovery of every region, then, for the regions reached, the
+    /// catalog records that changed (new, changed, gone, back) written, and last the regions
+    /// marked listed (a run that stops before never claims a listing whose changes were not
+    /// written). An unreachable region is reported and its records are left as they were.
+    async fn account(
+        &self,
+        account: AccountId,
+        judge: &Judge<'_>,
+    ) -> Result<AccountDone, HandlerError> {
+        let mut done = AccountDone::default();
+        // Each region's services become catalog records as soon as they arrive, so memory holds
+        // records, not the account's full descriptions.
+        let mut found: Vec<CatalogRecord> = Vec::new();
+        let results = self.discover_account(account.clone()).await;
+        done.discovered_at = self.clock.now();
+        for (target, result) in results {
+            match result {
+                Ok(services) => {
+                    found.extend(services.iter().map(|d| judge.record(&self.config, d)));
+                    done.reached.push(target);
+                }
+                Err(error) => {
+                    tracing::warn!(account = %target.account, region = %target.region, %error, "unreachable");
+                    done.unreachable.push(Unreachable {
+                        account: target.account,
+                        region: target.region,
+                        error: error.to_string(),
+                    });
+                }
+            }
+        }
+        if done.reached.is_empty() {
+            return Ok(done);
+        }
+        // Held until the account's changes and listings are written; never closed.
+        let _slot = judge.store_slots.acquire().await.map_err(|e| {
+            HandlerError::unexpected(format!("the catalog's slots were closed: {e}"))
+        })?;
+
+        let previous: HashMap<ServiceId, CatalogRecord> = self
+            .store
+            .read_catalog(std::slice::from_ref(&account))
+            .await?
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
+        let mut writes = Vec::new();
+        let mut seen = HashSet::new();
+        for mut record in found {
+            let before = previous.get(&record.id);
+            if let Some(b) = before {
+                record.first_seen = b.first_seen;
+            }
+            done.counts.count(&record);
+            seen.insert(record.id.clone());
+            if before.is_none_or(|b| !b.same_facts(&record)) {
+                writes.push(record);
+            }
+        }
+        // Services a reached region no longer has are marked gone, once; those of a region not
+        // reached stay as they were.
+        let reached: BTreeSet<&str> = done.reached.iter().map(|t| t.region.as_str()).collect();
+        for (id, record) in previous {
+            if !seen.contains(&id)
+                && record.gone_since.is_none()
+                && reached.contains(record.id.region.as_str())
+            {
+                writes.push(CatalogRecord {
+                    gone_since: Some(judge.night),
+                    ..record
+                });
+                done.counts.gone += 1;
+            }
+        }
+        done.counts.written = writes.len() as u64;
+        self.store.put_catalog(&writes).await?;
+        self.store.mark_listed(&done.reached, judge.night).await?;
+        Ok(done)
+    }
+
     /// Every region of one account, concurrently.
     async fn discover_account(
         &self,
         account: AccountId,
     ) -> Vec<(
         Target,
-        Result<Vec<restart_core::catalog::DiscoveredService>, restart_core::ports::DiscoveryError>,
+        Result<Vec<DiscoveredService>, restart_core::ports::DiscoveryError>,
     )> {
         let targets: Vec<Target> = self
             .config
@@ -408,9 +441,48 @@ where
                 region: region.clone(),
             })
             .collect();
-        let results =
-            futures::future::join_all(targets.iter().map(|t| self.fleet.discover(t))).await;
+        // Each account and region is an X-Ray subsegment (nothing when tracing is off).
+        let results = futures::future::join_all(targets.iter().map(|t| {
+            let span =
+                tracing::trace_span!("xray.account", account = %t.account, region = %t.region);
+            tracing::Instrument::instrument(self.fleet.discover(t), span)
+        }))
+        .await;
         targets.into_iter().zip(results).collect()
+    }
+}
+
+/// What one account's night found and wrote.
+#[derive(Debug, Default)]
+struct AccountDone {
+    /// When its discovery ended (its catalog's read and writes follow).
+    discovered_at: DateTime<Utc>,
+    counts: InventoryCounts,
+    reached: Vec<Target>,
+    unreachable: Vec<Unreachable>,
+}
+
+/// How a discovered service is judged tonight (its tag, its owner, its eligibility), and the
+/// slots of the accounts that read and write the catalog.
+struct Judge<'a> {
+    night: NaiveDate,
+    /// The UTC date the run started (a snooze's end is a UTC date).
+    today: NaiveDate,
+    tonight: Tonight,
+    owners: &'a OwnerResolver,
+    /// [`STORE_SLOTS`] accounts at a time read and write the catalog.
+    store_slots: tokio::sync::Semaphore,
+}
+
+impl Judge<'_> {
+    /// The service's record as found tonight (its first sighting tonight: the caller keeps the
+    /// previous record's).
+    fn record(&self, config: &Config, d: &DiscoveredService) -> CatalogRecord {
+        let s = &d.snapshot;
+        let tag = TagState::from_tags(&s.tags, &config.tag_key, self.today);
+        let owner = self.owners.resolve(&s.tags, &d.cluster_tags, &s.id.account);
+        let skip = eligibility::check(Some(s), &tag, &self.tonight, &config.policy).err();
+        CatalogRecord::discovered(d, &config.tag_key, &tag, owner, skip, self.night, None)
     }
 }
 

@@ -249,6 +249,62 @@ async fn a_rerun_changes_nothing_and_a_deleted_service_is_marked_gone() {
     sim.shutdown().await.unwrap();
 }
 
+/// A following night through the DynamoDB store: an unchanged service writes nothing yet reads
+/// as seen that night; the restart time the restarter tagged a service with is no change; a
+/// fact its owner changed is one write; an account that can no longer be entered keeps its
+/// services' last night (the batcher leaves them out), without marking them gone.
+#[tokio::test]
+async fn a_following_night_writes_only_what_changed() {
+    let sim = fleet_sim::spawn(spec()).await.unwrap();
+    let table = table().await;
+    let first = run(&sim, config(&table, &[]), "2026-11-22").await;
+    assert_eq!(first.counts.written, first.services_found);
+
+    let mut next = spec();
+    let big = &mut next.accounts[0].clusters[104];
+    assert_eq!(big.name, "big");
+    // Restarted during the night before.
+    big.services[0]
+        .tags
+        .insert(TAG.into(), "2026-11-22T01:12:09Z".into());
+    let states = &mut next.accounts[0].clusters[105];
+    assert_eq!(states.name, "states");
+    let zero = states.services.last_mut().unwrap();
+    assert_eq!(zero.name, "zero");
+    zero.desired = 2;
+    next.accounts[1].deny_assume_role = true;
+    sim.handle().load(next).unwrap();
+
+    let second = run(&sim, config(&table, &[]), "2026-11-23").await;
+    assert_eq!(
+        second.services_found,
+        first.services_found - 1,
+        "B is unreachable"
+    );
+    assert_eq!((second.counts.written, second.counts.gone), (1, 0));
+    let catalog = catalog(&table, &sim).await;
+    assert_eq!(catalog.len() as u64, first.services_found);
+    let (n1, n2) = (
+        NaiveDate::from_ymd_opt(2026, 11, 22),
+        NaiveDate::from_ymd_opt(2026, 11, 23),
+    );
+    for (id, r) in &catalog {
+        let expected = if id.starts_with(B) { n1 } else { n2 };
+        assert_eq!(Some(r.last_seen), expected, "{id}");
+        assert_eq!(Some(r.first_seen), n1, "{id}");
+        assert_eq!(r.gone_since, None, "{id}");
+    }
+    let zero = &catalog[&format!("{A}/us-east-1/states/zero")];
+    assert_eq!((zero.desired, zero.skip_reason), (2, None));
+    let restarted = &catalog[&format!("{A}/eu-west-1/big/svc-000")];
+    assert_eq!(
+        restarted.tag_value.as_deref(),
+        Some("2026-11-21T01:10:00Z"),
+        "a new restart time is not written"
+    );
+    sim.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn the_config_aggregator_source_finds_the_same_services_without_entering_accounts() {
     let sim = fleet_sim::spawn(spec()).await.unwrap();

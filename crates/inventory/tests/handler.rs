@@ -8,7 +8,7 @@ use restart_core::catalog::{DiscoveredService, Target};
 use restart_core::clock::ManualClock;
 use restart_core::eligibility::SkipReason;
 use restart_core::ids::ServiceId;
-use restart_core::ports::{DiscoveryError, ListedAccounts};
+use restart_core::ports::{CatalogStore, DiscoveryError, ListedAccounts};
 use restart_core::tag::{TagStateKind, Tags};
 use restart_core::telemetry::ApiCalls;
 use restart_core::{Config, ErrorType};
@@ -170,6 +170,41 @@ async fn a_rerun_of_the_same_night_writes_nothing() {
     assert_eq!(s.counts.written, 0);
     assert_eq!(s.counts.gone, 0);
     assert_eq!(*h.store.catalog.lock().unwrap(), before);
+}
+
+/// The nightly case: nothing changed since last night. No record is written; each
+/// account-region reached is marked listed once, and every service found reads as seen tonight.
+#[tokio::test]
+async fn a_following_night_over_an_unchanged_fleet_writes_only_its_listings() {
+    let h = handler();
+    h.handle(json!({"night": "2026-11-22"})).await.unwrap();
+    let (records, listings) = (
+        *h.store.catalog_writes.lock().unwrap(),
+        *h.store.listed_writes.lock().unwrap(),
+    );
+    assert_eq!((records, listings), (6, 4), "A and B, two regions each");
+    let before = h.store.catalog.lock().unwrap().clone();
+
+    let s = h.handle(json!({"night": "2026-11-23"})).await.unwrap();
+    assert_eq!(
+        (s.counts.written, s.counts.gone, s.services_found),
+        (0, 0, 6)
+    );
+    assert_eq!(*h.store.catalog_writes.lock().unwrap(), records);
+    assert_eq!(*h.store.listed_writes.lock().unwrap(), listings + 4);
+    assert_eq!(
+        *h.store.catalog.lock().unwrap(),
+        before,
+        "no record rewritten"
+    );
+    let accounts = [A, B, C].map(|a| a.parse().unwrap());
+    let read = h.store.read_catalog(&accounts).await.unwrap();
+    assert_eq!(read.len(), 6);
+    let next = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+    assert!(
+        read.iter()
+            .all(|r| r.last_seen == next && r.first_seen == night())
+    );
 }
 
 #[tokio::test]

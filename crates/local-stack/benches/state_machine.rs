@@ -12,37 +12,54 @@
 //!
 //! Run: `tools/with-moto cargo bench -p local-stack --bench state_machine` (or `make bench`).
 //! `STATE_MACHINE_BATCHES=36,200` (default) and `SERVICES_PER_BATCH=10` (default) choose the
-//! nights. Results: docs/performance.md, "State machine".
+//! nights. Results: docs/performance.md, "State machine" and "Cost"; each night's bill
+//! ([`local_stack::bill::Statement`]: counts, line items, months of 1,000, 10,000 and 100,000
+//! services) in `target/night-bills.json`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::Utc;
-use local_stack::bill::{NightBill, US_EAST_1};
-use local_stack::infra::Template;
+use local_stack::bill::{LogBill, NightBill, Statement, US_EAST_1};
 use local_stack::night::{history, transitions};
 use local_stack::{Compression, LocalStack, StackOptions, Watch};
 
-/// Bytes of the functions' JSON log lines since the last [`take_log_bytes`].
-static LOG_BYTES: AtomicU64 = AtomicU64::new(0);
+/// The functions' JSON log lines since the last [`take_logs`].
+static LOGS: Mutex<Option<LogBill>> = Mutex::new(None);
 
-fn take_log_bytes() -> u64 {
-    LOG_BYTES.swap(0, Ordering::Relaxed)
+fn take_logs() -> LogBill {
+    LOGS.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+        .unwrap_or_default()
 }
 
-/// Counts the bytes of the log lines instead of printing them.
+/// Counts the log lines instead of printing them.
 struct CountingWriter;
 
 impl std::io::Write for CountingWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        LOG_BYTES.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        LOGS.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert_default()
+            .add(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
 }
+
+/// The fleets a month is projected to, and how their nights are shaped: 36 batches; a batch
+/// polled 10 times (its slowest normal restart: 240-600 s deployments at 60 s polls) unless
+/// one of its restarts is stuck (0.5 % of deployments), then 24 times (the slow-restart
+/// waits' cap).
+const MONTH_FLEETS: [u64; 3] = [1_000, 10_000, 100_000];
+const PRODUCTION_BATCHES: u64 = 36;
+const STUCK_SHARE: f64 = 0.005;
+const NORMAL_POLLS: f64 = 10.0;
+const SLOW_POLLS: f64 = 24.0;
 
 fn fleet(services: u32) -> anyhow::Result<fleet_sim::FleetSpec> {
     // 20 accounts of 5 clusters; services spread evenly.
@@ -88,14 +105,17 @@ async fn night(batches: u32, per_batch: u32) -> anyhow::Result<(String, NightBil
         Ok(r) => history(&sfn, &r.execution.arn).await?,
         Err(_) => Vec::new(),
     };
-    let invocations = stack.host.invocations();
-    let (dynamodb, sns) = stack.host.bill();
-    let log_bytes = take_log_bytes();
     let emf = restart_core::telemetry::captured();
-    let emf_bytes = emf.iter().map(|l| l.len() as u64 + 1).sum();
-    let metrics = local_stack::bill::emf_metrics(emf.iter().map(String::as_str));
+    let bill = match &report {
+        Ok(r) => Some(
+            local_stack::bill::measure(&stack, &r.execution.arn, services, &emf, Some(take_logs()))
+                .await,
+        ),
+        Err(_) => None,
+    };
     stack.stop().await;
     let report = report?;
+    let bill = bill.context("the night's bill")??;
     anyhow::ensure!(report.is_ok(), "the night went wrong:\n{}", report.render());
     let planned_batches = report
         .services
@@ -119,31 +139,12 @@ async fn night(batches: u32, per_batch: u32) -> anyhow::Result<(String, NightBil
         })
         .max()
         .unwrap_or(0);
-    let polls: usize = events
-        .iter()
-        .filter(|e| {
-            e.state_entered_event_details()
-                .is_some_and(|d| d.name() == "PollBatch")
-        })
-        .count();
+    let polls = bill.step_functions.polls;
     let ran = report
         .services
         .iter()
         .filter(|s| s.state.is_restart_outcome())
         .count();
-    let bill = NightBill {
-        services,
-        transitions: n_transitions as u64,
-        invocations: invocations.calls,
-        billed_ms: invocations.billed_ms,
-        memory_mb: Template::load(&local_stack::infra::infra_dir()?)?.memory_mb()?,
-        dynamodb,
-        sns,
-        emf_bytes,
-        log_bytes,
-        metrics,
-        scheduler_invocations: 1,
-    };
     let row = format!(
         "| {batches} | {services} | {ran} | {polls} ({:.1} a batch) | {} | {} | {:.1} | ${:.4} | {:.1} KB | {:.0} s |",
         polls as f64 / f64::from(batches),
@@ -157,36 +158,58 @@ async fn night(batches: u32, per_batch: u32) -> anyhow::Result<(String, NightBil
     Ok((row, bill))
 }
 
-/// What a night was billed, per line and per service.
-fn print_bill(b: &NightBill) {
+/// What a night was billed, per line item and per service, and its months.
+fn print_bill(st: &Statement) {
+    let b = &st.bill;
     let per = |x: f64| x / b.services as f64;
     let d = &b.dynamodb;
+    let invocations: u64 = b.invocations.values().sum();
+    println!("\n{}", st.summary());
     println!(
-        "\n{} services: {} transitions; Lambda {} invocations, {:.1} GB-s ({:?} ms billed, {:?} MB); \
-         SNS {} messages, {} publishes billed, {} bytes; EMF {} bytes ({:.0} a service), {} custom metrics; \
-         logs {} bytes ({:.0} a service)",
-        b.services,
-        b.transitions,
-        b.invocations.values().sum::<u64>(),
-        b.gb_seconds(),
+        "Lambda: {:?} invocations, {:?} ms billed, {:?} MB; SNS {} messages; {} custom metrics",
+        b.invocations,
         b.billed_ms,
         b.memory_mb,
         b.sns.messages,
-        b.sns.billed_publishes,
-        b.sns.bytes,
-        b.emf_bytes,
-        per(b.emf_bytes as f64),
-        b.metrics.len(),
-        b.log_bytes,
-        per(b.log_bytes as f64)
+        b.metrics.len()
     );
     println!(
-        "DynamoDB: {:.0} WRU ({:.2} a service), {:.0} RRU ({:.2} a service)",
-        d.total_write_units(),
-        per(d.total_write_units()),
-        d.total_read_units(),
-        per(d.total_read_units())
+        "Step Functions: {} transitions = {} states entered + {} retries {:?}; {} batches, {} polls",
+        b.step_functions.transitions,
+        b.step_functions.states_entered,
+        b.step_functions.retries,
+        b.step_functions.retries_by_state,
+        b.step_functions.batches,
+        b.step_functions.polls
     );
+    println!("| function | invocations | EMF lines | EMF bytes | bytes an invocation |");
+    println!("|---|---|---|---|---|");
+    for (f, bytes) in &b.emf.bytes_by_function {
+        let n = b.invocations.get(f).copied().unwrap_or(0);
+        println!(
+            "| {f} | {n} | {} | {bytes} | {:.0} |",
+            b.emf.lines_by_function.get(f).copied().unwrap_or(0),
+            *bytes as f64 / n.max(1) as f64
+        );
+    }
+    println!(
+        "| all | {invocations} | {} | {} | {:.0} |",
+        b.emf.lines,
+        b.emf.bytes,
+        b.emf.bytes as f64 / invocations.max(1) as f64
+    );
+    if let Some(logs) = &b.logs {
+        println!(
+            "logs: {} lines, {} B; naming a service {} lines, {} B ({:.0} a service); others {} B ({:.0} an invocation)",
+            logs.lines,
+            logs.bytes,
+            logs.service_lines,
+            logs.service_bytes,
+            per(logs.service_bytes as f64),
+            logs.bytes - logs.service_bytes,
+            (logs.bytes - logs.service_bytes) as f64 / invocations.max(1) as f64
+        );
+    }
     println!("| operation | requests | write units | a service | read units | a service |");
     println!("|---|---|---|---|---|---|");
     for (op, n) in &d.requests {
@@ -198,24 +221,48 @@ fn print_bill(b: &NightBill) {
             per(r)
         );
     }
-    println!("| item kind | items written | write units | a service | largest item |");
-    println!("|---|---|---|---|---|");
-    for (kind, w) in &d.write_units_by_kind {
+    println!(
+        "| item kind | items written | write units | a service | largest item | read units | a service |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let kinds: std::collections::BTreeSet<&String> = d
+        .write_units_by_kind
+        .keys()
+        .chain(d.read_units_by_kind.keys())
+        .collect();
+    for kind in kinds {
+        let w = d.write_units_by_kind.get(kind).copied().unwrap_or(0.0);
+        let r = d.read_units_by_kind.get(kind).copied().unwrap_or(0.0);
         println!(
-            "| {kind} | {} | {w:.0} | {:.2} | {} B |",
+            "| {kind} | {} | {w:.0} | {:.2} | {} B | {r:.1} | {:.2} |",
             d.writes_by_kind.get(kind).copied().unwrap_or(0),
-            per(*w),
-            d.largest_item.get(kind).copied().unwrap_or(0)
+            per(w),
+            d.largest_item.get(kind).copied().unwrap_or(0),
+            per(r)
         );
     }
-    println!("| line | dollars a night | a service |");
-    println!("|---|---|---|");
-    let dollars = b.dollars(&US_EAST_1);
-    for (line, usd) in &dollars {
-        println!("| {line} | ${usd:.5} | ${:.8} |", per(*usd));
+    println!("| line | item | count | unit | grows with | dollars a night |");
+    println!("|---|---|---|---|---|---|");
+    for i in &st.items {
+        println!(
+            "| {} | {} | {:.1} | {} | {:?} | ${:.6} |",
+            i.line, i.item, i.count, i.unit, i.scale, i.dollars
+        );
     }
-    let total: f64 = dollars.values().sum();
-    println!("| total | ${total:.5} | ${:.8} |", per(total));
+    println!("| total | | | | | ${:.5} |", st.total_dollars);
+    for m in &st.months {
+        println!(
+            "\nA month of {:.0} services ({:.0} batches, {:.1} polls a batch, {:.0} invocations a night): ${:.2}",
+            m.shape.services,
+            m.shape.batches,
+            m.shape.polls / m.shape.batches.max(1.0),
+            m.shape.invocations,
+            m.total_dollars
+        );
+        for (line, usd) in &m.dollars {
+            println!("  {line}: ${usd:.2}");
+        }
+    }
 }
 
 #[tokio::main]
@@ -239,13 +286,16 @@ async fn main() -> anyhow::Result<()> {
     println!("|---|---|---|---|---|---|---|---|---|---|");
     // The functions' logs as Lambda would ingest them (JSON at `info`), counted; the stack's
     // and fleet-sim's own are not the functions'.
-    restart_lambda::json_logs("info,local_stack=off,fleet_sim=off", || CountingWriter);
+    // The handlers run inside each stack's own subscriber (for their traces): it takes them.
+    local_stack::traces::function_logs("info,local_stack=off,fleet_sim=off", || {
+        Box::new(CountingWriter)
+    });
     let mut bills = Vec::new();
     for b in batches {
         // The functions print EMF lines on standard output, as in Lambda: not here (they are
         // captured and counted).
         restart_core::telemetry::capture();
-        take_log_bytes();
+        take_logs();
         let quiet = gag::Gag::stdout().ok();
         let night = night(b, per_batch).await;
         drop(quiet);
@@ -253,12 +303,30 @@ async fn main() -> anyhow::Result<()> {
         println!("{row}");
         bills.push(bill);
     }
-    for bill in &bills {
-        print_bill(bill);
+    let statements: Vec<Statement> = bills
+        .iter()
+        .map(|bill| {
+            let months: Vec<_> = MONTH_FLEETS
+                .iter()
+                .map(|n| {
+                    bill.production_shape(
+                        *n,
+                        PRODUCTION_BATCHES,
+                        STUCK_SHARE,
+                        NORMAL_POLLS,
+                        SLOW_POLLS,
+                    )
+                })
+                .collect();
+            bill.statement(&US_EAST_1, &months)
+        })
+        .collect();
+    for statement in &statements {
+        print_bill(statement);
     }
     let out =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/night-bills.json");
-    std::fs::write(&out, serde_json::to_vec_pretty(&bills)?)?;
-    println!("\nthe counts: {}", out.display());
+    std::fs::write(&out, serde_json::to_vec_pretty(&statements)?)?;
+    println!("\nthe bills: {}", out.display());
     Ok(())
 }

@@ -8,6 +8,10 @@
 //! `ErrorType` name of docs/design.md 3.8. moto's interpreter takes the failure's name from
 //! `errorType`, so the definition's Retry and Catch rules match `Paused`, `Throttled`, ... as
 //! they do in AWS.
+//!
+//! With [`LambdaHost::tracing`], each invocation runs as Lambda runs it with active tracing: under
+//! a sampled trace header (one trace per night, [`crate::traces::Tracing`]) in the X-Ray
+//! layer's subscriber, whose documents go to the stack's X-Ray listener.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -29,6 +33,7 @@ use tokio::task::JoinHandle;
 use crate::bill::{DynamoBill, Meter, SnsBill};
 use crate::http;
 use crate::iam::{Enforcement, Entry, Request as IamRequest, Verdict};
+use crate::traces::Tracing;
 
 /// The four functions, built once as a cold start would.
 #[derive(Debug)]
@@ -99,6 +104,8 @@ struct HostState {
     meter: Mutex<Meter>,
     /// The templates' IAM, when requests are authorized ([`LambdaHost::enforcing`]).
     iam: Mutex<Option<Arc<Enforcement>>>,
+    /// Active tracing, when on ([`LambdaHost::tracing`]).
+    tracing: Mutex<Option<Arc<Tracing>>>,
 }
 
 /// The host, serving until dropped.
@@ -126,6 +133,7 @@ impl LambdaHost {
             invocations: Mutex::new(Invocations::default()),
             meter: Mutex::new(meter),
             iam: Mutex::new(None),
+            tracing: Mutex::new(None),
         });
         let app = Router::new()
             .route("/2015-03-31/functions/{name}/invocations", post(invoke))
@@ -159,6 +167,16 @@ impl LambdaHost {
             .iam
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(iam);
+        self
+    }
+
+    /// From now on, every invocation is traced as Lambda's active tracing does.
+    pub fn tracing(self, tracing: Arc<Tracing>) -> LambdaHost {
+        *self
+            .state
+            .tracing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(tracing);
         self
     }
 
@@ -269,8 +287,21 @@ async fn invoke(
     // Spawned, so that a handler's panic is one failed invocation, as in Lambda.
     let functions = state.functions.clone();
     let fname = name.clone();
+    let tracing = state
+        .tracing
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let traced = tracing.as_ref().map(|t| t.begin(&name, &event));
     let began = std::time::Instant::now();
-    let outcome = tokio::spawn(async move { functions.invoke(&fname, event).await }).await;
+    let outcome = match (&tracing, &traced) {
+        (Some(t), Some(invocation)) => {
+            let span = t.span(invocation, &event);
+            let handler = t.instrument(span, async move { functions.invoke(&fname, event).await });
+            tokio::spawn(handler).await
+        }
+        _ => tokio::spawn(async move { functions.invoke(&fname, event).await }).await,
+    };
     let billed_ms = u64::try_from(began.elapsed().as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
     let result = match outcome {
         Ok(Some(r)) => r,
@@ -279,6 +310,15 @@ async fn invoke(
             "the handler panicked: {e}"
         ))),
     };
+    if let (Some(t), Some(invocation)) = (&tracing, &traced) {
+        t.end(
+            invocation,
+            result
+                .as_ref()
+                .map(Vec::as_slice)
+                .map_err(|e| e.error_type.as_str()),
+        );
+    }
     {
         let mut inv = state
             .invocations

@@ -5,12 +5,13 @@
 //!
 //! [`run`] (`restart-local run`) starts the stack, runs one nightly execution with the
 //! window compressed to a few minutes ([`compress`]), shows its progress, prints the night's
-//! report ([`report`]), writes it as JSON and as `restartctl report --html`'s page if asked and
-//! stops the stack.
+//! report ([`report`]), writes it as JSON and as `restartctl report --html`'s page if asked,
+//! writes the night's X-Ray traces beside it and stops the stack.
 //!
 //! Code map: [`stack`] starts and stops everything; [`moto`] the moto process; [`lambda_host`]
 //! the Lambda Invoke API over the handlers; [`infra`] the table, topics and state machine from
-//! `infra/`; [`night`] one execution and what it left; [`report`] the report and its checks.
+//! `infra/`; [`night`] one execution and what it left; [`report`] the report and its checks;
+//! [`traces`] the X-Ray listener standing in for the daemon, and what the traces say.
 
 pub mod bill;
 pub mod compress;
@@ -22,6 +23,7 @@ pub mod moto;
 pub mod night;
 pub mod report;
 pub mod stack;
+pub mod traces;
 pub mod up;
 
 use std::collections::BTreeMap;
@@ -175,22 +177,41 @@ pub fn prepare(options: &NightOptions) -> anyhow::Result<(StackOptions, Compress
 }
 
 /// Starts the stack, runs one night, stops the stack (whatever happened) and returns the
-/// report and the night's HTML page (`restartctl report --html`'s, read before the stack
-/// stops).
-pub async fn local_night(options: NightOptions) -> anyhow::Result<(NightReport, String)> {
+/// report, the night's HTML page (`restartctl report --html`'s) and its bill (`None` when it
+/// could not be read), both read before the stack stops.
+pub async fn local_night(
+    options: NightOptions,
+) -> anyhow::Result<(NightReport, String, Option<bill::NightBill>)> {
     let (stack_options, compression) = prepare(&options)?;
+    let services = options.fleet.service_count();
     let stack = LocalStack::start(stack_options).await?;
     if options.watch.progress {
         step("the stack is up; the nightly execution starts (inventory, then the plan)…");
     }
+    // The functions' EMF lines, kept for the bill.
+    restart_core::telemetry::capture();
     let report = match run_night(&stack, &compression, &options.watch).await {
-        Ok(report) => night::html_page(&stack, &report, &compression)
-            .await
-            .map(|page| (report, page)),
+        Ok(report) => match night::html_page(&stack, &report, &compression).await {
+            Ok(page) => {
+                let emf = restart_core::telemetry::captured();
+                let bill = bill::measure(&stack, &report.execution.arn, services, &emf, None)
+                    .await
+                    .inspect_err(|e| tracing::warn!(error = %e, "the night's bill was not read"))
+                    .ok();
+                Ok((report, page, bill))
+            }
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     stack.stop().await;
     report
+}
+
+/// What the stack logs (an `EnvFilter` directive): `RUST_LOG`, else warnings (inventory's
+/// unreachable accounts, which the report lists, only as errors).
+pub fn log_filter() -> String {
+    std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,inventory=error".into())
 }
 
 /// The configuration variables of docs/design.md 3.9 set in this process's environment.
@@ -220,6 +241,22 @@ fn check_report_path(path: Option<&PathBuf>) -> anyhow::Result<()> {
 /// A step of the run, on standard error, so that a newcomer sees what is slow.
 fn step(what: &str) {
     eprintln!("restart-local: {what}");
+}
+
+/// Prints the night's bill and writes it as JSON beside the report (`<report>.bill.json`), or
+/// beside the functions' log without a report file.
+fn print_bill(
+    bill: &bill::NightBill,
+    report_json: Option<&std::path::Path>,
+    functions_log: &std::path::Path,
+) -> anyhow::Result<()> {
+    let statement = bill.statement(&bill::US_EAST_1, &[]);
+    print!("{}", statement.summary());
+    let path = bill::statement_path(report_json, functions_log);
+    std::fs::write(&path, serde_json::to_vec_pretty(&statement)?)
+        .with_context(|| format!("writing the bill to {}", path.display()))?;
+    println!("The bill as JSON: {}", path.display());
+    Ok(())
 }
 
 /// Starts the local stack, runs one night, prints the report (and writes it as JSON and HTML
@@ -273,12 +310,15 @@ pub async fn run(args: LocalRunArgs) -> anyhow::Result<ExitCode> {
     };
     let _ = std::io::Write::flush(&mut std::io::stdout());
     drop(redirect);
-    let (report, page) = report?;
+    let (report, page, bill) = report?;
     print!("{}", report.render());
     println!(
         "The functions' standard output (EMF metric lines): {}",
         functions_log.display()
     );
+    if let Some(bill) = bill {
+        print_bill(&bill, args.report_json.as_deref(), &functions_log)?;
+    }
     if let Some(path) = &args.report_json {
         let json = serde_json::to_string_pretty(&report)?;
         std::fs::write(path, json)
@@ -300,6 +340,17 @@ pub async fn run(args: LocalRunArgs) -> anyhow::Result<ExitCode> {
             path.display(),
             path.display(),
             shown.display()
+        );
+    }
+    if let Some(traces) = &report.traces {
+        let beside = args.report_json.as_deref().or(args.report_html.as_deref());
+        let path = traces::traces_path(beside, &functions_log);
+        std::fs::write(&path, serde_json::to_vec_pretty(traces)?)
+            .with_context(|| format!("writing the traces to {}", path.display()))?;
+        println!(
+            "X-Ray traces: {} (the segment documents by trace, e.g. jq '.traces[0].documents[0]' {})",
+            path.display(),
+            path.display()
         );
     }
     Ok(if report.is_ok() {

@@ -29,10 +29,9 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    restart_lambda::init_tracing(
-        false,
-        &std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,inventory=error".into()),
-    );
+    // The logs outside invocations; each invocation runs in the stack's own subscriber (the
+    // same logs, and the X-Ray layer: local_stack::traces).
+    restart_lambda::init_tracing(false, &local_stack::log_filter());
     let result = match Cli::parse().command {
         Command::Run(args) => local_stack::run(args).await,
         Command::Up(args) => local_stack::up::up(args).await,

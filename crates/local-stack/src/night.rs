@@ -1,7 +1,7 @@
 //! One nightly execution through the real state machine in moto, watched until it ends, and
 //! everything the report needs read back: the night's records (DynamoDB), the inventory run,
-//! the execution's history (Step Functions), the SNS messages (moto's `/moto-api/data.json`)
-//! and fleet-sim's statistics (`/_sim/stats`).
+//! the execution's history (Step Functions), the SNS messages (moto's `/moto-api/data.json`),
+//! fleet-sim's statistics (`/_sim/stats`) and the X-Ray documents the functions sent.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::io::IsTerminal as _;
@@ -74,13 +74,10 @@ pub async fn history(
     }
 }
 
-/// State transitions of a history: every state entered (what Step Functions bills, Standard
-/// workflows).
+/// State transitions of a history as Step Functions bills them (Standard workflows): every
+/// state entered and every retry of a Task ([`crate::bill::StepFunctionsBill`]).
 pub fn transitions(events: &[HistoryEvent]) -> u64 {
-    events
-        .iter()
-        .filter(|e| e.r#type.as_str().ends_with("StateEntered"))
-        .count() as u64
+    crate::bill::StepFunctionsBill::from_history(events).transitions
 }
 
 /// Starts the nightly execution (input `{}`) as the schedule does, with the scheduler's role,
@@ -234,8 +231,10 @@ pub async fn run_night(
     )
     .await
     .context("reading fleet-sim's statistics")?;
+    // Every invocation has answered: what the functions sent is at the listener.
+    let traces = stack.traces().await;
 
-    Ok(NightReport::build(
+    let report = NightReport::build(
         night,
         compression.clone(),
         execution,
@@ -248,7 +247,14 @@ pub async fn run_night(
         sim_stats,
         stack.host.invocations(),
         stack.config.dry_run,
-    ))
+    );
+    Ok(match traces {
+        Ok(traces) => report.with_traces(traces),
+        Err(e) => {
+            tracing::warn!(error = %e, "the night's traces were not read");
+            report
+        }
+    })
 }
 
 /// Every SNS message published, read back from moto's `/moto-api/data.json`.
@@ -313,7 +319,8 @@ fn progress_bar(enabled: bool) -> ProgressBar {
 }
 
 /// The night's HTML page, as `restartctl report --html` renders it from the table: the
-/// timeline of the batches across the window, outcomes per batch, failures and skips.
+/// timeline of the batches across the window, outcomes per batch, failures and skips; and,
+/// from the night's traces, where its time went.
 pub async fn html_page(
     stack: &LocalStack,
     report: &NightReport,
@@ -326,7 +333,7 @@ pub async fn html_page(
     );
     let data = restartctl::night::NightData::read(&store, report.night).await?;
     let window = &stack.config.window;
-    Ok(restartctl::report::Night {
+    let page = restartctl::report::Night {
         night: report.night,
         window: window.night(report.night),
         tz: window.timezone(),
@@ -345,8 +352,11 @@ pub async fn html_page(
         paused: data.paused,
         holds: data.holds,
         generated_at: Utc::now(),
-    }
-    .html())
+    };
+    Ok(match &report.xray {
+        Some(xray) => page.html_with_time(&xray.time),
+        None => page.html(),
+    })
 }
 
 /// What the progress lines remember: the plan's batches once written, the last batch shown

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::compress::Compression;
 use crate::lambda_host::Invocations;
+use crate::traces::{Traces, TracesSeen};
 
 /// The nightly execution, from Step Functions.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -142,6 +143,11 @@ pub struct NightReport {
     pub invocations: Invocations,
     /// What is wrong with the night; empty when it finished and its records are consistent.
     pub problems: Vec<String>,
+    /// What the X-Ray listener received, and where the night's time went (`None`: not read).
+    pub xray: Option<TracesSeen>,
+    /// The night's traces themselves, written beside the report (`traces.json`), not in it.
+    #[serde(skip)]
+    pub traces: Option<Traces>,
 }
 
 /// The first 160 characters of a long error (the JSON report has it whole).
@@ -318,7 +324,16 @@ impl NightReport {
             sim_stats,
             invocations,
             problems,
+            xray: None,
+            traces: None,
         }
+    }
+
+    /// The night's traces: kept for `traces.json`, summed for the report.
+    pub fn with_traces(mut self, traces: Traces) -> NightReport {
+        self.xray = Some(TracesSeen::of(&traces));
+        self.traces = Some(traces);
+        self
     }
 
     /// Whether the night finished and its records are consistent.
@@ -403,6 +418,9 @@ impl NightReport {
                 .and_then(serde_json::Value::as_u64)
                 .unwrap_or(0)
         );
+        if let Some(x) = &self.xray {
+            x.render(&mut s);
+        }
         if self.problems.is_empty() {
             let _ = writeln!(
                 s,

@@ -13,6 +13,9 @@
 //! serves the hub's keys as [`infra::ACCOUNT`] (moto's account, the templates'
 //! `AWS::AccountId`), so that the hub's change calendars and alarms are where the templates'
 //! grants name them.
+//!
+//! The functions run with active tracing: the stack's X-Ray listener ([`crate::traces`]) stands
+//! in for the daemon, and keeps every document they send for the night's traces.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -32,6 +35,7 @@ use crate::iam::{self, Enforcement, LocalHub};
 use crate::infra::{self, Hub};
 use crate::lambda_host::{Functions, LambdaHost};
 use crate::moto::{self, Moto};
+use crate::traces::{TraceListener, Traces, Tracing};
 
 /// The services fleet-sim serves, as the SDK's `AWS_ENDPOINT_URL_<SERVICE>` variables name them
 /// (the service id upper-cased, spaces as `_`): the routes of [`sdk_config`], of `restart-local
@@ -134,6 +138,9 @@ pub struct LocalStack {
     pub functions: Arc<Functions>,
     /// The templates' IAM, which every request of the functions is put to.
     pub iam: Arc<Enforcement>,
+    /// The X-Ray listener (the daemon's stand-in) and the host's trace headers.
+    pub xray: TraceListener,
+    pub tracing: Arc<Tracing>,
 }
 
 /// The configuration defaults that fit a fleet: its accounts and regions.
@@ -187,6 +194,8 @@ impl LocalStack {
         options.fleet.hub_account = infra::ACCOUNT.to_owned();
         warn_off_hub_region(&options.fleet);
         let venv = moto::find_venv()?;
+        let xray = TraceListener::start().context("starting the X-Ray listener")?;
+        let tracing = Arc::new(Tracing::of(&xray));
         // The host's port first: moto must know it (MOTO_PORT) when it starts.
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -252,11 +261,13 @@ impl LocalStack {
             moto.endpoint(),
             hub.meter.clone(),
         )?
-        .enforcing(enforcement.clone());
+        .enforcing(enforcement.clone())
+        .tracing(tracing.clone());
         tracing::info!(
             moto = %moto.endpoint(),
             fleet_sim = %sim.endpoint_url(),
             lambda_host = %host.addr,
+            xray_listener = %xray.addr,
             state_machine = %hub.state_machine_arn,
             "local stack started"
         );
@@ -269,7 +280,20 @@ impl LocalStack {
             sdk,
             functions,
             iam: enforcement,
+            xray,
+            tracing,
         })
+    }
+
+    /// The documents the functions sent so far, grouped by trace, with the function segments
+    /// the host recorded: once everything sent before this call has been read.
+    pub async fn traces(&self) -> anyhow::Result<Traces> {
+        // Read before the flush: every datagram counted was queued before the flush's mark.
+        let sent = self.tracing.sent();
+        self.xray.flush().await?;
+        let mut traces = self.xray.traces();
+        traces.sent = Some(sent);
+        Ok(traces)
     }
 
     /// The SDK settings of a principal of the templates (`oncall`, `scheduler`, a function's
@@ -288,9 +312,11 @@ impl LocalStack {
             host,
             sim,
             mut moto,
+            xray,
             ..
         } = self;
         host.stop().await;
+        xray.stop();
         if let Err(e) = sim.shutdown().await {
             tracing::warn!(error = %e, "fleet-sim did not stop cleanly");
         }

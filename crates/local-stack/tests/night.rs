@@ -1,14 +1,18 @@
 //! A small night through the real state machine definition in moto, the four real handlers
 //! behind the local Lambda host, and fleet-sim: every inventoried service ends in exactly one
 //! terminal state, and fleet-sim restarted exactly the services whose restart ran (completed,
-//! failed, rolled back, timed out, vanished), with the deployment ids the records hold.
+//! failed, rolled back, timed out, vanished), with the deployment ids the records hold. The
+//! night's X-Ray traces hold a subsegment for every AWS call fleet-sim counted, each document
+//! a valid segment document, and the report's view of where the time went.
 //! `tools/with-moto` provides the venv (`VENV`); the stack starts its own moto.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use aws_sdk_ecs::config::{BehaviorVersion, Credentials, Region};
+use local_stack::lambda_host::Functions;
 use local_stack::report::ServiceEntry;
+use local_stack::traces::Traces;
 use local_stack::{Align, LocalStack, NightOptions, Watch};
 use restart_core::outcome::NightState;
 
@@ -151,6 +155,137 @@ async fn describe_all(stack: &LocalStack, fleet: &fleet_sim::FleetSpec) -> BTree
     seen
 }
 
+/// DynamoDB and SNS are moto's (through the Lambda host); every other service is fleet-sim's.
+fn is_moto_service(name: &str) -> bool {
+    let service = name.to_ascii_lowercase();
+    service.contains("dynamodb") || service.contains("sns")
+}
+
+/// account → action → calls that reached fleet-sim, from the traces: each AWS call subsegment
+/// of a service fleet-sim serves that got an HTTP answer, its retries included (fleet-sim counts
+/// every attempt); a hub client's call (no `account_id`) is the hub's, as fleet-sim counts it.
+/// Calls that never reached a server (their credentials failed: the denied account) are left
+/// out, as fleet-sim never saw them.
+fn traced_calls(traces: &Traces) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for n in traces.nodes().iter().filter(|n| n.is_aws_call()) {
+        if is_moto_service(n.name()) {
+            continue;
+        }
+        if n.value.pointer("/http/response/status").is_none() {
+            continue;
+        }
+        let account = n
+            .aws("account_id")
+            .and_then(|a| a.as_str())
+            .unwrap_or(local_stack::infra::ACCOUNT)
+            .to_owned();
+        let operation = n
+            .aws("operation")
+            .and_then(|o| o.as_str())
+            .unwrap()
+            .to_owned();
+        *out.entry(account)
+            .or_default()
+            .entry(operation)
+            .or_default() += 1 + n.retries();
+    }
+    out
+}
+
+/// The night's traces: one trace, every document a valid segment document, nothing lost or
+/// summarized (so that every call is a subsegment), a function segment per invocation, and a
+/// subsegment for every call fleet-sim counted.
+fn check_traces(report: &local_stack::NightReport) {
+    let traces = report
+        .traces
+        .as_ref()
+        .expect("the night's traces were read");
+    let xray = report.xray.as_ref().unwrap();
+    assert_eq!(
+        traces.traces.len(),
+        1,
+        "one trace for the night: {:?}",
+        traces
+            .traces
+            .iter()
+            .map(|t| &t.trace_id)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(traces.problems(), Vec::<String>::new());
+    assert_eq!((traces.bad_datagrams, xray.lost), (0, Some(0)), "{xray:?}");
+    // An invocation keeps 500 subsegments one by one and summarizes the rest (the restarter's
+    // polls read the table often): the store's calls may be summarized, never a call that
+    // reached fleet-sim, so that each of those is a subsegment.
+    let summarized_sim_calls: Vec<&serde_json::Value> = traces
+        .nodes()
+        .iter()
+        .filter_map(|n| {
+            n.value
+                .pointer("/metadata/restart/summarized/entries")?
+                .as_array()
+        })
+        .flatten()
+        .filter(|e| {
+            e.get("operation").is_some() && !is_moto_service(e["name"].as_str().unwrap_or(""))
+        })
+        .collect();
+    assert_eq!(summarized_sim_calls, Vec::<&serde_json::Value>::new());
+    assert!(xray.documents > 0 && xray.aws_calls > 0, "{xray:?}");
+    let invocations: u64 = report.invocations.calls.values().sum();
+    let function_segments = traces.traces[0]
+        .documents
+        .iter()
+        .filter(|d| d["origin"] == local_stack::traces::LAMBDA_ORIGIN)
+        .count() as u64;
+    assert_eq!(function_segments, invocations);
+    // Every invocation sent its own subsegment (the function's name) under its segment.
+    let invocation_subsegments = traces
+        .nodes()
+        .iter()
+        .filter(|n| n.value.get("origin").is_none() && Functions::NAMES.contains(&n.name()))
+        .count() as u64;
+    assert_eq!(invocation_subsegments, invocations);
+
+    let sim: BTreeMap<String, BTreeMap<String, u64>> =
+        serde_json::from_value(report.sim_stats["calls"].clone()).unwrap();
+    let traced = traced_calls(traces);
+    assert!(sim.values().flat_map(|a| a.values()).sum::<u64>() > 0);
+    assert_eq!(
+        traced, sim,
+        "traced calls (left) against fleet-sim's counters (right)"
+    );
+    eprintln!(
+        "traces: {} trace(s), {} documents from the functions, {} function segments, {} \
+         subsegments, {} AWS calls ({} store calls summarized); fleet-sim counted {} calls, the \
+         traces {} (per account and action, retries included)",
+        traces.traces.len(),
+        xray.documents,
+        function_segments,
+        xray.subsegments,
+        xray.aws_calls,
+        xray.summarized,
+        sim.values().flat_map(|a| a.values()).sum::<u64>(),
+        traced.values().flat_map(|a| a.values()).sum::<u64>(),
+    );
+
+    // The view: the reachable member accounts, with their calls and time.
+    let time = &xray.time;
+    for account in ["111111111111", "333333333333"] {
+        let a = time.accounts.iter().find(|a| a.account == account).unwrap();
+        assert!(a.calls > 0 && a.call_seconds > 0.0, "{a:?}");
+        assert!(
+            a.slowest.iter().any(|o| o.operation == "DescribeServices"),
+            "{a:?}"
+        );
+    }
+    let totals: Vec<f64> = time.accounts.iter().map(|a| a.total_seconds()).collect();
+    assert!(
+        totals.windows(2).all(|w| w[0] >= w[1]),
+        "slowest first: {totals:?}"
+    );
+}
+
 fn key(s: &ServiceEntry) -> String {
     format!("{}/{}/{}", s.account, s.cluster, s.service)
 }
@@ -180,12 +315,20 @@ async fn a_night_through_the_real_definition_ends_every_service_once_and_restart
     let (stack_options, compression) = local_stack::prepare(&options).unwrap();
     let stack = LocalStack::start(stack_options).await.unwrap();
     let report = local_stack::run_night(&stack, &compression, &options.watch).await;
+    let page = match &report {
+        Ok(report) => Some(local_stack::night::html_page(&stack, report, &compression).await),
+        Err(_) => None,
+    };
     let seen = describe_all(&stack, &fleet).await;
     stack.stop().await;
     let report = report.unwrap();
 
     assert!(report.is_ok(), "{}", report.render());
     assert_eq!(report.execution.status, "SUCCEEDED");
+    check_traces(&report);
+    let page = page.unwrap().unwrap();
+    assert!(page.contains("<h2>Where the night&#39;s time went</h2>"));
+    assert!(page.contains("<tr><td>111111111111</td>"), "{page}");
 
     // Every service of the reachable accounts, exactly once, in a terminal state.
     let expected: BTreeSet<String> = fleet

@@ -1,6 +1,8 @@
 //! `report [--night D] --html FILE`: one self-contained HTML page of a night (inline CSS, no
 //! scripts, no external references): a summary, an SVG timeline of the batches across the
-//! window, outcomes per batch, failures and skips with their reasons.
+//! window, outcomes per batch, failures and skips with their reasons. With the night's traces
+//! ([`TimeSpent`], which the local stack reads from the X-Ray documents the functions sent), the
+//! page also shows where the night's time went, per account.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -37,6 +39,83 @@ pub struct Night {
     /// The holds the restarter met (blocking alarms, unreadable guards).
     pub holds: Vec<HoldSeen>,
     pub generated_at: DateTime<Utc>,
+}
+
+/// Where a night's time went, per account, from its X-Ray traces: the view "Where the night's
+/// time went". Built by whoever holds the traces (the local stack, from the documents its
+/// X-Ray listener received); the page only renders it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TimeSpent {
+    /// Traces read (one per execution).
+    pub traces: u64,
+    /// Segment documents read.
+    pub documents: u64,
+    /// One row per account, slowest first (time in AWS calls plus time in pace waits).
+    pub accounts: Vec<AccountTime>,
+}
+
+/// One account's share of the night, summed over its subsegments (concurrent calls each count
+/// their own time, so the sum can pass the night's wall-clock time).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AccountTime {
+    /// The account's id, or what stands for work of no member account (the hub's table).
+    pub account: String,
+    /// AWS calls (one subsegment each, retries included).
+    pub calls: u64,
+    /// Seconds in AWS calls.
+    pub call_seconds: f64,
+    /// Waits for the account's pace (token buckets, UpdateService slots).
+    pub pace_waits: u64,
+    /// Seconds in pace waits.
+    pub pace_seconds: f64,
+    /// Attempts the SDK retried (`aws.retries` summed).
+    pub retries: u64,
+    /// Seconds in calls that were retried at least once.
+    pub retried_seconds: f64,
+    /// Calls answered with throttling at least once.
+    pub throttled: u64,
+    /// Calls that ended in an error or fault.
+    pub errors: u64,
+    /// The operations that took the most time, slowest first (at most a few).
+    pub slowest: Vec<OperationTime>,
+}
+
+impl AccountTime {
+    /// Time in calls and in pace waits: the order of the view.
+    pub fn total_seconds(&self) -> f64 {
+        finite(self.call_seconds) + finite(self.pace_seconds)
+    }
+}
+
+/// One operation of one account (e.g. ECS DescribeServices).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct OperationTime {
+    /// The service, as the subsegment names it (`ECS`, `DynamoDB`, `STS`, ...).
+    pub service: String,
+    pub operation: String,
+    pub calls: u64,
+    pub seconds: f64,
+    /// The longest single call.
+    pub max_seconds: f64,
+    pub retries: u64,
+    pub throttled: u64,
+}
+
+/// A time that came from data: anything but a finite, non-negative number counts as none.
+fn finite(s: f64) -> f64 {
+    if s.is_finite() && s > 0.0 { s } else { 0.0 }
+}
+
+/// Seconds for people: milliseconds under a second, tenths under a minute, then minutes.
+pub fn seconds(s: f64) -> String {
+    let s = finite(s);
+    if s < 1.0 {
+        format!("{:.0} ms", s * 1000.0)
+    } else if s < 60.0 {
+        format!("{s:.1} s")
+    } else {
+        duration(u32::try_from(s.round() as u64).unwrap_or(u32::MAX))
+    }
 }
 
 /// The colour of each state, on the timeline and in the tables.
@@ -85,6 +164,7 @@ th,td{border:1px solid #d9e2ec;padding:.3rem .6rem;text-align:left;vertical-alig
 th{background:#f0f4f8}td.n{text-align:right}
 .dot{display:inline-block;width:.8rem;height:.8rem;border-radius:2px;margin-right:.3rem;vertical-align:middle}
 .legend span{margin-right:1rem;font-size:.85rem}
+ul.ops{margin:0;padding-left:1rem}
 svg text{font-family:system-ui,sans-serif;font-size:11px;fill:#334e68}
 ";
 
@@ -115,6 +195,15 @@ impl Night {
 
     /// The page.
     pub fn html(&self) -> String {
+        self.page(None)
+    }
+
+    /// The page with the view of where the night's time went, from its traces.
+    pub fn html_with_time(&self, time: &TimeSpent) -> String {
+        self.page(Some(time))
+    }
+
+    fn page(&self, time: Option<&TimeSpent>) -> String {
         let mut h = String::new();
         let title = format!("Nightly ECS restarts: night {}", self.night);
         let _ = writeln!(
@@ -155,6 +244,9 @@ impl Night {
         self.timeline(&mut h);
         self.legend(&mut h);
         self.per_batch(&mut h);
+        if let Some(time) = time {
+            time_spent(time, &mut h);
+        }
         self.failures(&mut h);
         self.skips(&mut h);
         h.push_str("</body></html>\n");
@@ -453,6 +545,95 @@ impl Night {
     }
 }
 
+/// The rows of the view shown at most: a fleet of hundreds of accounts keeps the page small,
+/// and the slowest are the ones to look at.
+const TIME_ROWS: usize = 50;
+
+/// "Where the night's time went": one row per account, slowest first, with its slowest
+/// operations.
+fn time_spent(time: &TimeSpent, h: &mut String) {
+    h.push_str("<h2>Where the night&#39;s time went</h2>\n");
+    let _ = writeln!(
+        h,
+        "<p class=\"sub\">From {} trace(s), {} segment document(s): per account, the time in AWS \
+         calls and in pace waits, summed over calls (concurrent calls each count), slowest \
+         first. In X-Ray, the same work is found with the filter expression annotation.account = \
+         &quot;ACCOUNT&quot; (docs/runbook.md, The night ran late).</p>",
+        time.traces, time.documents
+    );
+    if time.accounts.is_empty() {
+        h.push_str("<p>No traced work.</p>\n");
+        return;
+    }
+    let mut rows: Vec<&AccountTime> = time.accounts.iter().collect();
+    rows.sort_by(|a, b| {
+        b.total_seconds()
+            .total_cmp(&a.total_seconds())
+            .then_with(|| a.account.cmp(&b.account))
+    });
+    h.push_str(
+        "<table><tr><th>account</th><th>total</th><th>AWS calls</th><th>in calls</th>\
+         <th>pace waits</th><th>in pace waits</th><th>retries</th><th>in retried calls</th>\
+         <th>throttled</th><th>errors</th><th>slowest operations</th></tr>\n",
+    );
+    for a in rows.iter().take(TIME_ROWS) {
+        let slowest: Vec<String> = a
+            .slowest
+            .iter()
+            .take(3)
+            .map(|o| {
+                let mut line = format!(
+                    "{} {}: {} call(s), {} (longest {})",
+                    o.service,
+                    o.operation,
+                    o.calls,
+                    seconds(o.seconds),
+                    seconds(o.max_seconds)
+                );
+                if o.throttled > 0 {
+                    let _ = write!(line, ", {} throttled", o.throttled);
+                }
+                if o.retries > 0 {
+                    let _ = write!(line, ", {} retries", o.retries);
+                }
+                esc(&line)
+            })
+            .collect();
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+             <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+             <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            esc(&a.account),
+            esc(&seconds(a.total_seconds())),
+            a.calls,
+            esc(&seconds(a.call_seconds)),
+            a.pace_waits,
+            esc(&seconds(a.pace_seconds)),
+            a.retries,
+            esc(&seconds(a.retried_seconds)),
+            a.throttled,
+            a.errors,
+            if slowest.is_empty() {
+                "-".to_owned()
+            } else {
+                format!(
+                    "<ul class=\"ops\"><li>{}</li></ul>",
+                    slowest.join("</li><li>")
+                )
+            }
+        );
+    }
+    h.push_str("</table>\n");
+    if rows.len() > TIME_ROWS {
+        let _ = writeln!(
+            h,
+            "<p>{} more account(s), each faster than those above.</p>",
+            rows.len() - TIME_ROWS
+        );
+    }
+}
+
 /// The timeline's tick step for a span, and its length in minutes (a divisor of 60, or 60):
 /// hours for an hour or more, else the shortest of 1, 2, 5, 10, 15 and 30 minutes that makes
 /// at most 12 ticks.
@@ -578,6 +759,111 @@ mod tests {
         let page = night.html();
         assert!(page.contains("<td>2026-12-03 14:06:15 UTC</td>"), "{page}");
         assert!(page.contains("<td>2026-12-03 14:06:00 UTC</td>"), "{page}");
+    }
+
+    fn empty_night() -> Night {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        Night {
+            night: NaiveDate::from_ymd_opt(2026, 12, 3).unwrap(),
+            window: NightWindow {
+                night: NaiveDate::from_ymd_opt(2026, 12, 3).unwrap(),
+                start: at("2026-12-03T14:06:00Z"),
+                end: at("2026-12-03T14:10:00Z"),
+            },
+            tz: chrono_tz::UTC,
+            window_label: "14:06-14:10 UTC".into(),
+            plan: None,
+            batches: Vec::new(),
+            records: Vec::new(),
+            halted: None,
+            paused: None,
+            holds: Vec::new(),
+            generated_at: at("2026-12-03T14:12:00Z"),
+        }
+    }
+
+    fn account(id: &str, calls: f64, pace: f64) -> AccountTime {
+        AccountTime {
+            account: id.into(),
+            calls: 3,
+            call_seconds: calls,
+            pace_waits: 2,
+            pace_seconds: pace,
+            ..AccountTime::default()
+        }
+    }
+
+    #[test]
+    fn the_time_view_lists_accounts_slowest_first_with_their_slowest_operations() {
+        let mut slow = account("222222222222", 4.0, 30.0);
+        slow.retries = 5;
+        slow.throttled = 2;
+        slow.slowest = vec![OperationTime {
+            service: "ECS".into(),
+            operation: "DescribeServices".into(),
+            calls: 12,
+            seconds: 3.5,
+            max_seconds: 1.25,
+            retries: 5,
+            throttled: 2,
+        }];
+        let time = TimeSpent {
+            traces: 1,
+            documents: 40,
+            accounts: vec![
+                account("111111111111", 2.0, 0.5),
+                slow,
+                account("333333333333", 0.25, 0.0),
+            ],
+        };
+        let night = empty_night();
+        assert!(!night.html().contains("time went"));
+        let page = night.html_with_time(&time);
+        assert!(page.contains("Where the night&#39;s time went"), "{page}");
+        let at = |id: &str| page.find(&format!("<tr><td>{id}</td>")).unwrap();
+        assert!(at("222222222222") < at("111111111111"));
+        assert!(at("111111111111") < at("333333333333"));
+        assert!(
+            page.contains(
+                "<tr><td>222222222222</td><td class=\"n\">34.0 s</td><td class=\"n\">3</td>"
+            ),
+            "{page}"
+        );
+        assert!(page.contains("<li>ECS DescribeServices: 12 call(s), 3.5 s (longest 1.2 s), 2 throttled, 5 retries</li>"), "{page}");
+        assert!(page.contains("<td class=\"n\">250 ms</td>"), "{page}");
+    }
+
+    #[test]
+    fn the_time_view_escapes_names_and_survives_any_number() {
+        let mut odd = account("<script>alert('x')</script>", f64::NAN, f64::INFINITY);
+        odd.slowest = vec![OperationTime {
+            service: "決済</td>".into(),
+            operation: "Describe\"Ø\"".into(),
+            calls: 1,
+            seconds: -3.0,
+            max_seconds: f64::NEG_INFINITY,
+            ..OperationTime::default()
+        }];
+        let page = empty_night().html_with_time(&TimeSpent {
+            traces: 1,
+            documents: 1,
+            accounts: vec![odd, account("111111111111", 1e300, 0.0)],
+        });
+        assert!(!page.contains("<script"));
+        assert!(page.contains("<td>&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;</td>"));
+        assert!(
+            page.contains("決済&lt;/td&gt; Describe&quot;Ø&quot;: 1 call(s), 0 ms (longest 0 ms)"),
+            "{page}"
+        );
+        // The huge one first; nothing in the page says NaN or inf.
+        assert!(page.find("111111111111").unwrap() < page.find("&lt;script").unwrap());
+        assert!(!page.contains("NaN") && !page.contains("inf"), "{page}");
+    }
+
+    #[test]
+    fn a_night_without_traced_work_says_so() {
+        let page = empty_night().html_with_time(&TimeSpent::default());
+        assert!(page.contains("<p>No traced work.</p>"), "{page}");
     }
 
     #[test]

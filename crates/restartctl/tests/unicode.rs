@@ -12,7 +12,7 @@ use restart_core::night::{Halt, NightRecord, Pause, PlanSummary};
 use restart_core::outcome::NightState;
 use restart_core::planner::PlannedBatch;
 use restart_core::window::{RestartWindow, parse_time_of_day};
-use restartctl::report::{Night, esc};
+use restartctl::report::{AccountTime, Night, OperationTime, TimeSpent, esc};
 
 /// Text in any script, markup and entities included.
 fn text() -> impl Strategy<Value = String> {
@@ -248,6 +248,59 @@ proptest! {
         prop_assert!(html.contains(&banner), "{}", banner);
         let banner = format!("{}</div>", esc(&halt));
         prop_assert!(html.contains(&banner), "{}", banner);
+        assert_no_injected_markup(&html)?;
+    }
+
+    /// Where the night's time went: account, service and operation names in any script reach
+    /// the page escaped, whatever the numbers (NaN, infinite, negative) say.
+    #[test]
+    fn the_time_view_carries_any_text_escaped(
+        rows in prop::collection::vec((text(), text(), text(), any::<f64>(), any::<f64>()), 1..6),
+    ) {
+        let accounts: Vec<AccountTime> = rows
+            .iter()
+            .map(|(account, service, operation, calls, pace)| AccountTime {
+                account: account.clone(),
+                calls: 2,
+                call_seconds: *calls,
+                pace_waits: 1,
+                pace_seconds: *pace,
+                slowest: vec![OperationTime {
+                    service: service.clone(),
+                    operation: operation.clone(),
+                    calls: 2,
+                    seconds: *calls,
+                    max_seconds: *pace,
+                    ..OperationTime::default()
+                }],
+                ..AccountTime::default()
+            })
+            .collect();
+        let start = t("2026-11-22T00:10:00Z");
+        let rw = RestartWindow::new(
+            parse_time_of_day("22:00").unwrap(),
+            parse_time_of_day("04:00").unwrap(),
+            chrono_tz::UTC,
+        )
+        .unwrap();
+        let html = Night {
+            night: night(),
+            window: rw.night(night()),
+            tz: chrono_tz::UTC,
+            window_label: rw.to_string(),
+            plan: None,
+            batches: batches(start),
+            records: Vec::new(),
+            halted: None,
+            paused: None,
+            holds: Vec::new(),
+            generated_at: start,
+        }
+        .html_with_time(&TimeSpent { traces: 1, documents: 3, accounts });
+        for (account, service, operation, _, _) in &rows {
+            prop_assert!(html.contains(&format!("<tr><td>{}</td>", esc(account))), "account {account:?}");
+            prop_assert!(html.contains(&format!("{} {}: 2 call(s)", esc(service), esc(operation))), "operation {operation:?}");
+        }
         assert_no_injected_markup(&html)?;
     }
 

@@ -659,6 +659,8 @@ async fn night() -> anyhow::Result<()> {
     handle.advance_seconds(early);
     let before = handle.stats();
     peaks.begin();
+    let reads = Arc::new(CountedCalls::default());
+    store.set_gate(reads.clone());
 
     // The night: every batch as a Map iteration, all at once (MaxConcurrency 40 ≥ 36).
     let restarter = Arc::new(Restarter {
@@ -696,6 +698,8 @@ async fn night() -> anyhow::Result<()> {
     }
     let night_took = night_wall.elapsed();
     let night_ended = clock.now();
+    let calls = reads.taken();
+    println!("{}", store_reads_line(&calls, &store, night));
     let after = handle.stats();
     peaks.end("the night");
 
@@ -730,6 +734,55 @@ async fn night() -> anyhow::Result<()> {
     }
     println!("every invariant held");
     Ok(())
+}
+
+/// Counts the in-memory table's calls by operation (the store's gate is passed before each).
+#[derive(Debug, Default)]
+struct CountedCalls(Mutex<BTreeMap<&'static str, u64>>);
+
+impl CountedCalls {
+    fn taken(&self) -> BTreeMap<&'static str, u64> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl testkit::fakes::StoreGate for CountedCalls {
+    fn pass(
+        &self,
+        op: &'static str,
+    ) -> testkit::fakes::BoxFuture<'static, Result<(), restart_core::ports::StoreError>> {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(op)
+            .or_default() += 1;
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// What the restarter's invocations read of the table: the reads a start or poll makes, and
+/// how many items stand behind the night's counters (the batches' counts it reads now, and the
+/// clusters' tallies the night's exact counters would be summed from).
+fn store_reads_line(
+    calls: &BTreeMap<&'static str, u64>,
+    store: &MemoryStore,
+    night: NaiveDate,
+) -> String {
+    let count = |op: &str| calls.get(op).copied().unwrap_or(0);
+    // Every start and poll checks its batch against the plan first.
+    let invocations = count("read_batches").max(1) as f64;
+    let n = store.nights.lock().unwrap_or_else(|e| e.into_inner());
+    let batch_counts = n.batch_counts.get(&night).map_or(0, BTreeMap::len);
+    let clusters = n.inflight.keys().filter(|(d, _)| *d == night).count();
+    format!(
+        "store reads per start or poll ({invocations:.0} invocations): the batch {:.2}, the \
+         breaker's counts {:.2} (each {batch_counts} batch items), the night's exact counters \
+         {:.2} (each the tallies of {clusters} clusters)",
+        count("read_batch_guarded") as f64 / invocations,
+        count("night_tally") as f64 / invocations,
+        count("night_status") as f64 / invocations,
+    )
 }
 
 /// Completed restarts carry the tag with their completion time; no other restarted service

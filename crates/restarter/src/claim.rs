@@ -70,7 +70,7 @@ where
                         deployment_id: Some(d.id.clone()),
                         ..held
                     };
-                    if self.store.record_deployment(&with).await? {
+                    if self.moves().record_deployment(&with).await? {
                         tracing::info!(service = %r.id, deployment = %d.id, "recovered the deployment of an interrupted start");
                     }
                     return Ok(tally);
@@ -91,9 +91,9 @@ where
                         deployment_id: Some(rolling.id.clone()),
                         ..held
                     };
-                    if self.store.record_deployment(&with).await? {
+                    if self.moves().record_deployment(&with).await? {
                         let to = self.finished(&with, state, &format!("{detail}; {HELD_DETAIL}"));
-                        if self.store.finish_holding(&with, &to).await? {
+                        if self.moves().finish_holding(&with, &to).await? {
                             *tally.outcomes.entry(state).or_default() += 1;
                         }
                     }
@@ -123,7 +123,7 @@ where
             lease_at: Some(self.clock.now()),
             ..r.clone()
         };
-        Ok(self.store.take_over(r, &held).await?.then_some(held))
+        Ok(self.moves().take_over(r, &held).await?.then_some(held))
     }
 
     /// Ends `from` as `to` (a restart outcome) and counts it.
@@ -133,7 +133,7 @@ where
         to: &NightRecord,
         tally: &mut Tally,
     ) -> Result<(), HandlerError> {
-        if self.store.finish(from, to).await? {
+        if self.moves().finish(from, to).await? {
             *tally.outcomes.entry(to.state).or_default() += 1;
         }
         Ok(())
@@ -162,12 +162,12 @@ where
             ..base
         };
         let cap = self.config.max_inflight_per_cluster;
-        let mut claim = self.store.claim(from, &claimed, cap).await?;
+        let mut claim = self.moves().claim(from, &claimed, cap).await?;
         // A full cluster may hold timed-out restarts whose deployment has ended since: their
         // places are given back, and the claim tried once more.
         if claim == Claim::ClusterFull && self.release_ended(claimed.night, &claimed.id).await? > 0
         {
-            claim = self.store.claim(from, &claimed, cap).await?;
+            claim = self.moves().claim(from, &claimed, cap).await?;
         }
         match claim {
             Claim::Claimed => self.deploy(&claimed, observed, not_after).await,
@@ -220,7 +220,7 @@ where
                         _ => (NightState::Failed, format!("update_rejected: {e}")),
                     };
                     let to = self.finished(claimed, state, &detail);
-                    self.store.finish(claimed, &to).await?;
+                    self.moves().finish(claimed, &to).await?;
                     tracing::warn!(service = %claimed.id, error = %e, "restart refused");
                     return Ok(Begun::Refused(state));
                 }
@@ -245,7 +245,7 @@ where
             deployment_id: Some(deployment.clone()),
             ..claimed.clone()
         };
-        if !self.store.record_deployment(&with).await? {
+        if !self.moves().record_deployment(&with).await? {
             tracing::error!(service = %claimed.id, deployment = %deployment, "UpdateService ran but its claim had moved on: the deployment is not recorded");
         }
         tracing::info!(service = %claimed.id, deployment = %deployment, dry_run = self.config.dry_run, "restart started");
@@ -267,7 +267,7 @@ where
             task_definition: None,
             ..claimed.now_skipped(reason)
         };
-        Ok(self.store.give_back(claimed, &to).await?)
+        Ok(self.moves().give_back(claimed, &to).await?)
     }
 
     /// A claim that got no deployment within the timeout ends `timed_out`, saying why. Its

@@ -114,6 +114,20 @@ pub(crate) fn by_cluster(records: Vec<NightRecord>) -> Vec<Vec<NightRecord>> {
     out
 }
 
+/// The span of the work on one group of [`by_cluster`]: X-Ray's subsegment of its account and
+/// region, with the cluster (a disabled span, costing nothing, when tracing is off).
+pub(crate) fn account_span(group: &[NightRecord]) -> tracing::Span {
+    match group.first() {
+        Some(r) => tracing::trace_span!(
+            "xray.account",
+            account = %r.id.account,
+            region = %r.id.region,
+            cluster = %r.id.cluster,
+        ),
+        None => tracing::Span::none(),
+    }
+}
+
 /// The cluster of a group of services, for logs.
 pub(crate) fn ids_cluster(ids: &[ServiceId]) -> String {
     ids.first().map_or_else(String::new, ServiceId::cluster_key)

@@ -66,7 +66,7 @@ where
                 detail: Some(format!("the night was halted: {}", halt.reason)),
                 ..r.clone()
             };
-            if self.store.halt_record(r, &to).await? {
+            if self.moves().halt_record(r, &to).await? {
                 halted += 1;
             }
         }
@@ -98,7 +98,7 @@ where
                 detail: held.or_else(|| r.detail.clone()),
                 ..r.now_skipped(SkipReason::WindowClosed)
             };
-            if self.store.move_record(r, &to).await? {
+            if self.moves().move_record(r, &to).await? {
                 closed += 1;
             }
         }

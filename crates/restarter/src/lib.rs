@@ -42,7 +42,8 @@
 //!
 //! With `DRY_RUN=true` nothing calls UpdateService or TagResource: the "restart" is the service's
 //! current PRIMARY deployment, so the same records are written and each one completes at the
-//! next poll. A dry run keeps no restart duration in the catalog: it restarted nothing.
+//! next poll. Its records complete when that deployment last changed, before the claim: a
+//! duration of 0, which the next night's plan (reading last night's records) counts as unknown.
 //!
 //! No invocation waits for a deployment: the state machine waits `wait_seconds` between polls.
 //!
@@ -84,6 +85,7 @@ mod event;
 mod gates;
 mod guards;
 mod held;
+mod journal;
 mod manual;
 mod metrics;
 mod poll;

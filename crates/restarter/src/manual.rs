@@ -43,7 +43,7 @@ where
         };
         let night = window.night;
         self.refuse_if_paused().await?;
-        if let Some(halt) = self.store.night_status(night).await?.halted
+        if let Some(halt) = self.store.night_tally(night).await?.halted
             && !force
         {
             return Err(HandlerError::new(

@@ -3,17 +3,17 @@
 
 use std::collections::BTreeMap;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 
 use restart_core::HandlerError;
 use restart_core::ids::{ServiceArn, ServiceId};
-use restart_core::night::{Halt, NightRecord};
+use restart_core::night::{BatchCounts, Halt, NightRecord};
 use restart_core::outcome::NightState;
 use restart_core::ports::FleetControl;
 
 use crate::cluster::Tally;
 use crate::event::service_id;
-use crate::{PollOutput, Restarter, Store, metrics};
+use crate::{PollOutput, Restarter, Store, journal, metrics};
 
 impl<F, S> Restarter<F, S>
 where
@@ -29,9 +29,17 @@ where
         outside_window: bool,
     ) -> Result<PollOutput, HandlerError> {
         self.check_batch(night, batch).await?;
-        let records = self.store.read_batch(night, batch).await?;
-        let mut tally = self.poll_records(night, records, outside_window).await?;
-        let after = self.store.read_batch(night, batch).await?;
+        let read_at = self.clock.now();
+        // Read once: where the batch stands afterwards is what was read with this
+        // invocation's own moves applied (`journal`).
+        let records = self.store.read_batch_guarded(night, batch).await?;
+        let (tally, after) = journal::noting(
+            &records,
+            self.poll_records(night, Some(batch), &records, outside_window),
+        )
+        .await;
+        self.keep_counts(night, batch, read_at, &after).await;
+        let mut tally = tally?;
         let out = self.poll_output(night, Some(batch), None, &after);
         tally.batch_done = u64::from(out.done);
         // On-call's batches outside the window have no deadline.
@@ -87,7 +95,7 @@ where
             return Ok(self.poll_output(night, None, None, &[]));
         }
         tracing::warn!(night = %night, batches = ?open, pending = pending.len(), "the night's last step finds records its batches left");
-        let tally = self.poll_records(night, pending, false).await?;
+        let tally = self.poll_records(night, None, &pending, false).await?;
         let mut after = Vec::new();
         for &b in &open {
             after.extend(self.store.read_batch(night, b).await?);
@@ -113,7 +121,9 @@ where
             )));
         };
         // A manual restart is on-call's explicit request: the window does not hold it back.
-        let tally = self.poll_records(night, vec![record], true).await?;
+        let tally = self
+            .poll_records(night, None, std::slice::from_ref(&record), true)
+            .await?;
         self.emit(night, None, "poll", &tally);
         let after: Vec<NightRecord> = self
             .store
@@ -146,16 +156,36 @@ where
             wait_seconds: self.poll_wait(records),
         }
     }
+    /// Keeps where batch `batch` stands (its records as read at `read_at`, with this
+    /// invocation's moves) for the other batches' circuit breakers. A failed write fails
+    /// nothing: the batch's next invocation writes them again.
+    pub(crate) async fn keep_counts(
+        &self,
+        night: NaiveDate,
+        batch: u32,
+        read_at: DateTime<Utc>,
+        records: &[NightRecord],
+    ) {
+        let counts = BatchCounts::of(records, read_at);
+        if let Err(e) = self.store.put_batch_counts(night, batch, &counts).await {
+            tracing::warn!(night = %night, batch, error = %e, "the batch's counts could not be kept; its next invocation writes them");
+        }
+    }
+
     /// Judges the started records, trips the breaker if it must, then halts or starts what is
-    /// still planned (unless paused).
+    /// still planned (unless paused). The breaker counts the night from the batches' counts
+    /// with `batch`'s own as this invocation sees them (one read whatever the fleet's size);
+    /// without a batch (the night's last step, a restart by hand) from the night's counters.
     async fn poll_records(
         &self,
         night: NaiveDate,
-        records: Vec<NightRecord>,
+        batch: Option<u32>,
+        records: &[NightRecord],
         outside_window: bool,
     ) -> Result<Tally, HandlerError> {
         let (watched, rest): (Vec<_>, Vec<_>) = records
-            .into_iter()
+            .iter()
+            .cloned()
             .partition(|r| r.state == NightState::Started && r.deployment_id.is_some());
         let mut tally = self.watch(watched).await?;
         let closed = self.close_window(night, &rest, outside_window).await?;
@@ -167,7 +197,16 @@ where
         } else {
             rest
         };
-        let status = self.store.night_status(night).await?;
+        let status = match batch {
+            Some(batch) => {
+                let own = BatchCounts::of(&journal::now(records), self.clock.now());
+                self.store
+                    .night_tally(night)
+                    .await?
+                    .status_with(batch, &own)
+            }
+            None => self.store.night_status(night).await?,
+        };
         let halt = match status.halted {
             Some(h) => Some(h),
             None => match status.breaker_trips(self.config.failure_threshold_percent) {

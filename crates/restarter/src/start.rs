@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use chrono::NaiveDate;
 use futures::stream::{self, StreamExt};
+use tracing::Instrument;
 
 use restart_core::eligibility::{self, SkipReason, Tonight};
 use restart_core::guard::{self, AlarmQuery, AlarmScope, FiringAlarm};
@@ -21,9 +22,9 @@ use restart_core::window::NightWindow;
 use restart_core::{ErrorType, HandlerError};
 
 use crate::claim::{Begun, CLAIM_LEASE};
-use crate::cluster::{CLUSTER_CONCURRENCY, Tally, by_cluster, ids_cluster, sum};
+use crate::cluster::{CLUSTER_CONCURRENCY, Tally, account_span, by_cluster, ids_cluster, sum};
 use crate::guards::Holds;
-use crate::{Restarter, StartOutput, Store};
+use crate::{Restarter, StartOutput, Store, journal};
 
 impl<F, S> Restarter<F, S>
 where
@@ -39,22 +40,36 @@ where
         outside_window: bool,
     ) -> Result<StartOutput, HandlerError> {
         self.check_batch(night, batch).await?;
-        let records = self.store.read_batch(night, batch).await?;
+        let read_at = self.clock.now();
+        let records = self.store.read_batch_guarded(night, batch).await?;
+        let (out, after) = journal::noting(
+            &records,
+            self.start_records(night, batch, &records, outside_window),
+        )
+        .await;
+        self.keep_counts(night, batch, read_at, &after).await;
+        out
+    }
+
+    /// `start` of the records read.
+    async fn start_records(
+        &self,
+        night: NaiveDate,
+        batch: u32,
+        records: &[NightRecord],
+        outside_window: bool,
+    ) -> Result<StartOutput, HandlerError> {
         // Past the window nothing starts, paused or not: what is left ends `window_closed`, so
         // the batch ends instead of waiting for a resume that cannot start anything.
-        let closed = self.close_window(night, &records, outside_window).await?;
-        let records = if closed > 0 {
-            self.store.read_batch(night, batch).await?
-        } else {
-            records
-        };
+        let closed = self.close_window(night, records, outside_window).await?;
+        let records = journal::now(records);
         // Once the window has closed nothing can start, and a pause holds nothing back: the
         // batch goes on to judge what is in flight and ends, instead of waiting on a resume.
         let window_closed = !outside_window && self.clock.now() >= self.window(night).end;
         if !window_closed {
             self.refuse_if_paused().await?;
         }
-        if let Some(halt) = self.store.night_status(night).await?.halted {
+        if let Some(halt) = self.store.night_tally(night).await?.halted {
             let halted = self.halt_planned(&records, &halt).await?;
             tracing::warn!(night = %night, batch, halted, reason = %halt.reason, "night halted");
             return Err(HandlerError::new(
@@ -129,7 +144,7 @@ where
                         detail: Some(detail.clone()),
                         ..r.now_skipped(SkipReason::ChangeFreeze)
                     };
-                    if self.store.move_record(r, &to).await? {
+                    if self.moves().move_record(r, &to).await? {
                         frozen += 1;
                     }
                 }
@@ -137,7 +152,10 @@ where
             }
         };
         let mut tally = sum(stream::iter(by_cluster(todo))
-            .map(|group| self.advance_cluster(pass, &holds, group))
+            .map(|group| {
+                let span = account_span(&group);
+                self.advance_cluster(pass, &holds, group).instrument(span)
+            })
             .buffer_unordered(CLUSTER_CONCURRENCY)
             .collect()
             .await)?;
@@ -279,7 +297,7 @@ where
                 restarted_tonight: false,
             };
             if let Err(reason) = eligibility::check(observed, &tag, &tonight, &self.config.policy) {
-                if self.store.move_record(r, &r.now_skipped(reason)).await? {
+                if self.moves().move_record(r, &r.now_skipped(reason)).await? {
                     tracing::info!(service = %r.id, %reason, "skipped at the live check");
                     tally.skipped += 1;
                 }
@@ -294,7 +312,7 @@ where
                     detail: Some(eligibility::recent_deployment_detail(d, within)),
                     ..r.now_skipped(SkipReason::RecentlyDeployed)
                 };
-                if self.store.move_record(r, &to).await? {
+                if self.moves().move_record(r, &to).await? {
                     tracing::info!(service = %r.id, deployment = %d.id, "skipped: recently deployed");
                     tally.skipped += 1;
                 }
@@ -306,7 +324,7 @@ where
                         detail: Some(guard::service_alarm_detail(&mine)),
                         ..r.now_skipped(SkipReason::AlarmFiring)
                     };
-                    if self.store.move_record(r, &to).await? {
+                    if self.moves().move_record(r, &to).await? {
                         tracing::info!(service = %r.id, "skipped: a deployment alarm is firing");
                         tally.skipped += 1;
                     }
@@ -389,7 +407,7 @@ where
                 detail: Some(denial.to_owned()),
                 ..r.now_skipped(SkipReason::AccountUnreachable)
             };
-            if self.store.move_record(r, &to).await? {
+            if self.moves().move_record(r, &to).await? {
                 skipped += 1;
             }
         }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::TimeDelta;
 use futures::stream::{self, StreamExt};
+use tracing::Instrument;
 
 use restart_core::HandlerError;
 use restart_core::ids::ServiceId;
@@ -14,7 +15,7 @@ use restart_core::ports::{ControlError, FleetControl};
 use restart_core::service::ServiceSnapshot;
 use restart_core::tag::restart_tag_value;
 
-use crate::cluster::{CLUSTER_CONCURRENCY, Tally, by_cluster, sum};
+use crate::cluster::{CLUSTER_CONCURRENCY, Tally, account_span, by_cluster, sum};
 use crate::held::{HELD_DETAIL, still_rolling};
 use crate::{Restarter, Store};
 
@@ -26,7 +27,10 @@ where
     /// Judges started restarts (with their deployment) and records the ones that ended.
     pub(crate) async fn watch(&self, started: Vec<NightRecord>) -> Result<Tally, HandlerError> {
         sum(stream::iter(by_cluster(started))
-            .map(|group| self.watch_cluster(group))
+            .map(|group| {
+                let span = account_span(&group);
+                self.watch_cluster(group).instrument(span)
+            })
             .buffer_unordered(CLUSTER_CONCURRENCY)
             .collect()
             .await)
@@ -111,22 +115,13 @@ where
                 to
             };
             let moved = if hold {
-                self.store.finish_holding(r, &to).await?
+                self.moves().finish_holding(r, &to).await?
             } else {
-                self.store.finish(r, &to).await?
+                self.moves().finish(r, &to).await?
             };
             if moved {
                 *tally.outcomes.entry(state).or_default() += 1;
                 tracing::info!(service = %r.id, outcome = %state, held = hold, "restart finished");
-                // For the planner's next nights; the record above is what proves the restart,
-                // so a failure here is only logged. A dry run restarted nothing: it has no
-                // duration to keep.
-                if let (NightState::Completed, Some(seconds), false) =
-                    (state, to.duration_seconds, self.config.dry_run)
-                    && let Err(e) = self.store.record_restart_duration(&r.id, seconds).await
-                {
-                    tracing::warn!(service = %r.id, error = %e, "the restart's duration was not kept in the catalog");
-                }
             }
         }
         Ok(tally)
@@ -170,9 +165,9 @@ where
             // Whether its deployment still rolls is unknown: it keeps its place in the cluster
             // until ECS can be asked again.
             let moved = if self.config.dry_run {
-                self.store.finish(r, &to).await?
+                self.moves().finish(r, &to).await?
             } else {
-                self.store.finish_holding(r, &to).await?
+                self.moves().finish_holding(r, &to).await?
             };
             if moved {
                 *tally.outcomes.entry(NightState::TimedOut).or_default() += 1;

@@ -442,16 +442,8 @@ async fn a_deployment_replaced_by_another_task_definition_is_superseded() {
     assert_eq!(status.failures(), 0);
     assert_eq!(status.finished(), 3);
     assert!(status.halted.is_none());
-    // The catalog keeps no duration for it.
-    let catalog: BTreeMap<String, Option<u32>> = n
-        .store()
-        .read_catalog(&[A.parse().unwrap()])
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| (c.id.service, c.last_restart_seconds))
-        .collect();
-    assert_eq!(catalog["ci-0"], None);
+    // It has no duration for the next night's plan.
+    assert_eq!(records["ci-0"].duration_seconds, None);
     n.sim.shutdown().await.unwrap();
 }
 
@@ -783,37 +775,25 @@ async fn racing_invocations_restart_each_service_once() {
     n.sim.shutdown().await.unwrap();
 }
 
-/// A dry run restarts nothing, so it has no restart duration to keep: the catalog's
-/// `last_restart_seconds` stays as it was (known or not) for the next nights' plans.
+/// A dry run restarts nothing: its records complete when their deployment last changed, before
+/// the claim, with a duration of 0 (which the next night's plan counts as unknown), and the
+/// catalog is left as it was.
 #[tokio::test]
 async fn a_dry_run_keeps_no_restart_durations() {
     let n = Night::new(ok_services("ok", 3, 120), &[("DRY_RUN", "true")]).await;
     let store = n.store();
-    store
-        .record_restart_duration(&sid(A, "ok-0"), 321)
-        .await
-        .unwrap();
-    let before: BTreeMap<String, Option<u32>> = store
-        .read_catalog(&[A.parse().unwrap()])
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| (c.id.service, c.last_restart_seconds))
-        .collect();
-    assert_eq!(before["ok-0"], Some(321));
-    assert_eq!(before["ok-1"], None);
+    let before = store.read_catalog(&[A.parse().unwrap()]).await.unwrap();
+    assert_eq!(before.len(), 3);
     let r = n.restarter();
     n.start_all(&r).await;
     n.poll_until_done(&r, 60).await;
     let records = n.records().await;
     assert!(records.values().all(|r| r.state == NightState::Completed));
-    let after: BTreeMap<String, Option<u32>> = store
-        .read_catalog(&[A.parse().unwrap()])
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| (c.id.service, c.last_restart_seconds))
-        .collect();
+    assert!(
+        records.values().all(|r| r.duration_seconds == Some(0)),
+        "{records:?}"
+    );
+    let after = store.read_catalog(&[A.parse().unwrap()]).await.unwrap();
     assert_eq!(after, before);
     assert_eq!(n.calls("UpdateService"), 0);
     n.sim.shutdown().await.unwrap();

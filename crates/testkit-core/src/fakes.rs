@@ -6,9 +6,11 @@ use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
 
-use restart_core::catalog::{CatalogRecord, DiscoveredService, InventoryRun, Target};
+use restart_core::catalog::{CatalogRecord, DiscoveredService, InventoryRun, Listed, Target};
 use restart_core::ids::{AccountId, ServiceId};
-use restart_core::night::{Created, Halt, NightLock, NightRecord, NightStatus, Pause, PlanSummary};
+use restart_core::night::{
+    BatchCounts, Created, Halt, NightLock, NightRecord, NightStatus, NightTally, Pause, PlanSummary,
+};
 use restart_core::outcome::NightState;
 use restart_core::owner::AccountOwner;
 use restart_core::planner::PlannedBatch;
@@ -65,10 +67,15 @@ impl ServiceInventory for MemoryFleet {
 /// The table held in memory.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
+    /// The catalog's records as written (`last_seen` as written, not derived).
     pub catalog: Mutex<BTreeMap<ServiceId, CatalogRecord>>,
+    /// The night each account and region was last listed completely (`mark_listed`).
+    pub listed: Mutex<BTreeMap<Target, NaiveDate>>,
     pub runs: Mutex<BTreeMap<NaiveDate, InventoryRun>>,
     /// Records written by `put_catalog`, counted.
     pub catalog_writes: Mutex<u64>,
+    /// Listing items written by `mark_listed` (one per account and region), counted.
+    pub listed_writes: Mutex<u64>,
     /// The night side: plans, batches, records.
     pub nights: Mutex<MemoryNights>,
     /// Each night's lock.
@@ -153,11 +160,42 @@ impl SharedPace for MemoryStore {
 impl CatalogStore for MemoryStore {
     async fn read_catalog(&self, accounts: &[AccountId]) -> Result<Vec<CatalogRecord>, StoreError> {
         let catalog = self.catalog.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(catalog
-            .values()
-            .filter(|r| accounts.contains(&r.id.account))
-            .cloned()
-            .collect())
+        let listed = self.listed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        let mut accounts = accounts.to_vec();
+        accounts.sort();
+        accounts.dedup();
+        for account in accounts {
+            // The catalog is in service order, whose first part is the account: one range each.
+            let from = ServiceId {
+                account: account.clone(),
+                region: String::new(),
+                cluster: String::new(),
+                service: String::new(),
+            };
+            for r in catalog
+                .range(from..)
+                .map(|(_, r)| r)
+                .take_while(|r| r.id.account == account)
+            {
+                let target = Target {
+                    account: r.id.account.clone(),
+                    region: r.id.region.clone(),
+                };
+                out.push(Listed::seen(r.clone(), listed.get(&target).copied()));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn mark_listed(&self, targets: &[Target], night: NaiveDate) -> Result<(), StoreError> {
+        let mut listed = self.listed.lock().unwrap_or_else(|e| e.into_inner());
+        for t in targets {
+            let at = listed.entry(t.clone()).or_insert(night);
+            *at = (*at).max(night);
+        }
+        *self.listed_writes.lock().unwrap_or_else(|e| e.into_inner()) += targets.len() as u64;
+        Ok(())
     }
 
     async fn put_catalog(&self, records: &[CatalogRecord]) -> Result<(), StoreError> {
@@ -184,18 +222,6 @@ impl CatalogStore for MemoryStore {
     ) -> Result<Option<InventoryRun>, StoreError> {
         let runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
         Ok(runs.get(&night).cloned())
-    }
-
-    async fn record_restart_duration(
-        &self,
-        id: &ServiceId,
-        seconds: u32,
-    ) -> Result<(), StoreError> {
-        let mut catalog = self.catalog.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(r) = catalog.get_mut(id) {
-            r.last_restart_seconds = Some(seconds);
-        }
-        Ok(())
     }
 
     async fn lock_night(&self, lock: &NightLock) -> Result<NightLock, StoreError> {
@@ -242,6 +268,8 @@ pub struct MemoryNights {
         BTreeMap<(NaiveDate, String), std::collections::BTreeSet<restart_core::ports::HeldRestart>>,
     /// Holds noted, per night, scope and what held.
     pub holds: BTreeMap<(NaiveDate, String, String), restart_core::guard::HoldSeen>,
+    /// Each batch's last counts, per night.
+    pub batch_counts: BTreeMap<NaiveDate, BTreeMap<u32, BatchCounts>>,
 }
 
 impl MemoryNights {
@@ -300,6 +328,15 @@ impl MemoryStore {
 
     fn nights(&self) -> std::sync::MutexGuard<'_, MemoryNights> {
         self.nights.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn batch_records(&self, night: NaiveDate, batch: u32) -> Vec<NightRecord> {
+        self.nights()
+            .records
+            .values()
+            .filter(|r| r.night == night && r.batch == Some(batch))
+            .cloned()
+            .collect()
     }
 
     /// How many night items have been written or deleted so far.
@@ -370,19 +407,24 @@ impl NightStore for MemoryStore {
         Ok(())
     }
 
+    async fn read_batch_guarded(
+        &self,
+        night: NaiveDate,
+        batch: u32,
+    ) -> Result<Vec<NightRecord>, StoreError> {
+        // Read as consistently as `read_batch`; a gate of its own, so that a simulation or a
+        // benchmark tells the restarter's reads apart.
+        self.pass_gate("read_batch_guarded").await?;
+        Ok(self.batch_records(night, batch))
+    }
+
     async fn read_batch(
         &self,
         night: NaiveDate,
         batch: u32,
     ) -> Result<Vec<NightRecord>, StoreError> {
         self.pass_gate("read_batch").await?;
-        Ok(self
-            .nights()
-            .records
-            .values()
-            .filter(|r| r.night == night && r.batch == Some(batch))
-            .cloned()
-            .collect())
+        Ok(self.batch_records(night, batch))
     }
 
     async fn read_skipped(&self, night: NaiveDate) -> Result<Vec<NightRecord>, StoreError> {
@@ -479,6 +521,37 @@ impl RestartStore for MemoryStore {
             .get(&night)
             .cloned()
             .unwrap_or_default())
+    }
+
+    async fn night_tally(&self, night: NaiveDate) -> Result<NightTally, StoreError> {
+        self.pass_gate("night_tally").await?;
+        let n = self.nights();
+        Ok(NightTally {
+            halted: n.status.get(&night).and_then(|s| s.halted.clone()),
+            batches: n.batch_counts.get(&night).cloned().unwrap_or_default(),
+        })
+    }
+
+    async fn put_batch_counts(
+        &self,
+        night: NaiveDate,
+        batch: u32,
+        counts: &BatchCounts,
+    ) -> Result<bool, StoreError> {
+        self.pass_gate("put_batch_counts").await?;
+        let mut n = self.nights();
+        let kept = n.batch_counts.entry(night).or_default().entry(batch);
+        match kept {
+            std::collections::btree_map::Entry::Occupied(e) if e.get().at >= counts.at => Ok(false),
+            std::collections::btree_map::Entry::Occupied(mut e) => {
+                e.insert(counts.clone());
+                Ok(true)
+            }
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(counts.clone());
+                Ok(true)
+            }
+        }
     }
 
     async fn halt(&self, night: NaiveDate, halt: &Halt) -> Result<bool, StoreError> {
@@ -805,7 +878,8 @@ mod shared {
     use restart_core::catalog::{CatalogRecord, InventoryRun, Target};
     use restart_core::ids::{AccountId, ServiceId};
     use restart_core::night::{
-        Created, Halt, NightLock, NightRecord, NightStatus, Pause, PlanSummary,
+        BatchCounts, Created, Halt, NightLock, NightRecord, NightStatus, NightTally, Pause,
+        PlanSummary,
     };
     use restart_core::owner::AccountOwner;
     use restart_core::planner::PlannedBatch;
@@ -848,6 +922,14 @@ mod shared {
             self.0.put_catalog(records).await
         }
 
+        async fn mark_listed(
+            &self,
+            targets: &[Target],
+            night: NaiveDate,
+        ) -> Result<(), StoreError> {
+            self.0.mark_listed(targets, night).await
+        }
+
         async fn put_inventory_run(&self, run: &InventoryRun) -> Result<(), StoreError> {
             self.0.put_inventory_run(run).await
         }
@@ -857,14 +939,6 @@ mod shared {
             night: NaiveDate,
         ) -> Result<Option<InventoryRun>, StoreError> {
             self.0.get_inventory_run(night).await
-        }
-
-        async fn record_restart_duration(
-            &self,
-            id: &ServiceId,
-            seconds: u32,
-        ) -> Result<(), StoreError> {
-            self.0.record_restart_duration(id, seconds).await
         }
 
         async fn lock_night(&self, lock: &NightLock) -> Result<NightLock, StoreError> {
@@ -913,6 +987,14 @@ mod shared {
             self.0.read_batch(night, batch).await
         }
 
+        async fn read_batch_guarded(
+            &self,
+            night: NaiveDate,
+            batch: u32,
+        ) -> Result<Vec<NightRecord>, StoreError> {
+            self.0.read_batch_guarded(night, batch).await
+        }
+
         async fn read_skipped(&self, night: NaiveDate) -> Result<Vec<NightRecord>, StoreError> {
             self.0.read_skipped(night).await
         }
@@ -952,6 +1034,19 @@ mod shared {
 
         async fn night_status(&self, night: NaiveDate) -> Result<NightStatus, StoreError> {
             self.0.night_status(night).await
+        }
+
+        async fn night_tally(&self, night: NaiveDate) -> Result<NightTally, StoreError> {
+            self.0.night_tally(night).await
+        }
+
+        async fn put_batch_counts(
+            &self,
+            night: NaiveDate,
+            batch: u32,
+            counts: &BatchCounts,
+        ) -> Result<bool, StoreError> {
+            self.0.put_batch_counts(night, batch, counts).await
         }
 
         async fn halt(&self, night: NaiveDate, halt: &Halt) -> Result<bool, StoreError> {

@@ -90,6 +90,5 @@ pub fn enrolled_record(id: ServiceId, owner: impl Into<String>, seen: NaiveDate)
         first_seen: NaiveDate::from_ymd_opt(2026, 10, 1).expect("a date"),
         last_seen: seen,
         gone_since: None,
-        last_restart_seconds: None,
     }
 }

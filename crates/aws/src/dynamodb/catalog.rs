@@ -1,8 +1,8 @@
-//! The catalog of every service found, and a night's inventory run and lock (the
-//! [`CatalogStore`] port). What these items hold is described in the
-//! [module documentation](super); their keys are in [`keys`].
+//! The catalog of every service found, each account and region's last complete listing, and a
+//! night's inventory run and lock (the [`CatalogStore`] port). What these items hold is
+//! described in the [module documentation](super); their keys are in [`keys`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
@@ -17,8 +17,7 @@ use super::codec::{
 use super::errors::{conditional_write, store_error};
 use super::keys::{self, kind, schema};
 use super::{BATCH_SIZE, DynamoStore, READ_CONCURRENCY, WRITE_CONCURRENCY};
-use restart_core::catalog::CatalogRecord;
-use restart_core::catalog::InventoryRun;
+use restart_core::catalog::{CatalogRecord, InventoryRun, Listed, Target};
 use restart_core::ids::{AccountId, ServiceId};
 use restart_core::night::NightLock;
 use restart_core::ports::{CatalogStore, StoreError};
@@ -66,7 +65,6 @@ pub fn catalog_item(r: &CatalogRecord) -> Item {
         ("tag_value", r.tag_value.as_deref().map(s)),
         ("skip_reason", r.skip_reason.as_ref().map(name)),
         ("gone_since", r.gone_since.map(date)),
-        ("last_restart_seconds", r.last_restart_seconds.map(n)),
     ];
     insert_present(&mut item, optional);
     item
@@ -93,7 +91,31 @@ pub fn catalog_record(item: &Item) -> Result<CatalogRecord, ItemError> {
         first_seen: r.parse("first_seen")?,
         last_seen: r.parse("last_seen")?,
         gone_since: r.opt_parse("gone_since")?,
-        last_restart_seconds: r.opt_n("last_restart_seconds")?,
+    })
+}
+
+/// The item saying that `target` was last listed completely on `night`.
+pub fn listed_item(target: &Target, night: NaiveDate) -> Item {
+    Item::from([
+        (schema::PK.to_owned(), s(keys::catalog_pk(&target.account))),
+        (schema::SK.to_owned(), s(keys::listed_sk(&target.region))),
+        (schema::KIND.to_owned(), s(kind::LISTED)),
+        ("account".to_owned(), s(target.account.as_str())),
+        ("region".to_owned(), s(&target.region)),
+        ("night".to_owned(), date(night)),
+    ])
+}
+
+/// The listing of an item, or what is wrong with it.
+pub fn listed(item: &Item) -> Result<Listed, ItemError> {
+    let r = Reader::new(item);
+    r.expect_kind(kind::LISTED)?;
+    Ok(Listed {
+        target: Target {
+            account: r.parse("account")?,
+            region: r.s("region")?.to_owned(),
+        },
+        night: r.parse("night")?,
     })
 }
 
@@ -146,17 +168,16 @@ fn night_lock(item: &Item) -> Result<NightLock, ItemError> {
 }
 
 impl DynamoStore {
-    /// One account's catalog: one paginated Query on its partition.
+    /// One account's catalog: one paginated Query on its partition, which holds its records
+    /// and its regions' listings; each record's `last_seen` is derived from its region's.
     async fn read_account(&self, account: &AccountId) -> Result<Vec<CatalogRecord>, StoreError> {
         let items: Vec<Item> = self
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :svc)")
+            .key_condition_expression("#pk = :pk")
             .expression_attribute_names("#pk", schema::PK)
-            .expression_attribute_names("#sk", schema::SK)
             .expression_attribute_values(":pk", s(keys::catalog_pk(account)))
-            .expression_attribute_values(":svc", s(keys::SERVICE_SK_PREFIX))
             .set_limit(self.page_size)
             .into_paginator()
             .items()
@@ -164,10 +185,42 @@ impl DynamoStore {
             .try_collect()
             .await
             .map_err(|e| store_error(&self.table, "Query", &e))?;
+        let is_listing = |item: &Item| {
+            item.get(schema::SK)
+                .and_then(|sk| sk.as_s().ok())
+                .is_some_and(|sk| sk.starts_with(keys::LISTED_SK_PREFIX))
+        };
+        let mut nights: HashMap<String, NaiveDate> = HashMap::new();
+        for item in items.iter().filter(|i| is_listing(i)) {
+            let l = listed(item).map_err(|e| self.corrupt(e))?;
+            nights.insert(l.target.region, l.night);
+        }
         items
             .iter()
-            .map(|item| catalog_record(item).map_err(|e| self.corrupt(e)))
+            .filter(|i| !is_listing(i))
+            .map(|item| {
+                let r = catalog_record(item).map_err(|e| self.corrupt(e))?;
+                let night = nights.get(&r.id.region).copied();
+                Ok(Listed::seen(r, night))
+            })
             .collect()
+    }
+
+    /// Records one target's listing, unless a later night's is already recorded.
+    async fn put_listed(&self, target: &Target, night: NaiveDate) -> Result<(), StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(listed_item(target, night)))
+            .condition_expression("attribute_not_exists(#pk) OR #night <= :night")
+            .expression_attribute_names("#pk", schema::PK)
+            .expression_attribute_names("#night", "night")
+            .expression_attribute_values(":night", date(night))
+            .send()
+            .await;
+        // A condition that failed: a later night's listing stays.
+        conditional_write(&self.table, "PutItem", put).map(drop)
     }
 }
 
@@ -208,6 +261,16 @@ impl CatalogStore for DynamoStore {
         Ok(())
     }
 
+    async fn mark_listed(&self, targets: &[Target], night: NaiveDate) -> Result<(), StoreError> {
+        // Owned targets: a closure over borrowed ones trips the `Send` check (rust#110338).
+        stream::iter(targets.to_vec())
+            .map(|t| async move { self.put_listed(&t, night).await })
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
     async fn put_inventory_run(&self, run: &InventoryRun) -> Result<(), StoreError> {
         self.client
             .put_item()
@@ -235,25 +298,6 @@ impl CatalogStore for DynamoStore {
         out.item
             .map(|item| inventory_run(&item).map_err(|e| self.corrupt(e)))
             .transpose()
-    }
-
-    async fn record_restart_duration(
-        &self,
-        id: &ServiceId,
-        seconds: u32,
-    ) -> Result<(), StoreError> {
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(schema::PK, s(keys::catalog_pk(&id.account)))
-            .key(schema::SK, s(keys::catalog_sk(id)))
-            .update_expression("SET last_restart_seconds = :seconds")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":seconds", n(seconds))
-            .send()
-            .await;
-        conditional_write(&self.table, "UpdateItem", out).map(drop)
     }
 
     async fn lock_night(&self, lock: &NightLock) -> Result<NightLock, StoreError> {
@@ -361,7 +405,6 @@ mod tests {
             first_seen: day("2026-11-01"),
             last_seen: day("2026-11-22"),
             gone_since: None,
-            last_restart_seconds: Some(420),
         }
     }
 
@@ -422,7 +465,6 @@ mod tests {
         assert_eq!(get(&item, "desired"), &n(3));
         assert_eq!(get(&item, "min_healthy_percent"), &n(100));
         assert_eq!(get(&item, "max_percent"), &n(200));
-        assert_eq!(get(&item, "last_restart_seconds"), &n(420));
         // None is omitted; catalog items have no TTL and no index keys.
         for absent in [
             "skip_reason",
@@ -445,14 +487,12 @@ mod tests {
             tag_value: None,
             tag_state: TagStateKind::Untagged,
             skip_reason: Some(SkipReason::Untagged),
-            last_restart_seconds: None,
             owner_source: OwnerSource::Unowned,
             owner: "unowned".into(),
             ..record()
         };
         let item = catalog_item(&sparse);
         assert!(!item.contains_key("tag_value"));
-        assert!(!item.contains_key("last_restart_seconds"));
         assert_eq!(get(&item, "skip_reason"), &s("untagged"));
         assert_eq!(catalog_record(&item).unwrap(), sparse);
 
@@ -479,6 +519,29 @@ mod tests {
         let item = catalog_item(&gone);
         assert_eq!(get(&item, "gone_since"), &s("2026-11-20"));
         assert_eq!(catalog_record(&item).unwrap(), gone);
+    }
+
+    #[test]
+    fn a_listing_round_trips_in_its_accounts_catalog_partition() {
+        let target = Target {
+            account: "111111111111".parse().unwrap(),
+            region: "ap-southeast-2".into(),
+        };
+        let item = listed_item(&target, day("2026-12-07"));
+        assert_eq!(get(&item, "pk"), &s("CATALOG#111111111111"));
+        assert_eq!(get(&item, "sk"), &s("LISTED#ap-southeast-2"));
+        assert_eq!(get(&item, "kind"), &s("listed"));
+        assert_eq!(get(&item, "night"), &s("2026-12-07"));
+        assert_eq!(
+            listed(&item).unwrap(),
+            Listed {
+                target,
+                night: day("2026-12-07")
+            }
+        );
+        // A catalog record is not a listing, and the other way round.
+        assert_eq!(listed(&catalog_item(&record())).unwrap_err().field, "kind");
+        assert_eq!(catalog_record(&item).unwrap_err().field, "kind");
     }
 
     #[test]

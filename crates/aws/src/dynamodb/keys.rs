@@ -39,6 +39,7 @@ pub mod schema {
 pub mod kind {
     // catalog.rs
     pub const CATALOG: &str = "catalog";
+    pub const LISTED: &str = "listed";
     pub const INVENTORY: &str = "inventory";
     pub const LOCK: &str = "lock";
     // night.rs
@@ -50,6 +51,7 @@ pub mod kind {
     pub const NIGHT_SUMMARY: &str = "night_summary";
     pub const INFLIGHT: &str = "inflight";
     pub const HOLD: &str = "hold";
+    pub const BATCH_COUNTS: &str = "batch_counts";
     // notices.rs
     pub const NOTICE: &str = "notice";
     pub const DIGEST: &str = "digest";
@@ -147,6 +149,14 @@ pub fn catalog_sk(id: &ServiceId) -> String {
         "{SERVICE_SK_PREFIX}{}#{}#{}",
         id.region, id.cluster, id.service
     )
+}
+
+/// The prefix of the sort key of an account's listings (in its catalog partition).
+pub const LISTED_SK_PREFIX: &str = "LISTED#";
+
+/// `LISTED#<region>`: the last night the account's region was listed completely.
+pub fn listed_sk(region: &str) -> String {
+    format!("{LISTED_SK_PREFIX}{region}")
 }
 
 /// What every night key starts with: a night's partition, and the `by_service` index's sort
@@ -264,6 +274,14 @@ pub fn summary_pk(night: NaiveDate) -> String {
     night_pk(night)
 }
 
+/// How the sort keys of a night's batch counts begin (in the night's partition).
+pub const BATCH_COUNTS_SK_PREFIX: &str = "COUNTS#";
+
+/// The sort key of a batch's last counts: `COUNTS#<batch, 4 digits>`.
+pub fn batch_counts_sk(batch: u32) -> String {
+    format!("{BATCH_COUNTS_SK_PREFIX}{batch:04}")
+}
+
 /// How the sort keys of a night's holds begin (in the night's partition).
 pub const HOLD_SK_PREFIX: &str = "HOLD#";
 
@@ -344,6 +362,7 @@ mod tests {
         let id = id();
         assert_eq!(catalog_pk(&id.account), "CATALOG#111111111111");
         assert_eq!(catalog_sk(&id), "SVC#eu-west-1#payments#api");
+        assert_eq!(listed_sk(&id.region), "LISTED#eu-west-1");
         assert_eq!(night_pk(day("2026-01-05")), "NIGHT#2026-01-05");
         assert_eq!(INVENTORY_SK, "INVENTORY");
         assert_eq!(CONFIG_PK, "CONFIG");

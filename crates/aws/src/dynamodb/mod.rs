@@ -10,7 +10,7 @@
 //! | [`keys`] | the schema ([`create_table`], [`enable_ttl`], the names in [`schema`]), every item's `kind`, and every item's key |
 //! | [`codec`] | attribute values to and from Rust values ([`Item`], [`ItemError`]), and the TTL of per-night items |
 //! | [`errors`] | SDK errors as [`StoreError`]s, conditional writes, and the [`Backoff`] of the requests sent again |
-//! | [`catalog`] | [`CatalogStore`]: catalog records, the night's inventory run and lock |
+//! | [`catalog`] | [`CatalogStore`]: catalog records, each account-region's last listing, the night's inventory run and lock |
 //! | [`night`] | [`NightStore`]: night records, batches, the plan summary |
 //! | `restarts.rs` | [`RestartStore`]: the kill switch, the night's counters and halt, a cluster's restarts in flight |
 //! | `notices.rs` | [`NoticeStore`]: the last notices and digests sent to each owner |
@@ -42,6 +42,7 @@
 //! | item | `pk` | `sk` | `kind` | TTL | module |
 //! |---|---|---|---|---|---|
 //! | catalog record of a service | `CATALOG#<account>` | `SVC#<region>#<cluster>#<service>` | `catalog` | none | [`catalog`] |
+//! | the last night an account's region was listed completely (`account`, `region`, `night`) | `CATALOG#<account>` | `LISTED#<region>` | `listed` | none | [`catalog`] |
 //! | a night's inventory run | `NIGHT#<YYYY-MM-DD>` | `INVENTORY` | `inventory` | night + `ttl_days` | [`catalog`] |
 //! | the night's lock ([`NightLock`]: `holder`, `at`, `until`, and `until_epoch` for the condition) | `NIGHT#<YYYY-MM-DD>` | `LOCK` | `lock` | night + `ttl_days` | [`catalog`] |
 //! | a service's night record (planned, started, ...) | `NIGHT#<date>#BATCH#<nnn>#<s>` ([`keys::batch_shard`]) | `SVC#<account>#<region>#<cluster>#<service>` | `night_record` | night + `ttl_days` | [`night`] |
@@ -64,16 +65,26 @@
 //! A catalog item holds the [`CatalogRecord`] fields as attributes: `account`, `region`,
 //! `cluster`, `service` (the [`restart_core::ids::ServiceId`]), `arn`, `owner`, `owner_source`,
 //! `tag_value`, `tag_state`, `status`, `desired`, `scheduling`, `controller`,
-//! `min_healthy_percent`, `max_percent`, `skip_reason`, `first_seen`, `last_seen`, `gone_since`,
-//! `last_restart_seconds`. Enumerations are stored by their serde names (`enrolled`,
-//! `REPLICA`), dates as `YYYY-MM-DD`, counts as N; an optional field that is `None` is omitted.
-//! A service no longer found is marked gone (`gone_since`), never deleted. The restarter sets
-//! `last_restart_seconds` (UpdateItem) when a restart completes; inventory carries it over.
+//! `min_healthy_percent`, `max_percent`, `skip_reason`, `first_seen`, `last_seen`, `gone_since`.
+//! Enumerations are stored by their serde names (`enrolled`, `REPLICA`), dates as
+//! `YYYY-MM-DD`, counts as N; an optional field that is `None` is omitted (an item written
+//! before restart durations left the catalog may still hold `last_restart_seconds`, which is
+//! ignored). A service no longer found is marked gone (`gone_since`), never deleted.
+//!
+//! A catalog item is written only when what it holds changes (a new service, changed facts,
+//! gone, back): its `last_seen` is the night it was written. That an unchanged service was seen
+//! is kept once per account and region: the inventory writes the region's `LISTED#<region>`
+//! item (a conditional PutItem that never moves `night` back) after that account-region's
+//! changes, so a run that stops half-way never claims a listing whose changes were not written.
+//! Reading the catalog derives each record's `last_seen`: the later of its own and its region's
+//! listing, except for a gone record (a listing did not see it). The restarter writes nothing
+//! to the catalog: the next night's plan reads restart durations from last night's records.
 //!
 //! An inventory item holds the [`InventoryRun`] fields (`night`, `started_at`, `finished_at` as
 //! RFC 3339; `reached`, `unreachable` as lists of maps; `counts` as a map).
 //!
-//! Reading the catalog of an account is one Query on its partition (`begins_with(sk, "SVC#")`).
+//! Reading the catalog of an account is one Query on its partition: its listings (`LISTED#`,
+//! sorted first) and its records (`SVC#`).
 //!
 //! A night record (both partitions) carries `gsi1pk` = `SVC#<account>#<region>#<cluster>#<service>`
 //! and `gsi1sk` = `NIGHT#<date>`, so one service's history across nights is one Query on the
@@ -188,11 +199,23 @@ impl DynamoStore {
         StoreError::Corrupt(format!("table {}: {e}", self.table))
     }
 
-    /// Every item of one partition (paginated Query), optionally under a sort-key prefix.
+    /// Every item of one partition (paginated Query, read consistently), optionally under a
+    /// sort-key prefix.
     async fn query_partition(
         &self,
         pk: String,
         prefix: Option<&str>,
+    ) -> Result<Vec<Item>, StoreError> {
+        self.query_partition_read(pk, prefix, true).await
+    }
+
+    /// [`Self::query_partition`], read consistently or not (`consistent`: an eventually
+    /// consistent read costs half, and may miss the last second's writes).
+    async fn query_partition_read(
+        &self,
+        pk: String,
+        prefix: Option<&str>,
+        consistent: bool,
     ) -> Result<Vec<Item>, StoreError> {
         let mut q = self
             .client
@@ -200,7 +223,7 @@ impl DynamoStore {
             .table_name(&self.table)
             .expression_attribute_names("#pk", schema::PK)
             .expression_attribute_values(":pk", s(pk))
-            .consistent_read(true)
+            .consistent_read(consistent)
             .set_limit(self.page_size);
         q = match prefix {
             Some(p) => q

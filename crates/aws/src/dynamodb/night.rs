@@ -18,7 +18,7 @@ use super::codec::{
 use super::errors::{build_error, conditional_write, store_error};
 use super::keys::{self, kind, schema};
 use super::{DynamoStore, READ_CONCURRENCY};
-use restart_core::ids::ServiceId;
+use restart_core::ids::{ServiceArn, ServiceId};
 use restart_core::night::{Created, NightRecord, PlanSummary};
 use restart_core::outcome::NightState;
 use restart_core::planner::PlannedBatch;
@@ -32,10 +32,58 @@ pub(super) fn record_key(r: &NightRecord) -> Item {
     ])
 }
 
+/// The service's ARN as the sort key gives it back: the long form in the `aws` partition.
+fn arn_of(id: &ServiceId) -> ServiceArn {
+    ServiceArn {
+        partition: "aws".to_owned(),
+        region: id.region.clone(),
+        account: id.account.clone(),
+        cluster: Some(id.cluster.clone()),
+        service: id.service.clone(),
+    }
+}
+
+/// The service a record's sort key names (`SVC#<account>#<region>#<cluster>#<service>`), when
+/// it names one unambiguously.
+fn id_of_key(sk: &str) -> Option<ServiceId> {
+    let mut parts = sk.strip_prefix("SVC#")?.split('#');
+    let (Some(account), Some(region), Some(cluster), Some(service), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    Some(ServiceId {
+        account: account.parse().ok()?,
+        region: region.to_owned(),
+        cluster: cluster.to_owned(),
+        service: service.to_owned(),
+    })
+}
+
 /// The item of a service's night record, expiring `ttl_days` after the night.
+///
+/// The service's names are in its sort key, and again in `gsi1pk`; the `account`, `region`,
+/// `cluster`, `service` and `arn` attributes are written only when the sort key cannot give
+/// them back (an ARN in another partition or of the old format). Each name written once less
+/// keeps a record of realistic names (30-50 characters) under the 1 KB that every write of it
+/// is billed by.
 pub fn night_item(r: &NightRecord, ttl_days: u32) -> Item {
-    let mut item = identity(&r.id, &r.arn);
-    item.extend(record_key(r));
+    let key = record_key(r);
+    let derivable = key
+        .get(schema::SK)
+        .and_then(|sk| sk.as_s().ok())
+        .and_then(|sk| id_of_key(sk))
+        .is_some_and(|id| id == r.id && arn_of(&id) == r.arn);
+    let mut item = if derivable {
+        Item::new()
+    } else {
+        identity(&r.id, &r.arn)
+    };
+    item.extend(key);
     item.extend([
         (schema::GSI1PK.to_owned(), s(keys::service_key(&r.id))),
         (schema::GSI1SK.to_owned(), s(keys::night_pk(r.night))),
@@ -77,9 +125,25 @@ pub fn night_item(r: &NightRecord, ttl_days: u32) -> Item {
 pub fn night_record(item: &Item) -> Result<NightRecord, ItemError> {
     let r = Reader::new(item);
     r.expect_kind(kind::NIGHT_RECORD)?;
+    // Items written before the names were left to the sort key hold them as attributes.
+    let (id, arn) = if item.contains_key("account") {
+        (read_service_id(&r)?, r.parse("arn")?)
+    } else {
+        let id = id_of_key(r.s(schema::SK)?).ok_or_else(|| {
+            r.err(
+                schema::SK,
+                "names no service (SVC#<account>#<region>#<cluster>#<service>)",
+            )
+        })?;
+        let arn = match r.opt_parse("arn")? {
+            Some(arn) => arn,
+            None => arn_of(&id),
+        };
+        (id, arn)
+    };
     Ok(NightRecord {
-        id: read_service_id(&r)?,
-        arn: r.parse("arn")?,
+        id,
+        arn,
         night: r.parse("night")?,
         batch: r.opt_n("batch")?,
         state: r.name("state")?,
@@ -261,14 +325,15 @@ impl NightStore for DynamoStore {
         night: NaiveDate,
         batch: u32,
     ) -> Result<Vec<NightRecord>, StoreError> {
-        let shards: Vec<Vec<Item>> = stream::iter(0..keys::BATCH_SHARDS)
-            .map(|shard| self.query_partition(keys::batch_pk(night, batch, shard), None))
-            .buffer_unordered(keys::BATCH_SHARDS as usize)
-            .try_collect()
-            .await?;
-        let mut records = self.records(&shards.concat())?;
-        records.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(records)
+        self.read_batch_with(night, batch, true).await
+    }
+
+    async fn read_batch_guarded(
+        &self,
+        night: NaiveDate,
+        batch: u32,
+    ) -> Result<Vec<NightRecord>, StoreError> {
+        self.read_batch_with(night, batch, false).await
     }
 
     async fn read_skipped(&self, night: NaiveDate) -> Result<Vec<NightRecord>, StoreError> {
@@ -352,5 +417,147 @@ impl NightStore for DynamoStore {
             TransactWriteItem::builder().put(put).build(),
         ])
         .await
+    }
+}
+
+impl DynamoStore {
+    /// A batch's records, from its partitions, in service order.
+    async fn read_batch_with(
+        &self,
+        night: NaiveDate,
+        batch: u32,
+        consistent: bool,
+    ) -> Result<Vec<NightRecord>, StoreError> {
+        let shards: Vec<Vec<Item>> = stream::iter(0..keys::BATCH_SHARDS)
+            .map(|shard| {
+                self.query_partition_read(keys::batch_pk(night, batch, shard), None, consistent)
+            })
+            .buffer_unordered(keys::BATCH_SHARDS as usize)
+            .try_collect()
+            .await?;
+        let mut records = self.records(&shards.concat())?;
+        records.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// DynamoDB's size of an item: each attribute's name and value in bytes (a number counted
+    /// as its digits, a boolean as one byte), as write units are billed.
+    fn billed_size(item: &Item) -> usize {
+        item.iter()
+            .map(|(name, v)| {
+                name.len()
+                    + match v {
+                        AttributeValue::S(s) => s.len(),
+                        AttributeValue::N(n) => n.len(),
+                        AttributeValue::Bool(_) => 1,
+                        other => panic!("unexpected attribute {other:?}"),
+                    }
+            })
+            .sum()
+    }
+
+    fn record(cluster: &str, service: &str, arn: Option<&str>) -> NightRecord {
+        let id = ServiceId {
+            account: "123456789012".parse().unwrap(),
+            region: "eu-west-1".into(),
+            cluster: cluster.into(),
+            service: service.into(),
+        };
+        let t = Utc.with_ymd_and_hms(2026, 12, 7, 1, 2, 3).unwrap();
+        NightRecord {
+            arn: match arn {
+                Some(a) => a.parse().unwrap(),
+                None => arn_of(&id),
+            },
+            night: "2026-12-07".parse().unwrap(),
+            batch: Some(17),
+            state: NightState::Completed,
+            skip_reason: None,
+            owner: "team-payments-settlement@example.com".into(),
+            planned_start: Some(t),
+            deployment_id: Some("ecs-svc/1234567890123456789".into()),
+            started_at: Some(t),
+            lease_at: Some(t),
+            finished_at: Some(t),
+            previous_deployment: Some("ecs-svc/9876543210987654321".into()),
+            task_definition: Some(format!(
+                "arn:aws:ecs:eu-west-1:123456789012:task-definition/{service}:42"
+            )),
+            duration_seconds: Some(412),
+            detail: Some("the new deployment reached COMPLETED with 4 of 4 tasks running".into()),
+            account_lost: false,
+            id,
+        }
+    }
+
+    #[test]
+    fn a_completed_record_of_fifty_character_names_stays_under_one_kilobyte() {
+        let name = |prefix: &str| format!("{prefix}-{}", "x".repeat(49 - prefix.len()));
+        let (cluster, service) = (name("payments-prod-eu"), name("settlement-api"));
+        assert_eq!((cluster.len(), service.len()), (50, 50));
+        let r = record(&cluster, &service, None);
+        let item = night_item(&r, 90);
+        for attribute in ["account", "region", "cluster", "service", "arn"] {
+            assert!(
+                !item.contains_key(attribute),
+                "{attribute} is in the sort key"
+            );
+        }
+        let size = billed_size(&item);
+        let mut with_names = item.clone();
+        with_names.extend(identity(&r.id, &r.arn));
+        // Written with its names as attributes, the same record passes 1 KB: two write units.
+        assert!(
+            size <= 1024 && billed_size(&with_names) > 1024,
+            "{size} bytes, {} with its names",
+            billed_size(&with_names)
+        );
+        assert_eq!(night_record(&item).unwrap(), r);
+    }
+
+    #[test]
+    fn a_record_whose_arn_the_key_cannot_give_back_keeps_its_names() {
+        for arn in [
+            "arn:aws:ecs:eu-west-1:123456789012:service/web",
+            "arn:aws-cn:ecs:eu-west-1:123456789012:service/prod/web",
+        ] {
+            let r = record("prod", "web", Some(arn));
+            let item = night_item(&r, 90);
+            assert!(
+                item.contains_key("arn") && item.contains_key("cluster"),
+                "{arn}"
+            );
+            assert_eq!(night_record(&item).unwrap(), r, "{arn}");
+        }
+    }
+
+    #[test]
+    fn a_record_written_with_its_names_as_attributes_still_reads() {
+        let r = record("prod", "web", None);
+        let mut item = night_item(&r, 90);
+        item.extend(identity(&r.id, &r.arn));
+        assert_eq!(night_record(&item).unwrap(), r);
+    }
+
+    proptest! {
+        #[test]
+        fn any_names_round_trip(
+            cluster in "[A-Za-z0-9_-]{1,255}",
+            service in "[A-Za-z0-9_-]{1,255}",
+            old_format in any::<bool>(),
+        ) {
+            let arn = old_format
+                .then(|| format!("arn:aws:ecs:eu-west-1:123456789012:service/{service}"));
+            let r = record(&cluster, &service, arn.as_deref());
+            prop_assert_eq!(night_record(&night_item(&r, 90)).unwrap(), r);
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! | the kill switch (present = on) | `CONTROL` | `PAUSE` | `pause` | none |
 //! | a night's halt | `NIGHT#<date>` | `SUMMARY` | `night_summary` | night + `ttl_days` |
 //! | a cluster's tally: its restarts in flight and its services' moves | `NIGHT#<date>#TALLY#<nn>` ([`keys::tally_shard`]) | `INFLIGHT#<account>#<region>#<cluster>` | `inflight` | night + `ttl_days` |
+//! | a batch's records by state, for the circuit breaker | `NIGHT#<date>` | `COUNTS#<batch, 4 digits>` | `batch_counts` | night + `ttl_days` |
 //!
 //! The pause item holds `reason`, `by`, `at`. The summary holds, once halted, `halted_at` and
 //! `halt_reason` (and, for nights recorded before the tallies, the night's counters). A tally
@@ -12,7 +13,11 @@
 //! updated with `ADD`), and, while some finished restart still rolls, `held` (SS): one
 //! `<service>#<deployment>` per restart that keeps its place in `inflight` after it was given
 //! up on (ECS service names never hold `#`). The night's counters are the sum of its tallies
-//! (one Query per tally partition).
+//! (one Query per tally partition). A batch's counts hold `at_ms` (N: when the batch was read),
+//! `batch` (N), `count_<state>` and `count_lost`, one per state of its records; a put keeps
+//! them only over older ones (`at_ms < :at`). The circuit breaker reads them with the halt
+//! ([`RestartStore::night_tally`]): one GetItem and one Query of a few KB, whatever the
+//! number of clusters.
 //!
 //! Counting in the cluster's tally rather than in one item for the night keeps every move a
 //! transaction of two items and spreads the night's writes over [`keys::TALLY_SHARDS`]
@@ -50,7 +55,7 @@ use super::night::{night_item, night_record, record_key};
 use super::{DynamoStore, READ_CONCURRENCY};
 use restart_core::guard::HoldSeen;
 use restart_core::ids::ServiceId;
-use restart_core::night::{Halt, NightRecord, NightStatus, Pause};
+use restart_core::night::{BatchCounts, Halt, NightRecord, NightStatus, NightTally, Pause};
 use restart_core::outcome::NightState;
 use restart_core::ports::{Claim, HeldRestart, RestartStore, StoreError};
 
@@ -290,6 +295,42 @@ fn status_of(item: &Item) -> Result<NightStatus, ItemError> {
     Ok(status)
 }
 
+/// A batch's counts as an item of the night's partition.
+fn batch_counts_item(night: NaiveDate, batch: u32, c: &BatchCounts, ttl_days: u32) -> Item {
+    let mut item = Item::from([
+        (schema::PK.to_owned(), s(keys::summary_pk(night))),
+        (schema::SK.to_owned(), s(keys::batch_counts_sk(batch))),
+        (schema::KIND.to_owned(), s(kind::BATCH_COUNTS)),
+        (
+            schema::TTL_ATTRIBUTE.to_owned(),
+            n(expires_at(night, ttl_days)),
+        ),
+        ("night".to_owned(), date(night)),
+        ("batch".to_owned(), n(batch)),
+        ("at_ms".to_owned(), n(c.at.timestamp_millis())),
+        (LOST.to_owned(), n(c.lost)),
+    ]);
+    for (state, count) in &c.counts {
+        item.insert(counter(*state), n(count));
+    }
+    item
+}
+
+fn batch_counts_of(item: &Item) -> Result<(u32, BatchCounts), ItemError> {
+    let r = Reader::new(item);
+    r.expect_kind(kind::BATCH_COUNTS)?;
+    let ms: i64 = r.n("at_ms")?;
+    let at = DateTime::from_timestamp_millis(ms).ok_or_else(|| r.err("at_ms", "not a time"))?;
+    Ok((
+        r.n("batch")?,
+        BatchCounts {
+            at,
+            counts: counters(&r)?.into_iter().collect(),
+            lost: r.opt_n::<u64>(LOST)?.unwrap_or(0),
+        },
+    ))
+}
+
 fn hold_of(item: &Item) -> Result<HoldSeen, ItemError> {
     let r = Reader::new(item);
     r.expect_kind(kind::HOLD)?;
@@ -400,6 +441,47 @@ impl RestartStore for DynamoStore {
                 .map_err(|e| self.corrupt(e))?;
         }
         Ok(status)
+    }
+
+    async fn night_tally(&self, night: NaiveDate) -> Result<NightTally, StoreError> {
+        let key = key(&keys::summary_pk(night), keys::SUMMARY_SK);
+        // The halt is read consistently (a start must not miss it); the counts are at most a
+        // poll old anyway, and read eventually consistently.
+        let (summary, items) = futures_util::try_join!(
+            self.get(key, status_of),
+            self.query_partition_read(
+                keys::summary_pk(night),
+                Some(keys::BATCH_COUNTS_SK_PREFIX),
+                false
+            )
+        )?;
+        let batches = items
+            .iter()
+            .map(|item| batch_counts_of(item).map_err(|e| self.corrupt(e)))
+            .collect::<Result<_, _>>()?;
+        Ok(NightTally {
+            halted: summary.and_then(|s| s.halted),
+            batches,
+        })
+    }
+
+    async fn put_batch_counts(
+        &self,
+        night: NaiveDate,
+        batch: u32,
+        counts: &BatchCounts,
+    ) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(batch_counts_item(night, batch, counts, self.ttl_days)))
+            // Invocations of one batch may overlap: counts taken later are never replaced.
+            .condition_expression("attribute_not_exists(at_ms) OR at_ms < :at")
+            .expression_attribute_values(":at", n(counts.at.timestamp_millis()))
+            .send()
+            .await;
+        conditional_write(&self.table, "PutItem", out)
     }
 
     async fn halt(&self, night: NaiveDate, halt: &Halt) -> Result<bool, StoreError> {

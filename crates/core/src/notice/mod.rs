@@ -69,7 +69,6 @@ mod fixtures {
             first_seen: night(),
             last_seen: night(),
             gone_since: None,
-            last_restart_seconds: None,
         }
     }
 

@@ -84,7 +84,6 @@ pub fn catalog(
         first_seen: day("2026-01-01"),
         last_seen: seen,
         gone_since: None,
-        last_restart_seconds: None,
     }
 }
 

@@ -53,7 +53,6 @@ fn catalog(id: &ServiceId, tag: Option<&str>, state: TagStateKind) -> CatalogRec
         tag_value: tag.map(str::to_owned),
         tag_state: state,
         first_seen: "2026-11-01".parse().unwrap(),
-        last_restart_seconds: Some(420),
         ..testkit::fixtures::enrolled_record(id.clone(), owner, night())
     }
 }
