@@ -111,7 +111,7 @@ SEEDS         ?= 10000
 SOAK_PROGRESS ?= 1000
 .PHONY: soak
 soak: ## the race simulation over SEEDS seeds (default 10000), with progress; figures in docs/reliability.md
-	SIM_SEEDS=$(SEEDS) SIM_PROGRESS=$(SOAK_PROGRESS) $(CARGO) test --locked -p restarter --test races -- --nocapture
+	SIM_SEEDS=$(SEEDS) SIM_PROGRESS=$(SOAK_PROGRESS) $(CARGO) test --locked -p restarter --test integration races:: -- --nocapture
 
 .PHONY: bench
 bench: tools ## run the benchmarks (BENCH_FLEET=100k: 100,000 services; figures in docs/performance.md)

@@ -1,6 +1,6 @@
 //! The admin API under /_sim/, the binary's command line, and spec errors.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

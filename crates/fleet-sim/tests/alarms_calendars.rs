@@ -2,7 +2,7 @@
 //! aws-sdk-cloudwatch and aws-sdk-ssm clients: timelines on the simulated clock, filters,
 //! pagination, account isolation, the authorizer, deployment alarms in ECS, spec validation.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 

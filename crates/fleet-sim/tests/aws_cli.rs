@@ -1,7 +1,7 @@
 //! The AWS CLI (awscli from PyPI, installed into .venv by `make tools`) against the simulator:
 //! a client no one here wrote.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

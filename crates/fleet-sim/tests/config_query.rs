@@ -1,6 +1,6 @@
 //! AWS Config SelectAggregateResourceConfig over the fleet.
 
-mod common;
+use crate::common;
 
 use common::{code, config, start};
 

@@ -1,6 +1,6 @@
 //! Forced deployments over simulated time, observed through DescribeServices.
 
-mod common;
+use crate::common;
 
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::types::{DeploymentRolloutState, Service};

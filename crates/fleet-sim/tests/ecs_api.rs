@@ -1,6 +1,6 @@
 //! ECS through aws-sdk-ecs: pagination, limits, errors, tags, tasks.
 
-mod common;
+use crate::common;
 
 use std::fmt::Write;
 

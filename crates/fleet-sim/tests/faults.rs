@@ -2,7 +2,7 @@
 //! errors at a rate, services that reject updates, restarts superseded by a CI deploy, and the
 //! peak call rate statistic.
 
-mod common;
+use crate::common;
 
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::types::{DeploymentRolloutState, Service};

@@ -1,6 +1,6 @@
 //! The example fleet files under `fleets/` load, and the chaos fleet does what it says.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

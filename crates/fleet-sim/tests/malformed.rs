@@ -1,6 +1,6 @@
 //! Malformed ECS requests over HTTP answer 4xx AWS errors and the server keeps serving.
 
-mod common;
+use crate::common;
 
 use common::{HUB_KEY, ecs, ecs_raw, start};
 

@@ -2,7 +2,7 @@
 //! errors and throttling as a client sees them. The AWS CLI's view is in `aws_cli.rs`, the
 //! SDK's in restart-aws's tests.
 
-mod common;
+use crate::common;
 
 use common::{json_raw, start};
 use fleet_sim::auth::issued_access_key;

@@ -1,6 +1,6 @@
 //! STS AssumeRole, denial, and per-account isolation of the credentials it issues.
 
-mod common;
+use crate::common;
 
 use common::{HUB_KEY, code, creds, ecs_with, from_sts, start, sts};
 

@@ -1,6 +1,6 @@
 //! DescribeTaskDefinition through aws-sdk-ecs: what ECS Exec checks (`readonlyRootFilesystem`).
 
-mod common;
+use crate::common;
 
 use common::{code, ecs, start};
 

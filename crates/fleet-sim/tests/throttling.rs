@@ -1,6 +1,6 @@
 //! The per account and region token buckets, and the SDK's retry absorbing them.
 
-mod common;
+use crate::common;
 
 use common::{HUB_KEY, creds, ecs_with, start};
 

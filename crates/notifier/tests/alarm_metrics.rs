@@ -8,7 +8,7 @@
 //! line themselves: their lines are built by the functions they print (`inventory::metrics`,
 //! `batcher::metrics`).
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

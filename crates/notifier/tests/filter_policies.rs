@@ -23,7 +23,7 @@
 //! Anything else (another operator, a nested object) is an error, so that an example using
 //! syntax the matcher does not model fails here instead of being judged wrongly.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

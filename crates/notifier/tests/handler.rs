@@ -1,6 +1,6 @@
 //! The notifier's logic with the in-memory store and topics.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

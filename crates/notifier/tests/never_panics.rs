@@ -2,7 +2,7 @@
 //! with the right keys holding wrong types, odd dates and text in any script) gives an output
 //! or a typed error, against a night whose owners, details and tag values are in any script.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

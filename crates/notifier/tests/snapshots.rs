@@ -1,6 +1,6 @@
 //! Snapshots of a digest and a summary as a person receives them (docs/owners.md shows them).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! Against moto: the DynamoDB store and SNS, messages read back from moto's
 //! `GET /moto-api/data.json`. Run through `tools/with-moto` (it exports `MOTO_ENDPOINT`).
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::sync::Arc;

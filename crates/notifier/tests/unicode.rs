@@ -4,7 +4,7 @@
 //! bodies, their JSON and the `owner` attribute; subjects stay ASCII for SNS. (ECS cluster and
 //! service names are ASCII letters, digits, `-` and `_`: Unicode comes in tags and words.)
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! binary, against a table in moto (`tools/with-moto` provides MOTO_ENDPOINT): account owners in
 //! any script round-trip, and a bad entry or a duplicate writes nothing.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,7 @@
 //! `connect` against fleet-sim (ECS, STS) started in-process: the member role is assumed,
 //! a running task found, ECS Exec's needs checked, the command printed or run.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! skipped): the services with their owner, state and ARN, and that ARN taken as it is by
 //! `history --service`.
 
-mod common;
+use crate::common;
 
 use common::{A, B, Fixture, arn, fails, json, ok};
 

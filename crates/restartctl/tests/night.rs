@@ -1,7 +1,7 @@
 //! `status`, `plan`, `history`, `pause`/`resume` and `completions` against a night in moto
 //! (`tools/with-moto` provides MOTO_ENDPOINT).
 
-mod common;
+use crate::common;
 
 use common::{A, B, Fixture, arn, fails, json, ok, restartctl, run};
 

@@ -17,7 +17,7 @@
 //! renamed flag fails here too) and `make` lines dry-run; the rest (`aws`, `cp`) is skipped.
 //! Every fence must name its language, so no block escapes this by accident.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

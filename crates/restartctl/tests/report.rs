@@ -1,7 +1,7 @@
 //! `report --html`: the page is self-contained, tells the night, and renders in headless
 //! Chromium (Debian's `chromium`, installed by `make chromium`, a prerequisite of `make test`).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

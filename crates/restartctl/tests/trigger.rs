@@ -1,7 +1,7 @@
 //! `trigger` against moto's Step Functions (without execute mode moto records executions,
 //! which are read back here) and a night in moto's DynamoDB.
 
-mod common;
+use crate::common;
 
 use common::{A, B, Fixture, arn, fails, json, ok};
 

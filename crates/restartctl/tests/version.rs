@@ -2,7 +2,7 @@
 //! and `make dist`'s archive name carry) and prints the shell completions `make dist` packs,
 //! without any AWS configuration.
 
-mod common;
+use crate::common;
 
 use common::{bare, ok};
 

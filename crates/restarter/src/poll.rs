@@ -15,6 +15,16 @@ use crate::cluster::Tally;
 use crate::event::service_id;
 use crate::{PollOutput, Restarter, Store, journal, metrics};
 
+/// Where the circuit breaker's counts of the night come from.
+#[derive(Debug, Clone, Copy)]
+enum BreakerCounts {
+    /// The batches' kept counts with batch `own`'s as this invocation sees them: one read
+    /// whatever the fleet's size (a batch's poll).
+    Batches { own: u32 },
+    /// The night's exact counters (the night's last step, a restart by hand).
+    Exact,
+}
+
 impl<F, S> Restarter<F, S>
 where
     F: FleetControl,
@@ -35,7 +45,12 @@ where
         let records = self.store.read_batch_guarded(night, batch).await?;
         let (tally, after) = journal::noting(
             &records,
-            self.poll_records(night, Some(batch), &records, outside_window),
+            self.poll_records(
+                night,
+                BreakerCounts::Batches { own: batch },
+                &records,
+                outside_window,
+            ),
         )
         .await;
         self.keep_counts(night, batch, read_at, &after).await;
@@ -95,7 +110,9 @@ where
             return Ok(self.poll_output(night, None, None, &[]));
         }
         tracing::warn!(night = %night, batches = ?open, pending = pending.len(), "the night's last step finds records its batches left");
-        let tally = self.poll_records(night, None, &pending, false).await?;
+        let tally = self
+            .poll_records(night, BreakerCounts::Exact, &pending, false)
+            .await?;
         let mut after = Vec::new();
         for &b in &open {
             after.extend(self.store.read_batch(night, b).await?);
@@ -122,7 +139,12 @@ where
         };
         // A manual restart is on-call's explicit request: the window does not hold it back.
         let tally = self
-            .poll_records(night, None, std::slice::from_ref(&record), true)
+            .poll_records(
+                night,
+                BreakerCounts::Exact,
+                std::slice::from_ref(&record),
+                true,
+            )
             .await?;
         self.emit(night, None, "poll", &tally);
         let after: Vec<NightRecord> = self
@@ -173,13 +195,11 @@ where
     }
 
     /// Judges the started records, trips the breaker if it must, then halts or starts what is
-    /// still planned (unless paused). The breaker counts the night from the batches' counts
-    /// with `batch`'s own as this invocation sees them (one read whatever the fleet's size);
-    /// without a batch (the night's last step, a restart by hand) from the night's counters.
+    /// still planned (unless paused), the breaker counting the night as `counts` says.
     async fn poll_records(
         &self,
         night: NaiveDate,
-        batch: Option<u32>,
+        counts: BreakerCounts,
         records: &[NightRecord],
         outside_window: bool,
     ) -> Result<Tally, HandlerError> {
@@ -197,15 +217,15 @@ where
         } else {
             rest
         };
-        let status = match batch {
-            Some(batch) => {
+        let status = match counts {
+            BreakerCounts::Batches { own: batch } => {
                 let own = BatchCounts::of(&journal::now(records), self.clock.now());
                 self.store
                     .night_tally(night)
                     .await?
                     .status_with(batch, &own)
             }
-            None => self.store.night_status(night).await?,
+            BreakerCounts::Exact => self.store.night_status(night).await?,
         };
         let halt = match status.halted {
             Some(h) => Some(h),

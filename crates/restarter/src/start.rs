@@ -318,8 +318,8 @@ where
                 }
                 continue;
             }
-            match service_alarms.as_ref().map(|a| firing_for(a, observed)) {
-                Some(Ok(mine)) if !mine.is_empty() => {
+            match service_alarms.check(observed) {
+                AlarmCheck::Firing(mine) => {
                     let to = NightRecord {
                         detail: Some(guard::service_alarm_detail(&mine)),
                         ..r.now_skipped(SkipReason::AlarmFiring)
@@ -330,13 +330,13 @@ where
                     }
                     continue;
                 }
-                Some(Err(())) => {
+                AlarmCheck::Unknown => {
                     // Its deployment alarms could not be read: it waits for a later poll.
                     tally.deferred += 1;
                     tally.held += 1;
                     continue;
                 }
-                _ => {}
+                AlarmCheck::Clear => {}
             }
             // Only on-call's explicit `outside_window` gets here after the window's end: the
             // record says so.
@@ -359,16 +359,15 @@ where
     }
 
     /// With `BLOCK_ON_SERVICE_ALARMS`, which of the deployment alarms of the planned services
-    /// among `todo` are in ALARM: one DescribeAlarms for the cluster (`Err`: it failed, and
-    /// those services wait). `None`: nothing to read.
+    /// among `todo` are in ALARM: one DescribeAlarms for the cluster.
     async fn service_alarms(
         &self,
         cluster: &ServiceId,
         todo: &[(NightRecord, bool)],
         live: &BTreeMap<&str, &ServiceSnapshot>,
-    ) -> Option<Result<Vec<FiringAlarm>, ()>> {
+    ) -> DeploymentAlarms {
         if !self.config.block_on_service_alarms {
-            return None;
+            return DeploymentAlarms::NotAsked;
         }
         let names: BTreeSet<String> = todo
             .iter()
@@ -377,21 +376,20 @@ where
             .flat_map(|s| s.deployment_alarms.iter().cloned())
             .collect();
         if names.is_empty() {
-            return None;
+            return DeploymentAlarms::NotAsked;
         }
         let scope = AlarmScope::Member {
             account: cluster.account.clone(),
             region: cluster.region.clone(),
         };
         let query = AlarmQuery::Names(names.into_iter().collect());
-        Some(
-            self.guards
-                .firing_alarms(&scope, &query)
-                .await
-                .map_err(|e| {
-                    tracing::warn!(cluster = %cluster.cluster_key(), error = %e, "deployment alarms not read; their services wait");
-                }),
-        )
+        match self.guards.firing_alarms(&scope, &query).await {
+            Ok(firing) => DeploymentAlarms::Read(firing),
+            Err(e) => {
+                tracing::warn!(cluster = %cluster.cluster_key(), error = %e, "deployment alarms not read; their services wait");
+                DeploymentAlarms::Unreadable
+            }
+        }
     }
 
     /// Moves the planned records among `records` to `skipped/account_unreachable`, with the
@@ -428,21 +426,48 @@ pub(crate) struct Pass {
     may_deploy: bool,
 }
 
-/// Of the alarms read, those of `observed`'s deployment configuration (`Err`: they could not be
-/// read and it has some).
-fn firing_for(
-    read: &Result<Vec<FiringAlarm>, ()>,
-    observed: &ServiceSnapshot,
-) -> Result<Vec<FiringAlarm>, ()> {
-    if observed.deployment_alarms.is_empty() {
-        return Ok(Vec::new());
+/// What `BLOCK_ON_SERVICE_ALARMS` read of a cluster's deployment alarms.
+#[derive(Debug)]
+enum DeploymentAlarms {
+    /// Off, or no planned service of the cluster has a deployment alarm.
+    NotAsked,
+    /// Those in ALARM.
+    Read(Vec<FiringAlarm>),
+    /// DescribeAlarms failed: the services that have deployment alarms wait.
+    Unreadable,
+}
+
+/// One service's deployment alarms, as far as they were read.
+#[derive(Debug)]
+enum AlarmCheck {
+    /// None of its own is in ALARM, or it has none, or none were asked for.
+    Clear,
+    /// Its own in ALARM: it is skipped `alarm_firing`.
+    Firing(Vec<FiringAlarm>),
+    /// It has some and they could not be read: it waits for a later poll.
+    Unknown,
+}
+
+impl DeploymentAlarms {
+    fn check(&self, observed: &ServiceSnapshot) -> AlarmCheck {
+        if observed.deployment_alarms.is_empty() {
+            return AlarmCheck::Clear;
+        }
+        match self {
+            Self::NotAsked => AlarmCheck::Clear,
+            Self::Unreadable => AlarmCheck::Unknown,
+            Self::Read(firing) => {
+                let mine: Vec<FiringAlarm> = firing
+                    .iter()
+                    .filter(|a| observed.deployment_alarms.contains(&a.name))
+                    .cloned()
+                    .collect();
+                if mine.is_empty() {
+                    AlarmCheck::Clear
+                } else {
+                    AlarmCheck::Firing(mine)
+                }
+            }
+        }
     }
-    let Ok(firing) = read else {
-        return Err(());
-    };
-    Ok(firing
-        .iter()
-        .filter(|a| observed.deployment_alarms.contains(&a.name))
-        .cloned()
-        .collect())
 }

@@ -5,7 +5,7 @@
 //! SEEDS=N` runs as many as asked, with progress); `SIM_SEED=S` replays seed S alone, printing
 //! what happened. A failing seed prints itself, the broken invariants and the run's log.
 
-mod sim;
+use crate::sim;
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;

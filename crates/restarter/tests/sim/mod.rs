@@ -995,7 +995,7 @@ pub fn report(seed: u64, broken: &[String], night: &Night) -> String {
     }
     let _ = writeln!(
         out,
-        "replay it: SIM_SEED={seed} cargo test -p restarter --test races"
+        "replay it: SIM_SEED={seed} cargo test -p restarter --test integration races::"
     );
     let _ = writeln!(out, "the records at the end:");
     for r in night.store.0.nights.lock().unwrap().records.values() {
