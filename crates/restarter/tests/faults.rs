@@ -6,354 +6,28 @@
 //! fleet-sim's simulated one. `tools/with-moto` provides `MOTO_ENDPOINT`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
-use fleet_sim::spec::{
-    AccountFaults, AccountSpec, ClusterSpec, DeploySeconds, OnRestart, ServiceSpec,
-};
-use fleet_sim::{FleetSpec, RunningSim};
-use restart_aws::dynamodb::DynamoStore;
-use restart_core::clock::{ManualClock, SystemClock};
+use fleet_sim::FleetSpec;
+use fleet_sim::spec::{AccountFaults, OnRestart};
 use restart_core::eligibility::SkipReason;
 use restart_core::ids::ServiceId;
 use restart_core::night::NightRecord;
 use restart_core::outcome::NightState;
-use restart_core::ports::{CatalogStore, FleetControl, NightStore, RestartStore};
-use restart_core::{Config, HandlerError};
+use restart_core::ports::{CatalogStore, FleetControl, RestartStore};
 use restarter::aws::AwsRestarter;
-use restarter::{Output, PollOutput, StartOutput};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
-const A: &str = "111111111111";
-const B: &str = "222222222222";
-const REGION: &str = "eu-west-1";
-const TAG: &str = "ecs_task_daily_restart";
-const START: &str = "2026-11-22T00:00:00Z";
-
-fn svc(name: &str, on_restart: OnRestart, deploy: u64) -> ServiceSpec {
-    ServiceSpec {
-        tags: [(TAG.to_owned(), "2026-11-21T01:10:00Z".to_owned())].into(),
-        on_restart,
-        deploy_seconds: DeploySeconds::Fixed(deploy),
-        desired: 2,
-        ..ServiceSpec::named(name)
-    }
-}
-
-fn ok_services(prefix: &str, n: usize, deploy: u64) -> Vec<ServiceSpec> {
-    (0..n)
-        .map(|i| svc(&format!("{prefix}-{i}"), OnRestart::Complete, deploy))
-        .collect()
-}
-
-/// An account with one cluster, `app`, holding `services`.
-fn account(id: &str, services: Vec<ServiceSpec>) -> AccountSpec {
-    AccountSpec {
-        id: id.into(),
-        regions: vec![REGION.into()],
-        deny_assume_role: false,
-        external_id: None,
-        clusters: vec![ClusterSpec {
-            name: "app".into(),
-            region: Some(REGION.into()),
-            tags: [("team".to_owned(), "payments".to_owned())].into(),
-            services,
-        }],
-    }
-}
-
-fn sid(account: &str, service: &str) -> ServiceId {
-    ServiceId {
-        account: account.parse().unwrap(),
-        region: REGION.into(),
-        cluster: "app".into(),
-        service: service.into(),
-    }
-}
+use crate::harness::{A, B, Night, START, TAG, account, fleet, ok_services, sid, states, svc};
 
 /// One batch for the whole night: the interval is longer than the window.
 const ONE_BATCH: (&str, &str) = ("BATCH_INTERVAL_MINUTES", "720");
 
-/// moto cancels a transaction whose condition failed by restoring a copy of the whole table
-/// taken when the transaction began: with requests served concurrently, that undoes the writes
-/// other requests made meanwhile (a claim, a recorded deployment), which DynamoDB never does.
-/// This proxy hands moto one request at a time, so each request is atomic as in DynamoDB; the
-/// restarter's invocations still interleave between requests as they would in AWS.
-async fn serial_proxy(upstream: &str) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let upstream = upstream.trim_start_matches("http://").to_owned();
-    let gate = Arc::new(tokio::sync::Mutex::new(()));
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let (upstream, gate) = (upstream.clone(), gate.clone());
-            tokio::spawn(async move { forward(client, &upstream, &gate).await });
-        }
-    });
-    format!("http://{addr}")
-}
-
-/// Forwards each HTTP/1.1 request of `client` to `upstream` on a connection of its own, one
-/// request at a time across every client (`gate`), and answers with what came back.
-async fn forward(
-    mut client: TcpStream,
-    upstream: &str,
-    gate: &tokio::sync::Mutex<()>,
-) -> std::io::Result<()> {
-    let mut pending = Vec::new();
-    while let Some(request) = read_request(&mut client, &mut pending).await? {
-        let response = {
-            let _one_at_a_time = gate.lock().await;
-            let mut up = TcpStream::connect(upstream).await?;
-            up.write_all(&request).await?;
-            let mut response = Vec::new();
-            up.read_to_end(&mut response).await?;
-            response
-        };
-        client.write_all(&response).await?;
-    }
-    Ok(())
-}
-
-/// The next request on `client` (head and `Content-Length` body), with `Connection: close` so
-/// that upstream ends its answer by closing; `None` once the client has closed.
-async fn read_request(
-    client: &mut TcpStream,
-    pending: &mut Vec<u8>,
-) -> std::io::Result<Option<Vec<u8>>> {
-    let mut chunk = [0u8; 16 * 1024];
-    let head_end = loop {
-        if let Some(i) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        let read = client.read(&mut chunk).await?;
-        if read == 0 {
-            return Ok(None);
-        }
-        pending.extend_from_slice(&chunk[..read]);
-    };
-    let head = String::from_utf8_lossy(&pending[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut out = format!("{}\r\n", lines.next().unwrap_or_default());
-    let mut length = 0;
-    for line in lines {
-        let (name, value) = line.split_once(':').unwrap_or((line, ""));
-        if name.eq_ignore_ascii_case("content-length") {
-            length = value.trim().parse().unwrap_or(0);
-        }
-        if !name.eq_ignore_ascii_case("connection") {
-            out.push_str(line);
-            out.push_str("\r\n");
-        }
-    }
-    out.push_str("Connection: close\r\n\r\n");
-    let body_start = head_end + 4;
-    while pending.len() < body_start + length {
-        let read = client.read(&mut chunk).await?;
-        if read == 0 {
-            return Ok(None);
-        }
-        pending.extend_from_slice(&chunk[..read]);
-    }
-    let mut request = out.into_bytes();
-    request.extend(pending.drain(..body_start + length).skip(body_start));
-    Ok(Some(request))
-}
-
-/// Sends DynamoDB to the serial proxy in front of moto.
-#[derive(Debug)]
-struct DynamoAt(String);
-
-impl aws_types::service_config::LoadServiceConfig for DynamoAt {
-    fn load_config(&self, key: aws_types::service_config::ServiceConfigKey<'_>) -> Option<String> {
-        (key.service_id() == "DynamoDB" && key.profile() == "endpoint_url").then(|| self.0.clone())
-    }
-}
-
-/// A fleet of `accounts` with their faults, on a clock that moves only with [`Night::advance`].
-fn fleet(accounts: Vec<AccountSpec>, account_faults: BTreeMap<String, AccountFaults>) -> FleetSpec {
-    FleetSpec {
-        // Nearly frozen: simulated time moves only with `advance`.
-        time_scale: 0.001,
-        start_time: Some(START.parse().unwrap()),
-        accounts,
-        account_faults,
-        ..FleetSpec::default()
-    }
-}
-
-/// A night over some accounts: the fleet, the table, the plan, the clocks.
-struct Night {
-    sim: RunningSim,
-    /// DynamoDB's endpoint for every handler: moto behind [`serial_proxy`].
-    dynamodb: String,
-    table: String,
-    clock: Arc<ManualClock>,
-    night: NaiveDate,
-    batches: Vec<u32>,
-    vars: Vec<(String, String)>,
-}
-
 impl Night {
-    async fn new(services: Vec<ServiceSpec>, vars: &[(&str, &str)]) -> Night {
-        Night::of(fleet(vec![account(A, services)], BTreeMap::new()), vars).await
-    }
-
-    /// A night of `spec`'s accounts (all of them listed in `ACCOUNTS`).
-    async fn of(spec: FleetSpec, vars: &[(&str, &str)]) -> Night {
-        let ids: Vec<String> = spec.accounts.iter().map(|a| a.id.clone()).collect();
-        let sim = fleet_sim::spawn(spec).await.unwrap();
-        let table = testkit::create_table(&testkit::dynamodb_client()).await;
-        let accounts = ids.join(",");
-        let mut all: Vec<(String, String)> = [
-            ("TABLE_NAME", table.as_str()),
-            ("ACCOUNTS", accounts.as_str()),
-            ("REGIONS", REGION),
-            ("MEMBER_ROLE_NAME", "ecs-restart-member"),
-            ("WINDOW_START", "00:00"),
-            ("WINDOW_END", "01:00"),
-            ("TIMEZONE", "UTC"),
-            ("POLL_INTERVAL_SECONDS", "120"),
-        ]
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-        all.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        let mut night = Night {
-            sim,
-            dynamodb: serial_proxy(&testkit::moto_endpoint()).await,
-            table,
-            clock: Arc::new(ManualClock::new(START.parse().unwrap())),
-            night: "2026-11-22".parse().unwrap(),
-            batches: Vec::new(),
-            vars: all,
-        }
-        .plan()
-        .await;
-        night.batches.sort();
-        night
-    }
-
-    fn config(&self) -> Config {
-        Config::from_vars(self.vars.clone()).unwrap()
-    }
-
-    fn sdk(&self) -> aws_types::SdkConfig {
-        testkit::hub_sdk_config(&self.sim.endpoint_url())
-            .to_builder()
-            .service_config(DynamoAt(self.dynamodb.clone()))
-            .build()
-    }
-
-    fn store(&self) -> DynamoStore {
-        restart_aws::dynamo_store(&self.sdk(), &self.table, 90)
-    }
-
-    /// A handler instance of its own (its own sessions and pacer), as a Lambda container is.
-    fn restarter(&self) -> AwsRestarter {
-        restarter::aws::handler_with_clock(self.config(), &self.sdk(), self.clock.clone())
-    }
-
-    async fn plan(mut self) -> Night {
-        let sdk = self.sdk();
-        inventory::aws::handler_with_clock(self.config(), &sdk, Arc::new(SystemClock))
-            .handle(json!({ "night": "2026-11-22" }))
-            .await
-            .unwrap();
-        let plan = batcher::aws::handler_with_clock(self.config(), &sdk, self.clock.clone())
-            .handle(json!({ "night": "2026-11-22" }))
-            .await
-            .unwrap();
-        self.batches = plan.batches.iter().map(|b| b.batch).collect();
-        self
-    }
-
+    /// The time on the night's clock.
     fn now(&self) -> DateTime<Utc> {
         restart_core::clock::Clock::now(self.clock.as_ref())
     }
-
-    /// Moves fleet-sim's clock and ours together.
-    fn advance(&self, seconds: i64) {
-        self.sim.handle().advance_seconds(seconds as f64);
-        self.clock.advance(TimeDelta::seconds(seconds));
-    }
-
-    async fn start(&self, r: &AwsRestarter, batch: u32) -> Result<StartOutput, HandlerError> {
-        match r
-            .handle(json!({ "mode": "start", "night": self.night, "batch": batch }))
-            .await?
-        {
-            Output::Start(s) => Ok(s),
-            other => panic!("start answered {other:?}"),
-        }
-    }
-
-    async fn try_poll(&self, r: &AwsRestarter, batch: u32) -> Result<PollOutput, HandlerError> {
-        match r
-            .handle(json!({ "mode": "poll", "night": self.night, "batch": batch }))
-            .await?
-        {
-            Output::Poll(p) => Ok(p),
-            other => panic!("poll answered {other:?}"),
-        }
-    }
-
-    async fn poll(&self, r: &AwsRestarter, batch: u32) -> PollOutput {
-        self.try_poll(r, batch).await.unwrap()
-    }
-
-    async fn start_all(&self, r: &AwsRestarter) {
-        for &b in &self.batches {
-            self.start(r, b).await.unwrap();
-        }
-    }
-
-    /// Polls every batch every `step` seconds until all are done; every poll must answer.
-    async fn poll_until_done(&self, r: &AwsRestarter, step: i64) {
-        for _ in 0..100 {
-            self.advance(step);
-            let mut done = true;
-            for &b in &self.batches {
-                done &= self.poll(r, b).await.done;
-            }
-            if done {
-                return;
-            }
-        }
-        panic!("the night did not finish");
-    }
-
-    /// Every record of the night, by service name.
-    async fn records(&self) -> BTreeMap<String, NightRecord> {
-        self.store()
-            .read_night(self.night)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| (r.id.service.clone(), r))
-            .collect()
-    }
-
-    fn calls(&self, action: &str) -> u64 {
-        self.sim.handle().stats().total_calls(action)
-    }
-
-    fn calls_of(&self, account: &str, action: &str) -> u64 {
-        let stats = self.sim.handle().stats();
-        stats
-            .calls
-            .get(account)
-            .and_then(|m| m.get(action))
-            .copied()
-            .unwrap_or(0)
-    }
-}
-
-fn states(records: &BTreeMap<String, NightRecord>) -> BTreeMap<String, NightState> {
-    records.iter().map(|(k, r)| (k.clone(), r.state)).collect()
 }
 
 /// The restart tag on each of `names` (services of account A), live.
@@ -375,7 +49,7 @@ async fn tags(r: &AwsRestarter, names: &[&str]) -> BTreeMap<String, Option<Strin
 async fn a_rejected_update_fails_once_and_the_batch_goes_on() {
     let mut services = ok_services("ok", 3, 120);
     services.push(svc("reject-0", OnRestart::Reject, 120));
-    let n = Night::new(services, &[ONE_BATCH]).await;
+    let n = Night::new(services, &[ONE_BATCH]).await.serial().await;
     assert_eq!(n.batches, vec![0], "one batch holds every service");
     let r = n.restarter();
     let out = n.start(&r, 0).await.unwrap();
@@ -413,7 +87,7 @@ async fn a_rejected_update_fails_once_and_the_batch_goes_on() {
 async fn a_deployment_replaced_by_another_task_definition_is_superseded() {
     let mut services = ok_services("ok", 2, 120);
     services.push(svc("ci-0", OnRestart::Superseded, 300));
-    let n = Night::new(services, &[ONE_BATCH]).await;
+    let n = Night::new(services, &[ONE_BATCH]).await.serial().await;
     let r = n.restarter();
     n.start_all(&r).await;
     assert_eq!(n.calls("UpdateService"), 3);
@@ -470,6 +144,8 @@ async fn an_account_lost_mid_night_is_handled_alone() {
         ),
         &[ONE_BATCH, ("RESTART_TIMEOUT_MINUTES", "15")],
     )
+    .await
+    .serial()
     .await;
     assert_eq!(n.batches, vec![0]);
     let r = n.restarter();
@@ -572,6 +248,8 @@ async fn restarts_lost_with_their_account_do_not_trip_the_breaker() {
             ("RESTART_TIMEOUT_MINUTES", "15"),
         ],
     )
+    .await
+    .serial()
     .await;
     let r = n.restarter();
     n.start_all(&r).await;
@@ -616,6 +294,8 @@ async fn an_account_lost_across_batches_never_fails_a_batch() {
         ),
         &[("BATCH_INTERVAL_MINUTES", "15")],
     )
+    .await
+    .serial()
     .await;
     assert!(n.batches.len() >= 2, "{:?}", n.batches);
     let r = n.restarter();
@@ -670,6 +350,8 @@ async fn server_errors_never_restart_a_service_twice() {
         },
         &[ONE_BATCH, ("MAX_INFLIGHT_PER_CLUSTER", "100")],
     )
+    .await
+    .serial()
     .await;
     let records = n.records().await;
     assert_eq!(records.len(), 6, "inventory saw the whole fleet");
@@ -730,6 +412,8 @@ async fn racing_invocations_restart_each_service_once() {
         ok_services("ok", 6, 120),
         &[ONE_BATCH, ("MAX_INFLIGHT_PER_CLUSTER", "100")],
     )
+    .await
+    .serial()
     .await;
     let (r1, r2, r3, r4) = (n.restarter(), n.restarter(), n.restarter(), n.restarter());
     let arn = sid(A, "ok-3").arn("aws").to_string();
@@ -780,7 +464,10 @@ async fn racing_invocations_restart_each_service_once() {
 /// catalog is left as it was.
 #[tokio::test]
 async fn a_dry_run_keeps_no_restart_durations() {
-    let n = Night::new(ok_services("ok", 3, 120), &[("DRY_RUN", "true")]).await;
+    let n = Night::new(ok_services("ok", 3, 120), &[("DRY_RUN", "true")])
+        .await
+        .serial()
+        .await;
     let store = n.store();
     let before = store.read_catalog(&[A.parse().unwrap()]).await.unwrap();
     assert_eq!(before.len(), 3);
@@ -818,6 +505,8 @@ async fn timed_out_restarts_keep_their_place_while_ecs_rolls_them() {
             ("RESTART_TIMEOUT_MINUTES", "10"),
         ],
     )
+    .await
+    .serial()
     .await;
     let r = n.restarter();
     let out = n.start(&r, 0).await.unwrap();
@@ -879,6 +568,8 @@ async fn a_cluster_whose_places_are_held_by_stuck_restarts_starts_nothing_more()
             ("RESTART_TIMEOUT_MINUTES", "5"),
         ],
     )
+    .await
+    .serial()
     .await;
     let r = n.restarter();
     n.start(&r, 0).await.unwrap();

@@ -1,212 +1,31 @@
 //! The restarter against real peers: fleet-sim (ECS, STS) and moto (DynamoDB). Inventory
 //! fills the catalog, the batcher plans the night, and the restarter starts and watches it,
-//! on a manual clock that moves with fleet-sim's simulated one.
-//! `tools/with-moto` provides `MOTO_ENDPOINT`.
+//! on a manual clock that moves with fleet-sim's simulated one (the nights of
+//! [`crate::harness`]). `tools/with-moto` provides `MOTO_ENDPOINT`.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use chrono::{NaiveDate, TimeDelta};
+use chrono::TimeDelta;
 use fleet_sim::spec::{
     AccountSpec, AlarmSpec, AlarmState, AlarmStateAt, CalendarDefault, CalendarEventSpec,
-    CalendarSpec, ClusterSpec, Controller, DeploySeconds, OnRestart, ServiceSpec,
+    CalendarSpec, Controller, OnRestart, ServiceSpec,
 };
-use fleet_sim::{FleetSpec, RunningSim};
-use restart_aws::dynamodb::DynamoStore;
-use restart_core::clock::{ManualClock, SystemClock};
+use restart_core::ErrorType;
 use restart_core::eligibility::SkipReason;
-use restart_core::ids::ServiceId;
 use restart_core::night::{NightRecord, Pause};
 use restart_core::outcome::NightState;
 use restart_core::ports::{FleetControl, NightStore, RestartStore};
 use restart_core::tag::restart_tag_value;
-use restart_core::{Config, ErrorType};
 use restarter::aws::AwsRestarter;
-use restarter::{Output, PollOutput, ServiceOutput};
+use restarter::{Output, ServiceOutput};
 use serde_json::json;
 
-const A: &str = "111111111111";
-const B: &str = "222222222222";
-const TAG: &str = "ecs_task_daily_restart";
-const START: &str = "2026-11-22T00:00:00Z";
-
-fn svc(name: &str, on_restart: OnRestart, deploy: u64) -> ServiceSpec {
-    ServiceSpec {
-        tags: [(TAG.to_owned(), "2026-11-21T01:10:00Z".to_owned())].into(),
-        on_restart,
-        deploy_seconds: DeploySeconds::Fixed(deploy),
-        desired: 2,
-        ..ServiceSpec::named(name)
-    }
-}
-
-fn sid(service: &str) -> ServiceId {
-    ServiceId {
-        account: A.parse().unwrap(),
-        region: "eu-west-1".into(),
-        cluster: "app".into(),
-        service: service.into(),
-    }
-}
-
-/// A night on one cluster of one account: the fleet, the table, the plan, the clocks.
-struct Night {
-    sim: RunningSim,
-    table: String,
-    clock: Arc<ManualClock>,
-    night: NaiveDate,
-    batches: Vec<u32>,
-    vars: Vec<(String, String)>,
-}
+use crate::harness::{A, B, Night, START, TAG, account, ok_services, sid, states, svc};
 
 impl Night {
-    async fn new(services: Vec<ServiceSpec>, vars: &[(&str, &str)]) -> Night {
-        Self::new_with(services, vars, |_| {}).await
-    }
-
-    /// [`Night::new`] with the fleet changed by `fleet` first (more accounts, alarms,
-    /// calendars).
-    async fn new_with(
-        services: Vec<ServiceSpec>,
-        vars: &[(&str, &str)],
-        fleet: impl FnOnce(&mut FleetSpec),
-    ) -> Night {
-        let mut spec = FleetSpec {
-            // Nearly frozen: simulated time moves only with `advance`.
-            time_scale: 0.001,
-            start_time: Some(START.parse().unwrap()),
-            accounts: vec![AccountSpec {
-                id: A.into(),
-                regions: vec!["eu-west-1".into()],
-                deny_assume_role: false,
-                external_id: None,
-                clusters: vec![ClusterSpec {
-                    name: "app".into(),
-                    region: Some("eu-west-1".into()),
-                    tags: [("team".to_owned(), "payments".to_owned())].into(),
-                    services,
-                }],
-            }],
-            ..FleetSpec::default()
-        };
-        fleet(&mut spec);
-        let accounts: Vec<&str> = spec.accounts.iter().map(|a| a.id.as_str()).collect();
-        let accounts = accounts.join(",");
-        let sim = fleet_sim::spawn(spec).await.unwrap();
-        let table = testkit::create_table(&testkit::dynamodb_client()).await;
-        let mut all: Vec<(String, String)> = [
-            ("TABLE_NAME", table.as_str()),
-            ("ACCOUNTS", accounts.as_str()),
-            ("REGIONS", "eu-west-1"),
-            ("MEMBER_ROLE_NAME", "ecs-restart-member"),
-            ("WINDOW_START", "00:00"),
-            ("WINDOW_END", "01:00"),
-            ("TIMEZONE", "UTC"),
-            ("POLL_INTERVAL_SECONDS", "120"),
-        ]
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-        all.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        let mut night = Night {
-            sim,
-            table,
-            clock: Arc::new(ManualClock::new(START.parse().unwrap())),
-            night: "2026-11-22".parse().unwrap(),
-            batches: Vec::new(),
-            vars: all,
-        }
-        .plan()
-        .await;
-        night.batches.sort();
-        night
-    }
-
-    fn config(&self) -> Config {
-        Config::from_vars(self.vars.clone()).unwrap()
-    }
-
-    fn sdk(&self) -> aws_types::SdkConfig {
-        testkit::hub_sdk_config(&self.sim.endpoint_url())
-    }
-
-    fn store(&self) -> DynamoStore {
-        restart_aws::dynamo_store(&self.sdk(), &self.table, 90)
-    }
-
-    fn restarter(&self) -> AwsRestarter {
-        restarter::aws::handler_with_clock(self.config(), &self.sdk(), self.clock.clone())
-    }
-
-    async fn plan(mut self) -> Night {
-        let sdk = self.sdk();
-        inventory::aws::handler_with_clock(self.config(), &sdk, Arc::new(SystemClock))
-            .handle(json!({ "night": "2026-11-22" }))
-            .await
-            .unwrap();
-        let plan = batcher::aws::handler_with_clock(self.config(), &sdk, self.clock.clone())
-            .handle(json!({ "night": "2026-11-22" }))
-            .await
-            .unwrap();
-        self.batches = plan.batches.iter().map(|b| b.batch).collect();
-        self
-    }
-
-    /// Moves fleet-sim's clock and ours together.
-    fn advance(&self, seconds: i64) {
-        self.sim.handle().advance_seconds(seconds as f64);
-        self.clock.advance(TimeDelta::seconds(seconds));
-    }
-
-    async fn start(
-        &self,
-        r: &AwsRestarter,
-        batch: u32,
-    ) -> Result<Output, restart_core::HandlerError> {
-        r.handle(json!({ "mode": "start", "night": self.night, "batch": batch }))
-            .await
-    }
-
-    async fn poll(&self, r: &AwsRestarter, batch: u32) -> PollOutput {
-        match r
-            .handle(json!({ "mode": "poll", "night": self.night, "batch": batch }))
-            .await
-            .unwrap()
-        {
-            Output::Poll(p) => p,
-            other => panic!("poll answered {other:?}"),
-        }
-    }
-
-    /// Polls every batch every `step` seconds until all are done.
-    async fn poll_until_done(&self, r: &AwsRestarter, step: i64) {
-        for _ in 0..100 {
-            self.advance(step);
-            let mut done = true;
-            for &b in &self.batches {
-                done &= self.poll(r, b).await.done;
-            }
-            if done {
-                return;
-            }
-        }
-        panic!("the night did not finish");
-    }
-
-    /// Every record of the night, by service name.
-    async fn records(&self) -> BTreeMap<String, NightRecord> {
-        self.store()
-            .read_night(self.night)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| (r.id.service.clone(), r))
-            .collect()
-    }
-
     /// On-call's restart of one service (`mode: service`), which must be accepted.
     async fn restart_by_hand(&self, r: &AwsRestarter, service: &str, force: bool) -> ServiceOutput {
-        let arn = sid(service).arn("aws").to_string();
+        let arn = sid(A, service).arn("aws").to_string();
         let out = r
             .handle(json!({ "mode": "service", "service_arn": arn, "force": force }))
             .await
@@ -216,14 +35,6 @@ impl Night {
         };
         out
     }
-
-    fn update_calls(&self) -> u64 {
-        self.sim.handle().stats().total_calls("UpdateService")
-    }
-}
-
-fn states(records: &BTreeMap<String, NightRecord>) -> BTreeMap<String, NightState> {
-    records.iter().map(|(k, r)| (k.clone(), r.state)).collect()
 }
 
 #[tokio::test]
@@ -252,17 +63,16 @@ async fn a_night_ends_every_service_in_its_verified_outcome() {
     let n = Night::new(services, &[]).await;
     let r = n.restarter();
     // A tenant's own deployment begins on `busy` after planning: the live check skips it.
-    r.fleet.force_new_deployment(&sid("busy")).await.unwrap();
-    let before = n.update_calls();
+    r.fleet.force_new_deployment(&sid(A, "busy")).await.unwrap();
+    let before = n.calls("UpdateService");
 
     for &b in &n.batches {
         let out = n.start(&r, b).await.unwrap();
-        let Output::Start(out) = out else { panic!() };
         assert_eq!(out.wait_seconds, 120);
         assert!(!out.dry_run);
     }
     // 6 restarts started: the planned services but `busy`.
-    assert_eq!(n.update_calls() - before, 6);
+    assert_eq!(n.calls("UpdateService") - before, 6);
     // Polls every 120 s: fail-0 fails at 200 s and is seen FAILED at 240 s; rollback-0 fails at 250 s
     // and is rolled back at 310 s, before the poll at 360 s; stuck-0 times out at 30 min.
     n.poll_until_done(&r, 120).await;
@@ -293,7 +103,12 @@ async fn a_night_ends_every_service_in_its_verified_outcome() {
     // Completed restarts carry the tag with their completion time, and a duration.
     let live = r
         .fleet
-        .describe(&[sid("ok-0"), sid("ok-1"), sid("fail-0"), sid("stuck-0")])
+        .describe(&[
+            sid(A, "ok-0"),
+            sid(A, "ok-1"),
+            sid(A, "fail-0"),
+            sid(A, "stuck-0"),
+        ])
         .await
         .unwrap();
     let tag = |name: &str| {
@@ -340,31 +155,19 @@ async fn a_night_ends_every_service_in_its_verified_outcome() {
     assert!(status.halted.is_none());
 
     // Starting every batch again restarts nothing.
-    let calls = n.update_calls();
+    let calls = n.calls("UpdateService");
     for &b in &n.batches {
         n.start(&r, b).await.unwrap();
         assert!(n.poll(&r, b).await.done);
     }
-    assert_eq!(n.update_calls(), calls);
+    assert_eq!(n.calls("UpdateService"), calls);
     assert_eq!(n.sim.handle().stats().total_calls("TagResource"), 2);
     n.sim.shutdown().await.unwrap();
 }
 
-fn ok_services(n: usize, deploy: u64) -> Vec<ServiceSpec> {
-    (0..n)
-        .map(|i| svc(&format!("ok-{i}"), OnRestart::Complete, deploy))
-        .collect()
-}
-
-async fn start_all(n: &Night, r: &AwsRestarter) {
-    for &b in &n.batches {
-        n.start(r, b).await.unwrap();
-    }
-}
-
 #[tokio::test]
 async fn paused_starts_nothing_and_resume_continues() {
-    let n = Night::new(ok_services(3, 120), &[]).await;
+    let n = Night::new(ok_services("ok", 3, 120), &[]).await;
     let r = n.restarter();
     let pause = Pause {
         reason: "incident 4711".into(),
@@ -383,11 +186,11 @@ async fn paused_starts_nothing_and_resume_continues() {
     let p = n.poll(&r, n.batches[0]).await;
     assert!(!p.done);
     assert_eq!(p.counts.get(&NightState::Planned), Some(&1));
-    assert_eq!(n.update_calls(), 0);
+    assert_eq!(n.calls("UpdateService"), 0);
 
     n.store().set_pause(None).await.unwrap();
-    start_all(&n, &r).await;
-    assert_eq!(n.update_calls(), 3);
+    n.start_all(&r).await;
+    assert_eq!(n.calls("UpdateService"), 3);
     n.poll_until_done(&r, 60).await;
     assert!(
         states(&n.records().await)
@@ -411,7 +214,7 @@ async fn the_circuit_breaker_halts_the_rest_of_the_night() {
     for &b in first {
         n.start(&r, b).await.unwrap();
     }
-    let started = n.update_calls();
+    let started = n.calls("UpdateService");
     assert!(started >= 20, "{started}");
     n.advance(90);
     for &b in first {
@@ -429,7 +232,11 @@ async fn the_circuit_breaker_halts_the_rest_of_the_night() {
     let err = n.start(&r, *last).await.unwrap_err();
     assert_eq!(err.error_type, ErrorType::Halted);
     assert!(err.message.contains("halted"), "{}", err.message);
-    assert_eq!(n.update_calls(), started, "nothing started after the halt");
+    assert_eq!(
+        n.calls("UpdateService"),
+        started,
+        "nothing started after the halt"
+    );
     let halted: Vec<NightRecord> = store.read_batch(n.night, *last).await.unwrap();
     assert!(!halted.is_empty());
     for rec in &halted {
@@ -442,7 +249,7 @@ async fn the_circuit_breaker_halts_the_rest_of_the_night() {
 
 #[tokio::test]
 async fn a_start_retried_after_a_crash_between_update_service_and_its_record_restarts_once() {
-    let n = Night::new(ok_services(1, 120), &[]).await;
+    let n = Night::new(ok_services("ok", 1, 120), &[]).await;
     let r = n.restarter();
     let store = n.store();
     let b = n.batches[0];
@@ -464,11 +271,11 @@ async fn a_start_retried_after_a_crash_between_update_service_and_its_record_res
         restart_core::ports::Claim::Claimed
     );
     let deployment = r.fleet.force_new_deployment(&planned.id).await.unwrap();
-    assert_eq!(n.update_calls(), 1);
+    assert_eq!(n.calls("UpdateService"), 1);
 
     // While the claim's lease runs, another start leaves it to its owner.
     n.start(&r, b).await.unwrap();
-    assert_eq!(n.update_calls(), 1);
+    assert_eq!(n.calls("UpdateService"), 1);
     let rec = store
         .find_record(n.night, &planned.id)
         .await
@@ -479,7 +286,7 @@ async fn a_start_retried_after_a_crash_between_update_service_and_its_record_res
     // Past the lease, the retried start finds the deployment instead of restarting again.
     n.advance(restarter::CLAIM_LEASE.num_seconds());
     n.start(&r, b).await.unwrap();
-    assert_eq!(n.update_calls(), 1);
+    assert_eq!(n.calls("UpdateService"), 1);
     let rec = store
         .find_record(n.night, &planned.id)
         .await
@@ -490,7 +297,7 @@ async fn a_start_retried_after_a_crash_between_update_service_and_its_record_res
     assert_eq!(n.records().await["ok-0"].state, NightState::Completed);
 
     // A crash before UpdateService ran: the retry runs it, once.
-    let n = Night::new(ok_services(1, 120), &[]).await;
+    let n = Night::new(ok_services("ok", 1, 120), &[]).await;
     let r = n.restarter();
     let store = n.store();
     let planned = store.read_batch(n.night, b).await.unwrap().remove(0);
@@ -507,11 +314,11 @@ async fn a_start_retried_after_a_crash_between_update_service_and_its_record_res
     };
     store.claim(Some(&planned), &claim, 10).await.unwrap();
     n.start(&r, b).await.unwrap();
-    assert_eq!(n.update_calls(), 0, "the claim's lease still runs");
+    assert_eq!(n.calls("UpdateService"), 0, "the claim's lease still runs");
     n.advance(restarter::CLAIM_LEASE.num_seconds());
     n.start(&r, b).await.unwrap();
     n.start(&r, b).await.unwrap();
-    assert_eq!(n.update_calls(), 1);
+    assert_eq!(n.calls("UpdateService"), 1);
     n.poll_until_done(&r, 60).await;
     assert_eq!(n.records().await["ok-0"].state, NightState::Completed);
     n.sim.shutdown().await.unwrap();
@@ -519,16 +326,16 @@ async fn a_start_retried_after_a_crash_between_update_service_and_its_record_res
 
 #[tokio::test]
 async fn a_manual_restart_needs_force_once_the_service_restarted_tonight() {
-    let mut services = ok_services(1, 120);
+    let mut services = ok_services("ok", 1, 120);
     services.push(ServiceSpec {
         tags: BTreeMap::new(),
         ..svc("untagged", OnRestart::Complete, 120)
     });
     let n = Night::new(services, &[]).await;
     let r = n.restarter();
-    start_all(&n, &r).await;
+    n.start_all(&r).await;
     n.poll_until_done(&r, 60).await;
-    let arn = sid("ok-0").arn("aws").to_string();
+    let arn = sid(A, "ok-0").arn("aws").to_string();
     let first = n.records().await["ok-0"].clone();
     assert_eq!(first.state, NightState::Completed);
 
@@ -538,13 +345,13 @@ async fn a_manual_restart_needs_force_once_the_service_restarted_tonight() {
         .unwrap_err();
     assert_eq!(err.error_type, ErrorType::InvalidInput);
     assert!(err.message.contains("use force"), "{}", err.message);
-    assert_eq!(n.update_calls(), 1);
+    assert_eq!(n.calls("UpdateService"), 1);
 
     let out = n.restart_by_hand(&r, "ok-0", true).await;
     assert_eq!(out.night, n.night);
     assert_eq!(out.state, NightState::Started);
     assert_ne!(out.deployment_id, first.deployment_id);
-    assert_eq!(n.update_calls(), 2);
+    assert_eq!(n.calls("UpdateService"), 2);
     let poll = |arn: String| {
         let r = &r;
         async move {
@@ -563,16 +370,16 @@ async fn a_manual_restart_needs_force_once_the_service_restarted_tonight() {
     // An untagged service (skipped tonight) restarts on request, without force.
     let out = n.restart_by_hand(&r, "untagged", false).await;
     assert_eq!(out.state, NightState::Started);
-    assert_eq!(n.update_calls(), 3);
+    assert_eq!(n.calls("UpdateService"), 3);
     // A second request while it runs (a retried one) is answered with the restart in
     // flight, and sends no second UpdateService.
     let again = n.restart_by_hand(&r, "untagged", true).await;
     assert_eq!(again.state, NightState::Started);
     assert_eq!(again.deployment_id, out.deployment_id);
-    assert_eq!(n.update_calls(), 3);
+    assert_eq!(n.calls("UpdateService"), 3);
 
     // Unknown and malformed services.
-    let unknown = sid("nope").arn("aws").to_string();
+    let unknown = sid(A, "nope").arn("aws").to_string();
     let err = r
         .handle(json!({ "mode": "service", "service_arn": unknown }))
         .await
@@ -585,23 +392,25 @@ async fn a_manual_restart_needs_force_once_the_service_restarted_tonight() {
         .unwrap_err();
     assert_eq!(err.error_type, ErrorType::InvalidInput);
     assert!(err.message.contains("service_arn"), "{}", err.message);
-    assert_eq!(n.update_calls(), 3);
+    assert_eq!(n.calls("UpdateService"), 3);
     n.sim.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn a_dry_run_writes_the_same_records_and_leaves_the_fleet_untouched() {
-    let n = Night::new(ok_services(4, 120), &[("DRY_RUN", "true")]).await;
+    let n = Night::new(ok_services("ok", 4, 120), &[("DRY_RUN", "true")]).await;
     let r = n.restarter();
     let before = r
         .fleet
-        .describe(&(0..4).map(|i| sid(&format!("ok-{i}"))).collect::<Vec<_>>())
+        .describe(
+            &(0..4)
+                .map(|i| sid(A, &format!("ok-{i}")))
+                .collect::<Vec<_>>(),
+        )
         .await
         .unwrap();
     for &b in &n.batches {
-        let Output::Start(out) = n.start(&r, b).await.unwrap() else {
-            panic!()
-        };
+        let out = n.start(&r, b).await.unwrap();
         assert!(out.dry_run);
     }
     n.poll_until_done(&r, 60).await;
@@ -617,7 +426,11 @@ async fn a_dry_run_writes_the_same_records_and_leaves_the_fleet_untouched() {
     assert_eq!(stats.restarts, 0);
     let after = r
         .fleet
-        .describe(&(0..4).map(|i| sid(&format!("ok-{i}"))).collect::<Vec<_>>())
+        .describe(
+            &(0..4)
+                .map(|i| sid(A, &format!("ok-{i}")))
+                .collect::<Vec<_>>(),
+        )
         .await
         .unwrap();
     assert_eq!(before, after);
@@ -626,16 +439,18 @@ async fn a_dry_run_writes_the_same_records_and_leaves_the_fleet_untouched() {
 
 #[tokio::test]
 async fn no_cluster_ever_has_more_restarts_in_flight_than_its_cap() {
-    let n = Night::new(ok_services(9, 300), &[("MAX_INFLIGHT_PER_CLUSTER", "2")]).await;
+    let n = Night::new(
+        ok_services("ok", 9, 300),
+        &[("MAX_INFLIGHT_PER_CLUSTER", "2")],
+    )
+    .await;
     let r = n.restarter();
     let mut deferred = 0;
     for &b in &n.batches {
-        let Output::Start(out) = n.start(&r, b).await.unwrap() else {
-            panic!()
-        };
+        let out = n.start(&r, b).await.unwrap();
         deferred += out.deferred;
     }
-    assert_eq!(n.update_calls(), 2);
+    assert_eq!(n.calls("UpdateService"), 2);
     assert_eq!(deferred, 7);
     n.poll_until_done(&r, 60).await;
     assert!(
@@ -643,7 +458,7 @@ async fn no_cluster_ever_has_more_restarts_in_flight_than_its_cap() {
             .values()
             .all(|s| *s == NightState::Completed)
     );
-    assert_eq!(n.update_calls(), 9);
+    assert_eq!(n.calls("UpdateService"), 9);
     let stats = n.sim.handle().stats();
     assert_eq!(stats.max_inflight_per_cluster.values().max(), Some(&2));
     n.sim.shutdown().await.unwrap();
@@ -651,7 +466,7 @@ async fn no_cluster_ever_has_more_restarts_in_flight_than_its_cap() {
 
 #[tokio::test]
 async fn bad_input_is_refused_with_what_was_wrong() {
-    let n = Night::new(ok_services(1, 120), &[]).await;
+    let n = Night::new(ok_services("ok", 1, 120), &[]).await;
     let r = n.restarter();
     let cases = [
         (
@@ -681,7 +496,7 @@ async fn bad_input_is_refused_with_what_was_wrong() {
         assert_eq!(err.error_type, ErrorType::InvalidInput, "{event}");
         assert!(err.message.contains(says), "{event}: {}", err.message);
     }
-    assert_eq!(n.update_calls(), 0);
+    assert_eq!(n.calls("UpdateService"), 0);
     n.sim.shutdown().await.unwrap();
 }
 
@@ -718,7 +533,7 @@ async fn polls_space_out_once_only_slow_restarts_remain_but_never_past_the_timeo
 #[tokio::test]
 async fn nothing_starts_after_the_window_and_what_is_left_ends_window_closed() {
     let n = Night::new(
-        ok_services(3, 35 * 60),
+        ok_services("ok", 3, 35 * 60),
         &[
             ("MAX_INFLIGHT_PER_CLUSTER", "1"),
             ("RESTART_TIMEOUT_MINUTES", "60"),
@@ -726,11 +541,11 @@ async fn nothing_starts_after_the_window_and_what_is_left_ends_window_closed() {
     )
     .await;
     let r = n.restarter();
-    start_all(&n, &r).await;
-    assert_eq!(n.update_calls(), 1);
+    n.start_all(&r).await;
+    assert_eq!(n.calls("UpdateService"), 1);
     n.poll_until_done(&r, 120).await;
     assert_eq!(
-        n.update_calls(),
+        n.calls("UpdateService"),
         2,
         "the third restart would start after 01:00"
     );
@@ -755,7 +570,7 @@ async fn nothing_starts_after_the_window_and_what_is_left_ends_window_closed() {
     for &b in &n.batches {
         n.start(&r, b).await.unwrap();
     }
-    assert_eq!(n.update_calls(), 2);
+    assert_eq!(n.calls("UpdateService"), 2);
     n.sim.shutdown().await.unwrap();
 }
 
@@ -763,7 +578,7 @@ async fn nothing_starts_after_the_window_and_what_is_left_ends_window_closed() {
 /// and each such record says so; a batch started after the window without it closes.
 #[tokio::test]
 async fn outside_the_window_only_on_request_and_the_record_says_so() {
-    let n = Night::new(ok_services(4, 120), &[]).await;
+    let n = Night::new(ok_services("ok", 4, 120), &[]).await;
     assert!(n.batches.len() >= 2, "{:?}", n.batches);
     let r = n.restarter();
     n.advance(3700); // 01:01:40, the window ended at 01:00
@@ -771,7 +586,7 @@ async fn outside_the_window_only_on_request_and_the_record_says_so() {
     r.handle(json!({"mode": "start", "night": n.night, "batch": first, "outside_window": true}))
         .await
         .unwrap();
-    let started = n.update_calls();
+    let started = n.calls("UpdateService");
     assert!(started >= 1);
     let store = n.store();
     for rec in store.read_batch(n.night, first).await.unwrap() {
@@ -795,7 +610,11 @@ async fn outside_the_window_only_on_request_and_the_record_says_so() {
         .collect();
     assert!(!planned.is_empty());
     n.start(&r, second).await.unwrap();
-    assert_eq!(n.update_calls(), started, "no start without outside_window");
+    assert_eq!(
+        n.calls("UpdateService"),
+        started,
+        "no start without outside_window"
+    );
     let records = n.records().await;
     for service in &planned {
         assert_eq!(
@@ -828,7 +647,7 @@ async fn recently_deployed_services_are_never_restarted_by_the_night() {
     };
     let n = Night::new(services(), &[]).await;
     let r = n.restarter();
-    start_all(&n, &r).await;
+    n.start_all(&r).await;
     n.poll_until_done(&r, 60).await;
     let records = n.records().await;
     let fresh = &records["fresh"];
@@ -843,41 +662,33 @@ async fn recently_deployed_services_are_never_restarted_by_the_night() {
     assert_eq!(fresh.deployment_id, None);
     assert_eq!(records["stale"].state, NightState::Completed);
     assert_eq!(records["plain"].state, NightState::Completed);
-    assert_eq!(n.update_calls(), 2);
+    assert_eq!(n.calls("UpdateService"), 2);
 
     // On request, on-call restarts it.
     let out = n.restart_by_hand(&r, "fresh", false).await;
     assert_eq!(out.state, NightState::Started);
-    assert_eq!(n.update_calls(), 3);
+    assert_eq!(n.calls("UpdateService"), 3);
     n.sim.shutdown().await.unwrap();
 
     let off = Night::new(services(), &[("SKIP_IF_DEPLOYED_WITHIN_HOURS", "0")]).await;
     let r = off.restarter();
-    start_all(&off, &r).await;
+    off.start_all(&r).await;
     off.poll_until_done(&r, 60).await;
     assert!(
         states(&off.records().await)
             .values()
             .all(|s| *s == NightState::Completed)
     );
-    assert_eq!(off.update_calls(), 3);
+    assert_eq!(off.calls("UpdateService"), 3);
     off.sim.shutdown().await.unwrap();
 }
 
-/// A second account like [`A`], with its own cluster `app` of `services`.
+/// A second account like [`A`], with its own cluster `app` of `services`, owned by another
+/// team.
 fn account_b(services: Vec<ServiceSpec>) -> AccountSpec {
-    AccountSpec {
-        id: B.into(),
-        regions: vec!["eu-west-1".into()],
-        deny_assume_role: false,
-        external_id: None,
-        clusters: vec![ClusterSpec {
-            name: "app".into(),
-            region: Some("eu-west-1".into()),
-            tags: [("team".to_owned(), "search".to_owned())].into(),
-            services,
-        }],
-    }
+    let mut b = account(B, services);
+    b.clusters[0].tags = [("team".to_owned(), "search".to_owned())].into();
+    b
 }
 
 /// An alarm in ALARM from `from` to `until` minutes after the night's start, OK around it.
@@ -931,31 +742,19 @@ fn all_skipped_saying(
     }
 }
 
-/// UpdateService calls fleet-sim saw in `account`.
-fn updates_in(n: &Night, account: &str) -> u64 {
-    n.sim
-        .handle()
-        .stats()
-        .calls
-        .get(account)
-        .and_then(|a| a.get("UpdateService"))
-        .copied()
-        .unwrap_or(0)
-}
-
 #[tokio::test]
 async fn a_closed_change_calendar_sends_no_update_service_and_ends_every_planned_restart_change_freeze()
  {
     let n = Night::new_with(
-        ok_services(4, 120),
+        ok_services("ok", 4, 120),
         &[("CHANGE_CALENDAR", "peak-freeze")],
         |f| f.calendars = vec![freeze("peak-freeze", 0, 24 * 60)],
     )
     .await;
     let r = n.restarter();
-    start_all(&n, &r).await;
+    n.start_all(&r).await;
     n.poll_until_done(&r, 60).await;
-    assert_eq!(n.update_calls(), 0);
+    assert_eq!(n.calls("UpdateService"), 0);
     let records = n.records().await;
     assert_eq!(records.len(), 4);
     all_skipped_saying(
@@ -973,7 +772,7 @@ async fn a_closed_change_calendar_sends_no_update_service_and_ends_every_planned
 async fn a_calendar_that_opens_inside_the_window_lets_the_later_batches_run() {
     // Closed for the first 15 minutes of a one-hour window.
     let n = Night::new_with(
-        ok_services(12, 120),
+        ok_services("ok", 12, 120),
         &[("CHANGE_CALENDAR", "peak-freeze")],
         |f| f.calendars = vec![freeze("peak-freeze", 0, 15)],
     )
@@ -982,7 +781,7 @@ async fn a_calendar_that_opens_inside_the_window_lets_the_later_batches_run() {
     let r = n.restarter();
     let (first, later) = n.batches.split_first().unwrap();
     n.start(&r, *first).await.unwrap();
-    assert_eq!(n.update_calls(), 0);
+    assert_eq!(n.calls("UpdateService"), 0);
     n.advance(20 * 60);
     for &b in later {
         n.start(&r, b).await.unwrap();
@@ -999,7 +798,7 @@ async fn a_calendar_that_opens_inside_the_window_lets_the_later_batches_run() {
         .count();
     assert!(!frozen.is_empty());
     assert_eq!(frozen.len() + completed, 12, "{:?}", states(&records));
-    assert_eq!(n.update_calls(), completed as u64);
+    assert_eq!(n.calls("UpdateService"), completed as u64);
     assert!(completed > 0);
     n.sim.shutdown().await.unwrap();
 }
@@ -1008,18 +807,18 @@ async fn a_calendar_that_opens_inside_the_window_lets_the_later_batches_run() {
 async fn an_unreadable_change_calendar_holds_the_night_and_never_restarts_through_it() {
     // The calendar does not exist: SSM answers InvalidDocument.
     let n = Night::new(
-        ok_services(3, 120),
+        ok_services("ok", 3, 120),
         &[("CHANGE_CALENDAR", "no-such-calendar")],
     )
     .await;
     let r = n.restarter();
-    start_all(&n, &r).await;
-    assert_eq!(n.update_calls(), 0);
+    n.start_all(&r).await;
+    assert_eq!(n.calls("UpdateService"), 0);
     // Held, not ended: planned until the window's end, then window_closed naming why.
     let p = n.poll(&r, n.batches[0]).await;
     assert!(!p.done);
     n.poll_until_done(&r, 10 * 60).await;
-    assert_eq!(n.update_calls(), 0);
+    assert_eq!(n.calls("UpdateService"), 0);
     all_skipped_saying(
         &n.records().await,
         SkipReason::WindowClosed,
@@ -1035,7 +834,7 @@ async fn a_blocking_alarm_in_one_account_holds_only_that_account_until_it_clears
         svc("b-1", OnRestart::Complete, 120),
     ];
     let n = Night::new_with(
-        ok_services(2, 120),
+        ok_services("ok", 2, 120),
         &[("BLOCKING_ALARM_PREFIX", "ecs-restart-block-")],
         |f| {
             f.accounts.push(account_b(b_services));
@@ -1048,17 +847,25 @@ async fn a_blocking_alarm_in_one_account_holds_only_that_account_until_it_clears
     )
     .await;
     let r = n.restarter();
-    start_all(&n, &r).await;
-    assert_eq!(updates_in(&n, A), 2, "account A runs on time");
-    assert_eq!(updates_in(&n, B), 0, "account B is held");
+    n.start_all(&r).await;
+    assert_eq!(n.calls_of(A, "UpdateService"), 2, "account A runs on time");
+    assert_eq!(n.calls_of(B, "UpdateService"), 0, "account B is held");
     n.advance(10 * 60);
     for &b in &n.batches {
         n.poll(&r, b).await;
     }
-    assert_eq!(updates_in(&n, B), 0, "still held while the alarm fires");
+    assert_eq!(
+        n.calls_of(B, "UpdateService"),
+        0,
+        "still held while the alarm fires"
+    );
     n.advance(15 * 60);
     n.poll_until_done(&r, 60).await;
-    assert_eq!(updates_in(&n, B), 2, "the hold ended by itself");
+    assert_eq!(
+        n.calls_of(B, "UpdateService"),
+        2,
+        "the hold ended by itself"
+    );
     // The table says what held the night, where and for how long (the summary's lines).
     let seen = n.store().holds_seen(n.night).await.unwrap();
     assert_eq!(seen.len(), 1, "{seen:?}");
@@ -1087,15 +894,15 @@ async fn a_blocking_alarm_in_one_account_holds_only_that_account_until_it_clears
 #[tokio::test]
 async fn a_blocking_alarm_in_the_hub_holds_everyone_and_the_window_end_names_it() {
     let n = Night::new_with(
-        ok_services(3, 120),
+        ok_services("ok", 3, 120),
         &[("BLOCKING_ALARM_PREFIX", "ecs-restart-block-")],
         |f| f.hub_alarms = vec![alarm("ecs-restart-block-incident", 0, 24 * 60)],
     )
     .await;
     let r = n.restarter();
-    start_all(&n, &r).await;
+    n.start_all(&r).await;
     n.poll_until_done(&r, 10 * 60).await;
-    assert_eq!(n.update_calls(), 0);
+    assert_eq!(n.calls("UpdateService"), 0);
     let records = n.records().await;
     all_skipped_saying(
         &records,
@@ -1135,7 +942,7 @@ async fn a_service_whose_own_deployment_alarm_fires_is_skipped_and_its_owner_tol
     )
     .await;
     let r = n.restarter();
-    start_all(&n, &r).await;
+    n.start_all(&r).await;
     n.poll_until_done(&r, 60).await;
     let records = n.records().await;
     let checkout = &records["checkout"];
@@ -1150,6 +957,6 @@ async fn a_service_whose_own_deployment_alarm_fires_is_skipped_and_its_owner_tol
     assert!(SkipReason::AlarmFiring.owner_actionable());
     assert_eq!(records["search"].state, NightState::Completed);
     assert_eq!(records["plain"].state, NightState::Completed);
-    assert_eq!(n.update_calls(), 2);
+    assert_eq!(n.calls("UpdateService"), 2);
     n.sim.shutdown().await.unwrap();
 }

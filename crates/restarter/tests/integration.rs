@@ -2,6 +2,7 @@
 //! One binary links the AWS SDK once, where a binary per file linked it 8 times
 //! (the disk and the link time of a cold `make test`).
 
+mod harness;
 mod sim;
 
 mod alarm_lines;
