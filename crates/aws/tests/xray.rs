@@ -57,6 +57,21 @@ fn received(socket: &UdpSocket) -> Vec<Value> {
     subsegments
 }
 
+/// The hub's sessions into the member accounts, counting their calls in `calls`.
+fn sessions(sdk: &aws_types::SdkConfig, calls: Arc<ApiCalls>) -> AccountSessions {
+    AccountSessions::new(
+        restart_aws::sts_client(sdk),
+        MemberRole {
+            partition: "aws".into(),
+            role_name: "ecs-restart-member".into(),
+            external_id: None,
+            session_name: "xray".into(),
+        },
+        Arc::new(ManualClock::new(Utc::now())),
+        calls,
+    )
+}
+
 #[tokio::test]
 async fn xray_every_sdk_call_is_one_subsegment_with_its_operation_and_status() {
     let sim = fleet_sim::spawn(FleetSpec::from_yaml_str(SPEC).unwrap())
@@ -72,17 +87,7 @@ async fn xray_every_sdk_call_is_one_subsegment_with_its_operation_and_status() {
     ));
 
     let calls = Arc::new(ApiCalls::default());
-    let sessions = AccountSessions::new(
-        restart_aws::sts_client(&sdk),
-        MemberRole {
-            partition: "aws".into(),
-            role_name: "ecs-restart-member".into(),
-            external_id: None,
-            session_name: "xray".into(),
-        },
-        Arc::new(ManualClock::new(Utc::now())),
-        calls.clone(),
-    );
+    let sessions = sessions(&sdk, calls.clone());
     let fleet = EcsFleet::new(
         sdk.clone(),
         sessions,
@@ -195,17 +200,7 @@ async fn xray_without_the_layer_the_interceptor_records_nothing() {
         ),
     ));
     let calls = Arc::new(ApiCalls::default());
-    let sessions = AccountSessions::new(
-        restart_aws::sts_client(&sdk),
-        MemberRole {
-            partition: "aws".into(),
-            role_name: "ecs-restart-member".into(),
-            external_id: None,
-            session_name: "xray".into(),
-        },
-        Arc::new(ManualClock::new(Utc::now())),
-        calls.clone(),
-    );
+    let sessions = sessions(&sdk, calls.clone());
     let key = sessions.credentials(&"111111111111".parse().unwrap()).await;
     assert!(key.is_ok());
     assert_eq!(calls.snapshot().get("AssumeRole"), Some(&1));

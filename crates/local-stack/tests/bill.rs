@@ -2,15 +2,12 @@
 //! a function error is a transition for each attempt. The restarter refuses the task's input
 //! (a start without a night) before calling anything, so every attempt fails alike.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_sfn::types::ExecutionStatus;
 use local_stack::bill::StepFunctionsBill;
 use local_stack::infra::{ACCOUNT, REGION};
-use local_stack::lambda_host::{Functions, LambdaHost};
 use local_stack::moto::{Moto, find_venv};
-use restart_core::Config;
 
 /// A Task that fails three times (the first attempt and two retries), then is caught.
 fn definition() -> String {
@@ -46,25 +43,8 @@ async fn a_retried_task_is_billed_a_transition_per_attempt_from_motos_history() 
     let moto = Moto::start(&find_venv().unwrap(), lambda_port)
         .await
         .unwrap();
-    let config = Config::from_vars(
-        [
-            ("TABLE_NAME", "t"),
-            ("ACCOUNTS", "111111111111"),
-            ("REGIONS", "eu-west-1"),
-            ("MEMBER_ROLE_NAME", "member"),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned())),
-    )
-    .unwrap();
-    // Nothing listens there: the handler fails on its input before calling anything.
-    let nowhere = local_stack::stack::sdk_config("http://127.0.0.1:9", "http://127.0.0.1:9");
-    let _host = LambdaHost::serve(
-        listener,
-        Arc::new(Functions::new(&config, &nowhere)),
-        moto.endpoint(),
-        local_stack::bill::Meter::new("pk", "sk", None),
-    )
-    .unwrap();
+    // The restarter fails on its input before calling anything.
+    let _host = crate::lambda_host::host_on(listener, &moto.endpoint());
     let sdk = local_stack::stack::sdk_config(&moto.endpoint(), &moto.endpoint());
     let sfn = aws_sdk_sfn::Client::new(&sdk);
     let machine = sfn

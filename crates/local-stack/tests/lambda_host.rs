@@ -11,6 +11,14 @@ use local_stack::lambda_host::{Functions, LambdaHost};
 use restart_core::Config;
 
 async fn host(moto: &str) -> LambdaHost {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    host_on(listener, moto)
+}
+
+/// The four functions served on `listener`, everything else forwarded to `moto`. Their AWS
+/// clients reach nothing: a handler that got past its input would fail with Transient, not
+/// with the errors the tests expect.
+pub fn host_on(listener: tokio::net::TcpListener, moto: &str) -> LambdaHost {
     let config = Config::from_vars(
         [
             ("TABLE_NAME", "t"),
@@ -21,10 +29,7 @@ async fn host(moto: &str) -> LambdaHost {
         .map(|(k, v)| (k.to_owned(), v.to_owned())),
     )
     .unwrap();
-    // Nothing listens there: a handler that reached AWS would fail with Transient, not with
-    // the errors these tests expect.
     let sdk = local_stack::stack::sdk_config("http://127.0.0.1:9", "http://127.0.0.1:9");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     LambdaHost::serve(
         listener,
         Arc::new(Functions::new(&config, &sdk)),
