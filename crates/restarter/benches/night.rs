@@ -13,7 +13,10 @@
 //!
 //! The real handlers run against it through the AWS SDK: inventory, the batcher (36 batches,
 //! 00:00-06:00 UTC every 10 minutes), then, for every batch as the state machine's Map does,
-//! wait until its start, `start`, and `poll` every `wait_seconds` until done. The three
+//! wait until its start, `start`, and `poll` every `wait_seconds` until done, each invocation
+//! in a restarter container no other invocation is using at the time (`Containers`: its own
+//! pacer and sessions, as Lambda runs one invocation per container; UpdateService is paced
+//! across containers through the table, as in production). The three
 //! handlers share one in-memory table (`MemoryStore`: moto answers every Query by scanning the
 //! whole table, which would measure moto), and their clock is fleet-sim's simulated one, so
 //! batch starts, the poll interval and the restart timeout are all simulated time. ECS calls are
@@ -234,7 +237,8 @@ struct Update {
 #[derive(Debug)]
 struct Timed<F> {
     inner: F,
-    updates: Mutex<Vec<Update>>,
+    /// Every container's, in one list.
+    updates: Arc<Mutex<Vec<Update>>>,
 }
 
 impl<F: FleetControl> FleetControl for Timed<F> {
@@ -265,6 +269,57 @@ impl<F: FleetControl> FleetControl for Timed<F> {
 }
 
 type Bench = Restarter<Timed<EcsFleet>, SharedStore>;
+
+/// Lambda's containers of the restarter function. A container runs one invocation at a time,
+/// so an invocation gets a container no other invocation is using (its own pacer and
+/// sessions, as in production): an idle one if there is one, as Lambda reuses them, else a new
+/// one. Only UpdateService is paced across containers (through the table).
+struct Containers {
+    idle: Mutex<Vec<Arc<Bench>>>,
+    new: Box<dyn Fn() -> Bench + Send + Sync>,
+    /// How many were started.
+    started: std::sync::atomic::AtomicUsize,
+    /// Every container's UpdateService calls.
+    updates: Arc<Mutex<Vec<Update>>>,
+}
+
+impl Containers {
+    fn new(
+        updates: Arc<Mutex<Vec<Update>>>,
+        new: impl Fn() -> Bench + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            idle: Mutex::new(Vec::new()),
+            new: Box::new(new),
+            started: std::sync::atomic::AtomicUsize::new(0),
+            updates,
+        }
+    }
+
+    /// An idle container, or a new one.
+    fn take(&self) -> Arc<Bench> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        idle.unwrap_or_else(|| {
+            self.started
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Arc::new((self.new)())
+        })
+    }
+
+    async fn handle(&self, event: serde_json::Value) -> Result<Output, restart_core::HandlerError> {
+        let container = self.take();
+        let out = container.handle(event).await;
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(container);
+        out
+    }
+
+    fn started(&self) -> usize {
+        self.started.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
 
 /// The ECS adapter as each function's `aws.rs` wires it.
 fn ecs_fleet(
@@ -374,7 +429,7 @@ fn windowed_floor(n: u64, rate: f64, burst: f64, began: f64, rtt: f64) -> f64 {
 /// One batch as the state machine's Map iteration runs it: wait until its start, `start`, then
 /// `poll` after every `wait_seconds` until done.
 async fn run_batch(
-    restarter: Arc<Bench>,
+    restarter: Arc<Containers>,
     store: SharedStore,
     clock: Arc<SimTime>,
     night: NaiveDate,
@@ -701,20 +756,25 @@ async fn night() -> anyhow::Result<()> {
     store.set_gate(reads.clone());
 
     // The night: every batch as a Map iteration, all at once (MaxConcurrency 40 ≥ 36).
-    let restarter = Arc::new(Restarter {
-        config: config.clone(),
-        fleet: Timed {
-            // As production: UpdateService also waits for the slots shared through the
-            // table, in seconds of the wall clock.
-            inner: ecs_fleet(&config, &sdk, clock.clone(), "restarter")
-                .with_shared_pace(store.0.clone(), Arc::new(SystemClock)),
-            updates: Mutex::new(Vec::new()),
-        },
-        store: store.clone(),
-        clock: clock.clone(),
-        guards: std::sync::Arc::new(restart_core::guard::NoGuards),
-        budget: START_BUDGET,
-    });
+    let updates = Arc::new(Mutex::new(Vec::new()));
+    let restarter = Arc::new(Containers::new(updates.clone(), {
+        let (config, sdk, clock, store) =
+            (config.clone(), sdk.clone(), clock.clone(), store.clone());
+        move || Restarter {
+            config: config.clone(),
+            fleet: Timed {
+                // As production: UpdateService also waits for the slots shared through the
+                // table, in seconds of the wall clock.
+                inner: ecs_fleet(&config, &sdk, clock.clone(), "restarter")
+                    .with_shared_pace(store.0.clone(), Arc::new(SystemClock)),
+                updates: updates.clone(),
+            },
+            store: store.clone(),
+            clock: clock.clone(),
+            guards: std::sync::Arc::new(restart_core::guard::NoGuards),
+            budget: START_BUDGET,
+        }
+    }));
     let night_wall = Instant::now();
     let night_sim = clock.now();
     let tasks: Vec<_> = plan
@@ -752,7 +812,7 @@ async fn night() -> anyhow::Result<()> {
         &after,
     )
     .await?;
-    let tags = check_tags(&restarter, &report.records).await?;
+    let tags = check_tags(&restarter.take(), &report.records).await?;
     report.print(
         &prep,
         prepared,
@@ -897,7 +957,7 @@ impl Report {
         config: &Config,
         batches: &[PlannedBatch],
         runs: &[BatchRun],
-        restarter: &Bench,
+        restarter: &Containers,
         store: &MemoryStore,
         night: NaiveDate,
         before: &fleet_sim::Stats,
@@ -1073,7 +1133,6 @@ impl Report {
             .filter_map(|r| r.batch.map(|b| (&r.id, b)))
             .collect();
         let updates = restarter
-            .fleet
             .updates
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -1314,11 +1373,13 @@ impl Report {
         let poll_sum: f64 = poll_ms.iter().sum();
         lines.push(format!(
             "restarter invocations (cost): {} = {} starts + {} polls (at most {} polls in a \
-             batch); summed durations {:.0} ms = starts {:.0} ms + polls {:.0} ms",
+             batch) in {} containers; summed durations {:.0} ms = starts {:.0} ms + polls {:.0} \
+             ms",
             start_ms.len() + poll_ms.len(),
             start_ms.len(),
             poll_ms.len(),
             runs.iter().map(|r| r.polls.len()).max().unwrap_or(0),
+            restarter.started(),
             start_sum + poll_sum,
             start_sum,
             poll_sum,

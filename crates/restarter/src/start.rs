@@ -449,6 +449,7 @@ enum AlarmCheck {
 }
 
 impl DeploymentAlarms {
+    /// What the alarms read say of `observed`: only its own deployment alarms count.
     fn check(&self, observed: &ServiceSnapshot) -> AlarmCheck {
         if observed.deployment_alarms.is_empty() {
             return AlarmCheck::Clear;
